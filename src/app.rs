@@ -1,0 +1,859 @@
+//! One function per command: wires config, files and the engine, prints results, and maps
+//! every outcome to an exit code in one place ([`exit_for`]).
+//!
+//! Command output (summaries, `--json` documents, tables) goes to stdout; logs go to stderr
+//! through `telemetry`.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{CommandFactory, FromArgMatches};
+use serde_json::json;
+
+use crate::cli::{self, Cli, Command, Format};
+use crate::config::{self, Config, DatabaseUrl};
+use crate::migrate::apply::{self, DownRange};
+use crate::migrate::backend::Backend;
+use crate::migrate::plan::{Plan, Policy};
+use crate::migrate::repair::{self, Action};
+use crate::migrate::source::{self, MigrationSet, SourceError};
+use crate::migrate::{self, Interrupt, Signal};
+use crate::telemetry;
+
+/// The documented exit codes (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Applied, or nothing to do.
+    Success = 0,
+    /// A migration failed.
+    MigrationFailed = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// Database unreachable after the wait.
+    Unreachable = 3,
+    /// Lock not acquired in time.
+    LockTimeout = 4,
+    /// Validation failed.
+    Invalid = 5,
+    /// Pending migrations (`status --exit-code`).
+    Pending = 10,
+    /// SIGINT.
+    Interrupted = 130,
+    /// SIGTERM.
+    Terminated = 143,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// A failed command: the error to print and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// Documented exit code.
+    pub exit: Exit,
+    /// The error chain, printed with `{:#}`.
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            exit,
+            error: error.into(),
+        }
+    }
+}
+
+/// The exit code of every engine error, in one place.
+pub fn exit_for(e: &migrate::Error) -> Exit {
+    use migrate::Error as E;
+    match e {
+        E::Source(_) | E::Blocked(_) => Exit::Invalid,
+        E::Refused(_) => Exit::Invalid,
+        E::Config { .. } => Exit::Usage,
+        E::Unreachable { .. } => Exit::Unreachable,
+        E::LockTimeout { .. } => Exit::LockTimeout,
+        E::Failed { .. } | E::LockLost { .. } | E::Database { .. } => Exit::MigrationFailed,
+        E::Interrupted(Signal::Interrupt) => Exit::Interrupted,
+        E::Interrupted(Signal::Terminate) => Exit::Terminated,
+    }
+}
+
+impl From<migrate::Error> for Failure {
+    fn from(e: migrate::Error) -> Failure {
+        Failure::new(exit_for(&e), e)
+    }
+}
+
+/// Parses the process's arguments and runs the command.
+pub fn main() -> Result<Exit, Failure> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| Failure::new(Exit::Usage, e))?;
+    let config = config::load(&cli.global, &matches).map_err(|e| Failure::new(Exit::Usage, e))?;
+    telemetry::init(
+        config.log_format,
+        cli.global.verbose as i8 - cli.global.quiet as i8,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(|e| Failure::new(Exit::MigrationFailed, e))?;
+    runtime.block_on(run(cli.command, config))
+}
+
+/// Runs one command with a validated config.
+pub async fn run(command: Command, config: Config) -> Result<Exit, Failure> {
+    let (tx, interrupt) = Interrupt::channel();
+    let signals = tokio::spawn(forward_signals(tx));
+    let result = dispatch(command, &config, interrupt).await;
+    signals.abort();
+    result
+}
+
+async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("could not install signal handlers; SIGINT/SIGTERM end the process at once");
+        return;
+    };
+    let s = tokio::select! {
+        _ = int.recv() => Signal::Interrupt,
+        _ = term.recv() => Signal::Terminate,
+    };
+    tracing::warn!(signal = %s, "stopping: the migration in progress is rolled back and the lock released");
+    let _ = tx.send(Some(s));
+}
+
+async fn dispatch(
+    command: Command,
+    config: &Config,
+    interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    match command {
+        Command::New(args) => new(&args, config),
+        Command::Check(args) => check(&args, config, interrupt).await,
+        Command::Up(args) => up(&args, config, interrupt).await,
+        Command::Down(args) => down(&args, config, interrupt).await,
+        Command::Status(args) => status(&args, config, interrupt).await,
+        Command::History(args) => history(&args, config, interrupt).await,
+        Command::Baseline(args) => baseline(&args, config, interrupt).await,
+        Command::Repair(args) => repair(&args, config, interrupt).await,
+    }
+}
+
+fn load_set(config: &Config) -> Result<MigrationSet, Failure> {
+    source::load(&config.migrations).map_err(|e| migrate::Error::Source(e).into())
+}
+
+async fn connect(
+    config: &Config,
+    url: &DatabaseUrl,
+    interrupt: &mut Interrupt,
+) -> Result<Backend, Failure> {
+    if config.database_is_default && url == &config.database {
+        tracing::info!(database = %url, "no DATABASE_URL set; using the embedded default");
+    }
+    Ok(apply::connect(url, &config.engine, &config.deploy, interrupt).await?)
+}
+
+/// Finishes a run that used `backend`: on interruption end the server session so the lock and
+/// the transaction go with it, otherwise close cleanly.
+async fn finish<T>(backend: Backend, result: Result<T, migrate::Error>) -> Result<T, Failure> {
+    match result {
+        Err(e @ migrate::Error::Interrupted(_)) => {
+            backend.abort(Duration::from_secs(5)).await;
+            Err(e.into())
+        }
+        other => {
+            backend.close().await;
+            Ok(other?)
+        }
+    }
+}
+
+fn out(line: impl AsRef<str>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", line.as_ref());
+}
+
+fn json_out(value: &serde_json::Value) {
+    out(serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+fn version_text(v: Option<i64>) -> String {
+    v.map_or_else(|| "none".into(), |v| v.to_string())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result<Exit, Failure> {
+    let started = Instant::now();
+    let set = load_set(config)?;
+    let policy = Policy {
+        target: args.to,
+        ..config.policy
+    };
+    apply::check_target(&set, &policy)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    if args.dry_run {
+        let result = apply::plan(&mut backend, &set, &policy).await;
+        let (_, plan) = finish(backend, result).await?;
+        print_dry_run(&plan, &set, &policy);
+        return Ok(Exit::Success);
+    }
+    let result = apply::up(
+        &mut backend,
+        &set,
+        &policy,
+        &config.engine,
+        &config.deploy,
+        &mut interrupt,
+    )
+    .await;
+    let report = finish(backend, result).await?;
+    if report.applied.is_empty() {
+        out(format!(
+            "nothing to do: at version {} (head {}), {} applied",
+            version_text(report.plan.current),
+            version_text(report.plan.head),
+            report.plan.applied.len()
+        ));
+    } else {
+        for a in &report.applied {
+            out(format!(
+                "applied {} {} ({} ms)",
+                a.version, a.name, a.duration_ms
+            ));
+        }
+        out(format!(
+            "applied {} migration(s) in {}; now at version {}",
+            report.applied.len(),
+            ms(started.elapsed()),
+            version_text(report.plan.current)
+        ));
+    }
+    if !report.plan.beyond_target.is_empty() {
+        out(format!(
+            "{} migration(s) beyond --to left pending",
+            report.plan.beyond_target.len()
+        ));
+    }
+    Ok(Exit::Success)
+}
+
+fn print_dry_run(plan: &Plan, set: &MigrationSet, policy: &Policy) {
+    let blockers = plan.blockers(policy);
+    for b in &blockers {
+        out(format!("would refuse: {b}"));
+    }
+    if plan.pending.is_empty() {
+        out(format!(
+            "dry run: nothing to do: at version {}",
+            version_text(plan.current)
+        ));
+        return;
+    }
+    out(format!(
+        "dry run: would apply {} migration(s); nothing was changed",
+        plan.pending.len()
+    ));
+    for e in &plan.pending {
+        let Some(m) = set.get(e.version) else {
+            continue;
+        };
+        let mode = if m.up.directives.no_transaction {
+            "no transaction, statement by statement"
+        } else {
+            "one transaction"
+        };
+        out(format!(
+            "\n-- {} {} ({}; {mode})",
+            m.version,
+            m.name,
+            m.up.path.display()
+        ));
+        out(m.up.sql.trim_end());
+    }
+}
+
+fn confirm(prompt: &str) -> bool {
+    eprint!("{prompt} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+async fn down(
+    args: &cli::Down,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let range = match (args.to, args.steps) {
+        (Some(v), _) => DownRange::To(v),
+        (None, Some(n)) => DownRange::Steps(n),
+        (None, None) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!("down needs --to VERSION or --steps N"),
+            ))
+        }
+    };
+    let set = load_set(config)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let result = apply::plan(&mut backend, &set, &Policy::default()).await;
+    let history = match result {
+        Ok((history, _)) => history,
+        Err(e) => return finish(backend, Err(e)).await,
+    };
+    let targets = match apply::select_down(&history, &set, range) {
+        Ok(t) => t,
+        Err(e) => return finish(backend, Err(e)).await,
+    };
+    if targets.is_empty() {
+        backend.close().await;
+        out("nothing to revert");
+        return Ok(Exit::Success);
+    }
+    let list: Vec<String> = targets
+        .iter()
+        .map(|m| format!("{} {}", m.version, m.name))
+        .collect();
+    if args.dry_run {
+        backend.close().await;
+        out(format!(
+            "dry run: would revert {} migration(s), newest first; nothing was changed",
+            targets.len()
+        ));
+        for m in &targets {
+            let Some(down) = &m.down else { continue };
+            out(format!(
+                "\n-- {} {} ({})",
+                m.version,
+                m.name,
+                down.path.display()
+            ));
+            out(down.sql.trim_end());
+        }
+        return Ok(Exit::Success);
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            backend.close().await;
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
+                    "refusing to revert {} without --yes: stdin is not a terminal",
+                    list.join(", ")
+                ),
+            ));
+        }
+        if !confirm(&format!(
+            "revert {} migration(s): {}?",
+            list.len(),
+            list.join(", ")
+        )) {
+            backend.close().await;
+            out("nothing reverted");
+            return Ok(Exit::Success);
+        }
+    }
+    let result = apply::down(
+        &mut backend,
+        &set,
+        range,
+        None,
+        &config.engine,
+        &config.deploy,
+        &mut interrupt,
+    )
+    .await;
+    let reverted = finish(backend, result).await?;
+    for r in &reverted {
+        out(format!(
+            "reverted {} {} ({} ms)",
+            r.version, r.name, r.duration_ms
+        ));
+    }
+    out(format!("reverted {} migration(s)", reverted.len()));
+    Ok(Exit::Success)
+}
+
+async fn status(
+    args: &cli::Status,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let set = load_set(config)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let engine = backend.engine();
+    let result = async {
+        let version = backend
+            .server_version()
+            .await
+            .map_err(migrate::Error::db("reading the server version"))?;
+        let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
+        Ok::<_, migrate::Error>((version, plan))
+    }
+    .await;
+    let (server_version, plan) = finish(backend, result).await?;
+    let blockers = plan.blockers(&config.policy);
+    if args.json {
+        json_out(&json!({
+            "engine": engine,
+            "server_version": server_version,
+            "database": config.database.redacted(),
+            "migrations_dir": config.migrations.display().to_string(),
+            "current_version": plan.current,
+            "head_version": plan.head,
+            "applied": plan.applied,
+            "pending": plan.pending,
+            "modified": plan.modified,
+            "missing": plan.missing,
+            "out_of_order": plan.out_of_order,
+            "dirty": plan.dirty,
+            "problems": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }));
+    } else {
+        out(format!(
+            "database      {} ({engine:?} {server_version})",
+            config.database.redacted()
+        ));
+        out(format!("migrations    {}", config.migrations.display()));
+        out(format!("current       {}", version_text(plan.current)));
+        out(format!("head          {}", version_text(plan.head)));
+        out(format!("applied       {}", plan.applied.len()));
+        out(format!("pending       {}", plan.pending.len()));
+        for e in &plan.pending {
+            out(format!("  pending     {} {}", e.version, e.name));
+        }
+        let problems = [
+            ("modified", plan.modified.len()),
+            ("missing", plan.missing.len()),
+            ("out of order", plan.out_of_order.len()),
+            ("dirty", plan.dirty.len()),
+        ];
+        for (label, n) in problems {
+            if n > 0 {
+                out(format!("{label:<14}{n}"));
+            }
+        }
+        for e in &plan.missing {
+            out(format!(
+                "  missing     {} {} (applied, no file in this build)",
+                e.version, e.name
+            ));
+        }
+        for b in &blockers {
+            out(format!("problem: {b}"));
+        }
+    }
+    if args.exit_code {
+        if !blockers.is_empty() {
+            return Ok(Exit::Invalid);
+        }
+        if !plan.pending.is_empty() {
+            return Ok(Exit::Pending);
+        }
+    }
+    Ok(Exit::Success)
+}
+
+async fn history(
+    args: &cli::History,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let result = backend
+        .read_history()
+        .await
+        .map_err(migrate::Error::db("reading migration history"));
+    let rows = finish(backend, result).await?.unwrap_or_default();
+    if args.json {
+        json_out(&serde_json::to_value(&rows).unwrap_or_default());
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() {
+        out("no migrations applied");
+    }
+    for r in &rows {
+        out(format!(
+            "{:<16} {:<8} {:<25} {:>7} ms  {}  deploy {}  by {}  {}",
+            r.version,
+            r.state.as_str(),
+            r.applied_at.as_deref().unwrap_or("-"),
+            r.execution_ms,
+            &r.checksum[..r.checksum.len().min(12)],
+            r.deploy_id.as_deref().unwrap_or("-"),
+            r.applied_by.as_deref().unwrap_or("-"),
+            r.name
+        ));
+    }
+    Ok(Exit::Success)
+}
+
+/// `name` in snake_case: lower-case ASCII letters and digits, runs of anything else as one `_`.
+pub fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            if c.is_ascii_uppercase() && prev_lower {
+                out.push('_');
+            }
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+            out.push(c.to_ascii_lowercase());
+        } else {
+            prev_lower = false;
+            if !out.ends_with('_') && !out.is_empty() {
+                out.push('_');
+            }
+        }
+    }
+    out.trim_end_matches('_').to_owned()
+}
+
+fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
+    let name = snake_case(&args.name);
+    if name.is_empty() {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("migration name {:?} has no letters or digits", args.name),
+        ));
+    }
+    let dir = &config.migrations;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating migrations directory {}", dir.display()))
+        .map_err(|e| Failure::new(Exit::Usage, e))?;
+    let taken = existing_versions(dir);
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
+    let stamp = now
+        .format(&format)
+        .map_err(|e| Failure::new(Exit::MigrationFailed, e))?;
+    let mut version: i64 = stamp
+        .parse()
+        .map_err(|e| Failure::new(Exit::MigrationFailed, anyhow::Error::new(e)))?;
+    // Two `new` in one second: take the next free number rather than fail.
+    while taken.contains(&version) {
+        version += 1;
+    }
+    let up = dir.join(format!("{version}_{name}.up.sql"));
+    let up_text = format!(
+        "-- {name}: write the forward migration here.\n\
+         -- Directives go in this leading comment block, e.g.:\n\
+         --   -- shipgate:no-transaction     (for CREATE INDEX CONCURRENTLY)\n\
+         --   -- shipgate:lock-timeout 10s\n\
+         -- An up file without SQL fails `shipgate check`.\n"
+    );
+    let mut files = vec![(up, up_text)];
+    if !args.no_down {
+        files.push((
+            dir.join(format!("{version}_{name}.down.sql")),
+            format!("-- Revert {name}: undo the up file, newest change first.\n"),
+        ));
+    }
+    for (path, text) in &files {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))
+            .map_err(|e| Failure::new(Exit::Usage, e))?;
+        f.write_all(text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
+            .map_err(|e| Failure::new(Exit::Usage, e))?;
+        out(format!("created {}", path.display()));
+    }
+    Ok(Exit::Success)
+}
+
+fn existing_versions(dir: &Path) -> std::collections::HashSet<i64> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.split_once('_').and_then(|(v, _)| v.parse().ok())
+        })
+        .collect()
+}
+
+/// One finding of `check`, in every output format.
+struct Finding {
+    file: Option<String>,
+    line: Option<usize>,
+    message: String,
+}
+
+fn source_finding(e: &SourceError) -> Finding {
+    let (file, line) = match e {
+        SourceError::UnreadableDir { dir, .. } => (Some(dir), None),
+        SourceError::UnreadableFile { file, .. }
+        | SourceError::BadFileName { file, .. }
+        | SourceError::DuplicateVersion { file, .. }
+        | SourceError::DownWithoutUp { file, .. }
+        | SourceError::NotUtf8 { file, .. }
+        | SourceError::EmptyUp { file } => (Some(file), None),
+        SourceError::UnknownDirective { file, line, .. }
+        | SourceError::BadDirective { file, line, .. }
+        | SourceError::TransactionControl { file, line, .. } => (Some(file), Some(*line)),
+    };
+    Finding {
+        file: file.map(|f| f.display().to_string()),
+        line,
+        message: e.to_string(),
+    }
+}
+
+async fn check(
+    args: &cli::Check,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let mut findings = Vec::new();
+    let mut count = 0;
+    match source::load(&config.migrations) {
+        Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
+        Ok(set) => {
+            count = set.migrations.len();
+            if let Some(url) = &args.database {
+                let url = if url.is_empty() {
+                    config.database.clone()
+                } else {
+                    DatabaseUrl::new(url.clone())
+                };
+                if let Err(e) = url.engine() {
+                    return Err(Failure::new(
+                        Exit::Usage,
+                        anyhow::anyhow!("check --database {}: {e}", url.redacted()),
+                    ));
+                }
+                let mut backend = connect(config, &url, &mut interrupt).await?;
+                let result = apply::plan(&mut backend, &set, &config.policy).await;
+                let (_, plan) = finish(backend, result).await?;
+                for b in plan.blockers(&config.policy) {
+                    let file = match &b {
+                        migrate::plan::Blocker::Modified(m) => Some(m.file.clone()),
+                        _ => None,
+                    };
+                    findings.push(Finding {
+                        file,
+                        line: None,
+                        message: b.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    match args.format {
+        Format::Human => {
+            for f in &findings {
+                out(format!("error: {}", f.message));
+            }
+            if findings.is_empty() {
+                let against = if args.database.is_some() {
+                    " and consistent with history"
+                } else {
+                    ""
+                };
+                out(format!(
+                    "ok: {count} migration(s) in {} are valid{against}",
+                    config.migrations.display()
+                ));
+            }
+        }
+        Format::Json => json_out(&json!({
+            "ok": findings.is_empty(),
+            "migrations": count,
+            "findings": findings.iter().map(|f| json!({"file": f.file, "line": f.line, "severity": "error", "message": f.message})).collect::<Vec<_>>(),
+        })),
+        Format::Github => {
+            for f in &findings {
+                let mut props = Vec::new();
+                if let Some(file) = &f.file {
+                    props.push(format!("file={}", gh_escape_property(file)));
+                }
+                if let Some(line) = f.line {
+                    props.push(format!("line={line}"));
+                }
+                out(format!(
+                    "::error {}::{}",
+                    props.join(","),
+                    gh_escape_data(&f.message)
+                ));
+            }
+        }
+    }
+    Ok(if findings.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Invalid
+    })
+}
+
+fn gh_escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+fn gh_escape_property(s: &str) -> String {
+    gh_escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+async fn baseline(
+    args: &cli::Baseline,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let set = load_set(config)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let result = repair::baseline(
+        &mut backend,
+        &set,
+        args.version,
+        args.reason.as_deref(),
+        &config.engine,
+        &config.deploy,
+        &mut interrupt,
+    )
+    .await;
+    let change = finish(backend, result).await?;
+    out(change.summary);
+    Ok(Exit::Success)
+}
+
+async fn repair(
+    args: &cli::Repair,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let action = match (
+        args.mark_applied,
+        args.mark_rolled_back,
+        args.accept_checksum,
+    ) {
+        (Some(v), None, None) => Action::MarkApplied(v),
+        (None, Some(v), None) => Action::MarkRolledBack(v),
+        (None, None, Some(v)) => Action::AcceptChecksum(v),
+        _ => return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!(
+                "repair takes exactly one of --mark-applied, --mark-rolled-back, --accept-checksum"
+            ),
+        )),
+    };
+    if let (Action::AcceptChecksum(_), None | Some("")) =
+        (action, args.reason.as_deref().map(str::trim))
+    {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("--accept-checksum needs --reason \"why the edit is safe\""),
+        ));
+    }
+    // An edited file is what accept-checksum is for; other problems in the set still stop it.
+    let set = load_set(config)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let result = repair::repair(
+        &mut backend,
+        &set,
+        action,
+        args.reason.as_deref(),
+        &config.engine,
+        &config.deploy,
+        &mut interrupt,
+    )
+    .await;
+    let change = finish(backend, result).await?;
+    out(change.summary);
+    Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_cases_names() {
+        let cases = [
+            ("add users email", "add_users_email"),
+            ("AddUsersEmail", "add_users_email"),
+            ("add-users.v2", "add_users_v2"),
+            ("  --Hello World!! ", "hello_world"),
+            ("!!!", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(snake_case(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn every_engine_error_has_its_documented_exit_code() {
+        use crate::migrate::backend::{DbError, ErrorKind};
+        let db = DbError {
+            kind: ErrorKind::Query,
+            message: "x".into(),
+            code: None,
+        };
+        let cases = [
+            (migrate::Error::Refused("x".into()), Exit::Invalid),
+            (migrate::Error::Blocked(vec![]), Exit::Invalid),
+            (
+                migrate::Error::Unreachable {
+                    url: "u".into(),
+                    waited: Duration::ZERO,
+                    error: db.clone(),
+                },
+                Exit::Unreachable,
+            ),
+            (
+                migrate::Error::LockTimeout {
+                    waited: Duration::ZERO,
+                    holder: None,
+                },
+                Exit::LockTimeout,
+            ),
+            (
+                migrate::Error::Failed {
+                    version: 1,
+                    file: "f".into(),
+                    error: db.clone(),
+                    statements: None,
+                },
+                Exit::MigrationFailed,
+            ),
+            (
+                migrate::Error::Config {
+                    url: "u".into(),
+                    error: db,
+                },
+                Exit::Usage,
+            ),
+            (
+                migrate::Error::Interrupted(Signal::Terminate),
+                Exit::Terminated,
+            ),
+            (
+                migrate::Error::Interrupted(Signal::Interrupt),
+                Exit::Interrupted,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(exit_for(&e), want, "{e}");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The command line: clap derive only. Doc comments here are the `--help` text.
+//!
+//! Every flag names its environment variable (`[env: …]` in `--help`); clap reads those as it
+//! parses, and `config` tells them apart from flags by their value source. Values whose syntax
+//! shipgate checks itself (durations, URLs, booleans in the config file) stay strings here so
+//! that `config` can report the key and where the value came from.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    applied, or nothing to do
+  1    a migration failed (its transaction rolled back; a no-transaction file is left dirty)
+  2    usage or configuration error
+  3    database unreachable after the connect wait
+  4    migration lock not acquired within the lock wait
+  5    validation failed: file problems, edited checksum, missing, out of order, dirty
+  10   pending migrations (status --exit-code only)
+  130  interrupted (SIGINT), 143 terminated (SIGTERM)";
+
+/// shipgate: apply database migrations safely before every rollout.
+#[derive(Debug, Parser)]
+#[command(name = "shipgate", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command (also settable in the config file).
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Database URL: postgres://user:password@host:port/db or sqlite://path.db. Without one,
+    /// shipgate uses sqlite://shipgate.db.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+
+    /// Directory of migration files [default: migrations]
+    #[arg(long, global = true, env = "SHIPGATE_MIGRATIONS", value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+
+    /// Config file [default: config/shipgate.toml when present]
+    #[arg(long, global = true, env = "SHIPGATE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log format [default: json when stdout is not a terminal, else text]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: Option<String>,
+
+    /// How long to wait for the database to accept connections [default: 60s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_CONNECT_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub connect_timeout: Option<String>,
+
+    /// How long to wait for the migration lock [default: 300s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LOCK_WAIT",
+        value_name = "DURATION"
+    )]
+    pub lock_wait: Option<String>,
+
+    /// Per-statement wait for table locks (PostgreSQL lock_timeout) [default: 5s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LOCK_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub lock_timeout: Option<String>,
+
+    /// Retries of a whole migration that failed on a lock timeout [default: 5]
+    #[arg(long, global = true, env = "SHIPGATE_LOCK_RETRIES", value_name = "N")]
+    pub lock_retries: Option<String>,
+
+    /// Per-statement time limit, 0 for none (PostgreSQL statement_timeout) [default: 0]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_STATEMENT_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub statement_timeout: Option<String>,
+
+    /// Prefix of shipgate's tables: <prefix>_migrations, _runs, _audit [default: shipgate]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_TABLE_PREFIX",
+        value_name = "PREFIX"
+    )]
+    pub table_prefix: Option<String>,
+
+    /// PostgreSQL schema of shipgate's tables [default: the connection's current schema]
+    #[arg(long, global = true, env = "SHIPGATE_SCHEMA", value_name = "SCHEMA")]
+    pub schema: Option<String>,
+
+    /// Fail when the database has applied migrations this build does not have
+    #[arg(long, global = true, env = "SHIPGATE_STRICT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub strict: Option<String>,
+
+    /// Apply pending migrations older than the newest applied one instead of failing
+    #[arg(long, global = true, env = "SHIPGATE_ALLOW_OUT_OF_ORDER", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_out_of_order: Option<String>,
+
+    /// Deploy id recorded with every migration [default: from the platform, e.g. RAILWAY_DEPLOYMENT_ID]
+    #[arg(long, global = true, env = "SHIPGATE_DEPLOY_ID", value_name = "ID")]
+    pub deploy_id: Option<String>,
+
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings only, -qq errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations (alembic upgrade head)
+    Up(Up),
+    /// Revert applied migrations with their .down.sql files, newest first (alembic downgrade)
+    Down(Down),
+    /// Show current version, head, and what is applied, pending, modified, missing or dirty
+    Status(Status),
+    /// List applied migrations with time, duration, checksum, deploy id and host
+    History(History),
+    /// Create a new migration file pair named <UTC timestamp>_<name>
+    New(New),
+    /// Validate migration files; with --database also compare them with history (CI gate)
+    Check(Check),
+    /// Record every migration up to --version as applied without running it (alembic stamp)
+    Baseline(Baseline),
+    /// Resolve a dirty migration or accept an edited checksum; every repair is audited
+    Repair(Repair),
+}
+
+/// `shipgate up`.
+#[derive(Debug, Args)]
+pub struct Up {
+    /// Stop after this version
+    #[arg(long, env = "SHIPGATE_TO", value_name = "VERSION")]
+    pub to: Option<i64>,
+    /// Print the plan and the SQL that would run; change nothing
+    #[arg(long, env = "SHIPGATE_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+/// `shipgate down`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("range").required(true).args(["to", "steps"])))]
+pub struct Down {
+    /// Revert every migration newer than this version (it stays applied)
+    #[arg(long, env = "SHIPGATE_DOWN_TO", value_name = "VERSION")]
+    pub to: Option<i64>,
+    /// Revert this many migrations
+    #[arg(long, env = "SHIPGATE_STEPS", value_name = "N")]
+    pub steps: Option<u32>,
+    /// Do not ask for confirmation (required when stdin is not a terminal)
+    #[arg(long, env = "SHIPGATE_YES")]
+    pub yes: bool,
+    /// Print what would be reverted and the SQL; change nothing
+    #[arg(long, env = "SHIPGATE_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+/// `shipgate status`.
+#[derive(Debug, Args)]
+pub struct Status {
+    /// Print JSON
+    #[arg(long, env = "SHIPGATE_JSON")]
+    pub json: bool,
+    /// Exit 10 when migrations are pending
+    #[arg(long, env = "SHIPGATE_EXIT_CODE")]
+    pub exit_code: bool,
+}
+
+/// `shipgate history`.
+#[derive(Debug, Args)]
+pub struct History {
+    /// Print JSON
+    #[arg(long, env = "SHIPGATE_JSON")]
+    pub json: bool,
+}
+
+/// `shipgate new`.
+#[derive(Debug, Args)]
+pub struct New {
+    /// What the migration does, e.g. "add users email"; written in snake_case
+    pub name: String,
+    /// Create only the up file (an irreversible migration)
+    #[arg(long, env = "SHIPGATE_NO_DOWN")]
+    pub no_down: bool,
+}
+
+/// Output format of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// file: message lines
+    Human,
+    /// one JSON document
+    Json,
+    /// GitHub Actions workflow annotations
+    Github,
+}
+
+/// `shipgate check`.
+#[derive(Debug, Args)]
+pub struct Check {
+    /// Also compare checksums and order with the history in this database (default: the
+    /// configured database URL)
+    #[arg(long, env = "SHIPGATE_CHECK_DATABASE", value_name = "URL", num_args = 0..=1, default_missing_value = "", hide_env_values = true)]
+    pub database: Option<String>,
+    /// Output format
+    #[arg(long, env = "SHIPGATE_FORMAT", value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+/// `shipgate baseline`.
+#[derive(Debug, Args)]
+pub struct Baseline {
+    /// Record every migration up to and including this version as applied
+    #[arg(long, env = "SHIPGATE_BASELINE_VERSION", value_name = "VERSION")]
+    pub version: i64,
+    /// Why (written to the audit table)
+    #[arg(long, env = "SHIPGATE_REASON")]
+    pub reason: Option<String>,
+}
+
+/// `shipgate repair`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("action").required(true).args(["mark_applied", "mark_rolled_back", "accept_checksum"])))]
+pub struct Repair {
+    /// Mark a dirty migration as applied (you finished it by hand)
+    #[arg(long, env = "SHIPGATE_MARK_APPLIED", value_name = "VERSION")]
+    pub mark_applied: Option<i64>,
+    /// Forget a dirty migration so the next run applies it again (you undid it by hand)
+    #[arg(long, env = "SHIPGATE_MARK_ROLLED_BACK", value_name = "VERSION")]
+    pub mark_rolled_back: Option<i64>,
+    /// Record the edited file's checksum for an applied migration (needs --reason)
+    #[arg(
+        long,
+        env = "SHIPGATE_ACCEPT_CHECKSUM",
+        value_name = "VERSION",
+        requires = "reason"
+    )]
+    pub accept_checksum: Option<i64>,
+    /// Why (written to the audit table)
+    #[arg(long, env = "SHIPGATE_REASON")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,635 @@
+//! Layered configuration → one validated [`Config`].
+//!
+//! Owns precedence (flag > environment > config file > built-in default, SPEC §2), validation
+//! with errors that name the key and where its value came from, secret redaction, and the
+//! platform's deploy metadata. This is the only module that reads the process environment
+//! (clap reads the `SHIPGATE_*` flag variables while parsing, declared in `cli`) or config files.
+//! The file layer goes through figment; every value is then checked here, once.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use figment::providers::{Format as _, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Global;
+use crate::migrate::plan::Policy;
+
+/// The embedded default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://shipgate.db";
+/// The config file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "config/shipgate.toml";
+
+/// Every setting shipgate runs with, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where migrations are applied.
+    pub database: DatabaseUrl,
+    /// True when no URL was configured and the embedded SQLite default is used.
+    pub database_is_default: bool,
+    /// The migrations directory.
+    pub migrations: PathBuf,
+    /// Log output format; `None` picks by whether stdout is a terminal.
+    pub log_format: Option<LogFormat>,
+    /// Bounds and names for the migration engine.
+    pub engine: EngineSettings,
+    /// Planning policy (strict, out of order); the target is set per command.
+    pub policy: Policy,
+    /// Deploy metadata recorded with every run and migration.
+    pub deploy: DeployInfo,
+}
+
+/// Bounds and names the migration engine runs with.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Total wait for the database to accept a connection.
+    pub connect_timeout: Duration,
+    /// Total wait for the migration lock.
+    pub lock_wait: Duration,
+    /// Per-statement wait for table locks.
+    pub lock_timeout: Duration,
+    /// Retries of a whole migration that failed on a lock timeout.
+    pub lock_retries: u32,
+    /// Per-statement time limit; `None` is off.
+    pub statement_timeout: Option<Duration>,
+    /// Prefix of shipgate's tables.
+    pub table_prefix: String,
+    /// PostgreSQL schema of shipgate's tables; `None` is the connection's current schema.
+    pub schema: Option<String>,
+}
+
+impl EngineSettings {
+    /// The history table's name.
+    pub fn migrations_table(&self) -> String {
+        format!("{}_migrations", self.table_prefix)
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Who is deploying what, from the platform's variables.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeployInfo {
+    /// The platform's deploy/release id.
+    pub deploy_id: Option<String>,
+    /// The application version: commit or image.
+    pub app_version: Option<String>,
+    /// This host's name.
+    pub host: String,
+    /// This process's id.
+    pub pid: u32,
+}
+
+impl DeployInfo {
+    /// `host:pid`, as recorded in `applied_by`.
+    pub fn applied_by(&self) -> String {
+        format!("{}:{}", self.host, self.pid)
+    }
+
+    /// The `application_name` a database session shows: shipgate and the deploy id.
+    pub fn application_name(&self) -> String {
+        let mut name = match &self.deploy_id {
+            Some(id) => format!("shipgate {id}"),
+            None => "shipgate".to_owned(),
+        };
+        // PostgreSQL truncates at 63 bytes; cut on a character boundary ourselves.
+        while name.len() > 63 {
+            name.pop();
+        }
+        name
+    }
+}
+
+/// A database URL. Its `Debug` and `Display` never show the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+/// The database engines shipgate speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl DatabaseUrl {
+    /// Wraps a URL; see [`DatabaseUrl::engine`] for validation.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The full URL, password included. Only backends call this, to connect.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The engine, from the scheme.
+    pub fn engine(&self) -> Result<Engine, String> {
+        let scheme = self.0.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("postgres" | "postgresql") => Ok(Engine::Postgres),
+            Some("sqlite") => Ok(Engine::Sqlite),
+            Some(other) => Err(format!(
+                "unsupported scheme `{other}` (expected postgres:// or sqlite://)"
+            )),
+            None => Err("not a URL (expected postgres://… or sqlite://…)".into()),
+        }
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact(&self.0)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Replaces the password of a URL, in its userinfo or a `password=` query parameter, with `***`.
+/// Works on strings that do not parse as URLs too, so that a malformed URL is safe to print.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    for key in ["password=", "sslpassword="] {
+        let mut from = 0;
+        while let Some(i) = out[from..].find(key) {
+            let start = from + i + key.len();
+            let end = out[start..].find('&').map_or(out.len(), |j| start + j);
+            out.replace_range(start..end, "***");
+            from = start + 3;
+        }
+    }
+    out
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag.
+    Flag(String),
+    /// An environment variable.
+    Env(String),
+    /// A config file, with the line of the key when it could be found.
+    File(PathBuf, Option<usize>),
+    /// The built-in default.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::File(path, Some(line)) => write!(f, "{}:{line}", path.display()),
+            Origin::File(path, None) => write!(f, "{}", path.display()),
+            Origin::Default => f.write_str("built-in default"),
+        }
+    }
+}
+
+/// A configuration problem, reported before any connection is made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value failed validation.
+    #[error("invalid {key} = {value:?} (from {origin}): expected {expected}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// The offending value (redacted when secret).
+        value: String,
+        /// Where it came from.
+        origin: Origin,
+        /// What would be accepted.
+        expected: String,
+    },
+    /// The config file could not be read or parsed.
+    #[error("config file {}: {message}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, with the key and line where known.
+        message: String,
+    },
+}
+
+/// The config file's keys. Every field is optional so a file sets only what it needs; the
+/// committed `config/shipgate.toml` lists each one at its default.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Layer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migrations: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connect_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock_wait: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lock_retries: Option<LooseU32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statement_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<LooseBool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_out_of_order: Option<LooseBool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deploy_id: Option<String>,
+}
+
+/// A boolean from TOML (`true`) or from a flag/env string (`"true"`), checked later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LooseBool {
+    Bool(bool),
+    Text(String),
+}
+
+/// An integer from TOML (`5`) or from a flag/env string (`"5"`), checked later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LooseU32 {
+    Int(i64),
+    Text(String),
+}
+
+/// The flag names of the global settings, as clap ids, flags and env vars.
+const KEYS: &[(&str, &str, &str)] = &[
+    ("database_url", "--database-url", "DATABASE_URL"),
+    ("migrations", "--migrations", "SHIPGATE_MIGRATIONS"),
+    ("log_format", "--log-format", "SHIPGATE_LOG_FORMAT"),
+    (
+        "connect_timeout",
+        "--connect-timeout",
+        "SHIPGATE_CONNECT_TIMEOUT",
+    ),
+    ("lock_wait", "--lock-wait", "SHIPGATE_LOCK_WAIT"),
+    ("lock_timeout", "--lock-timeout", "SHIPGATE_LOCK_TIMEOUT"),
+    ("lock_retries", "--lock-retries", "SHIPGATE_LOCK_RETRIES"),
+    (
+        "statement_timeout",
+        "--statement-timeout",
+        "SHIPGATE_STATEMENT_TIMEOUT",
+    ),
+    ("table_prefix", "--table-prefix", "SHIPGATE_TABLE_PREFIX"),
+    ("schema", "--schema", "SHIPGATE_SCHEMA"),
+    ("strict", "--strict", "SHIPGATE_STRICT"),
+    (
+        "allow_out_of_order",
+        "--allow-out-of-order",
+        "SHIPGATE_ALLOW_OUT_OF_ORDER",
+    ),
+    ("deploy_id", "--deploy-id", "SHIPGATE_DEPLOY_ID"),
+];
+
+/// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
+/// file and the platform's environment.
+pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError> {
+    let (file, explicit) = match &global.config {
+        Some(path) => (Some(path.clone()), true),
+        None => {
+            let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+            (default.is_file().then_some(default), false)
+        }
+    };
+    let file_text = match &file {
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                message: if explicit {
+                    format!("cannot read: {e}")
+                } else {
+                    format!("cannot read the default config file: {e}")
+                },
+            })?,
+        ),
+        None => None,
+    };
+
+    let cli = Layer {
+        database_url: global.database_url.clone(),
+        migrations: global.migrations.as_ref().map(|p| p.display().to_string()),
+        log_format: global.log_format.clone(),
+        connect_timeout: global.connect_timeout.clone(),
+        lock_wait: global.lock_wait.clone(),
+        lock_timeout: global.lock_timeout.clone(),
+        lock_retries: global.lock_retries.clone().map(LooseU32::Text),
+        statement_timeout: global.statement_timeout.clone(),
+        table_prefix: global.table_prefix.clone(),
+        schema: global.schema.clone(),
+        strict: global.strict.clone().map(LooseBool::Text),
+        allow_out_of_order: global.allow_out_of_order.clone().map(LooseBool::Text),
+        deploy_id: global.deploy_id.clone(),
+    };
+    let mut figment = Figment::new();
+    if let Some(text) = &file_text {
+        figment = figment.merge(Toml::string(text));
+    }
+    let figment = figment.merge(Serialized::defaults(&cli));
+    let layer: Layer = figment
+        .extract()
+        .map_err(|e| file_error(e, file.as_deref(), file_text.as_deref()))?;
+
+    let origin = |key: &str| -> Origin {
+        let (id, flag, env) = KEYS
+            .iter()
+            .find(|(k, ..)| *k == key)
+            .copied()
+            .unwrap_or((key, key, key));
+        match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => Origin::Flag(flag.to_owned()),
+            Some(ValueSource::EnvVariable) => Origin::Env(env.to_owned()),
+            _ => match (&file, &file_text) {
+                (Some(path), Some(text)) => Origin::File(path.clone(), line_of(text, key)),
+                _ => Origin::Default,
+            },
+        }
+    };
+    let invalid = |key: &str, value: &str, expected: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        origin: origin(key),
+        expected: expected.to_owned(),
+    };
+    let duration =
+        |key: &str, value: Option<&String>, default: Duration| -> Result<Duration, ConfigError> {
+            match value {
+                None => Ok(default),
+                Some(v) => humantime::parse_duration(v.trim())
+                    .map_err(|_| invalid(key, v, "a duration such as 500ms, 30s or 5m")),
+            }
+        };
+    let boolean = |key: &str, value: &Option<LooseBool>| -> Result<bool, ConfigError> {
+        match value {
+            None => Ok(false),
+            Some(LooseBool::Bool(b)) => Ok(*b),
+            Some(LooseBool::Text(t)) => match t.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" | "" => Ok(false),
+                _ => Err(invalid(key, t, "true or false")),
+            },
+        }
+    };
+
+    let (database, database_is_default) = match layer.database_url.as_deref().map(str::trim) {
+        Some(url) if !url.is_empty() => (DatabaseUrl::new(url), false),
+        _ => (DatabaseUrl::new(DEFAULT_DATABASE_URL), true),
+    };
+    if let Err(expected) = database.engine() {
+        return Err(invalid("database_url", &database.redacted(), &expected));
+    }
+    let log_format = match layer.log_format.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("text") => Some(LogFormat::Text),
+        Some("json") => Some(LogFormat::Json),
+        Some(other) => return Err(invalid("log_format", other, "text or json")),
+    };
+    let lock_retries = match &layer.lock_retries {
+        None => 5,
+        Some(LooseU32::Int(n)) => u32::try_from(*n)
+            .map_err(|_| invalid("lock_retries", &n.to_string(), "a whole number from 0"))?,
+        Some(LooseU32::Text(t)) => t
+            .trim()
+            .parse()
+            .map_err(|_| invalid("lock_retries", t, "a whole number from 0"))?,
+    };
+    let statement_timeout = duration(
+        "statement_timeout",
+        layer.statement_timeout.as_ref(),
+        Duration::ZERO,
+    )?;
+    let table_prefix = layer
+        .table_prefix
+        .clone()
+        .unwrap_or_else(|| "shipgate".into());
+    if !is_identifier(&table_prefix) {
+        return Err(invalid(
+            "table_prefix",
+            &table_prefix,
+            "lower-case letters, digits and _, starting with a letter, at most 40 characters",
+        ));
+    }
+    let schema = layer.schema.clone().filter(|s| !s.trim().is_empty());
+    if let Some(s) = &schema {
+        if !is_identifier(s) {
+            return Err(invalid(
+                "schema",
+                s,
+                "lower-case letters, digits and _, starting with a letter",
+            ));
+        }
+    }
+    let engine = EngineSettings {
+        connect_timeout: duration(
+            "connect_timeout",
+            layer.connect_timeout.as_ref(),
+            Duration::from_secs(60),
+        )?,
+        lock_wait: duration(
+            "lock_wait",
+            layer.lock_wait.as_ref(),
+            Duration::from_secs(300),
+        )?,
+        lock_timeout: duration(
+            "lock_timeout",
+            layer.lock_timeout.as_ref(),
+            Duration::from_secs(5),
+        )?,
+        lock_retries,
+        statement_timeout: (!statement_timeout.is_zero()).then_some(statement_timeout),
+        table_prefix,
+        schema,
+    };
+    let policy = Policy {
+        strict: boolean("strict", &layer.strict)?,
+        allow_out_of_order: boolean("allow_out_of_order", &layer.allow_out_of_order)?,
+        target: None,
+    };
+    Ok(Config {
+        database,
+        database_is_default,
+        migrations: PathBuf::from(layer.migrations.unwrap_or_else(|| "migrations".into())),
+        log_format,
+        engine,
+        policy,
+        deploy: deploy_info(layer.deploy_id),
+    })
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 40
+}
+
+/// The first line of `text` that assigns `key` at the top level.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> ConfigError {
+    let path = path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_owned);
+    let mut messages = Vec::new();
+    for e in err {
+        let key = e.path.last().cloned();
+        let message = match &e.kind {
+            figment::error::Kind::UnknownField(field, _) => {
+                let line = text
+                    .and_then(|t| line_of(t, field))
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                format!("unknown key `{field}`{line}; see config/shipgate.toml for every key")
+            }
+            figment::error::Kind::Message(m) => m.clone(),
+            kind => {
+                let line = key
+                    .as_deref()
+                    .and_then(|k| text.and_then(|t| line_of(t, k)));
+                match (key, line) {
+                    (Some(k), Some(l)) => format!("key `{k}` (line {l}): {kind}"),
+                    (Some(k), None) => format!("key `{k}`: {kind}"),
+                    _ => kind.to_string(),
+                }
+            }
+        };
+        messages.push(message);
+    }
+    ConfigError::File {
+        path,
+        message: messages.join("; "),
+    }
+}
+
+/// Reads the platform's deploy variables. `explicit` (flag, env or file) wins.
+fn deploy_info(explicit: Option<String>) -> DeployInfo {
+    let first = |vars: &[&str]| {
+        vars.iter().find_map(|v| {
+            std::env::var(v)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+    };
+    let deploy_id = explicit.filter(|s| !s.trim().is_empty()).or_else(|| {
+        first(&[
+            "RAILWAY_DEPLOYMENT_ID",
+            "HEROKU_RELEASE_VERSION",
+            "RENDER_DEPLOY_ID",
+            "FLY_MACHINE_VERSION",
+            "GITHUB_RUN_ID",
+        ])
+    });
+    let app_version = first(&[
+        "SHIPGATE_APP_VERSION",
+        "RAILWAY_GIT_COMMIT_SHA",
+        "HEROKU_SLUG_COMMIT",
+        "SOURCE_VERSION",
+        "RENDER_GIT_COMMIT",
+        "FLY_IMAGE_REF",
+        "GITHUB_SHA",
+    ]);
+    let host = first(&["RAILWAY_REPLICA_ID", "HOSTNAME"])
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    DeployInfo {
+        deploy_id,
+        app_version,
+        host,
+        pid: std::process::id(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_everywhere_they_hide() {
+        let cases = [
+            (
+                "postgres://u:secret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            (
+                "postgres://u:se%40cret@h/db?sslmode=require",
+                "postgres://u:***@h/db?sslmode=require",
+            ),
+            (
+                "postgres://u@h/db?password=secret&x=1",
+                "postgres://u@h/db?password=***&x=1",
+            ),
+            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+            ("sqlite://shipgate.db", "sqlite://shipgate.db"),
+            ("not a url:secret@", "not a url:secret@"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact(url), want, "{url}");
+        }
+        let url = DatabaseUrl::new("postgres://u:hunter2@h/db");
+        assert!(!format!("{url:?} {url}").contains("hunter2"));
+    }
+
+    #[test]
+    fn finds_the_line_of_a_key() {
+        let text = "# lock_wait = \"1s\"\n\nlock_wait = \"x\"\nlock_waiting = 1\n";
+        assert_eq!(line_of(text, "lock_wait"), Some(3));
+        assert_eq!(line_of(text, "schema"), None);
+    }
+
+    #[test]
+    fn application_name_fits_postgres() {
+        let d = DeployInfo {
+            deploy_id: Some("é".repeat(40)),
+            ..DeployInfo::default()
+        };
+        assert!(d.application_name().len() <= 63);
+        assert!(d.application_name().starts_with("shipgate "));
+    }
+}

@@ -1,0 +1,17 @@
+//! shipgate applies database migrations safely before every rollout.
+//!
+//! A tour, in reading order:
+//! - [`cli`] declares the command line; [`config`] layers flags, environment, the config file
+//!   and defaults into one validated [`config::Config`];
+//! - [`migrate`] is the engine: [`migrate::source`] reads migration files and
+//!   [`migrate::plan`] compares them with history (both pure), [`migrate::backend`] talks to
+//!   PostgreSQL or SQLite over one dedicated connection, and [`migrate::apply`],
+//!   [`migrate::lock`] and [`migrate::repair`] drive a run;
+//! - [`app`] has one function per command and maps every outcome to an exit code;
+//! - [`telemetry`] sets up logs.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod migrate;
+pub mod telemetry;

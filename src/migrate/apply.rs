@@ -1,0 +1,581 @@
+//! Driving a backend through a run: connect with a bounded wait, plan, lock, apply, revert.
+//!
+//! Owns the shared shape of a run — the fast no-op path that reads history once and takes no
+//! lock, re-planning under the lock, retries of a migration that hit a lock timeout, progress
+//! of no-transaction files, and releasing the lock on every path. Engine differences stay in
+//! `backend`. Nothing here prints; callers get reports and [`Error`]s.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::backend::{Audit, Backend, DbError, ErrorKind, Record, Timeouts};
+use super::plan::{self, HistoryRow, Plan, Policy, State};
+use super::source::{Migration, MigrationSet, Script, Version};
+use super::{jitter, lock, Error, Interrupt};
+use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
+
+const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
+const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+const CONNECT_ATTEMPT_MAX: Duration = Duration::from_secs(10);
+const RETRY_BACKOFF_START: Duration = Duration::from_secs(1);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Connects within `settings.connect_timeout`, backing off 250 ms doubling to 5 s, jittered.
+#[tracing::instrument(skip_all)]
+pub async fn connect(
+    url: &DatabaseUrl,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<Backend, Error> {
+    let started = Instant::now();
+    let mut delay = CONNECT_BACKOFF_START;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let remaining = settings.connect_timeout.saturating_sub(started.elapsed());
+        let bound = remaining.clamp(Duration::from_millis(100), CONNECT_ATTEMPT_MAX);
+        let result = tokio::select! {
+            r = tokio::time::timeout(bound, Backend::connect(url, settings, deploy)) => r,
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        };
+        let error = match result {
+            Ok(Ok(backend)) => return Ok(backend),
+            Ok(Err(e)) if e.kind == ErrorKind::Config => {
+                return Err(Error::Config {
+                    url: url.redacted(),
+                    error: e,
+                })
+            }
+            Ok(Err(e)) => e,
+            Err(_) => DbError {
+                kind: ErrorKind::Connection,
+                message: format!(
+                    "connect attempt timed out after {}",
+                    humantime::format_duration(bound)
+                ),
+                code: None,
+            },
+        };
+        let elapsed = started.elapsed();
+        let sleep = jitter(delay);
+        if elapsed + sleep >= settings.connect_timeout {
+            return Err(Error::Unreachable {
+                url: url.redacted(),
+                waited: elapsed,
+                error,
+            });
+        }
+        tracing::warn!(attempt, database = %url, error = %error, retry_in_ms = sleep.as_millis() as u64, "database not reachable yet");
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        }
+        delay = (delay * 2).min(CONNECT_BACKOFF_MAX);
+    }
+}
+
+/// One applied migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// Version.
+    pub version: Version,
+    /// Name.
+    pub name: String,
+    /// Wall time, including retries.
+    pub duration_ms: u64,
+    /// Retries after lock timeouts.
+    pub retries: u32,
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// Migrations applied, in order.
+    pub applied: Vec<Applied>,
+    /// The plan as it stood when the run ended (after the changes).
+    pub plan: Plan,
+    /// Time spent waiting for the lock (zero when no lock was needed).
+    pub lock_wait_ms: u64,
+}
+
+/// Reads history and plans. The no-op path is exactly this: one query.
+pub async fn plan(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    policy: &Policy,
+) -> Result<(Vec<HistoryRow>, Plan), Error> {
+    let history = backend
+        .read_history()
+        .await
+        .map_err(Error::db("reading migration history"))?
+        .unwrap_or_default();
+    let plan = plan::compute(&history, set, policy);
+    Ok((history, plan))
+}
+
+/// Checks a `--to` target against the files.
+pub fn check_target(set: &MigrationSet, policy: &Policy) -> Result<(), Error> {
+    match policy.target {
+        Some(v) if set.get(v).is_none() => Err(Error::Refused(format!(
+            "--to {v}: no migration with that version in {}",
+            set.dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Applies what is pending. Without pending work it returns after one history read, without
+/// taking the lock; with work it locks, re-reads history under the lock, and applies.
+#[tracing::instrument(skip_all)]
+pub async fn up(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    policy: &Policy,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<UpReport, Error> {
+    check_target(set, policy)?;
+    let (_, plan) = plan(backend, set, policy).await?;
+    refuse_blockers(&plan, policy)?;
+    if plan.pending.is_empty() {
+        return Ok(UpReport {
+            applied: Vec::new(),
+            plan,
+            lock_wait_ms: 0,
+        });
+    }
+    let waited = lock::acquire(backend, settings.lock_wait, interrupt).await?;
+    let result = up_locked(backend, set, policy, settings, deploy, interrupt).await;
+    if let Err(e @ Error::Interrupted(_)) = result {
+        // The connection may be mid-statement; the caller aborts the session instead.
+        return Err(e);
+    }
+    release(backend).await;
+    result.map(|(applied, plan)| UpReport {
+        applied,
+        plan,
+        lock_wait_ms: waited.as_millis() as u64,
+    })
+}
+
+/// Releases the lock and says so when it was not held (it was lost mid-run).
+pub async fn release(backend: &mut Backend) {
+    match backend.unlock().await {
+        Ok(true) => tracing::debug!("migration lock released"),
+        Ok(false) => tracing::warn!(
+            "the migration lock was not held at release; another session may have run concurrently"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing the migration lock failed; it goes with the session when the connection closes")
+        }
+    }
+}
+
+fn refuse_blockers(plan: &Plan, policy: &Policy) -> Result<(), Error> {
+    let blockers = plan.blockers(policy);
+    if !blockers.is_empty() {
+        return Err(Error::Blocked(blockers));
+    }
+    for m in &plan.missing {
+        tracing::warn!(migration_version = m.version, name = %m.name, "applied migration has no file in this build: the database is ahead of it");
+    }
+    Ok(())
+}
+
+async fn up_locked(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    policy: &Policy,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<(Vec<Applied>, Plan), Error> {
+    backend
+        .ensure_tables()
+        .await
+        .map_err(Error::db("creating shipgate's tables"))?;
+    // Another process may have applied some or all of it while we waited.
+    let (_, plan) = plan(backend, set, policy).await?;
+    refuse_blockers(&plan, policy)?;
+    let mut applied = Vec::new();
+    for entry in &plan.pending {
+        let m = set
+            .get(entry.version)
+            .expect("the plan only lists versions from the set");
+        let started = Instant::now();
+        let retries = apply_one(backend, m, settings, deploy, interrupt).await?;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(migration_version = m.version, name = %m.name, duration_ms, retries, "applied migration");
+        applied.push(Applied {
+            version: m.version,
+            name: m.name.clone(),
+            duration_ms,
+            retries,
+        });
+    }
+    let (_, plan) = self::plan(backend, set, policy).await?;
+    Ok((applied, plan))
+}
+
+fn timeouts(script: &Script, settings: &EngineSettings) -> Timeouts {
+    Timeouts {
+        lock_timeout: script
+            .directives
+            .lock_timeout
+            .unwrap_or(settings.lock_timeout),
+        statement_timeout: match script.directives.statement_timeout {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => settings.statement_timeout,
+        },
+    }
+}
+
+fn retry_delay(attempt: u32) -> Duration {
+    jitter((RETRY_BACKOFF_START * 2u32.saturating_pow(attempt)).min(RETRY_BACKOFF_MAX))
+}
+
+/// Applies one migration; returns the number of lock-timeout retries it took.
+async fn apply_one(
+    backend: &mut Backend,
+    m: &Migration,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<u32, Error> {
+    let record = Record {
+        version: m.version,
+        name: &m.name,
+        checksum: &m.checksum,
+        deploy,
+    };
+    let t = timeouts(&m.up, settings);
+    let file = m.up.path.display().to_string();
+    if m.up.directives.no_transaction {
+        return apply_untracked(backend, m, &record, t, settings.lock_retries, interrupt).await;
+    }
+    let mut attempt = 0;
+    loop {
+        let result = tokio::select! {
+            r = backend.apply_in_transaction(&m.up.sql, &record, t) => r,
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        };
+        match result {
+            Ok(()) => return Ok(attempt),
+            Err(e) if e.kind == ErrorKind::LockLost => {
+                return Err(Error::LockLost {
+                    version: m.version,
+                    error: e,
+                })
+            }
+            Err(e) if e.kind == ErrorKind::LockTimeout && attempt < settings.lock_retries => {
+                let delay = retry_delay(attempt);
+                attempt += 1;
+                tracing::warn!(migration_version = m.version, attempt, of = settings.lock_retries, retry_in_ms = delay.as_millis() as u64, error = %e, "migration hit the lock timeout; rolled back, retrying");
+                wait_or_interrupt(delay, interrupt).await?;
+            }
+            Err(error) => {
+                return Err(Error::Failed {
+                    version: m.version,
+                    file,
+                    error,
+                    statements: None,
+                })
+            }
+        }
+    }
+}
+
+async fn wait_or_interrupt(d: Duration, interrupt: &mut Interrupt) -> Result<(), Error> {
+    tokio::select! {
+        () = tokio::time::sleep(d) => Ok(()),
+        signal = interrupt.wait() => Err(Error::Interrupted(signal)),
+    }
+}
+
+/// A no-transaction migration: `running` row, statements one at a time with progress, then
+/// `applied`. A failure leaves a `failed` row; a crash leaves `running`. Both are dirty.
+async fn apply_untracked(
+    backend: &mut Backend,
+    m: &Migration,
+    record: &Record<'_>,
+    t: Timeouts,
+    lock_retries: u32,
+    interrupt: &mut Interrupt,
+) -> Result<u32, Error> {
+    let file = m.up.path.display().to_string();
+    backend
+        .verify_lock()
+        .await
+        .map_err(|error| Error::LockLost {
+            version: m.version,
+            error,
+        })?;
+    backend
+        .start_untracked(record)
+        .await
+        .map_err(Error::db(format!(
+            "recording migration {} as running",
+            m.version
+        )))?;
+    backend
+        .set_session_timeouts(t)
+        .await
+        .map_err(Error::db("setting the migration's timeouts"))?;
+    let started = Instant::now();
+    let total = m.up.statements.len();
+    let mut retries = 0;
+    for (i, statement) in m.up.statements.iter().enumerate() {
+        let mut attempt = 0;
+        loop {
+            let result = tokio::select! {
+                r = backend.exec_statement(&statement.sql) => r,
+                signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+            };
+            match result {
+                Ok(()) => break,
+                Err(e) if e.kind == ErrorKind::LockTimeout && attempt < lock_retries => {
+                    let delay = retry_delay(attempt);
+                    attempt += 1;
+                    retries += 1;
+                    tracing::warn!(migration_version = m.version, statement = i + 1, attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "statement hit the lock timeout; retrying it");
+                    wait_or_interrupt(delay, interrupt).await?;
+                }
+                Err(error) => {
+                    let message = format!("statement {} (line {}): {error}", i + 1, statement.line);
+                    if let Err(e) = backend.fail_untracked(m.version, &message).await {
+                        tracing::error!(migration_version = m.version, error = %e, "could not record the failure; the row stays `running`, which is dirty too");
+                    }
+                    let _ = backend.reset_session_timeouts().await;
+                    return Err(Error::Failed {
+                        version: m.version,
+                        file,
+                        error,
+                        statements: Some((i, total)),
+                    });
+                }
+            }
+        }
+        backend
+            .record_progress(m.version, i + 1)
+            .await
+            .map_err(Error::db(format!(
+                "recording progress of migration {}",
+                m.version
+            )))?;
+        tracing::info!(
+            migration_version = m.version,
+            statement = i + 1,
+            of = total,
+            line = statement.line,
+            "statement committed"
+        );
+    }
+    let ms = started.elapsed().as_millis() as i64;
+    backend
+        .finish_untracked(m.version, ms)
+        .await
+        .map_err(Error::db(format!(
+            "recording migration {} as applied",
+            m.version
+        )))?;
+    backend
+        .reset_session_timeouts()
+        .await
+        .map_err(Error::db("restoring the session's timeouts"))?;
+    Ok(retries)
+}
+
+/// Which applied migrations `down` reverts, newest first.
+#[derive(Debug, Clone, Copy)]
+pub enum DownRange {
+    /// Everything newer than this version.
+    To(Version),
+    /// The newest N.
+    Steps(u32),
+}
+
+/// One reverted migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reverted {
+    /// Version.
+    pub version: Version,
+    /// Name.
+    pub name: String,
+    /// Wall time.
+    pub duration_ms: u64,
+}
+
+/// The versions `range` selects from history, newest first, each with its down script; refuses
+/// when a dirty row exists or a selected migration has no down file.
+pub fn select_down<'s>(
+    history: &[HistoryRow],
+    set: &'s MigrationSet,
+    range: DownRange,
+) -> Result<Vec<&'s Migration>, Error> {
+    if let Some(d) = history.iter().find(|r| r.state != State::Applied) {
+        return Err(Error::Refused(format!(
+            "migration {} is dirty (state {}); resolve it with `shipgate repair` before reverting",
+            d.version,
+            d.state.as_str()
+        )));
+    }
+    let mut applied: Vec<&HistoryRow> = history.iter().collect();
+    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let chosen: Vec<&HistoryRow> = match range {
+        DownRange::To(v) => applied.into_iter().take_while(|r| r.version > v).collect(),
+        DownRange::Steps(n) => applied.into_iter().take(n as usize).collect(),
+    };
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for r in chosen {
+        match set.get(r.version) {
+            Some(m) if m.down.is_some() => out.push(m),
+            Some(m) => problems.push(format!(
+                "migration {} ({}) has no down file",
+                r.version,
+                m.up.path.display()
+            )),
+            None => problems.push(format!(
+                "migration {} ({}) has no files in this build",
+                r.version, r.name
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Refused(format!(
+            "cannot revert: {}; nothing was reverted",
+            problems.join("; ")
+        )));
+    }
+    Ok(out)
+}
+
+/// Reverts the migrations `range` selects, newest first, each in its own transaction (a
+/// no-transaction down file runs statement by statement, then its row is removed).
+#[tracing::instrument(skip_all)]
+pub async fn down(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    range: DownRange,
+    reason: Option<&str>,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<Vec<Reverted>, Error> {
+    let (history, _) = plan(backend, set, &Policy::default()).await?;
+    if select_down(&history, set, range)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    lock::acquire(backend, settings.lock_wait, interrupt).await?;
+    let result = down_locked(backend, set, range, reason, settings, deploy, interrupt).await;
+    if let Err(e @ Error::Interrupted(_)) = result {
+        return Err(e);
+    }
+    release(backend).await;
+    result
+}
+
+async fn down_locked(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    range: DownRange,
+    reason: Option<&str>,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<Vec<Reverted>, Error> {
+    let (history, _) = plan(backend, set, &Policy::default()).await?;
+    let targets = select_down(&history, set, range)?;
+    let mut reverted = Vec::new();
+    for m in targets {
+        let script = m
+            .down
+            .as_ref()
+            .expect("select_down keeps only migrations with a down file");
+        let file = script.path.display().to_string();
+        let t = timeouts(script, settings);
+        let audit = Audit {
+            action: "down",
+            version: Some(m.version),
+            reason,
+            before: Some(format!("applied {}", m.checksum)),
+            after: Some("reverted".into()),
+            deploy,
+        };
+        let started = Instant::now();
+        if script.directives.no_transaction {
+            backend
+                .verify_lock()
+                .await
+                .map_err(|error| Error::LockLost {
+                    version: m.version,
+                    error,
+                })?;
+            backend
+                .set_session_timeouts(t)
+                .await
+                .map_err(Error::db("setting the revert's timeouts"))?;
+            let total = script.statements.len();
+            for (i, statement) in script.statements.iter().enumerate() {
+                let result = tokio::select! {
+                    r = backend.exec_statement(&statement.sql) => r,
+                    signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+                };
+                if let Err(error) = result {
+                    let _ = backend.reset_session_timeouts().await;
+                    return Err(Error::Failed {
+                        version: m.version,
+                        file,
+                        error,
+                        statements: Some((i, total)),
+                    });
+                }
+            }
+            backend
+                .reset_session_timeouts()
+                .await
+                .map_err(Error::db("restoring the session's timeouts"))?;
+            backend
+                .forget(m.version, &audit)
+                .await
+                .map_err(Error::db(format!(
+                    "removing migration {} from history",
+                    m.version
+                )))?;
+        } else {
+            let result = tokio::select! {
+                r = backend.revert_in_transaction(&script.sql, m.version, &audit, t) => r,
+                signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+            };
+            match result {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::LockLost => {
+                    return Err(Error::LockLost {
+                        version: m.version,
+                        error: e,
+                    })
+                }
+                Err(error) => {
+                    return Err(Error::Failed {
+                        version: m.version,
+                        file,
+                        error,
+                        statements: None,
+                    })
+                }
+            }
+        }
+        let duration_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(migration_version = m.version, name = %m.name, duration_ms, "reverted migration");
+        reverted.push(Reverted {
+            version: m.version,
+            name: m.name.clone(),
+            duration_ms,
+        });
+    }
+    Ok(reverted)
+}

@@ -1,0 +1,879 @@
+//! One database connection for one run, behind an engine-neutral interface.
+//!
+//! Owns the connection (one dedicated connection per run, never pooled), the history,
+//! run and audit tables, the migration lock, and executing scripts. What differs per engine
+//! (SQL dialect, catalog queries, the lock primitive) comes from `postgres` and `sqlite`; what
+//! does not (the shape of history rows, how a transactional migration and its history row are
+//! sent together, error classification) lives here once. Nothing engine-specific — no sqlx row
+//! or connection type — crosses this module's public surface.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{Connection, Row};
+
+use super::plan::{HistoryRow, State};
+use super::source::Version;
+use super::{postgres, sqlite};
+use crate::config::{DatabaseUrl, DeployInfo, Engine, EngineSettings};
+
+/// What kind of database failure this is; the caller branches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The connection could not be made or was lost.
+    Connection,
+    /// The URL or connection settings are invalid: retrying cannot help.
+    Config,
+    /// A statement gave up waiting for a table lock (retried as a whole migration).
+    LockTimeout,
+    /// A statement ran past the statement timeout.
+    StatementTimeout,
+    /// The migration lock is no longer held by this session.
+    LockLost,
+    /// Anything else: the SQL failed.
+    Query,
+}
+
+/// A database error, engine-neutral, with the server's message and code.
+#[derive(Debug, Clone)]
+pub struct DbError {
+    /// Classification.
+    pub kind: ErrorKind,
+    /// The server's (or driver's) message.
+    pub message: String,
+    /// SQLSTATE (PostgreSQL) or result code (SQLite), when the server gave one.
+    pub code: Option<String>,
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} (code {code})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl DbError {
+    fn from_sqlx(err: sqlx::Error, engine: Engine) -> DbError {
+        match err {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned());
+                let kind = match (engine, code.as_deref()) {
+                    (Engine::Postgres, Some(postgres::LOCK_LOST_SQLSTATE)) => ErrorKind::LockLost,
+                    (Engine::Postgres, Some("55P03")) => ErrorKind::LockTimeout,
+                    (Engine::Postgres, Some("57014")) => ErrorKind::StatementTimeout,
+                    (Engine::Postgres, Some(c))
+                        if c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03" =>
+                    {
+                        ErrorKind::Connection
+                    }
+                    // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+                    (Engine::Sqlite, Some(c))
+                        if matches!(c.parse::<i32>().map(|n| n & 0xff), Ok(5 | 6)) =>
+                    {
+                        ErrorKind::LockTimeout
+                    }
+                    _ => ErrorKind::Query,
+                };
+                let mut message = db.message().to_owned();
+                if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    if let Some(detail) = pg.detail() {
+                        message.push_str(&format!("; detail: {detail}"));
+                    }
+                    if let Some(hint) = pg.hint() {
+                        message.push_str(&format!("; hint: {hint}"));
+                    }
+                }
+                DbError {
+                    kind,
+                    message,
+                    code,
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => DbError {
+                kind: ErrorKind::Connection,
+                message: err.to_string(),
+                code: None,
+            },
+            other => DbError {
+                kind: ErrorKind::Query,
+                message: other.to_string(),
+                code: None,
+            },
+        }
+    }
+
+    pub(crate) fn query(message: impl Into<String>) -> DbError {
+        DbError {
+            kind: ErrorKind::Query,
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+/// Who holds the migration lock, as far as the database can tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LockHolder {
+    /// Server process (PostgreSQL) or OS process (SQLite) id.
+    pub pid: Option<i64>,
+    /// The holder's application_name (or shipgate's deploy id on SQLite).
+    pub application: Option<String>,
+    /// Client address or host.
+    pub client: Option<String>,
+    /// Since when (connection start on PostgreSQL, lock time on SQLite), RFC 3339.
+    pub since: Option<String>,
+}
+
+impl fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let or = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+        write!(
+            f,
+            "pid {}, application {:?}, client {}, since {}",
+            self.pid.map_or_else(|| "?".into(), |p| p.to_string()),
+            or(&self.application),
+            or(&self.client),
+            or(&self.since)
+        )
+    }
+}
+
+/// Per-statement bounds for one migration: the session's, or the file's overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Wait for table locks.
+    pub lock_timeout: Duration,
+    /// Statement run time; `None` is off.
+    pub statement_timeout: Option<Duration>,
+}
+
+/// Who applies a migration, written into its history row.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Version.
+    pub version: Version,
+    /// Name.
+    pub name: &'a str,
+    /// Checksum of the up file.
+    pub checksum: &'a str,
+    /// Deploy metadata.
+    pub deploy: &'a DeployInfo,
+}
+
+/// One audit row: baseline, repair, accept-checksum, down.
+#[derive(Debug, Clone)]
+pub struct Audit<'a> {
+    /// What was done.
+    pub action: &'a str,
+    /// To which migration.
+    pub version: Option<Version>,
+    /// Why, as the operator said.
+    pub reason: Option<&'a str>,
+    /// The state before.
+    pub before: Option<String>,
+    /// The state after.
+    pub after: Option<String>,
+    /// Who.
+    pub deploy: &'a DeployInfo,
+}
+
+/// A row of the audit table, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What was done.
+    pub action: String,
+    /// To which migration.
+    pub version: Option<Version>,
+    /// `host:pid`.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// State before.
+    pub before: Option<String>,
+    /// State after.
+    pub after: Option<String>,
+}
+
+/// The SQL-level differences between engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// A string literal that is safe whatever the server's escaping settings.
+    pub(crate) fn quote(self, s: &str) -> String {
+        let s = s.replace('\0', "");
+        match self {
+            Dialect::Postgres => format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+            Dialect::Sqlite => format!("'{}'", s.replace('\'', "''")),
+        }
+    }
+
+    fn opt(self, s: Option<&str>) -> String {
+        s.map_or_else(|| "NULL".into(), |s| self.quote(s))
+    }
+
+    fn now(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "clock_timestamp()",
+            Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+        }
+    }
+
+    fn time_text(self, column: &str) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+            }
+            Dialect::Sqlite => column.to_owned(),
+        }
+    }
+
+    /// Milliseconds since the transaction began, measured by the server, when it can tell.
+    fn elapsed_ms(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => {
+                Some("CAST(EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000 AS bigint)")
+            }
+            Dialect::Sqlite => None,
+        }
+    }
+
+    fn begin(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "BEGIN",
+            // Take the write lock up front, so a reader never has to be upgraded mid-migration.
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
+}
+
+/// The names of shipgate's tables, quoted and qualified for SQL.
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    pub(crate) migrations: String,
+    pub(crate) runs: String,
+    pub(crate) audit: String,
+}
+
+impl Tables {
+    fn new(settings: &EngineSettings) -> Tables {
+        let q = |t: &str| match &settings.schema {
+            Some(schema) => format!("\"{schema}\".\"{}_{t}\"", settings.table_prefix),
+            None => format!("\"{}_{t}\"", settings.table_prefix),
+        };
+        Tables {
+            migrations: q("migrations"),
+            runs: q("runs"),
+            audit: q("audit"),
+        }
+    }
+}
+
+enum Conn {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+/// An open connection to the database of one run.
+pub struct Backend {
+    conn: Conn,
+    dialect: Dialect,
+    tables: Tables,
+    settings: EngineSettings,
+    url: DatabaseUrl,
+    pg_lock: Option<postgres::LockKey>,
+    sqlite_lock: Option<sqlite::FileLock>,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("engine", &self.engine())
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl Backend {
+    /// Opens one connection (a single attempt; `apply::connect` owns the wait and backoff).
+    pub async fn connect(
+        url: &DatabaseUrl,
+        settings: &EngineSettings,
+        deploy: &DeployInfo,
+    ) -> Result<Backend, DbError> {
+        let engine = url.engine().map_err(DbError::query)?;
+        let conn = match engine {
+            Engine::Postgres => Conn::Postgres(postgres::connect(url, settings, deploy).await?),
+            Engine::Sqlite => Conn::Sqlite(sqlite::connect(url, settings).await?),
+        };
+        let dialect = match engine {
+            Engine::Postgres => Dialect::Postgres,
+            Engine::Sqlite => Dialect::Sqlite,
+        };
+        Ok(Backend {
+            conn,
+            dialect,
+            tables: Tables::new(settings),
+            settings: settings.clone(),
+            url: url.clone(),
+            pg_lock: None,
+            sqlite_lock: None,
+        })
+    }
+
+    /// The engine behind this connection.
+    pub fn engine(&self) -> Engine {
+        match self.conn {
+            Conn::Postgres(_) => Engine::Postgres,
+            Conn::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
+    /// Runs a script of one or more statements as one simple-query message (one round trip).
+    pub(crate) async fn exec(&mut self, sql: &str) -> Result<(), DbError> {
+        let engine = self.engine();
+        let result = match &mut self.conn {
+            Conn::Postgres(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
+            Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
+        };
+        result.map_err(|e| DbError::from_sqlx(e, engine))
+    }
+
+    /// Runs a query whose columns are all text (cast them in SQL) and returns its rows.
+    pub(crate) async fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
+        let engine = self.engine();
+        let result = match &mut self.conn {
+            Conn::Postgres(c) => sqlx::raw_sql(sql)
+                .fetch_all(c)
+                .await
+                .map(|rows| rows.iter().map(texts).collect()),
+            Conn::Sqlite(c) => sqlx::raw_sql(sql)
+                .fetch_all(c)
+                .await
+                .map(|rows| rows.iter().map(texts).collect()),
+        };
+        result.map_err(|e| DbError::from_sqlx(e, engine))
+    }
+
+    /// The server's version string.
+    pub async fn server_version(&mut self) -> Result<String, DbError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => "SELECT current_setting('server_version')",
+            Dialect::Sqlite => "SELECT sqlite_version()",
+        };
+        let rows = self.rows(sql).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .unwrap_or_default())
+    }
+
+    /// The migration history, or `None` when the history table does not exist yet.
+    /// One round trip; this is the every-deploy path.
+    pub async fn read_history(&mut self) -> Result<Option<Vec<HistoryRow>>, DbError> {
+        let sql = format!(
+            "SELECT CAST(version AS TEXT), name, checksum, state, CAST(statements_done AS TEXT), error, {}, \
+             CAST(execution_ms AS TEXT), applied_by, deploy_id, app_version FROM {} ORDER BY version",
+            self.dialect.time_text("applied_at"),
+            self.tables.migrations
+        );
+        let rows = match self.rows(&sql).await {
+            Ok(rows) => rows,
+            Err(e) if self.is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        rows.into_iter()
+            .map(|r| history_row(&r))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn is_missing_table(&self, e: &DbError) -> bool {
+        match self.dialect {
+            Dialect::Postgres => e.code.as_deref() == Some("42P01"),
+            Dialect::Sqlite => e.message.contains("no such table"),
+        }
+    }
+
+    /// Creates shipgate's tables if they are missing. Call under the lock.
+    pub async fn ensure_tables(&mut self) -> Result<(), DbError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => {
+                postgres::create_tables(&self.tables, self.settings.schema.as_deref())
+            }
+            Dialect::Sqlite => sqlite::create_tables(&self.tables),
+        };
+        self.exec(&sql).await
+    }
+
+    /// Tries once to take the migration lock.
+    pub async fn try_lock(&mut self) -> Result<bool, DbError> {
+        match self.dialect {
+            Dialect::Postgres => {
+                if self.pg_lock.is_none() {
+                    let key = postgres::lock_key(self, &self.settings.clone()).await?;
+                    self.pg_lock = Some(key);
+                }
+                let key = self.pg_lock.clone().expect("lock key set just above");
+                let rows = self.rows(&key.try_lock_sql()).await?;
+                Ok(first(&rows).as_deref() == Some("t"))
+            }
+            Dialect::Sqlite => {
+                if self.sqlite_lock.is_some() {
+                    return Ok(true);
+                }
+                match sqlite::FileLock::try_acquire(&self.url)? {
+                    Some(lock) => {
+                        self.sqlite_lock = Some(lock);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+        }
+    }
+
+    /// Who holds the lock now, if anyone can be seen holding it.
+    pub async fn lock_holder(&mut self) -> Result<Option<LockHolder>, DbError> {
+        match self.dialect {
+            Dialect::Postgres => {
+                let Some(key) = self.pg_lock.clone() else {
+                    return Ok(None);
+                };
+                let rows = self.rows(&key.holder_sql()).await?;
+                Ok(rows.first().map(|r| LockHolder {
+                    pid: r.first().cloned().flatten().and_then(|p| p.parse().ok()),
+                    application: r.get(1).cloned().flatten(),
+                    client: r.get(2).cloned().flatten(),
+                    since: r.get(3).cloned().flatten(),
+                }))
+            }
+            Dialect::Sqlite => Ok(sqlite::FileLock::holder(&self.url)),
+        }
+    }
+
+    /// Releases the lock; `Ok(false)` when it turned out not to be held.
+    pub async fn unlock(&mut self) -> Result<bool, DbError> {
+        match self.dialect {
+            Dialect::Postgres => {
+                let Some(key) = self.pg_lock.clone() else {
+                    return Ok(false);
+                };
+                let rows = self.rows(&key.unlock_sql()).await?;
+                Ok(first(&rows).as_deref() == Some("t"))
+            }
+            Dialect::Sqlite => Ok(self
+                .sqlite_lock
+                .take()
+                .is_some_and(sqlite::FileLock::release)),
+        }
+    }
+
+    /// Checks that the lock is still ours (PostgreSQL: held by this very server session).
+    pub async fn verify_lock(&mut self) -> Result<(), DbError> {
+        match (&self.pg_lock, self.dialect) {
+            (Some(key), Dialect::Postgres) => {
+                let sql = key.check_sql();
+                self.exec(&sql).await
+            }
+            (None, Dialect::Postgres) => Err(lost(
+                "the migration lock was never taken on this connection",
+            )),
+            (_, Dialect::Sqlite) => match self.sqlite_lock {
+                Some(_) => Ok(()),
+                None => Err(lost("the migration lock file is not held by this process")),
+            },
+        }
+    }
+
+    fn session_timeouts(&self, t: Timeouts, local: bool) -> String {
+        match self.dialect {
+            Dialect::Postgres => postgres::timeouts_sql(t, local),
+            Dialect::Sqlite => sqlite::timeouts_sql(t),
+        }
+    }
+
+    fn default_timeouts(&self) -> Timeouts {
+        Timeouts {
+            lock_timeout: self.settings.lock_timeout,
+            statement_timeout: self.settings.statement_timeout,
+        }
+    }
+
+    fn insert_applied_sql(&self, r: &Record<'_>, state: State, execution_ms: &str) -> String {
+        let d = self.dialect;
+        format!(
+            "INSERT INTO {} (version, name, checksum, state, statements_done, applied_at, execution_ms, applied_by, deploy_id, app_version) \
+             VALUES ({}, {}, {}, '{}', 0, {}, {}, {}, {}, {})",
+            self.tables.migrations,
+            r.version,
+            d.quote(r.name),
+            d.quote(r.checksum),
+            state.as_str(),
+            d.now(),
+            execution_ms,
+            d.quote(&r.deploy.applied_by()),
+            d.opt(r.deploy.deploy_id.as_deref()),
+            d.opt(r.deploy.app_version.as_deref()),
+        )
+    }
+
+    /// Applies a script and writes its history row in one transaction, sent as one message:
+    /// `BEGIN; timeouts; lock check; <file>; INSERT history; COMMIT`. On error the transaction
+    /// is rolled back before returning.
+    pub async fn apply_in_transaction(
+        &mut self,
+        sql: &str,
+        record: &Record<'_>,
+        timeouts: Timeouts,
+    ) -> Result<(), DbError> {
+        let mut batch = String::with_capacity(sql.len() + 512);
+        batch.push_str(self.dialect.begin());
+        batch.push_str(";\n");
+        if timeouts != self.default_timeouts() {
+            batch.push_str(&self.session_timeouts(timeouts, true));
+        }
+        if let (Some(key), Dialect::Postgres) = (&self.pg_lock, self.dialect) {
+            batch.push_str(&key.check_sql());
+            batch.push_str(";\n");
+        }
+        batch.push_str(sql);
+        // A file may end in a line comment; start the appended statements on a new line.
+        batch.push_str("\n;\n");
+        let elapsed = self.dialect.elapsed_ms();
+        batch.push_str(&self.insert_applied_sql(record, State::Applied, elapsed.unwrap_or("0")));
+        batch.push_str(";\nCOMMIT;");
+        let started = std::time::Instant::now();
+        match self.exec(&batch).await {
+            Ok(()) if elapsed.is_some() => Ok(()),
+            Ok(()) => {
+                // The engine cannot time its own transaction: record the time after the commit.
+                let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+                let update = format!(
+                    "UPDATE {} SET execution_ms = {ms} WHERE version = {}",
+                    self.tables.migrations, record.version
+                );
+                if let Err(e) = self.exec(&update).await {
+                    tracing::warn!(migration_version = record.version, error = %e, "could not record the execution time");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn rollback(&mut self) {
+        if let Err(e) = self.exec("ROLLBACK").await {
+            tracing::debug!(error = %e, "rollback after a failed migration");
+        }
+    }
+
+    /// Writes the `running` row of a no-transaction migration (replacing nothing: the plan
+    /// guarantees there is no row for this version).
+    pub async fn start_untracked(&mut self, record: &Record<'_>) -> Result<(), DbError> {
+        let sql = self.insert_applied_sql(record, State::Running, "0");
+        self.exec(&sql).await
+    }
+
+    /// Sets per-session timeouts for the statements of a no-transaction migration.
+    pub async fn set_session_timeouts(&mut self, t: Timeouts) -> Result<(), DbError> {
+        let sql = self.session_timeouts(t, false);
+        if sql.is_empty() {
+            return Ok(());
+        }
+        self.exec(&sql).await
+    }
+
+    /// Restores the session's default timeouts.
+    pub async fn reset_session_timeouts(&mut self) -> Result<(), DbError> {
+        let t = self.default_timeouts();
+        self.set_session_timeouts(t).await
+    }
+
+    /// Records that `done` statements of a no-transaction migration have committed.
+    pub async fn record_progress(&mut self, version: Version, done: usize) -> Result<(), DbError> {
+        let sql = format!(
+            "UPDATE {} SET statements_done = {done} WHERE version = {version}",
+            self.tables.migrations
+        );
+        self.exec(&sql).await
+    }
+
+    /// Flips a no-transaction migration to applied.
+    pub async fn finish_untracked(
+        &mut self,
+        version: Version,
+        execution_ms: i64,
+    ) -> Result<(), DbError> {
+        let sql = format!(
+            "UPDATE {} SET state = 'applied', error = NULL, execution_ms = {execution_ms}, applied_at = {} WHERE version = {version}",
+            self.tables.migrations,
+            self.dialect.now()
+        );
+        self.exec(&sql).await
+    }
+
+    /// Marks a no-transaction migration failed, keeping its progress, with the error.
+    pub async fn fail_untracked(&mut self, version: Version, error: &str) -> Result<(), DbError> {
+        let sql = format!(
+            "UPDATE {} SET state = 'failed', error = {} WHERE version = {version}",
+            self.tables.migrations,
+            self.dialect.quote(error)
+        );
+        self.exec(&sql).await
+    }
+
+    /// Reverts one migration: runs the down script and deletes its history row, with an audit
+    /// row, in one transaction.
+    pub async fn revert_in_transaction(
+        &mut self,
+        sql: &str,
+        version: Version,
+        audit: &Audit<'_>,
+        timeouts: Timeouts,
+    ) -> Result<(), DbError> {
+        let mut batch = format!("{};\n", self.dialect.begin());
+        if timeouts != self.default_timeouts() {
+            batch.push_str(&self.session_timeouts(timeouts, true));
+        }
+        if let (Some(key), Dialect::Postgres) = (&self.pg_lock, self.dialect) {
+            batch.push_str(&key.check_sql());
+            batch.push_str(";\n");
+        }
+        batch.push_str(sql);
+        batch.push_str("\n;\n");
+        batch.push_str(&format!(
+            "DELETE FROM {} WHERE version = {version};\n",
+            self.tables.migrations
+        ));
+        batch.push_str(&self.audit_sql(audit));
+        batch.push_str(";\nCOMMIT;");
+        match self.exec(&batch).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes a history row (after a no-transaction down script ran), with its audit row.
+    pub async fn forget(&mut self, version: Version, audit: &Audit<'_>) -> Result<(), DbError> {
+        let sql = format!(
+            "{};\nDELETE FROM {} WHERE version = {version};\n{};\nCOMMIT;",
+            self.dialect.begin(),
+            self.tables.migrations,
+            self.audit_sql(audit)
+        );
+        self.exec_or_rollback(&sql).await
+    }
+
+    /// Runs one statement of a no-transaction script on its own.
+    pub async fn exec_statement(&mut self, sql: &str) -> Result<(), DbError> {
+        self.exec(sql).await
+    }
+
+    /// Sets a dirty row's state to applied (repair), with its audit row.
+    pub async fn mark_applied(
+        &mut self,
+        version: Version,
+        audit: &Audit<'_>,
+    ) -> Result<(), DbError> {
+        let sql = format!(
+            "{};\nUPDATE {} SET state = 'applied', error = NULL WHERE version = {version};\n{};\nCOMMIT;",
+            self.dialect.begin(),
+            self.tables.migrations,
+            self.audit_sql(audit)
+        );
+        self.exec_or_rollback(&sql).await
+    }
+
+    /// Records a new checksum for an applied migration (repair), with its audit row.
+    pub async fn accept_checksum(
+        &mut self,
+        version: Version,
+        checksum: &str,
+        audit: &Audit<'_>,
+    ) -> Result<(), DbError> {
+        let sql = format!(
+            "{};\nUPDATE {} SET checksum = {} WHERE version = {version};\n{};\nCOMMIT;",
+            self.dialect.begin(),
+            self.tables.migrations,
+            self.dialect.quote(checksum),
+            self.audit_sql(audit)
+        );
+        self.exec_or_rollback(&sql).await
+    }
+
+    /// Records migrations as applied without running them (baseline), with one audit row.
+    pub async fn record_baseline(
+        &mut self,
+        records: &[Record<'_>],
+        audit: &Audit<'_>,
+    ) -> Result<(), DbError> {
+        let mut sql = format!("{};\n", self.dialect.begin());
+        for r in records {
+            sql.push_str(&self.insert_applied_sql(r, State::Applied, "0"));
+            sql.push_str(";\n");
+        }
+        sql.push_str(&self.audit_sql(audit));
+        sql.push_str(";\nCOMMIT;");
+        self.exec_or_rollback(&sql).await
+    }
+
+    async fn exec_or_rollback(&mut self, sql: &str) -> Result<(), DbError> {
+        match self.exec(sql).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    fn audit_sql(&self, a: &Audit<'_>) -> String {
+        let d = self.dialect;
+        format!(
+            "INSERT INTO {} (at, action, version, actor, reason, before, after, deploy_id) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
+            self.tables.audit,
+            d.now(),
+            d.quote(a.action),
+            a.version.map_or_else(|| "NULL".into(), |v| v.to_string()),
+            d.quote(&a.deploy.applied_by()),
+            d.opt(a.reason),
+            d.opt(a.before.as_deref()),
+            d.opt(a.after.as_deref()),
+            d.opt(a.deploy.deploy_id.as_deref()),
+        )
+    }
+
+    /// The audit table, oldest first (empty when it does not exist yet).
+    pub async fn read_audit(&mut self) -> Result<Vec<AuditRow>, DbError> {
+        let sql = format!(
+            "SELECT {}, action, CAST(version AS TEXT), actor, reason, before, after FROM {} ORDER BY id",
+            self.dialect.time_text("at"),
+            self.tables.audit
+        );
+        let rows = match self.rows(&sql).await {
+            Ok(rows) => rows,
+            Err(e) if self.is_missing_table(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                AuditRow {
+                    at: get(0).unwrap_or_default(),
+                    action: get(1).unwrap_or_default(),
+                    version: get(2).and_then(|v| v.parse().ok()),
+                    actor: get(3).unwrap_or_default(),
+                    reason: get(4),
+                    before: get(5),
+                    after: get(6),
+                }
+            })
+            .collect())
+    }
+
+    /// Stops whatever this connection is doing on the server, from a second connection, and
+    /// closes it. Used when the process is interrupted mid-migration: the server rolls back the
+    /// transaction and the session's advisory lock goes with the session.
+    pub async fn abort(self, bound: Duration) {
+        let Backend {
+            conn,
+            pg_lock,
+            url,
+            settings,
+            ..
+        } = self;
+        match conn {
+            Conn::Postgres(c) => {
+                drop(c);
+                if let Some(pid) = pg_lock.as_ref().map(|k| k.backend_pid) {
+                    postgres::terminate(&url, &settings, pid, bound).await;
+                }
+            }
+            Conn::Sqlite(c) => drop(c),
+        }
+    }
+
+    /// Closes the connection cleanly.
+    pub async fn close(self) {
+        let _ = match self.conn {
+            Conn::Postgres(c) => c.close().await,
+            Conn::Sqlite(c) => c.close().await,
+        };
+    }
+}
+
+fn lost(message: &str) -> DbError {
+    DbError {
+        kind: ErrorKind::LockLost,
+        message: message.into(),
+        code: None,
+    }
+}
+
+fn first(rows: &[Vec<Option<String>>]) -> Option<String> {
+    rows.first().and_then(|r| r.first().cloned().flatten())
+}
+
+/// Every column of a row as optional text.
+fn texts<R: Row>(row: &R) -> Vec<Option<String>>
+where
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    (0..row.len())
+        .map(|i| {
+            row.try_get_unchecked::<Option<String>, usize>(i)
+                .ok()
+                .flatten()
+        })
+        .collect()
+}
+
+fn history_row(r: &[Option<String>]) -> Result<HistoryRow, DbError> {
+    let get = |i: usize| r.get(i).cloned().flatten();
+    let int = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
+    let version = int(0).ok_or_else(|| DbError::query("history row without a numeric version"))?;
+    let state_text = get(3).unwrap_or_default();
+    let state = State::parse(&state_text).ok_or_else(|| {
+        DbError::query(format!(
+            "history row {version} has unknown state `{state_text}`"
+        ))
+    })?;
+    Ok(HistoryRow {
+        version,
+        name: get(1).unwrap_or_default(),
+        checksum: get(2).unwrap_or_default(),
+        state,
+        statements_done: int(4).unwrap_or(0),
+        error: get(5),
+        applied_at: get(6),
+        execution_ms: int(7).unwrap_or(0),
+        applied_by: get(8),
+        deploy_id: get(9),
+        app_version: get(10),
+    })
+}

@@ -1,0 +1,78 @@
+//! Taking the migration lock: poll with jitter up to the lock wait, say who holds it.
+//!
+//! Never a blocking acquire: a waiter blocked in the server would sit in the lock queue behind
+//! (and deadlock with) `CREATE INDEX CONCURRENTLY`. The holder is logged when the wait starts
+//! and every 5 s after.
+
+use std::time::{Duration, Instant};
+
+use super::backend::Backend;
+use super::{jitter, Error, Interrupt};
+
+const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
+const POLL_MIN: Duration = Duration::from_millis(50);
+const POLL_MAX: Duration = Duration::from_secs(1);
+
+/// Takes the lock within `wait`; returns how long it took.
+#[tracing::instrument(skip_all, fields(lock_wait_ms = wait.as_millis() as u64))]
+pub async fn acquire(
+    backend: &mut Backend,
+    wait: Duration,
+    interrupt: &mut Interrupt,
+) -> Result<Duration, Error> {
+    let started = Instant::now();
+    let mut poll = POLL_MIN;
+    let mut next_log = started;
+    loop {
+        if backend
+            .try_lock()
+            .await
+            .map_err(Error::db("taking the migration lock"))?
+        {
+            let waited = started.elapsed();
+            if waited > POLL_MIN {
+                tracing::info!(
+                    waited_ms = waited.as_millis() as u64,
+                    "migration lock acquired"
+                );
+            }
+            return Ok(waited);
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= wait {
+            let holder = backend.lock_holder().await.ok().flatten();
+            return Err(Error::LockTimeout {
+                waited: elapsed,
+                holder,
+            });
+        }
+        if Instant::now() >= next_log {
+            match backend.lock_holder().await {
+                Ok(Some(h)) => tracing::warn!(
+                    holder_pid = h.pid,
+                    holder_application = h.application.as_deref().unwrap_or("?"),
+                    holder_client = h.client.as_deref().unwrap_or("?"),
+                    holder_since = h.since.as_deref().unwrap_or("?"),
+                    waited_ms = elapsed.as_millis() as u64,
+                    "waiting for the migration lock held by another session"
+                ),
+                Ok(None) => tracing::warn!(
+                    waited_ms = elapsed.as_millis() as u64,
+                    "waiting for the migration lock"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for the migration lock; its holder could not be read")
+                }
+            }
+            next_log += HOLDER_LOG_EVERY;
+        }
+        let sleep = jitter(poll)
+            .min(wait.saturating_sub(elapsed))
+            .max(Duration::from_millis(1));
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        }
+        poll = (poll * 2).min(POLL_MAX);
+    }
+}

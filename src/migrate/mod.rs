@@ -1,0 +1,174 @@
+//! The migration engine: files, plans, backends, the lock, and applying.
+//!
+//! `source` and `plan` are pure; `backend` (with `postgres` and `sqlite`) is the only I/O
+//! against the database; `lock`, `apply` and `repair` drive a backend through a run with every
+//! wait bounded and the lock released on every path. [`Error`] is what callers branch on; the
+//! mapping to exit codes lives in `app`, once.
+
+pub mod apply;
+pub mod backend;
+pub mod lock;
+pub mod plan;
+mod postgres;
+pub mod repair;
+pub mod source;
+pub mod split;
+mod sqlite;
+
+use std::fmt;
+use std::time::Duration;
+
+use backend::{DbError, LockHolder};
+use plan::Blocker;
+use source::{SourceErrors, Version};
+
+/// A signal that interrupts a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C): exit 130.
+    Interrupt,
+    /// SIGTERM (the platform stopping the process): exit 143.
+    Terminate,
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        })
+    }
+}
+
+/// Tells a run that the process was asked to stop. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Interrupt(tokio::sync::watch::Receiver<Option<Signal>>);
+
+impl Interrupt {
+    /// An interrupt wired to a sender; the caller owns the signal handling.
+    pub fn channel() -> (tokio::sync::watch::Sender<Option<Signal>>, Interrupt) {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        (tx, Interrupt(rx))
+    }
+
+    /// Waits until a signal arrives (forever, if the sender is gone without one).
+    pub async fn wait(&mut self) -> Signal {
+        loop {
+            if let Some(s) = *self.0.borrow_and_update() {
+                return s;
+            }
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The signal, if one has arrived.
+    pub fn raised(&self) -> Option<Signal> {
+        *self.0.borrow()
+    }
+}
+
+/// Why a run did not succeed. Every message names the migration, file or URL concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The migration files are invalid.
+    #[error(transparent)]
+    Source(#[from] SourceErrors),
+    /// History and files disagree in a way the policy refuses.
+    #[error("{}", blockers_text(.0))]
+    Blocked(Vec<Blocker>),
+    /// A request that cannot be met (an unknown `--to` version, a down without down files…).
+    #[error("{0}")]
+    Refused(String),
+    /// Bad URL or settings discovered while connecting.
+    #[error("database {url}: {error}")]
+    Config {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong.
+        error: DbError,
+    },
+    /// The database did not accept a connection within the wait.
+    #[error("database {url} unreachable after {}: {error}", humantime::format_duration(*.waited))]
+    Unreachable {
+        /// The URL, redacted.
+        url: String,
+        /// How long shipgate tried.
+        waited: Duration,
+        /// The last attempt's error.
+        error: DbError,
+    },
+    /// The migration lock was not acquired within the wait.
+    #[error("migration lock not acquired within {}{}", humantime::format_duration(*.waited), .holder.as_ref().map(|h| format!("; held by {h}")).unwrap_or_default())]
+    LockTimeout {
+        /// How long shipgate waited.
+        waited: Duration,
+        /// Who held it at the end, if visible.
+        holder: Option<LockHolder>,
+    },
+    /// A migration failed; its transaction rolled back (or, without one, it is left dirty).
+    #[error("migration {version} ({file}) failed{}: {error}{}", .statements.map(|(d, t)| format!(" at statement {} of {t}", d + 1)).unwrap_or_default(), .statements.map(|(d, _)| format!("; {d} statement(s) before it had committed and the migration is recorded as dirty: fix the cause, then run `shipgate repair --mark-rolled-back {version}` (after undoing them) or `--mark-applied {version}` (after finishing by hand)")).unwrap_or_else(|| "; its transaction was rolled back and nothing of it remains".into()))]
+    Failed {
+        /// Version.
+        version: Version,
+        /// The file that failed.
+        file: String,
+        /// The database's error.
+        error: DbError,
+        /// For a no-transaction file: statements committed before the failure, and the total.
+        statements: Option<(usize, usize)>,
+    },
+    /// The lock was lost mid-run.
+    #[error("stopped before migration {version}: {error}")]
+    LockLost {
+        /// The migration that was about to run.
+        version: Version,
+        /// What the check found.
+        error: DbError,
+    },
+    /// A database call outside a migration failed.
+    #[error("{context}: {error}")]
+    Database {
+        /// What shipgate was doing.
+        context: String,
+        /// The database's error.
+        error: DbError,
+    },
+    /// The process was asked to stop.
+    #[error("interrupted by {0}; the migration in progress was rolled back by the server (a no-transaction migration stays dirty)")]
+    Interrupted(Signal),
+}
+
+fn blockers_text(blockers: &[Blocker]) -> String {
+    let mut out = format!(
+        "refusing to run: {} problem(s) between history and files",
+        blockers.len()
+    );
+    for b in blockers {
+        out.push_str("\n  ");
+        out.push_str(&b.to_string());
+    }
+    out
+}
+
+impl Error {
+    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(DbError) -> Error {
+        let context = context.into();
+        move |error| Error::Database { context, error }
+    }
+}
+
+/// The current UTC time as RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A random duration in `[d/2, d]`, so that many replicas do not poll in step.
+pub(crate) fn jitter(d: Duration) -> Duration {
+    use rand::Rng;
+    let half = d / 2;
+    half + rand::thread_rng().gen_range(Duration::ZERO..=half)
+}

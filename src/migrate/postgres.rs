@@ -1,0 +1,223 @@
+//! PostgreSQL specifics: connecting, the advisory lock, catalog queries, DDL of shipgate's tables.
+//!
+//! Owns nothing that the other engines share; `backend` calls in here for SQL text and the
+//! connection. The lock is a session advisory lock taken with `pg_try_advisory_lock(k1, k2)`
+//! (polled, never blocking: a blocked waiter would deadlock `CREATE INDEX CONCURRENTLY`), keyed
+//! by a hash of `shipgate:<database>:<schema>:<table>` so it never collides with sqlx's or
+//! Rails' keys.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use super::backend::{Backend, DbError, ErrorKind, Tables, Timeouts};
+use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
+
+/// The SQLSTATE shipgate raises when its lock check fails.
+pub const LOCK_LOST_SQLSTATE: &str = "SGLCK";
+
+fn options(
+    url: &DatabaseUrl,
+    settings: &EngineSettings,
+    application_name: &str,
+) -> Result<PgConnectOptions, DbError> {
+    let opts = PgConnectOptions::from_str(url.expose()).map_err(|e| DbError {
+        kind: ErrorKind::Config,
+        message: format!(
+            "invalid PostgreSQL URL {}: {}",
+            url.redacted(),
+            crate::config::redact(&e.to_string())
+        ),
+        code: None,
+    })?;
+    // Session bounds travel in the startup packet: no extra round trip.
+    let statement_ms = settings.statement_timeout.map_or(0, |d| d.as_millis());
+    Ok(opts
+        .application_name(application_name)
+        .options([
+            (
+                "lock_timeout",
+                format!("{}", settings.lock_timeout.as_millis()),
+            ),
+            ("statement_timeout", format!("{statement_ms}")),
+        ])
+        .disable_statement_logging())
+}
+
+/// Opens the run's one dedicated connection.
+pub async fn connect(
+    url: &DatabaseUrl,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+) -> Result<PgConnection, DbError> {
+    let opts = options(url, settings, &deploy.application_name())?;
+    PgConnection::connect_with(&opts)
+        .await
+        .map_err(|e| DbError {
+            kind: ErrorKind::Connection,
+            message: crate::config::redact(&e.to_string()),
+            code: match &e {
+                sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+                _ => None,
+            },
+        })
+}
+
+/// The advisory lock's key, and the server session that took it.
+#[derive(Debug, Clone)]
+pub struct LockKey {
+    k1: i32,
+    k2: i32,
+    /// The backend pid of the session that took (or tries to take) the lock.
+    pub backend_pid: i64,
+}
+
+/// Derives the lock key for this database, schema and history table.
+pub async fn lock_key(
+    backend: &mut Backend,
+    settings: &EngineSettings,
+) -> Result<LockKey, DbError> {
+    let rows = backend
+        .rows("SELECT current_database(), current_schema(), CAST(pg_backend_pid() AS TEXT)")
+        .await?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let schema = settings.schema.clone().unwrap_or_else(|| get(1));
+    let ident = format!(
+        "shipgate:{}:{schema}:{}",
+        get(0),
+        settings.migrations_table()
+    );
+    let hash = Sha256::digest(ident.as_bytes());
+    let half = |b: &[u8]| i32::from_be_bytes([b[0] & 0x7f, b[1], b[2], b[3]]);
+    Ok(LockKey {
+        k1: half(&hash[0..4]),
+        k2: half(&hash[4..8]),
+        backend_pid: get(2).parse().unwrap_or(0),
+    })
+}
+
+impl LockKey {
+    /// One poll of the lock.
+    pub fn try_lock_sql(&self) -> String {
+        format!(
+            "SELECT CASE WHEN pg_try_advisory_lock({}, {}) THEN 't' ELSE 'f' END",
+            self.k1, self.k2
+        )
+    }
+
+    /// Releases it; answers `t` when it was held.
+    pub fn unlock_sql(&self) -> String {
+        format!(
+            "SELECT CASE WHEN pg_advisory_unlock({}, {}) THEN 't' ELSE 'f' END",
+            self.k1, self.k2
+        )
+    }
+
+    /// Who holds it: pid, application_name, client, connected since.
+    pub fn holder_sql(&self) -> String {
+        format!(
+            "SELECT CAST(l.pid AS TEXT), a.application_name, COALESCE(host(a.client_addr), 'local socket'), \
+             to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+             FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.classid = {} AND l.objid = {} AND l.objsubid = 2 AND l.granted LIMIT 1",
+            self.k1, self.k2
+        )
+    }
+
+    /// A statement that fails with [`LOCK_LOST_SQLSTATE`] unless this very session holds the
+    /// lock. Sent in the same message as each migration, so checking costs no round trip. A
+    /// transaction-pooling proxy shows up here: the next transaction runs on another backend.
+    pub fn check_sql(&self) -> String {
+        format!(
+            "DO $shipgate$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' \
+             AND pid = pg_catalog.pg_backend_pid() AND classid = {k1} AND objid = {k2} AND objsubid = 2 AND granted) THEN \
+             RAISE EXCEPTION USING ERRCODE = '{code}', MESSAGE = format('the migration lock is not held by this database session \
+             (taken by backend pid %s, this transaction runs on pid %s); a transaction-pooling proxy (PgBouncer in transaction mode) \
+             between shipgate and the database does this: connect directly or through a session-mode pool', {pid}, pg_catalog.pg_backend_pid()); \
+             END IF; END $shipgate$",
+            k1 = self.k1,
+            k2 = self.k2,
+            code = LOCK_LOST_SQLSTATE,
+            pid = self.backend_pid
+        )
+    }
+}
+
+/// `SET [LOCAL]` statements for a migration's bounds.
+pub fn timeouts_sql(t: Timeouts, local: bool) -> String {
+    let scope = if local { "LOCAL " } else { "" };
+    let statement_ms = t.statement_timeout.map_or(0, |d| d.as_millis());
+    format!(
+        "SET {scope}lock_timeout = '{}ms';\nSET {scope}statement_timeout = '{statement_ms}ms';\n",
+        t.lock_timeout.as_millis()
+    )
+}
+
+/// DDL of shipgate's tables, idempotent.
+pub fn create_tables(t: &Tables, schema: Option<&str>) -> String {
+    let schema_ddl = schema
+        .map(|s| format!("CREATE SCHEMA IF NOT EXISTS \"{s}\";\n"))
+        .unwrap_or_default();
+    format!(
+        "{schema_ddl}\
+CREATE TABLE IF NOT EXISTS {m} (
+    version bigint PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    state text NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'running', 'failed')),
+    statements_done integer NOT NULL DEFAULT 0,
+    error text,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    execution_ms bigint NOT NULL DEFAULT 0,
+    applied_by text,
+    deploy_id text,
+    app_version text
+);
+CREATE TABLE IF NOT EXISTS {r} (
+    id bigserial PRIMARY KEY,
+    command text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    outcome text CHECK (outcome IN ('succeeded', 'failed', 'aborted', 'nothing_to_do')),
+    applied integer NOT NULL DEFAULT 0,
+    error text,
+    deploy_id text,
+    host text,
+    app_version text
+);
+CREATE TABLE IF NOT EXISTS {a} (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    action text NOT NULL,
+    version bigint,
+    actor text NOT NULL,
+    reason text,
+    before text,
+    after text,
+    deploy_id text
+);",
+        m = t.migrations,
+        r = t.runs,
+        a = t.audit
+    )
+}
+
+/// Ends server session `pid` from a second, short-lived connection, within `bound`.
+pub async fn terminate(url: &DatabaseUrl, settings: &EngineSettings, pid: i64, bound: Duration) {
+    let work = async {
+        let opts = options(url, settings, "shipgate (abort)").ok()?;
+        let mut conn = PgConnection::connect_with(&opts).await.ok()?;
+        let sql = format!("SELECT pg_terminate_backend({pid})");
+        let done = sqlx::raw_sql(&sql).execute(&mut conn).await.ok();
+        let _ = conn.close().await;
+        done
+    };
+    match tokio::time::timeout(bound, work).await {
+        Ok(Some(_)) => tracing::info!(backend_pid = pid, "ended the interrupted migration's database session"),
+        _ => tracing::warn!(backend_pid = pid, "could not end the interrupted migration's database session; the server ends it when it notices the closed connection"),
+    }
+}

@@ -1,0 +1,764 @@
+//! Migration files → a validated, ordered [`MigrationSet`].
+//!
+//! Owns the native layout of SPEC §3 (`<version>_<name>.up.sql` / `.down.sql` / `.sql`), the
+//! `shipgate:` directives, and the normalised SHA-256 checksum. [`parse`] is pure: it takes file
+//! names and bytes and never touches the disk; [`read_dir`] is the one function that does, so
+//! tests can feed any layout as data. Every problem is collected (one error per problem, each
+//! naming the file) rather than stopping at the first.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::split::{self, Statement};
+
+/// A migration version: a positive integer, ordered numerically.
+pub type Version = i64;
+
+/// Every migration found in a directory, ordered by version.
+#[derive(Debug, Clone)]
+pub struct MigrationSet {
+    /// The directory the files came from.
+    pub dir: PathBuf,
+    /// Migrations in ascending version order; versions are unique.
+    pub migrations: Vec<Migration>,
+}
+
+impl MigrationSet {
+    /// The migration with this version, if the set has it.
+    pub fn get(&self, version: Version) -> Option<&Migration> {
+        self.migrations
+            .binary_search_by_key(&version, |m| m.version)
+            .ok()
+            .map(|i| &self.migrations[i])
+    }
+
+    /// The highest version in the set.
+    pub fn head(&self) -> Option<Version> {
+        self.migrations.last().map(|m| m.version)
+    }
+}
+
+/// One migration: an up script, an optional down script, and the checksum of the up file.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    /// The numeric version from the file name.
+    pub version: Version,
+    /// The rest of the file name, as written.
+    pub name: String,
+    /// Lower-case hex SHA-256 of the up file after normalisation (LF line endings, no BOM).
+    pub checksum: String,
+    /// The forward script.
+    pub up: Script,
+    /// The revert script (`.down.sql`), when there is one.
+    pub down: Option<Script>,
+}
+
+/// One SQL file, normalised, with its directives and statements.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Path of the file, as found in the directory.
+    pub path: PathBuf,
+    /// The SQL to send when the file runs in one transaction. Equal to the file's text, except
+    /// that a `BEGIN; … COMMIT;` wrapper written by hand (golang-migrate style) is removed
+    /// because shipgate opens the transaction itself.
+    pub sql: String,
+    /// The statements, in order, as the no-transaction path runs them.
+    pub statements: Vec<Statement>,
+    /// Directives from the file's comments.
+    pub directives: Directives,
+}
+
+/// The `shipgate:` directives of one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directives {
+    /// `-- shipgate:no-transaction` (or sqlx's `-- no-transaction` first line).
+    pub no_transaction: bool,
+    /// `-- shipgate:lock-timeout <duration>`.
+    pub lock_timeout: Option<Duration>,
+    /// `-- shipgate:statement-timeout <duration>`.
+    pub statement_timeout: Option<Duration>,
+    /// `-- shipgate:contract`: a destructive step held back until contract migrations are allowed.
+    pub contract: bool,
+    /// `-- shipgate:allow <rule-id> <reason>` acknowledgements, for the linter.
+    pub allows: Vec<Allow>,
+}
+
+/// One acknowledged lint finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allow {
+    /// The rule id being acknowledged.
+    pub rule: String,
+    /// Why it is acceptable here.
+    pub reason: String,
+    /// The line of the directive (1-based).
+    pub line: usize,
+}
+
+/// One problem with the migration files. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The directory itself could not be listed.
+    #[error("cannot read migrations directory {}: {source}", dir.display())]
+    UnreadableDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("{}: cannot read file: {source}", file.display())]
+    UnreadableFile {
+        /// The file.
+        file: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A `.sql` file whose name is not a migration name.
+    #[error("{}: bad migration file name: {reason} (expected <version>_<name>.up.sql, <version>_<name>.down.sql or <version>_<name>.sql with a positive integer version)", file.display())]
+    BadFileName {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with the name.
+        reason: String,
+    },
+    /// Two up files share a version.
+    #[error("{}: duplicate version {version}, also used by {}", file.display(), other.display())]
+    DuplicateVersion {
+        /// The file.
+        file: PathBuf,
+        /// The shared version.
+        version: Version,
+        /// The other file with that version.
+        other: PathBuf,
+    },
+    /// A down file without an up file of the same version and name.
+    #[error("{}: down file without an up file (expected {expected} beside it)", file.display())]
+    DownWithoutUp {
+        /// The down file.
+        file: PathBuf,
+        /// The up file name it needs.
+        expected: String,
+    },
+    /// The file is not UTF-8.
+    #[error("{}: not valid UTF-8 (invalid byte at offset {offset})", file.display())]
+    NotUtf8 {
+        /// The file.
+        file: PathBuf,
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+    /// The up file has nothing but comments and white space.
+    #[error("{}: up file has no SQL statements", file.display())]
+    EmptyUp {
+        /// The file.
+        file: PathBuf,
+    },
+    /// A `shipgate:` directive shipgate does not know.
+    #[error("{}:{line}: unknown directive `shipgate:{name}` (known: no-transaction, lock-timeout, statement-timeout, contract, allow)", file.display())]
+    UnknownDirective {
+        /// The file.
+        file: PathBuf,
+        /// The line of the directive.
+        line: usize,
+        /// The directive's name.
+        name: String,
+    },
+    /// A known directive with a bad argument or in the wrong place.
+    #[error("{}:{line}: directive `shipgate:{name}`: {problem}", file.display())]
+    BadDirective {
+        /// The file.
+        file: PathBuf,
+        /// The line of the directive.
+        line: usize,
+        /// The directive's name.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// `COMMIT`, `ROLLBACK` or a stray `BEGIN` inside a file that runs in shipgate's transaction.
+    #[error("{}:{line}: `{keyword}` in a migration that runs inside shipgate's transaction; remove it, or mark the file `-- shipgate:no-transaction` if it must manage transactions itself", file.display())]
+    TransactionControl {
+        /// The file.
+        file: PathBuf,
+        /// The line of the statement.
+        line: usize,
+        /// The statement's first keyword.
+        keyword: String,
+    },
+}
+
+/// Every problem found in a directory, in file order.
+#[derive(Debug)]
+pub struct SourceErrors(pub Vec<SourceError>);
+
+impl fmt::Display for SourceErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} problem{} in migration files",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SourceErrors {}
+
+/// Which script of a migration a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Up,
+    Down,
+    /// `<version>_<name>.sql`: an up file with no down counterpart by design.
+    Irreversible,
+}
+
+/// Lists `dir` and reads every `.sql` file in it. The only function here that does I/O.
+pub fn read_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, SourceErrors> {
+    let unreadable = |source| {
+        SourceErrors(vec![SourceError::UnreadableDir {
+            dir: dir.to_owned(),
+            source,
+        }])
+    };
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            // A name that is not UTF-8 cannot be a migration name; say so if it claims to be one.
+            let lossy = entry.file_name().to_string_lossy().into_owned();
+            if lossy.ends_with(".sql") {
+                errors.push(SourceError::BadFileName {
+                    file: entry.path(),
+                    reason: "the file name is not valid UTF-8".into(),
+                });
+            }
+            continue;
+        };
+        if !name.ends_with(".sql") || name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        match std::fs::read(entry.path()) {
+            Ok(bytes) => files.push((name, bytes)),
+            Err(source) => errors.push(SourceError::UnreadableFile {
+                file: entry.path(),
+                source,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(SourceErrors(errors))
+    }
+}
+
+/// Reads and validates the migrations in `dir`.
+pub fn load(dir: &Path) -> Result<MigrationSet, SourceErrors> {
+    parse(dir, read_dir(dir)?)
+}
+
+/// Validates `files` (name, contents) found in `dir` into a [`MigrationSet`]. Pure.
+pub fn parse(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<MigrationSet, SourceErrors> {
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut errors = Vec::new();
+    let mut ups: BTreeMap<Version, (String, Kind, Script, String)> = BTreeMap::new();
+    let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
+
+    for (file_name, bytes) in files {
+        let path = dir.join(&file_name);
+        let (version, name, kind) = match parse_file_name(&file_name) {
+            Ok(parts) => parts,
+            Err(reason) => {
+                errors.push(SourceError::BadFileName { file: path, reason });
+                continue;
+            }
+        };
+        let text = match normalise(&bytes) {
+            Ok(text) => text,
+            Err(offset) => {
+                errors.push(SourceError::NotUtf8 { file: path, offset });
+                continue;
+            }
+        };
+        let script = match script(&path, &text, kind != Kind::Down, &mut errors) {
+            Some(s) => s,
+            None => continue,
+        };
+        if kind == Kind::Down {
+            downs.push((version, name, file_name, script));
+            continue;
+        }
+        if let Some((other_name, other_kind, ..)) = ups.get(&version) {
+            errors.push(SourceError::DuplicateVersion {
+                file: path,
+                version,
+                other: dir.join(file_name_of(version, other_name, *other_kind)),
+            });
+            continue;
+        }
+        let checksum = hex::encode(Sha256::digest(text.as_bytes()));
+        ups.insert(version, (name, kind, script, checksum));
+    }
+
+    let mut down_by_version: BTreeMap<Version, Script> = BTreeMap::new();
+    for (version, name, file_name, script) in downs {
+        match ups.get(&version) {
+            Some((up_name, Kind::Up, ..)) if *up_name == name => {
+                down_by_version.insert(version, script);
+            }
+            _ => errors.push(SourceError::DownWithoutUp {
+                file: dir.join(&file_name),
+                expected: file_name_of(version, &name, Kind::Up),
+            }),
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(SourceErrors(errors));
+    }
+    let migrations = ups
+        .into_iter()
+        .map(|(version, (name, _, up, checksum))| Migration {
+            version,
+            name,
+            checksum,
+            up,
+            down: down_by_version.remove(&version),
+        })
+        .collect();
+    Ok(MigrationSet {
+        dir: dir.to_owned(),
+        migrations,
+    })
+}
+
+fn file_name_of(version: Version, name: &str, kind: Kind) -> String {
+    match kind {
+        Kind::Up => format!("{version}_{name}.up.sql"),
+        Kind::Down => format!("{version}_{name}.down.sql"),
+        Kind::Irreversible => format!("{version}_{name}.sql"),
+    }
+}
+
+/// Splits a file name into version, name and kind.
+fn parse_file_name(file_name: &str) -> Result<(Version, String, Kind), String> {
+    let (stem, kind) = if let Some(stem) = file_name.strip_suffix(".up.sql") {
+        (stem, Kind::Up)
+    } else if let Some(stem) = file_name.strip_suffix(".down.sql") {
+        (stem, Kind::Down)
+    } else if let Some(stem) = file_name.strip_suffix(".sql") {
+        (stem, Kind::Irreversible)
+    } else {
+        return Err("not a .sql file".into());
+    };
+    let Some((digits, name)) = stem.split_once('_') else {
+        return Err("no `_` between version and name".into());
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("version `{digits}` is not a positive integer"));
+    }
+    let version: Version = digits
+        .parse()
+        .map_err(|_| format!("version `{digits}` is larger than {}", Version::MAX))?;
+    if version == 0 {
+        return Err("version 0 is not positive".into());
+    }
+    if name.is_empty() {
+        return Err("the name after the version is empty".into());
+    }
+    Ok((version, name.to_owned(), kind))
+}
+
+/// UTF-8 check, BOM removal and CRLF/CR → LF. `Err` carries the offset of the first bad byte.
+pub fn normalise(bytes: &[u8]) -> Result<String, usize> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.valid_up_to())?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if !text.contains('\r') {
+        return Ok(text.to_owned());
+    }
+    Ok(text.replace("\r\n", "\n").replace('\r', "\n"))
+}
+
+/// The normalised checksum of raw file bytes, as recorded in history.
+pub fn checksum(bytes: &[u8]) -> Option<String> {
+    normalise(bytes)
+        .ok()
+        .map(|t| hex::encode(Sha256::digest(t.as_bytes())))
+}
+
+fn script(path: &Path, text: &str, is_up: bool, errors: &mut Vec<SourceError>) -> Option<Script> {
+    let before = errors.len();
+    let directives = directives(path, text, errors);
+    let statements = split::statements(text);
+    if is_up && statements.is_empty() {
+        errors.push(SourceError::EmptyUp {
+            file: path.to_owned(),
+        });
+    }
+    let mut sql = text.to_owned();
+    let mut body: &[Statement] = &statements;
+    if !directives.no_transaction {
+        let is = |s: &Statement, words: &[&str]| words.iter().any(|w| first_words_are(&s.sql, w));
+        let opens = [
+            "begin",
+            "begin transaction",
+            "begin work",
+            "start transaction",
+        ];
+        let closes = [
+            "commit",
+            "commit transaction",
+            "commit work",
+            "end",
+            "end transaction",
+        ];
+        if let (Some(first), Some(last)) = (statements.first(), statements.last()) {
+            if statements.len() >= 2 && is(first, &opens) && is(last, &closes) {
+                body = &statements[1..statements.len() - 1];
+                sql = body.iter().map(|s| format!("{};\n", s.sql)).collect();
+            }
+        }
+        let control = [
+            "begin",
+            "start",
+            "commit",
+            "end",
+            "rollback",
+            "abort",
+            "savepoint",
+            "release",
+        ];
+        for s in body {
+            let first = first_word(&s.sql);
+            let is_control = control.iter().any(|k| first.eq_ignore_ascii_case(k))
+                && !(first.eq_ignore_ascii_case("release")
+                    && !first_words_are(&s.sql, "release savepoint"));
+            if is_control {
+                errors.push(SourceError::TransactionControl {
+                    file: path.to_owned(),
+                    line: s.line,
+                    keyword: first.to_uppercase(),
+                });
+            }
+        }
+    }
+    (errors.len() == before).then(|| Script {
+        path: path.to_owned(),
+        sql,
+        statements: body.to_vec(),
+        directives,
+    })
+}
+
+/// The first keyword of a statement, after leading comments.
+fn first_word(sql: &str) -> &str {
+    let code = strip_leading_comments(sql);
+    let end = code
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(code.len());
+    &code[..end]
+}
+
+fn first_words_are(sql: &str, words: &str) -> bool {
+    let code = strip_leading_comments(sql);
+    let mut got = code.split_whitespace();
+    let matched = words
+        .split(' ')
+        .all(|w| got.next().is_some_and(|g| g.eq_ignore_ascii_case(w)));
+    matched && got.next().is_none()
+}
+
+fn strip_leading_comments(mut sql: &str) -> &str {
+    loop {
+        sql = sql.trim_start();
+        if let Some(rest) = sql.strip_prefix("--") {
+            sql = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = sql.strip_prefix("/*") {
+            sql = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return sql;
+        }
+    }
+}
+
+/// Reads the `shipgate:` directives. All but `allow` must stand in the leading comment block.
+fn directives(path: &Path, text: &str, errors: &mut Vec<SourceError>) -> Directives {
+    let mut d = Directives::default();
+    let mut leading = true;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        let comment = line.strip_prefix("--").map(str::trim);
+        if comment.is_none() && !line.is_empty() {
+            leading = false;
+        }
+        let Some(comment) = comment else { continue };
+        if line_no == 1 && comment == "no-transaction" {
+            d.no_transaction = true;
+            continue;
+        }
+        let Some(rest) = comment.strip_prefix("shipgate:") else {
+            continue;
+        };
+        let (name, arg) = rest
+            .split_once(char::is_whitespace)
+            .map_or((rest, ""), |(n, a)| (n, a.trim()));
+        let bad = |problem: &str| SourceError::BadDirective {
+            file: path.to_owned(),
+            line: line_no,
+            name: name.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let known = [
+            "no-transaction",
+            "lock-timeout",
+            "statement-timeout",
+            "contract",
+            "allow",
+        ];
+        if !known.contains(&name) {
+            errors.push(SourceError::UnknownDirective {
+                file: path.to_owned(),
+                line: line_no,
+                name: name.to_owned(),
+            });
+            continue;
+        }
+        if !leading && name != "allow" {
+            errors.push(bad(
+                "must stand in the comment block at the top of the file, before any SQL",
+            ));
+            continue;
+        }
+        match name {
+            "no-transaction" | "contract" if !arg.is_empty() => {
+                errors.push(bad("takes no argument"))
+            }
+            "no-transaction" => d.no_transaction = true,
+            "contract" => d.contract = true,
+            "lock-timeout" | "statement-timeout" => match humantime::parse_duration(arg) {
+                Ok(v) if name == "lock-timeout" => d.lock_timeout = Some(v),
+                Ok(v) => d.statement_timeout = Some(v),
+                Err(e) => errors.push(bad(&format!(
+                    "expected a duration such as 10s or 15m, got `{arg}` ({e})"
+                ))),
+            },
+            _ => {
+                let (rule, reason) = arg
+                    .split_once(char::is_whitespace)
+                    .map_or((arg, ""), |(r, why)| (r, why.trim()));
+                if rule.is_empty() {
+                    errors.push(bad("expected `shipgate:allow <rule-id> <reason>`"));
+                } else if reason.is_empty() {
+                    errors.push(bad(&format!(
+                        "acknowledging `{rule}` needs a reason after the rule id"
+                    )));
+                } else {
+                    d.allows.push(Allow {
+                        rule: rule.to_owned(),
+                        reason: reason.to_owned(),
+                        line: line_no,
+                    });
+                }
+            }
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(files: &[(&str, &str)]) -> Result<MigrationSet, Vec<String>> {
+        let files = files
+            .iter()
+            .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+            .collect();
+        parse(Path::new("m"), files).map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn reads_every_layout_in_version_order() {
+        let s = set(&[
+            ("10_b.sql", "SELECT 10;"),
+            ("2_Add-Users.v2.up.sql", "SELECT 2;"),
+            ("2_Add-Users.v2.down.sql", "SELECT -2;"),
+            ("README.md", "ignored"),
+            ("3_c.up.sql", "SELECT 3;"),
+        ])
+        .expect("valid set");
+        let got: Vec<(i64, &str, bool)> = s
+            .migrations
+            .iter()
+            .map(|m| (m.version, m.name.as_str(), m.down.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(2, "Add-Users.v2", true), (3, "c", false), (10, "b", false)]
+        );
+        assert_eq!(s.head(), Some(10));
+    }
+
+    #[test]
+    fn names_the_file_for_each_problem() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("1_a.up.sql", "SELECT 1;"), ("1_b.up.sql", "SELECT 1;")],
+                "m/1_b.up.sql: duplicate version 1, also used by m/1_a.up.sql",
+            ),
+            (
+                &[("1_a.sql", "SELECT 1;"), ("1_a.up.sql", "SELECT 1;")],
+                "duplicate version 1",
+            ),
+            (
+                &[("x_a.sql", "SELECT 1;")],
+                "m/x_a.sql: bad migration file name: version `x`",
+            ),
+            (&[("0_a.sql", "SELECT 1;")], "version 0 is not positive"),
+            (
+                &[("1_.sql", "SELECT 1;")],
+                "name after the version is empty",
+            ),
+            (
+                &[("1create.sql", "SELECT 1;")],
+                "no `_` between version and name",
+            ),
+            (
+                &[("99999999999999999999_a.sql", "SELECT 1;")],
+                "larger than",
+            ),
+            (
+                &[("1_a.down.sql", "SELECT 1;")],
+                "m/1_a.down.sql: down file without an up file (expected 1_a.up.sql",
+            ),
+            (
+                &[("1_a.sql", "SELECT 1;"), ("1_a.down.sql", "SELECT 1;")],
+                "down file without an up file",
+            ),
+            (
+                &[("1_a.sql", "-- nothing here\n\n/* nor here */")],
+                "m/1_a.sql: up file has no SQL statements",
+            ),
+            (
+                &[("1_a.sql", "-- shipgate:no-transacton\nSELECT 1;")],
+                "m/1_a.sql:1: unknown directive `shipgate:no-transacton`",
+            ),
+            (
+                &[("1_a.sql", "-- shipgate:lock-timeout soon\nSELECT 1;")],
+                "m/1_a.sql:1: directive `shipgate:lock-timeout`: expected a duration",
+            ),
+            (
+                &[("1_a.sql", "SELECT 1;\n-- shipgate:no-transaction\n")],
+                "must stand in the comment block at the top",
+            ),
+            (
+                &[("1_a.sql", "-- shipgate:allow ddl-lock\nSELECT 1;")],
+                "needs a reason",
+            ),
+            (
+                &[("1_a.sql", "SELECT 1;\nCOMMIT;\nSELECT 2;")],
+                "m/1_a.sql:2: `COMMIT` in a migration that runs inside shipgate's transaction",
+            ),
+        ];
+        for (files, want) in cases {
+            let errs = set(files).expect_err("must fail");
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(errs[0].contains(want), "got {:?}, want {want:?}", errs[0]);
+        }
+    }
+
+    #[test]
+    fn reports_every_problem_not_just_the_first() {
+        let errs = set(&[
+            ("a.sql", "x"),
+            ("1_a.sql", ""),
+            ("2_b.down.sql", "SELECT 1;"),
+        ])
+        .expect_err("must fail");
+        assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn rejects_non_utf8_with_the_offset() {
+        let files = vec![("1_a.sql".to_string(), b"SELECT '\xff';".to_vec())];
+        let err = parse(Path::new("m"), files).expect_err("must fail");
+        assert_eq!(
+            err.0[0].to_string(),
+            "m/1_a.sql: not valid UTF-8 (invalid byte at offset 8)"
+        );
+    }
+
+    #[test]
+    fn checksum_ignores_crlf_and_bom_but_not_edits() {
+        let lf = checksum(b"SELECT 1;\nSELECT 2;\n");
+        assert_eq!(lf, checksum(b"SELECT 1;\r\nSELECT 2;\r\n"));
+        assert_eq!(lf, checksum(b"\xef\xbb\xbfSELECT 1;\nSELECT 2;\n"));
+        assert_ne!(lf, checksum(b"SELECT 1;\nSELECT 3;\n"));
+        assert_eq!(
+            checksum(b"").as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+    }
+
+    #[test]
+    fn reads_directives() {
+        let s = set(&[(
+            "1_a.sql",
+            "-- shipgate:no-transaction\n-- shipgate:lock-timeout 10s\n-- shipgate:statement-timeout 15m\n-- shipgate:contract\nSELECT 1;\n-- shipgate:allow drop-table kept for audit\nDROP TABLE x;",
+        )])
+        .expect("valid");
+        let d = &s.migrations[0].up.directives;
+        assert!(d.no_transaction && d.contract);
+        assert_eq!(d.lock_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(d.statement_timeout, Some(Duration::from_secs(900)));
+        assert_eq!(
+            d.allows,
+            vec![Allow {
+                rule: "drop-table".into(),
+                reason: "kept for audit".into(),
+                line: 6
+            }]
+        );
+        let sqlx = set(&[(
+            "1_a.sql",
+            "-- no-transaction\nCREATE INDEX CONCURRENTLY i ON t (c);",
+        )])
+        .expect("valid");
+        assert!(sqlx.migrations[0].up.directives.no_transaction);
+    }
+
+    #[test]
+    fn strips_a_hand_written_transaction_wrapper() {
+        let s = set(&[(
+            "1_a.sql",
+            "BEGIN;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nCOMMIT;\n",
+        )])
+        .expect("valid");
+        let up = &s.migrations[0].up;
+        assert_eq!(
+            up.sql,
+            "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n"
+        );
+        assert_eq!(up.statements.len(), 2);
+        let nt = set(&[(
+            "1_a.sql",
+            "-- shipgate:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;",
+        )])
+        .expect("valid");
+        assert_eq!(nt.migrations[0].up.statements.len(), 3);
+    }
+}

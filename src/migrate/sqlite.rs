@@ -1,0 +1,181 @@
+//! SQLite specifics: connecting, the lock file, DDL of shipgate's tables.
+//!
+//! The lock is an exclusive `flock` on `<database file>.shipgate-lock`, so a second process on
+//! the same file sees it, and the operating system releases it when the holder dies. The file
+//! holds the holder's pid, host and start time for the waiter's log. An in-memory database is
+//! private to its process and needs no lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use super::backend::{DbError, ErrorKind, LockHolder, Tables, Timeouts};
+use crate::config::{DatabaseUrl, EngineSettings};
+
+fn options(url: &DatabaseUrl) -> Result<SqliteConnectOptions, DbError> {
+    SqliteConnectOptions::from_str(url.expose()).map_err(|e| DbError {
+        kind: ErrorKind::Config,
+        message: format!("invalid SQLite URL {}: {e}", url.redacted()),
+        code: None,
+    })
+}
+
+/// Opens the run's one connection, creating the database file if it is missing.
+pub async fn connect(
+    url: &DatabaseUrl,
+    settings: &EngineSettings,
+) -> Result<SqliteConnection, DbError> {
+    let opts = options(url)?
+        .create_if_missing(true)
+        .busy_timeout(settings.lock_timeout)
+        .disable_statement_logging();
+    SqliteConnection::connect_with(&opts)
+        .await
+        .map_err(|e| DbError {
+            kind: ErrorKind::Connection,
+            message: e.to_string(),
+            code: None,
+        })
+}
+
+/// `PRAGMA busy_timeout` plays the role of lock_timeout; SQLite has no statement timeout.
+pub fn timeouts_sql(t: Timeouts) -> String {
+    format!("PRAGMA busy_timeout = {};\n", t.lock_timeout.as_millis())
+}
+
+/// DDL of shipgate's tables, idempotent.
+pub fn create_tables(t: &Tables) -> String {
+    const NOW: &str = "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))";
+    format!(
+        "CREATE TABLE IF NOT EXISTS {m} (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'running', 'failed')),
+    statements_done INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    applied_at TEXT NOT NULL DEFAULT {NOW},
+    execution_ms INTEGER NOT NULL DEFAULT 0,
+    applied_by TEXT,
+    deploy_id TEXT,
+    app_version TEXT
+);
+CREATE TABLE IF NOT EXISTS {r} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    command TEXT NOT NULL,
+    started_at TEXT NOT NULL DEFAULT {NOW},
+    finished_at TEXT,
+    outcome TEXT CHECK (outcome IN ('succeeded', 'failed', 'aborted', 'nothing_to_do')),
+    applied INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    deploy_id TEXT,
+    host TEXT,
+    app_version TEXT
+);
+CREATE TABLE IF NOT EXISTS {a} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL DEFAULT {NOW},
+    action TEXT NOT NULL,
+    version INTEGER,
+    actor TEXT NOT NULL,
+    reason TEXT,
+    before TEXT,
+    after TEXT,
+    deploy_id TEXT
+);",
+        m = t.migrations,
+        r = t.runs,
+        a = t.audit
+    )
+}
+
+/// What the lock file says about its holder.
+#[derive(Debug, Serialize, Deserialize)]
+struct HolderFile {
+    pid: u32,
+    host: String,
+    since: String,
+}
+
+/// The held lock file; dropping it releases the lock.
+#[derive(Debug)]
+pub struct FileLock {
+    file: Option<File>,
+}
+
+fn lock_path(url: &DatabaseUrl) -> Result<Option<PathBuf>, DbError> {
+    let opts = options(url)?;
+    let path = opts.get_filename();
+    let lower = url.expose().to_ascii_lowercase();
+    if path.as_os_str() == ":memory:" || lower.contains(":memory:") || lower.contains("mode=memory")
+    {
+        return Ok(None);
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".shipgate-lock");
+    Ok(Some(PathBuf::from(name)))
+}
+
+impl FileLock {
+    /// Takes the lock if it is free; `Ok(None)` when another process holds it.
+    pub fn try_acquire(url: &DatabaseUrl) -> Result<Option<FileLock>, DbError> {
+        let Some(path) = lock_path(url)? else {
+            return Ok(Some(FileLock { file: None }));
+        };
+        let io = |e: std::io::Error| DbError {
+            kind: ErrorKind::Query,
+            message: format!("lock file {}: {e}", path.display()),
+            code: None,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let holder = HolderFile {
+            pid: std::process::id(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            since: crate::migrate::now_rfc3339(),
+        };
+        let text = serde_json::to_string(&holder).unwrap_or_default();
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(Some(FileLock { file: Some(file) }))
+    }
+
+    /// Reads who holds the lock from the lock file.
+    pub fn holder(url: &DatabaseUrl) -> Option<LockHolder> {
+        let path = lock_path(url).ok().flatten()?;
+        let mut text = String::new();
+        File::open(path).ok()?.read_to_string(&mut text).ok()?;
+        let h: HolderFile = serde_json::from_str(&text).ok()?;
+        Some(LockHolder {
+            pid: Some(i64::from(h.pid)),
+            application: Some("shipgate".into()),
+            client: Some(h.host),
+            since: Some(h.since),
+        })
+    }
+
+    /// Releases the lock; `true` when it was held.
+    pub fn release(self) -> bool {
+        match self.file {
+            Some(file) => file.unlock().is_ok(),
+            None => true,
+        }
+    }
+}
