@@ -278,6 +278,10 @@ pub fn parse(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<MigrationS
     let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
 
     for (file_name, bytes) in files {
+        // Other files (a README, `.keep`, another tool's sum file) are not migrations.
+        if !file_name.ends_with(".sql") || file_name.starts_with('.') {
+            continue;
+        }
         let path = dir.join(&file_name);
         let (version, name, kind) = match parse_file_name(&file_name) {
             Ok(parts) => parts,
@@ -431,21 +435,12 @@ fn script(path: &Path, text: &str, is_up: bool, errors: &mut Vec<SourceError>) -
                 sql = body.iter().map(|s| format!("{};\n", s.sql)).collect();
             }
         }
-        let control = [
-            "begin",
-            "start",
-            "commit",
-            "end",
-            "rollback",
-            "abort",
-            "savepoint",
-            "release",
-        ];
+        // SAVEPOINT, RELEASE and ROLLBACK TO work inside shipgate's transaction; these end it.
+        let control = ["begin", "start", "commit", "end", "rollback", "abort"];
         for s in body {
             let first = first_word(&s.sql);
             let is_control = control.iter().any(|k| first.eq_ignore_ascii_case(k))
-                && !(first.eq_ignore_ascii_case("release")
-                    && !first_words_are(&s.sql, "release savepoint"));
+                && !starts_with_words(&s.sql, &["rollback", "to"]);
             if is_control {
                 errors.push(SourceError::TransactionControl {
                     file: path.to_owned(),
@@ -479,6 +474,11 @@ fn first_words_are(sql: &str, words: &str) -> bool {
         .split(' ')
         .all(|w| got.next().is_some_and(|g| g.eq_ignore_ascii_case(w)));
     matched && got.next().is_none()
+}
+
+fn starts_with_words(sql: &str, words: &[&str]) -> bool {
+    let mut got = strip_leading_comments(sql).split_whitespace();
+    words.iter().all(|w| got.next().is_some_and(|g| g.eq_ignore_ascii_case(w)))
 }
 
 fn strip_leading_comments(mut sql: &str) -> &str {
@@ -739,6 +739,12 @@ mod tests {
         )])
         .expect("valid");
         assert!(sqlx.migrations[0].up.directives.no_transaction);
+    }
+
+    #[test]
+    fn allows_savepoints_inside_the_transaction() {
+        let s = set(&[("1_a.sql", "SAVEPOINT a;\nSELECT 1;\nROLLBACK TO SAVEPOINT a;\nRELEASE SAVEPOINT a;\n")]);
+        assert!(s.is_ok(), "{:?}", s.err());
     }
 
     #[test]
