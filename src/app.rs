@@ -404,10 +404,14 @@ async fn status(
             .await
             .map_err(migrate::Error::db("reading the server version"))?;
         let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
-        Ok::<_, migrate::Error>((version, plan))
+        let holder = backend
+            .lock_holder()
+            .await
+            .map_err(migrate::Error::db("reading the lock holder"))?;
+        Ok::<_, migrate::Error>((version, plan, holder))
     }
     .await;
-    let (server_version, plan) = finish(backend, result).await?;
+    let (server_version, plan, lock_holder) = finish(backend, result).await?;
     let blockers = plan.blockers(&config.policy);
     if args.json {
         json_out(&json!({
@@ -423,11 +427,12 @@ async fn status(
             "missing": plan.missing,
             "out_of_order": plan.out_of_order,
             "dirty": plan.dirty,
+            "lock_holder": lock_holder,
             "problems": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }));
     } else {
         out(format!(
-            "database      {} ({engine:?} {server_version})",
+            "database      {} ({engine} {server_version})",
             config.database.redacted()
         ));
         out(format!("migrations    {}", config.migrations.display()));
@@ -750,12 +755,14 @@ async fn repair(
         (Some(v), None, None) => Action::MarkApplied(v),
         (None, Some(v), None) => Action::MarkRolledBack(v),
         (None, None, Some(v)) => Action::AcceptChecksum(v),
-        _ => return Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!(
+        _ => {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
                 "repair takes exactly one of --mark-applied, --mark-rolled-back, --accept-checksum"
             ),
-        )),
+            ))
+        }
     };
     if let (Action::AcceptChecksum(_), None | Some("")) =
         (action, args.reason.as_deref().map(str::trim))

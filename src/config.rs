@@ -125,6 +125,15 @@ pub enum Engine {
     Sqlite,
 }
 
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::Postgres => "postgres",
+            Engine::Sqlite => "sqlite",
+        })
+    }
+}
+
 impl DatabaseUrl {
     /// Wraps a URL; see [`DatabaseUrl::engine`] for validation.
     pub fn new(url: impl Into<String>) -> Self {
@@ -593,7 +602,9 @@ mod tests {
     use clap::{CommandFactory, FromArgMatches};
 
     fn load_args(args: &[&str]) -> Result<Config, ConfigError> {
-        let matches = Cli::command().try_get_matches_from(args).expect("valid arguments");
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .expect("valid arguments");
         let cli = Cli::from_arg_matches(&matches).expect("valid arguments");
         load(&cli.global, &matches)
     }
@@ -604,7 +615,8 @@ mod tests {
         for (key, ..) in KEYS {
             let documented = text.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
-                l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='))
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
             });
             assert!(documented, "config/shipgate.toml does not document `{key}`");
         }
@@ -612,7 +624,12 @@ mod tests {
 
     #[test]
     fn every_shipped_config_file_loads() {
-        for file in ["config/shipgate.toml", "config/examples/production.toml", "config/examples/staging.toml", "config/examples/local.toml"] {
+        for file in [
+            "config/shipgate.toml",
+            "config/examples/production.toml",
+            "config/examples/staging.toml",
+            "config/examples/local.toml",
+        ] {
             let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
             let config = load_args(&["shipgate", "--config", &path, "status"]);
             assert!(config.is_ok(), "{file}: {:?}", config.err());
@@ -623,19 +640,33 @@ mod tests {
     fn file_errors_name_the_key_file_and_line() {
         let dir = tempfile::tempdir().expect("temp dir");
         let cases = [
-            ("lock_wait = \"soon\"\n", "invalid lock_wait = \"soon\" (from FILE:1): expected a duration"),
-            ("\nlock_retries = \"x\"\n", "invalid lock_retries = \"x\" (from FILE:2): expected a whole number"),
+            (
+                "lock_wait = \"soon\"\n",
+                "invalid lock_wait = \"soon\" (from FILE:1): expected a duration",
+            ),
+            (
+                "\nlock_retries = \"x\"\n",
+                "invalid lock_retries = \"x\" (from FILE:2): expected a whole number",
+            ),
             ("lock_wiat = \"1s\"\n", "unknown key `lock_wiat` (line 1)"),
-            ("strict = \"perhaps\"\n", "invalid strict = \"perhaps\" (from FILE:1): expected true or false"),
+            (
+                "strict = \"perhaps\"\n",
+                "invalid strict = \"perhaps\" (from FILE:1): expected true or false",
+            ),
             ("table_prefix = \"x; DROP\"\n", "invalid table_prefix"),
-            ("database_url = \"mysql2://u:pw@h/db\"\n", "unsupported scheme `mysql2`"),
+            (
+                "database_url = \"mysql2://u:pw@h/db\"\n",
+                "unsupported scheme `mysql2`",
+            ),
             ("lock_wait = [\n", "config file FILE"),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {
             let path = dir.path().join(format!("c{i}.toml"));
             std::fs::write(&path, text).expect("write config");
             let path_text = path.display().to_string();
-            let err = load_args(&["shipgate", "--config", &path_text, "status"]).expect_err("must fail").to_string();
+            let err = load_args(&["shipgate", "--config", &path_text, "status"])
+                .expect_err("must fail")
+                .to_string();
             let want = want.replace("FILE", &path_text);
             assert!(err.contains(&want), "{text:?}: got {err:?}, want {want:?}");
             assert!(!err.contains("pw@"), "password leaked: {err}");
@@ -648,10 +679,13 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lock_wait = \"10s\"\nlock_retries = 2\n").expect("write config");
         let p = path.display().to_string();
-        let config = load_args(&["shipgate", "--config", &p, "--lock-wait", "3s", "status"]).expect("valid");
+        let config =
+            load_args(&["shipgate", "--config", &p, "--lock-wait", "3s", "status"]).expect("valid");
         assert_eq!(config.engine.lock_wait, Duration::from_secs(3));
         assert_eq!(config.engine.lock_retries, 2);
-        let err = load_args(&["shipgate", "--lock-timeout", "fast", "status"]).expect_err("must fail").to_string();
+        let err = load_args(&["shipgate", "--lock-timeout", "fast", "status"])
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("(from flag --lock-timeout)"), "{err}");
     }
 

@@ -51,22 +51,21 @@ pub async fn connect(
             Ok(Err(e)) => e,
             Err(_) => DbError {
                 kind: ErrorKind::Connection,
-                message: format!(
-                    "connect attempt timed out after {}",
-                    humantime::format_duration(bound)
-                ),
+                message: format!("connect attempt timed out after {}", super::human(bound)),
                 code: None,
             },
         };
         let elapsed = started.elapsed();
-        let sleep = jitter(delay);
-        if elapsed + sleep >= settings.connect_timeout {
+        let remaining = settings.connect_timeout.saturating_sub(elapsed);
+        if remaining.is_zero() {
             return Err(Error::Unreachable {
                 url: url.redacted(),
                 waited: elapsed,
                 error,
             });
         }
+        // The last attempt lands on the bound rather than giving up early.
+        let sleep = jitter(delay).min(remaining);
         tracing::warn!(attempt, database = %url, error = %error, retry_in_ms = sleep.as_millis() as u64, "database not reachable yet");
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}

@@ -426,11 +426,7 @@ impl Backend {
     pub async fn try_lock(&mut self) -> Result<bool, DbError> {
         match self.dialect {
             Dialect::Postgres => {
-                if self.pg_lock.is_none() {
-                    let key = postgres::lock_key(self, &self.settings.clone()).await?;
-                    self.pg_lock = Some(key);
-                }
-                let key = self.pg_lock.clone().expect("lock key set just above");
+                let key = self.pg_key().await?;
                 let rows = self.rows(&key.try_lock_sql()).await?;
                 Ok(first(&rows).as_deref() == Some("t"))
             }
@@ -449,13 +445,11 @@ impl Backend {
         }
     }
 
-    /// Who holds the lock now, if anyone can be seen holding it.
+    /// Who holds the lock now, if anyone can be seen holding it (this session included).
     pub async fn lock_holder(&mut self) -> Result<Option<LockHolder>, DbError> {
         match self.dialect {
             Dialect::Postgres => {
-                let Some(key) = self.pg_lock.clone() else {
-                    return Ok(None);
-                };
+                let key = self.pg_key().await?;
                 let rows = self.rows(&key.holder_sql()).await?;
                 Ok(rows.first().map(|r| LockHolder {
                     pid: r.first().cloned().flatten().and_then(|p| p.parse().ok()),
@@ -466,6 +460,15 @@ impl Backend {
             }
             Dialect::Sqlite => Ok(sqlite::FileLock::holder(&self.url)),
         }
+    }
+
+    async fn pg_key(&mut self) -> Result<postgres::LockKey, DbError> {
+        if let Some(key) = &self.pg_lock {
+            return Ok(key.clone());
+        }
+        let key = postgres::lock_key(self, &self.settings.clone()).await?;
+        self.pg_lock = Some(key.clone());
+        Ok(key)
     }
 
     /// Releases the lock; `Ok(false)` when it turned out not to be held.

@@ -90,7 +90,7 @@ pub enum Error {
         error: DbError,
     },
     /// The database did not accept a connection within the wait.
-    #[error("database {url} unreachable after {}: {error}", humantime::format_duration(*.waited))]
+    #[error("database {url} unreachable after {}: {error}", human(*.waited))]
     Unreachable {
         /// The URL, redacted.
         url: String,
@@ -100,7 +100,7 @@ pub enum Error {
         error: DbError,
     },
     /// The migration lock was not acquired within the wait.
-    #[error("migration lock not acquired within {}{}", humantime::format_duration(*.waited), .holder.as_ref().map(|h| format!("; held by {h}")).unwrap_or_default())]
+    #[error("migration lock not acquired within {}{}", human(*.waited), .holder.as_ref().map(|h| format!("; held by {h}")).unwrap_or_default())]
     LockTimeout {
         /// How long shipgate waited.
         waited: Duration,
@@ -157,6 +157,11 @@ impl Error {
         let context = context.into();
         move |error| Error::Database { context, error }
     }
+}
+
+/// A duration for people: milliseconds at most (`1s 260ms`).
+pub fn human(d: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
 }
 
 /// The current UTC time as RFC 3339.

@@ -478,7 +478,9 @@ fn first_words_are(sql: &str, words: &str) -> bool {
 
 fn starts_with_words(sql: &str, words: &[&str]) -> bool {
     let mut got = strip_leading_comments(sql).split_whitespace();
-    words.iter().all(|w| got.next().is_some_and(|g| g.eq_ignore_ascii_case(w)))
+    words
+        .iter()
+        .all(|w| got.next().is_some_and(|g| g.eq_ignore_ascii_case(w)))
 }
 
 fn strip_leading_comments(mut sql: &str) -> &str {
@@ -743,7 +745,10 @@ mod tests {
 
     #[test]
     fn allows_savepoints_inside_the_transaction() {
-        let s = set(&[("1_a.sql", "SAVEPOINT a;\nSELECT 1;\nROLLBACK TO SAVEPOINT a;\nRELEASE SAVEPOINT a;\n")]);
+        let s = set(&[(
+            "1_a.sql",
+            "SAVEPOINT a;\nSELECT 1;\nROLLBACK TO SAVEPOINT a;\nRELEASE SAVEPOINT a;\n",
+        )]);
         assert!(s.is_ok(), "{:?}", s.err());
     }
 
