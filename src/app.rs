@@ -42,6 +42,8 @@ pub enum Exit {
     Pending = 10,
     /// SIGINT.
     Interrupted = 130,
+    /// `exec` could not start its command.
+    CannotExec = 127,
     /// SIGTERM.
     Terminated = 143,
 }
@@ -62,7 +64,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Failure {
+    pub(crate) fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Failure {
         Failure {
             exit,
             error: error.into(),
@@ -130,7 +132,7 @@ async fn forward_signals(tx: tokio::sync::watch::Sender<Option<Signal>>) {
         _ = int.recv() => Signal::Interrupt,
         _ = term.recv() => Signal::Terminate,
     };
-    tracing::warn!(signal = %s, "stopping: the migration in progress is rolled back and the lock released");
+    tracing::warn!(signal = %s, "signal received: stopping");
     let _ = tx.send(Some(s));
 }
 
@@ -148,6 +150,9 @@ async fn dispatch(
         Command::History(args) => history(&args, config, interrupt).await,
         Command::Baseline(args) => baseline(&args, config, interrupt).await,
         Command::Repair(args) => repair(&args, config, interrupt).await,
+        Command::Release(args) => crate::release::command(&args, config, interrupt).await,
+        Command::Serve(args) => crate::release::serve_command(&args, config, interrupt).await,
+        Command::Exec(args) => crate::release::exec_command(&args, config, interrupt).await,
     }
 }
 
@@ -168,7 +173,10 @@ async fn connect(
 
 /// Finishes a run that used `backend`: on interruption end the server session so the lock and
 /// the transaction go with it, otherwise close cleanly.
-async fn finish<T>(backend: Backend, result: Result<T, migrate::Error>) -> Result<T, Failure> {
+pub(crate) async fn finish<T>(
+    backend: Backend,
+    result: Result<T, migrate::Error>,
+) -> Result<T, Failure> {
     match result {
         Err(e @ migrate::Error::Interrupted(_)) => {
             backend.abort(Duration::from_secs(5)).await;
@@ -220,6 +228,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
         &config.engine,
         &config.deploy,
         &mut interrupt,
+        &apply::UpOptions::default(),
     )
     .await;
     let report = finish(backend, result).await?;
@@ -253,7 +262,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     Ok(Exit::Success)
 }
 
-fn print_dry_run(plan: &Plan, set: &MigrationSet, policy: &Policy) {
+pub(crate) fn print_dry_run(plan: &Plan, set: &MigrationSet, policy: &Policy) {
     let blockers = plan.blockers(policy);
     for b in &blockers {
         out(format!("would refuse: {b}"));

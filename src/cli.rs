@@ -128,6 +128,80 @@ pub struct Global {
     #[arg(long, global = true, env = "SHIPGATE_DEPLOY_ID", value_name = "ID")]
     pub deploy_id: Option<String>,
 
+    /// HTTP port of `serve` and `release --serve`, on all interfaces [default: 8080]
+    #[arg(long, global = true, env = "PORT", value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// Bearer token required by /migrations/status [default: none, open]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_STATUS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub status_token: Option<String>,
+
+    /// Webhook receivers of release events, comma separated
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_WEBHOOK_URL",
+        hide_env_values = true,
+        value_name = "URLS"
+    )]
+    pub webhook_url: Option<String>,
+
+    /// Standard Webhooks signing secret, whsec_<base64>
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// Per-attempt timeout of a webhook delivery [default: 5s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_WEBHOOK_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub webhook_timeout: Option<String>,
+
+    /// Retries of a failed webhook delivery [default: 3]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_WEBHOOK_RETRIES",
+        value_name = "N"
+    )]
+    pub webhook_retries: Option<String>,
+
+    /// Fail the release (exit 1) when a webhook cannot be delivered
+    #[arg(long, global = true, env = "SHIPGATE_REQUIRE_NOTIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_notify: Option<String>,
+
+    /// Time limit of one HTTP request [default: 10s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_REQUEST_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub request_timeout: Option<String>,
+
+    /// How long in-flight HTTP requests may take to finish after SIGTERM [default: 10s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_SHUTDOWN_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub shutdown_timeout: Option<String>,
+
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -156,6 +230,47 @@ pub enum Command {
     Baseline(Baseline),
     /// Resolve a dirty migration or accept an edited checksum; every repair is audited
     Repair(Repair),
+    /// The pre-deploy hook: validate, wait for the database, lock, apply, record, notify
+    Release(Release),
+    /// Serve /health, /health/ready, /migrations/status and /metrics until SIGTERM
+    Serve(Serve),
+    /// Run the release flow, then replace this process with CMD (platforms without a release phase)
+    Exec(Exec),
+}
+
+/// `shipgate release`.
+#[derive(Debug, Args)]
+pub struct Release {
+    /// Stop after this version
+    #[arg(long, env = "SHIPGATE_TO", value_name = "VERSION")]
+    pub to: Option<i64>,
+    /// Print the plan and the SQL that would run; change nothing
+    #[arg(long, env = "SHIPGATE_DRY_RUN")]
+    pub dry_run: bool,
+    /// Serve the HTTP endpoints while the release runs
+    #[arg(long, env = "SHIPGATE_SERVE")]
+    pub serve: bool,
+}
+
+/// `shipgate serve`.
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Run the release flow first, answering 503 on /health/ready until it succeeds
+    #[arg(long, env = "SHIPGATE_MIGRATE")]
+    pub migrate: bool,
+}
+
+/// `shipgate exec`.
+#[derive(Debug, Args)]
+pub struct Exec {
+    /// The command to run after a successful release, with its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
 }
 
 /// `shipgate up`.

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Global;
 use crate::migrate::plan::Policy;
+use crate::notify::WebhookSettings;
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://shipgate.db";
@@ -41,6 +42,86 @@ pub struct Config {
     pub policy: Policy,
     /// Deploy metadata recorded with every run and migration.
     pub deploy: DeployInfo,
+    /// The HTTP service.
+    pub service: ServiceSettings,
+    /// Webhook receivers.
+    pub webhooks: WebhookSettings,
+    /// Whether an undelivered webhook fails the release.
+    pub require_notify: bool,
+}
+
+/// Settings of the HTTP service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Port on `[::]`.
+    pub port: u16,
+    /// Bearer token for `/migrations/status`.
+    pub status_token: Option<Secret>,
+    /// Time limit of one request.
+    pub request_timeout: Duration,
+    /// Drain bound after SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+/// A secret string: `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for comparing or signing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A Standard Webhooks signing key, from `whsec_<base64>`. `Debug` prints `***`.
+#[derive(Clone)]
+pub struct WebhookSecret(Vec<u8>);
+
+impl WebhookSecret {
+    /// Decodes `whsec_<base64>`.
+    pub fn parse(s: &str) -> Result<WebhookSecret, String> {
+        use base64::Engine as _;
+        let encoded = s
+            .trim()
+            .strip_prefix("whsec_")
+            .ok_or("a secret of the form whsec_<base64>")?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| "whsec_ followed by base64")?;
+        if key.is_empty() {
+            return Err("a non-empty key after whsec_".into());
+        }
+        Ok(WebhookSecret(key))
+    }
+
+    /// The HMAC key.
+    pub fn key(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(***)")
+    }
 }
 
 /// Bounds and names the migration engine runs with.
@@ -285,6 +366,24 @@ struct Layer {
     allow_out_of_order: Option<LooseBool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     deploy_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<LooseU32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_retries: Option<LooseU32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_notify: Option<LooseBool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shutdown_timeout: Option<String>,
 }
 
 /// A boolean from TOML (`true`) or from a flag/env string (`"true"`), checked later.
@@ -330,6 +429,39 @@ const KEYS: &[(&str, &str, &str)] = &[
         "SHIPGATE_ALLOW_OUT_OF_ORDER",
     ),
     ("deploy_id", "--deploy-id", "SHIPGATE_DEPLOY_ID"),
+    ("port", "--port", "PORT"),
+    ("status_token", "--status-token", "SHIPGATE_STATUS_TOKEN"),
+    ("webhook_url", "--webhook-url", "SHIPGATE_WEBHOOK_URL"),
+    (
+        "webhook_secret",
+        "--webhook-secret",
+        "SHIPGATE_WEBHOOK_SECRET",
+    ),
+    (
+        "webhook_timeout",
+        "--webhook-timeout",
+        "SHIPGATE_WEBHOOK_TIMEOUT",
+    ),
+    (
+        "webhook_retries",
+        "--webhook-retries",
+        "SHIPGATE_WEBHOOK_RETRIES",
+    ),
+    (
+        "require_notify",
+        "--require-notify",
+        "SHIPGATE_REQUIRE_NOTIFY",
+    ),
+    (
+        "request_timeout",
+        "--request-timeout",
+        "SHIPGATE_REQUEST_TIMEOUT",
+    ),
+    (
+        "shutdown_timeout",
+        "--shutdown-timeout",
+        "SHIPGATE_SHUTDOWN_TIMEOUT",
+    ),
 ];
 
 /// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
@@ -370,6 +502,15 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         strict: global.strict.clone().map(LooseBool::Text),
         allow_out_of_order: global.allow_out_of_order.clone().map(LooseBool::Text),
         deploy_id: global.deploy_id.clone(),
+        port: global.port.clone().map(LooseU32::Text),
+        status_token: global.status_token.clone(),
+        webhook_url: global.webhook_url.clone(),
+        webhook_secret: global.webhook_secret.clone(),
+        webhook_timeout: global.webhook_timeout.clone(),
+        webhook_retries: global.webhook_retries.clone().map(LooseU32::Text),
+        require_notify: global.require_notify.clone().map(LooseBool::Text),
+        request_timeout: global.request_timeout.clone(),
+        shutdown_timeout: global.shutdown_timeout.clone(),
     };
     let mut figment = Figment::new();
     if let Some(text) = &file_text {
@@ -434,15 +575,24 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         Some("json") => Some(LogFormat::Json),
         Some(other) => return Err(invalid("log_format", other, "text or json")),
     };
-    let lock_retries = match &layer.lock_retries {
-        None => 5,
-        Some(LooseU32::Int(n)) => u32::try_from(*n)
-            .map_err(|_| invalid("lock_retries", &n.to_string(), "a whole number from 0"))?,
-        Some(LooseU32::Text(t)) => t
-            .trim()
-            .parse()
-            .map_err(|_| invalid("lock_retries", t, "a whole number from 0"))?,
-    };
+    let whole =
+        |key: &str, value: &Option<LooseU32>, default: u32, max: u32| -> Result<u32, ConfigError> {
+            let expected = format!("a whole number from 0 to {max}");
+            let n = match value {
+                None => return Ok(default),
+                Some(LooseU32::Int(n)) => {
+                    u32::try_from(*n).map_err(|_| invalid(key, &n.to_string(), &expected))?
+                }
+                Some(LooseU32::Text(t)) => {
+                    t.trim().parse().map_err(|_| invalid(key, t, &expected))?
+                }
+            };
+            if n > max {
+                return Err(invalid(key, &n.to_string(), &expected));
+            }
+            Ok(n)
+        };
+    let lock_retries = whole("lock_retries", &layer.lock_retries, 5, 1000)?;
     let statement_timeout = duration(
         "statement_timeout",
         layer.statement_timeout.as_ref(),
@@ -495,7 +645,70 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         allow_out_of_order: boolean("allow_out_of_order", &layer.allow_out_of_order)?,
         target: None,
     };
+    let port = whole("port", &layer.port, 8080, 65535)? as u16;
+    let secret_text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let status_token = secret_text(&layer.status_token).map(Secret::new);
+    let webhook_secret = match secret_text(&layer.webhook_secret) {
+        None => None,
+        Some(s) => Some(
+            WebhookSecret::parse(&s)
+                .map_err(|expected| invalid("webhook_secret", "***", &expected))?,
+        ),
+    };
+    let mut urls = Vec::new();
+    for raw in layer
+        .webhook_url
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    {
+        match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => urls.push(u),
+            _ => {
+                return Err(invalid(
+                    "webhook_url",
+                    &redact(raw),
+                    "comma-separated http:// or https:// URLs",
+                ))
+            }
+        }
+    }
+    let webhooks = WebhookSettings {
+        urls,
+        secret: webhook_secret,
+        timeout: duration(
+            "webhook_timeout",
+            layer.webhook_timeout.as_ref(),
+            Duration::from_secs(5),
+        )?,
+        retries: whole("webhook_retries", &layer.webhook_retries, 3, 20)?,
+    };
+    let service = ServiceSettings {
+        port,
+        status_token,
+        request_timeout: duration(
+            "request_timeout",
+            layer.request_timeout.as_ref(),
+            Duration::from_secs(10),
+        )?,
+        shutdown_timeout: duration(
+            "shutdown_timeout",
+            layer.shutdown_timeout.as_ref(),
+            Duration::from_secs(10),
+        )?,
+    };
+    let require_notify = boolean("require_notify", &layer.require_notify)?;
     Ok(Config {
+        service,
+        webhooks,
+        require_notify,
         database,
         database_is_default,
         migrations: PathBuf::from(layer.migrations.unwrap_or_else(|| "migrations".into())),

@@ -7,11 +7,17 @@
 //!   [`migrate::plan`] compares them with history (both pure), [`migrate::backend`] talks to
 //!   PostgreSQL or SQLite over one dedicated connection, and [`migrate::apply`],
 //!   [`migrate::lock`] and [`migrate::repair`] drive a run;
+//! - [`release`] is the pre-deploy flow and the service around it: [`status`] caches what the
+//!   database says, [`http`] serves it, [`notify`] sends the webhooks;
 //! - [`app`] has one function per command and maps every outcome to an exit code;
 //! - [`telemetry`] sets up logs.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod migrate;
+pub mod notify;
+pub mod release;
+pub mod status;
 pub mod telemetry;

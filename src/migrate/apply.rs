@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::backend::{Audit, Backend, DbError, ErrorKind, Record, Timeouts};
+use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Timeouts};
 use super::plan::{self, HistoryRow, Plan, Policy, State};
 use super::source::{Migration, MigrationSet, Script, Version};
 use super::{jitter, lock, Error, Interrupt};
@@ -125,9 +125,67 @@ pub fn check_target(set: &MigrationSet, policy: &Policy) -> Result<(), Error> {
     }
 }
 
+/// What a run in progress is doing, shared with the HTTP service of the same process.
+#[derive(Debug, Clone, Default)]
+pub struct Progress(std::sync::Arc<std::sync::Mutex<ProgressState>>);
+
+/// A snapshot of [`Progress`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProgressState {
+    /// The `shipgate_runs` row of this run, once written.
+    pub run_id: Option<i64>,
+    /// The migration being applied now.
+    pub current: Option<InProgress>,
+    /// Migrations applied so far by this run.
+    pub applied: usize,
+}
+
+/// The migration being applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct InProgress {
+    /// Version.
+    pub version: Version,
+    /// Name.
+    pub name: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Statements committed, for a no-transaction file.
+    pub statements_done: Option<usize>,
+    /// Statements in the file, for a no-transaction file.
+    pub statements_total: Option<usize>,
+}
+
+impl Progress {
+    fn update(&self, f: impl FnOnce(&mut ProgressState)) {
+        let mut guard = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard);
+    }
+
+    /// The state now.
+    pub fn get(&self) -> ProgressState {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// How `up` records itself: plain (`up`) or as a release run with a `shipgate_runs` row.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Write a `shipgate_runs` row under this command name.
+    pub record_run: Option<&'static str>,
+    /// Where to publish what is being applied.
+    pub progress: Progress,
+}
+
 /// Applies what is pending. Without pending work it returns after one history read, without
 /// taking the lock; with work it locks, re-reads history under the lock, and applies.
 #[tracing::instrument(skip_all)]
+#[allow(clippy::too_many_arguments)]
 pub async fn up(
     backend: &mut Backend,
     set: &MigrationSet,
@@ -135,11 +193,33 @@ pub async fn up(
     settings: &EngineSettings,
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
+    options: &UpOptions,
 ) -> Result<UpReport, Error> {
     check_target(set, policy)?;
-    let (_, plan) = plan(backend, set, policy).await?;
-    refuse_blockers(&plan, policy)?;
-    if plan.pending.is_empty() {
+    let history = backend
+        .read_history()
+        .await
+        .map_err(Error::db("reading migration history"))?;
+    let tables_exist = history.is_some();
+    let plan = plan::compute(&history.unwrap_or_default(), set, policy);
+    if let Err(e) = refuse_blockers(&plan, policy) {
+        if tables_exist {
+            record_refusal(backend, options, deploy, &e).await;
+        }
+        return Err(e);
+    }
+    // A release on a database without shipgate's tables still takes the lock: it creates them.
+    if plan.pending.is_empty() && (tables_exist || options.record_run.is_none()) {
+        if let Some(command) = options.record_run {
+            let id = backend
+                .start_run(command, deploy)
+                .await
+                .map_err(Error::db("recording the run"))?;
+            backend
+                .finish_run(id, RunOutcome::NothingToDo, 0, None)
+                .await
+                .map_err(Error::db("recording the run"))?;
+        }
         return Ok(UpReport {
             applied: Vec::new(),
             plan,
@@ -147,7 +227,8 @@ pub async fn up(
         });
     }
     let waited = lock::acquire(backend, settings.lock_wait, interrupt).await?;
-    let result = up_locked(backend, set, policy, settings, deploy, interrupt).await;
+    metrics::histogram!("shipgate_lock_wait_seconds").record(waited.as_secs_f64());
+    let result = up_locked(backend, set, policy, settings, deploy, interrupt, options).await;
     if let Err(e @ Error::Interrupted(_)) = result {
         // The connection may be mid-statement; the caller aborts the session instead.
         return Err(e);
@@ -158,6 +239,29 @@ pub async fn up(
         plan,
         lock_wait_ms: waited.as_millis() as u64,
     })
+}
+
+/// A release refused before the lock still leaves a failed run row, so `serve` can say why.
+async fn record_refusal(
+    backend: &mut Backend,
+    options: &UpOptions,
+    deploy: &DeployInfo,
+    e: &Error,
+) {
+    let Some(command) = options.record_run else {
+        return;
+    };
+    let message = e.to_string();
+    let result = async {
+        let id = backend.start_run(command, deploy).await?;
+        backend
+            .finish_run(id, RunOutcome::Failed, 0, Some(&message))
+            .await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record the refused run");
+    }
 }
 
 /// Releases the lock and says so when it was not held (it was lost mid-run).
@@ -184,6 +288,7 @@ fn refuse_blockers(plan: &Plan, policy: &Policy) -> Result<(), Error> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn up_locked(
     backend: &mut Backend,
     set: &MigrationSet,
@@ -191,22 +296,98 @@ async fn up_locked(
     settings: &EngineSettings,
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
+    options: &UpOptions,
 ) -> Result<(Vec<Applied>, Plan), Error> {
     backend
         .ensure_tables()
         .await
         .map_err(Error::db("creating shipgate's tables"))?;
+    let run_id = match options.record_run {
+        Some(command) => Some(
+            backend
+                .start_run(command, deploy)
+                .await
+                .map_err(Error::db("recording the run"))?,
+        ),
+        None => None,
+    };
+    options.progress.update(|p| p.run_id = run_id);
+    let mut applied = Vec::new();
+    let result = apply_pending(
+        backend,
+        set,
+        policy,
+        settings,
+        deploy,
+        interrupt,
+        options,
+        &mut applied,
+    )
+    .await;
+    if let Some(id) = run_id {
+        let (outcome, error) = match &result {
+            Ok(_) if applied.is_empty() => (RunOutcome::NothingToDo, None),
+            Ok(_) => (RunOutcome::Succeeded, None),
+            Err(Error::Interrupted(_)) => return result.map(|plan| (applied, plan)),
+            Err(e) => (RunOutcome::Failed, Some(e.to_string())),
+        };
+        if let Err(e) = backend
+            .finish_run(id, outcome, applied.len(), error.as_deref())
+            .await
+        {
+            tracing::warn!(error = %e, run_id = id, "could not record the run's outcome");
+        }
+    }
+    result.map(|plan| (applied, plan))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_pending(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    policy: &Policy,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+    options: &UpOptions,
+    applied: &mut Vec<Applied>,
+) -> Result<Plan, Error> {
     // Another process may have applied some or all of it while we waited.
     let (_, plan) = plan(backend, set, policy).await?;
     refuse_blockers(&plan, policy)?;
-    let mut applied = Vec::new();
     for entry in &plan.pending {
         let m = set
             .get(entry.version)
             .expect("the plan only lists versions from the set");
         let started = Instant::now();
-        let retries = apply_one(backend, m, settings, deploy, interrupt).await?;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        options.progress.update(|p| {
+            p.current = Some(InProgress {
+                version: m.version,
+                name: m.name.clone(),
+                started_at: super::now_rfc3339(),
+                statements_done: m.up.directives.no_transaction.then_some(0),
+                statements_total: m
+                    .up
+                    .directives
+                    .no_transaction
+                    .then_some(m.up.statements.len()),
+            });
+        });
+        let result = apply_one(backend, m, settings, deploy, interrupt, &options.progress).await;
+        options.progress.update(|p| p.current = None);
+        let retries = match result {
+            Ok(retries) => retries,
+            Err(e) => {
+                if !matches!(e, Error::Interrupted(_)) {
+                    metrics::counter!("shipgate_migration_failures_total").increment(1);
+                }
+                return Err(e);
+            }
+        };
+        let elapsed = started.elapsed();
+        let duration_ms = elapsed.as_millis() as u64;
+        metrics::counter!("shipgate_migrations_applied_total").increment(1);
+        metrics::histogram!("shipgate_migration_duration_seconds").record(elapsed.as_secs_f64());
         tracing::info!(migration_version = m.version, name = %m.name, duration_ms, retries, "applied migration");
         applied.push(Applied {
             version: m.version,
@@ -214,9 +395,10 @@ async fn up_locked(
             duration_ms,
             retries,
         });
+        options.progress.update(|p| p.applied = applied.len());
     }
     let (_, plan) = self::plan(backend, set, policy).await?;
-    Ok((applied, plan))
+    Ok(plan)
 }
 
 fn timeouts(script: &Script, settings: &EngineSettings) -> Timeouts {
@@ -244,6 +426,7 @@ async fn apply_one(
     settings: &EngineSettings,
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
+    progress: &Progress,
 ) -> Result<u32, Error> {
     let record = Record {
         version: m.version,
@@ -254,7 +437,16 @@ async fn apply_one(
     let t = timeouts(&m.up, settings);
     let file = m.up.path.display().to_string();
     if m.up.directives.no_transaction {
-        return apply_untracked(backend, m, &record, t, settings.lock_retries, interrupt).await;
+        return apply_untracked(
+            backend,
+            m,
+            &record,
+            t,
+            settings.lock_retries,
+            interrupt,
+            progress,
+        )
+        .await;
     }
     let mut attempt = 0;
     loop {
@@ -304,6 +496,7 @@ async fn apply_untracked(
     t: Timeouts,
     lock_retries: u32,
     interrupt: &mut Interrupt,
+    progress: &Progress,
 ) -> Result<u32, Error> {
     let file = m.up.path.display().to_string();
     backend
@@ -365,6 +558,11 @@ async fn apply_untracked(
                 "recording progress of migration {}",
                 m.version
             )))?;
+        progress.update(|p| {
+            if let Some(c) = p.current.as_mut() {
+                c.statements_done = Some(i + 1);
+            }
+        });
         tracing::info!(
             migration_version = m.version,
             statement = i + 1,

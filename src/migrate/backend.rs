@@ -206,6 +206,68 @@ pub struct AuditRow {
     pub after: Option<String>,
 }
 
+/// What the status cache reads in one round trip.
+#[derive(Debug, Clone, Default)]
+pub struct StatusRows {
+    /// History; `None` when the tables do not exist yet.
+    pub history: Option<Vec<HistoryRow>>,
+    /// The newest run.
+    pub last_run: Option<RunRow>,
+    /// The lock holder, if held.
+    pub lock_holder: Option<LockHolder>,
+}
+
+/// How a run ended, as stored in `shipgate_runs.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Everything pending was applied.
+    Succeeded,
+    /// A migration or a check failed.
+    Failed,
+    /// The process was stopped (SIGTERM/SIGINT).
+    Aborted,
+    /// Nothing was pending.
+    NothingToDo,
+}
+
+impl RunOutcome {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Aborted => "aborted",
+            RunOutcome::NothingToDo => "nothing_to_do",
+        }
+    }
+}
+
+/// A row of `shipgate_runs`: one release run, possibly written by another process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRow {
+    /// Row id.
+    pub id: i64,
+    /// `release` (or the command that wrote it).
+    pub command: String,
+    /// Start (RFC 3339).
+    pub started_at: Option<String>,
+    /// End (RFC 3339); `None` while it runs (or if its process died).
+    pub finished_at: Option<String>,
+    /// `succeeded`, `failed`, `aborted`, `nothing_to_do`; `None` while it runs.
+    pub outcome: Option<String>,
+    /// Migrations applied.
+    pub applied: i64,
+    /// The error, when it failed.
+    pub error: Option<String>,
+    /// Deploy id.
+    pub deploy_id: Option<String>,
+    /// `host:pid` of the process that ran it.
+    pub host: Option<String>,
+    /// App version.
+    pub app_version: Option<String>,
+}
+
 /// The SQL-level differences between engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -348,8 +410,14 @@ impl Backend {
     pub(crate) async fn exec(&mut self, sql: &str) -> Result<(), DbError> {
         let engine = self.engine();
         let result = match &mut self.conn {
-            Conn::Postgres(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
-            Conn::Sqlite(c) => sqlx::raw_sql(sql).execute(c).await.map(drop),
+            // Calling the executor's method on a concrete `&mut Connection` (not the generic
+            // `RawSql::execute`) keeps these futures provably `Send` for spawned tasks.
+            Conn::Postgres(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
+                .await
+                .map(drop),
+            Conn::Sqlite(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
+                .await
+                .map(drop),
         };
         result.map_err(|e| DbError::from_sqlx(e, engine))
     }
@@ -358,12 +426,10 @@ impl Backend {
     pub(crate) async fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
         let engine = self.engine();
         let result = match &mut self.conn {
-            Conn::Postgres(c) => sqlx::raw_sql(sql)
-                .fetch_all(c)
+            Conn::Postgres(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
                 .await
                 .map(|rows| rows.iter().map(texts).collect()),
-            Conn::Sqlite(c) => sqlx::raw_sql(sql)
-                .fetch_all(c)
+            Conn::Sqlite(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
                 .await
                 .map(|rows| rows.iter().map(texts).collect()),
         };
@@ -767,6 +833,160 @@ impl Backend {
             d.opt(a.after.as_deref()),
             d.opt(a.deploy.deploy_id.as_deref()),
         )
+    }
+
+    /// History, the newest run and the lock holder in one statement (one round trip), for the
+    /// status cache. `None` history when shipgate's tables do not exist yet.
+    pub async fn status_rows(&mut self) -> Result<StatusRows, DbError> {
+        let d = self.dialect;
+        let history = format!(
+            "SELECT 'h', CAST(version AS TEXT), name, checksum, state, CAST(statements_done AS TEXT), error, {}, \
+             CAST(execution_ms AS TEXT), applied_by, deploy_id, app_version FROM {}",
+            d.time_text("applied_at"),
+            self.tables.migrations
+        );
+        let run = format!(
+            "SELECT 'r', CAST(id AS TEXT), command, {}, {}, outcome, CAST(applied AS TEXT), error, deploy_id, host, app_version, NULL \
+             FROM (SELECT * FROM {} ORDER BY id DESC LIMIT 1) last_run",
+            d.time_text("started_at"),
+            d.time_text("finished_at"),
+            self.tables.runs
+        );
+        let holder = match d {
+            Dialect::Postgres => {
+                let key = self.pg_key().await?;
+                format!(" UNION ALL SELECT 'l', holder.*, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({}) holder", key.holder_sql())
+            }
+            Dialect::Sqlite => String::new(),
+        };
+        let sql = format!("{history} UNION ALL {run}{holder}");
+        let rows = match self.rows(&sql).await {
+            Ok(rows) => rows,
+            Err(e) if self.is_missing_table(&e) => {
+                let lock_holder = self.lock_holder().await?;
+                return Ok(StatusRows {
+                    history: None,
+                    last_run: None,
+                    lock_holder,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = StatusRows {
+            history: Some(Vec::new()),
+            last_run: None,
+            lock_holder: None,
+        };
+        for r in rows {
+            let get = |i: usize| r.get(i).cloned().flatten();
+            match get(0).as_deref() {
+                Some("h") => {
+                    if let Some(h) = out.history.as_mut() {
+                        h.push(history_row(&r[1..])?);
+                    }
+                }
+                Some("r") => {
+                    out.last_run = Some(RunRow {
+                        id: get(1).and_then(|v| v.parse().ok()).unwrap_or_default(),
+                        command: get(2).unwrap_or_default(),
+                        started_at: get(3),
+                        finished_at: get(4),
+                        outcome: get(5),
+                        applied: get(6).and_then(|v| v.parse().ok()).unwrap_or_default(),
+                        error: get(7),
+                        deploy_id: get(8),
+                        host: get(9),
+                        app_version: get(10),
+                    })
+                }
+                Some("l") => {
+                    out.lock_holder = Some(LockHolder {
+                        pid: get(1).and_then(|p| p.parse().ok()),
+                        application: get(2),
+                        client: get(3),
+                        since: get(4),
+                    })
+                }
+                _ => {}
+            }
+        }
+        if let Some(h) = out.history.as_mut() {
+            h.sort_by_key(|r| r.version);
+        }
+        if d == Dialect::Sqlite {
+            out.lock_holder = sqlite::FileLock::holder(&self.url);
+        }
+        Ok(out)
+    }
+
+    /// Opens a `shipgate_runs` row for a run that is starting; returns its id.
+    pub async fn start_run(&mut self, command: &str, deploy: &DeployInfo) -> Result<i64, DbError> {
+        let d = self.dialect;
+        let sql = format!(
+            "INSERT INTO {} (command, started_at, applied, deploy_id, host, app_version) \
+             VALUES ({}, {}, 0, {}, {}, {}) RETURNING CAST(id AS TEXT)",
+            self.tables.runs,
+            d.quote(command),
+            d.now(),
+            d.opt(deploy.deploy_id.as_deref()),
+            d.quote(&deploy.applied_by()),
+            d.opt(deploy.app_version.as_deref()),
+        );
+        let rows = self.rows(&sql).await?;
+        first(&rows)
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| DbError::query("inserting a run row returned no id"))
+    }
+
+    /// Closes a `shipgate_runs` row with its outcome.
+    pub async fn finish_run(
+        &mut self,
+        id: i64,
+        outcome: RunOutcome,
+        applied: usize,
+        error: Option<&str>,
+    ) -> Result<(), DbError> {
+        let d = self.dialect;
+        let sql = format!(
+            "UPDATE {} SET finished_at = {}, outcome = '{}', applied = {applied}, error = {} WHERE id = {id}",
+            self.tables.runs,
+            d.now(),
+            outcome.as_str(),
+            d.opt(error),
+        );
+        self.exec(&sql).await
+    }
+
+    /// The newest `shipgate_runs` row, if the table exists and has one.
+    pub async fn last_run(&mut self) -> Result<Option<RunRow>, DbError> {
+        let d = self.dialect;
+        let sql = format!(
+            "SELECT CAST(id AS TEXT), command, {}, {}, outcome, CAST(applied AS TEXT), error, deploy_id, host, app_version \
+             FROM {} ORDER BY id DESC LIMIT 1",
+            d.time_text("started_at"),
+            d.time_text("finished_at"),
+            self.tables.runs
+        );
+        let rows = match self.rows(&sql).await {
+            Ok(rows) => rows,
+            Err(e) if self.is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(rows.into_iter().next().map(|r| {
+            let get = |i: usize| r.get(i).cloned().flatten();
+            RunRow {
+                id: get(0).and_then(|v| v.parse().ok()).unwrap_or_default(),
+                command: get(1).unwrap_or_default(),
+                started_at: get(2),
+                finished_at: get(3),
+                outcome: get(4),
+                applied: get(5).and_then(|v| v.parse().ok()).unwrap_or_default(),
+                error: get(6),
+                deploy_id: get(7),
+                host: get(8),
+                app_version: get(9),
+            }
+        }))
     }
 
     /// The audit table, oldest first (empty when it does not exist yet).

@@ -160,8 +160,14 @@ impl FileLock {
     /// Reads who holds the lock from the lock file.
     pub fn holder(url: &DatabaseUrl) -> Option<LockHolder> {
         let path = lock_path(url).ok().flatten()?;
+        let mut file = File::open(path).ok()?;
+        // The file outlives its holder: it names a holder only while someone has it locked.
+        if file.try_lock_shared().is_ok() {
+            let _ = file.unlock();
+            return None;
+        }
         let mut text = String::new();
-        File::open(path).ok()?.read_to_string(&mut text).ok()?;
+        file.read_to_string(&mut text).ok()?;
         let h: HolderFile = serde_json::from_str(&text).ok()?;
         Some(LockHolder {
             pid: Some(i64::from(h.pid)),

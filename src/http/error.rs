@@ -1,0 +1,33 @@
+//! JSON error responses shared by every endpoint.
+
+use std::any::Any;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// `{"error": message}` with `status`.
+pub fn json_error(status: StatusCode, message: &str) -> impl IntoResponse {
+    (
+        status,
+        Json(json!({ "error": message, "status": status.as_u16() })),
+    )
+}
+
+pub async fn not_found() -> impl IntoResponse {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: see /health, /health/ready, /migrations/status, /metrics",
+    )
+}
+
+pub async fn method_not_allowed() -> impl IntoResponse {
+    json_error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported")
+}
+
+/// A handler panicked: a bug. Answer 500 and keep serving.
+pub fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}

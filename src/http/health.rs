@@ -1,0 +1,58 @@
+//! `/health` (liveness: no database call) and `/health/ready` (readiness).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+use super::AppState;
+
+const HEALTH_JSON: &str = "application/health+json";
+
+/// 200 while the process runs.
+pub async fn live(State(state): State<AppState>) -> impl IntoResponse {
+    let body = json!({
+        "status": "pass",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    });
+    ([(header::CONTENT_TYPE, HEALTH_JSON)], Json(body))
+}
+
+/// 200 only when the database answers, nothing is pending, dirty or modified, no release runs
+/// in this process and it is not shutting down; 503 with the reasons otherwise.
+pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let mut reasons = Vec::new();
+    if state.phase.shutting_down.load(Ordering::SeqCst) {
+        reasons.push("shutting down".to_owned());
+    }
+    if state.phase.migrating.load(Ordering::SeqCst) {
+        reasons.push("a release is running in this process".to_owned());
+    }
+    if let Some(e) = state
+        .phase
+        .release_error
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+    {
+        reasons.push(format!("the release failed: {e}"));
+    }
+    let snapshot = state.cache.get();
+    reasons.extend(snapshot.not_ready_reasons(&state.policy));
+    let (status, body) = if reasons.is_empty() {
+        (
+            StatusCode::OK,
+            json!({ "status": "pass", "current_version": snapshot.current_version }),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "fail", "reasons": reasons, "current_version": snapshot.current_version }),
+        )
+    };
+    (status, [(header::CONTENT_TYPE, HEALTH_JSON)], Json(body))
+}

@@ -1,0 +1,223 @@
+//! Webhooks: payloads, Standard Webhooks signing, bounded retries.
+//!
+//! Owns `release.started`, `release.succeeded` and `release.failed` notifications. Each is sent
+//! to every configured URL concurrently; each delivery makes up to `1 + retries` attempts with a
+//! per-attempt timeout and jittered exponential backoff, and keeps one `webhook-id` across its
+//! attempts so receivers can deduplicate. It never decides an exit code: callers get a
+//! [`NotifyError`] and decide (`--require-notify`).
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+use crate::config::{redact, WebhookSecret};
+
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+
+/// Webhook settings, validated by `config`.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Receivers.
+    pub urls: Vec<url::Url>,
+    /// Signing secret (`whsec_…`); unsigned when absent.
+    pub secret: Option<WebhookSecret>,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub retries: u32,
+}
+
+/// One notification in the Standard Webhooks payload shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// `release.started`, `release.succeeded` or `release.failed`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// When it happened (RFC 3339).
+    pub timestamp: String,
+    /// What happened.
+    pub data: serde_json::Value,
+}
+
+/// A delivery that did not succeed after every attempt.
+#[derive(Debug, thiserror::Error)]
+#[error("webhook {event} to {url} failed after {attempts} attempt(s): {last}")]
+pub struct NotifyError {
+    /// The event type.
+    pub event: &'static str,
+    /// The receiver, with any password redacted.
+    pub url: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The last attempt's problem.
+    pub last: String,
+}
+
+/// Sends events to the configured receivers.
+#[derive(Clone)]
+pub struct Notifier {
+    client: reqwest::Client,
+    settings: WebhookSettings,
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Notifier {
+    /// A notifier for `settings`; `None` when no URL is configured.
+    pub fn new(settings: &WebhookSettings) -> Result<Option<Notifier>, reqwest::Error> {
+        if settings.urls.is_empty() {
+            return Ok(None);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("shipgate/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Some(Notifier {
+            client,
+            settings: settings.clone(),
+        }))
+    }
+
+    /// Delivers `event` to every receiver; returns the failed deliveries.
+    pub async fn send(&self, event: &Event) -> Vec<NotifyError> {
+        let body = match serde_json::to_vec(event) {
+            Ok(b) => b,
+            Err(e) => {
+                return vec![NotifyError {
+                    event: event.kind,
+                    url: "-".into(),
+                    attempts: 0,
+                    last: e.to_string(),
+                }];
+            }
+        };
+        let id: std::sync::Arc<str> =
+            format!("msg_{}", hex::encode(rand::random::<[u8; 12]>())).into();
+        let body: std::sync::Arc<[u8]> = body.into();
+        // One task per receiver, owned here: dropping `send` cancels them.
+        let mut tasks = tokio::task::JoinSet::new();
+        let kind = event.kind;
+        for url in self.settings.urls.clone() {
+            let (this, id, body) = (self.clone(), id.clone(), body.clone());
+            tasks.spawn(async move { this.deliver(&url, kind, &id, &body).await });
+        }
+        let mut failures = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failures.push(e),
+                Err(e) => failures.push(NotifyError {
+                    event: event.kind,
+                    url: "-".into(),
+                    attempts: 0,
+                    last: e.to_string(),
+                }),
+            }
+        }
+        failures
+    }
+
+    #[tracing::instrument(skip_all, fields(event = kind, url = %redact(url.as_str())))]
+    async fn deliver(
+        &self,
+        url: &url::Url,
+        kind: &'static str,
+        id: &str,
+        body: &[u8],
+    ) -> Result<(), NotifyError> {
+        let attempts = self.settings.retries + 1;
+        let mut delay = BACKOFF_START;
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+            let mut request = self
+                .client
+                .post(url.clone())
+                .header("content-type", "application/json")
+                .header("webhook-id", id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .body(body.to_vec());
+            if let Some(secret) = &self.settings.secret {
+                request = request.header("webhook-signature", sign(secret, id, timestamp, body));
+            }
+            match request.send().await {
+                Ok(r) if r.status().is_success() => {
+                    tracing::info!(attempt, status = r.status().as_u16(), "webhook delivered");
+                    return Ok(());
+                }
+                Ok(r) => last = format!("HTTP {}", r.status()),
+                Err(e) if e.is_timeout() => {
+                    last = format!(
+                        "no answer within {}",
+                        crate::migrate::human(self.settings.timeout)
+                    )
+                }
+                Err(e) => last = redact(&e.without_url().to_string()),
+            }
+            if attempt < attempts {
+                let wait = crate::migrate::jitter(delay);
+                tracing::warn!(attempt, of = attempts, error = %last, retry_in_ms = wait.as_millis() as u64, "webhook attempt failed");
+                tokio::time::sleep(wait).await;
+                delay = (delay * 2).min(BACKOFF_MAX);
+            }
+        }
+        Err(NotifyError {
+            event: kind,
+            url: redact(url.as_str()),
+            attempts,
+            last,
+        })
+    }
+
+    /// The longest a [`Notifier::send`] can take: every attempt timing out, plus the backoff.
+    pub fn bound(&self) -> Duration {
+        let mut total = self.settings.timeout * (self.settings.retries + 1);
+        let mut delay = BACKOFF_START;
+        for _ in 0..self.settings.retries {
+            total += delay;
+            delay = (delay * 2).min(BACKOFF_MAX);
+        }
+        total + Duration::from_secs(1)
+    }
+}
+
+/// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`, per Standard Webhooks.
+pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.key()).expect("HMAC accepts keys of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_like_the_standard_webhooks_reference() {
+        // The example from the Standard Webhooks specification's reference implementation.
+        let secret =
+            WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid secret");
+        let body = br#"{"test": 2432232314}"#;
+        let got = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(got, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}

@@ -1,0 +1,449 @@
+//! The release flow and the long-running service: `release`, `serve`, `exec`.
+//!
+//! `release` = validate files → wait for the database → lock → plan → apply → record the run
+//! in `shipgate_runs` → unlock → notify → exit code, ending in one summary line (or one line
+//! saying what failed and what to do next). `serve` runs the HTTP service; `--migrate` and
+//! `release --serve` run both in one process, readiness answering 503 while the release runs.
+//! `exec` runs the release, then replaces this process with the given command.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::{exit_for, Exit, Failure};
+use crate::cli;
+use crate::config::Config;
+use crate::http::{self, AppState, Metrics, Phase};
+use crate::migrate::apply::{self, Progress, UpOptions};
+use crate::migrate::backend::{Backend, RunOutcome};
+use crate::migrate::plan::Policy;
+use crate::migrate::{self, source, Interrupt};
+use crate::notify::{Event, Notifier};
+use crate::status;
+
+const ABORT_BOUND: Duration = Duration::from_secs(5);
+
+/// `shipgate release [--serve]`.
+pub async fn command(
+    args: &cli::Release,
+    config: &Config,
+    interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    if args.dry_run {
+        return dry_run(config, args.to, interrupt).await;
+    }
+    if !args.serve {
+        return run(config, args.to, interrupt, &Progress::default()).await;
+    }
+    let service = Service::start(config, interrupt.clone()).await?;
+    service.phase.migrating.store(true, Ordering::SeqCst);
+    let exit = run(config, args.to, interrupt, &service.progress).await;
+    service.phase.migrating.store(false, Ordering::SeqCst);
+    service.stop().await;
+    exit
+}
+
+/// `shipgate serve [--migrate]`: serves until SIGTERM/SIGINT, then exits 0.
+pub async fn serve_command(
+    args: &cli::Serve,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let service = Service::start(config, interrupt.clone()).await?;
+    if args.migrate {
+        service.phase.migrating.store(true, Ordering::SeqCst);
+        let exit = run(config, None, interrupt.clone(), &service.progress).await;
+        service.phase.migrating.store(false, Ordering::SeqCst);
+        match exit {
+            Ok(Exit::Success) => {}
+            Ok(code @ (Exit::Interrupted | Exit::Terminated)) => {
+                service.stop().await;
+                return Ok(code);
+            }
+            Ok(code) => {
+                // Keep serving so operators can read /migrations/status; readiness stays 503.
+                let message = format!("exit code {}", code as u8);
+                *service
+                    .phase
+                    .release_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message);
+            }
+            Err(f) => {
+                *service
+                    .phase
+                    .release_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(format!("{:#}", f.error));
+            }
+        }
+    }
+    interrupt.wait().await;
+    service.stop().await;
+    Ok(Exit::Success)
+}
+
+/// `shipgate exec -- CMD…`: release, then become CMD (same pid, environment and signals).
+pub async fn exec_command(
+    args: &cli::Exec,
+    config: &Config,
+    interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let exit = run(config, None, interrupt, &Progress::default()).await?;
+    if exit != Exit::Success {
+        return Ok(exit);
+    }
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("exec needs a command to run"),
+        ));
+    };
+    tracing::info!(command = %program, "release done; handing the process over");
+    use std::os::unix::process::CommandExt;
+    // Only returns on failure: on success this process image is replaced.
+    let error = std::process::Command::new(program).args(rest).exec();
+    Err(Failure::new(
+        Exit::CannotExec,
+        anyhow::anyhow!("cannot exec {program}: {error}"),
+    ))
+}
+
+async fn dry_run(
+    config: &Config,
+    to: Option<i64>,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let set = source::load(&config.migrations).map_err(migrate::Error::Source)?;
+    let policy = Policy {
+        target: to,
+        ..config.policy
+    };
+    apply::check_target(&set, &policy)?;
+    let mut backend = apply::connect(
+        &config.database,
+        &config.engine,
+        &config.deploy,
+        &mut interrupt,
+    )
+    .await?;
+    let result = apply::plan(&mut backend, &set, &policy).await;
+    let (_, plan) = crate::app::finish(backend, result).await?;
+    crate::app::print_dry_run(&plan, &set, &policy);
+    Ok(if plan.blockers(&policy).is_empty() {
+        Exit::Success
+    } else {
+        Exit::Invalid
+    })
+}
+
+/// The release flow. Reports its own outcome (one summary or failure line) and returns the exit
+/// code; `Err` only for problems before the flow starts.
+pub async fn run(
+    config: &Config,
+    to: Option<i64>,
+    mut interrupt: Interrupt,
+    progress: &Progress,
+) -> Result<Exit, Failure> {
+    let started = Instant::now();
+    let notifier = Notifier::new(&config.webhooks).map_err(|e| Failure::new(Exit::Usage, e))?;
+    let context = json!({
+        "deploy_id": config.deploy.deploy_id,
+        "app_version": config.deploy.app_version,
+        "host": config.deploy.applied_by(),
+        "database": config.database.redacted(),
+    });
+    // `release.started` goes out while the release proceeds; its task is joined below.
+    let started_event = notifier.clone().map(|n| {
+        let event = event("release.started", context.clone());
+        tokio::spawn(async move { n.send(&event).await })
+    });
+    tracing::info!(deploy_id = config.deploy.deploy_id.as_deref().unwrap_or("-"), database = %config.database, "release started");
+
+    let policy = Policy {
+        target: to,
+        ..config.policy
+    };
+    let result = release(config, &policy, &mut interrupt, progress).await;
+    if let Err(migrate::Error::Interrupted(signal)) = &result {
+        mark_aborted(config, progress, &format!("interrupted by {signal}")).await;
+    }
+
+    let elapsed = started.elapsed();
+    let (kind, data, exit) = match &result {
+        Ok(report) => {
+            let applied: Vec<_> = report
+                .applied
+                .iter()
+                .map(
+                    |a| json!({"version": a.version, "name": a.name, "duration_ms": a.duration_ms}),
+                )
+                .collect();
+            let mut data = context.clone();
+            merge(
+                &mut data,
+                json!({"applied": applied, "current_version": report.plan.current, "head_version": report.plan.head, "duration_ms": elapsed.as_millis() as u64}),
+            );
+            ("release.succeeded", data, Exit::Success)
+        }
+        Err(e) => {
+            let mut data = context.clone();
+            merge(
+                &mut data,
+                json!({"error": e.to_string(), "exit_code": exit_for(e) as u8, "applied": progress.get().applied, "duration_ms": elapsed.as_millis() as u64}),
+            );
+            ("release.failed", data, exit_for(e))
+        }
+    };
+    let mut notify_failed = false;
+    if let Some(n) = &notifier {
+        let interrupted = matches!(exit, Exit::Interrupted | Exit::Terminated);
+        // The platform is stopping us: do not outlive its grace period waiting on receivers.
+        let bound = if interrupted { ABORT_BOUND } else { n.bound() };
+        let mut failures = Vec::new();
+        if let Some(task) = started_event {
+            match tokio::time::timeout(bound, task).await {
+                Ok(Ok(f)) => failures.extend(f),
+                _ => tracing::warn!("release.started notification did not finish in time"),
+            }
+        }
+        match tokio::time::timeout(bound, n.send(&event(kind, data))).await {
+            Ok(f) => failures.extend(f),
+            Err(_) => tracing::warn!(event = kind, "notification did not finish in time"),
+        }
+        for f in &failures {
+            tracing::error!(error = %f, "webhook notification failed");
+        }
+        notify_failed = !failures.is_empty();
+    }
+
+    match result {
+        Ok(report) => {
+            let current = report
+                .plan
+                .current
+                .map_or_else(|| "none".into(), |v| v.to_string());
+            if notify_failed && config.require_notify {
+                tracing::error!(exit_code = Exit::MigrationFailed as u8, next = "check the webhook receivers; the database is migrated", "release applied {} migration(s), now at version {current}, but a required notification failed", report.applied.len());
+                return Ok(Exit::MigrationFailed);
+            }
+            if report.applied.is_empty() {
+                tracing::info!(
+                    applied = 0,
+                    duration_ms = elapsed.as_millis() as u64,
+                    current_version = report.plan.current,
+                    "release succeeded: nothing to do, at version {current}"
+                );
+            } else {
+                tracing::info!(
+                    applied = report.applied.len(),
+                    duration_ms = elapsed.as_millis() as u64,
+                    current_version = report.plan.current,
+                    "release succeeded: applied {} migration(s) in {}, now at version {current}",
+                    report.applied.len(),
+                    migrate::human(elapsed)
+                );
+            }
+            Ok(Exit::Success)
+        }
+        Err(e) => {
+            let next = next_step(&e);
+            tracing::error!(exit_code = exit as u8, next, "release failed: {e}");
+            Ok(exit)
+        }
+    }
+}
+
+async fn release(
+    config: &Config,
+    policy: &Policy,
+    interrupt: &mut Interrupt,
+    progress: &Progress,
+) -> Result<apply::UpReport, migrate::Error> {
+    let set = source::load(&config.migrations)?;
+    let mut backend =
+        apply::connect(&config.database, &config.engine, &config.deploy, interrupt).await?;
+    let options = UpOptions {
+        record_run: Some("release"),
+        progress: progress.clone(),
+    };
+    let result = apply::up(
+        &mut backend,
+        &set,
+        policy,
+        &config.engine,
+        &config.deploy,
+        interrupt,
+        &options,
+    )
+    .await;
+    match result {
+        Err(e @ migrate::Error::Interrupted(_)) => {
+            backend.abort(ABORT_BOUND).await;
+            Err(e)
+        }
+        other => {
+            backend.close().await;
+            other
+        }
+    }
+}
+
+/// Records an interrupted run as `aborted`, from a fresh connection (the run's own session was
+/// ended so that its transaction rolled back and its lock went with it).
+async fn mark_aborted(config: &Config, progress: &Progress, why: &str) {
+    let state = progress.get();
+    let Some(id) = state.run_id else { return };
+    let work = async {
+        let mut backend =
+            Backend::connect(&config.database, &config.engine, &config.deploy).await?;
+        let r = backend
+            .finish_run(id, RunOutcome::Aborted, state.applied, Some(why))
+            .await;
+        backend.close().await;
+        r
+    };
+    match tokio::time::timeout(ABORT_BOUND, work).await {
+        Ok(Ok(())) => tracing::info!(run_id = id, "run recorded as aborted"),
+        Ok(Err(e)) => {
+            tracing::warn!(run_id = id, error = %e, "could not record the run as aborted")
+        }
+        Err(_) => tracing::warn!(run_id = id, "could not record the run as aborted in time"),
+    }
+}
+
+fn next_step(e: &migrate::Error) -> &'static str {
+    use migrate::Error as E;
+    match e {
+        E::Source(_) => "fix the migration files named above and deploy again; nothing was applied",
+        E::Blocked(_) => "resolve the history problem named above (see `shipgate status`), then deploy again; nothing was applied",
+        E::Refused(_) => "correct the request named above; nothing was applied",
+        E::Config { .. } => "fix DATABASE_URL or the connection settings; nothing was applied",
+        E::Unreachable { .. } => "check DATABASE_URL and that the database accepts connections from this service, then deploy again",
+        E::LockTimeout { .. } => "another release holds the migration lock (holder above): let it finish or stop it, then deploy again",
+        E::Failed { statements: None, .. } => "fix the failing migration and deploy again; its transaction was rolled back",
+        E::Failed { .. } => "inspect the database, then `shipgate repair` the dirty migration and deploy again",
+        E::LockLost { .. } => "connect shipgate directly or through a session-mode pool, then deploy again",
+        E::Database { .. } => "check the database's health and deploy again",
+        E::Interrupted(_) => "the release was stopped; deploy again to finish it",
+    }
+}
+
+fn event(kind: &'static str, data: serde_json::Value) -> Event {
+    Event {
+        kind,
+        timestamp: migrate::now_rfc3339(),
+        data,
+    }
+}
+
+fn merge(into: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(a), serde_json::Value::Object(b)) = (into.as_object_mut(), more) {
+        a.extend(b);
+    }
+}
+
+/// The HTTP service with its status refresher, owned by the command that started it.
+struct Service {
+    phase: Arc<Phase>,
+    progress: Progress,
+    stop_refresher: watch::Sender<bool>,
+    stop_server: watch::Sender<bool>,
+    refresher: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
+    drain: Duration,
+}
+
+impl Service {
+    async fn start(config: &Config, mut interrupt: Interrupt) -> Result<Service, Failure> {
+        let metrics = Metrics::install().map_err(|e| {
+            Failure::new(
+                Exit::MigrationFailed,
+                anyhow::anyhow!("installing the metrics recorder: {e}"),
+            )
+        })?;
+        let listener = bind(config.service.port).await?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(address = %addr, port = addr.port(), "listening");
+        }
+        let set = source::load(&config.migrations).map_err(|e| e.to_string());
+        let (stop_refresher, stop_rx) = watch::channel(false);
+        let (cache, refresher) = status::spawn(config.clone(), set, stop_rx);
+        let phase = Arc::new(Phase::default());
+        let progress = Progress::default();
+        let state = AppState {
+            cache,
+            progress: progress.clone(),
+            phase: phase.clone(),
+            token: config.service.status_token.clone(),
+            policy: config.policy,
+            metrics,
+            started: Instant::now(),
+        };
+        let app = http::router(state, &config.service);
+        let (stop_server, mut stop_server_rx) = watch::channel(false);
+        let shutdown_phase = phase.clone();
+        let shutdown = async move {
+            tokio::select! {
+                signal = interrupt.wait() => tracing::info!(signal = %signal, "shutting down: readiness now answers 503"),
+                _ = stop_server_rx.changed() => {}
+            }
+            shutdown_phase.shutting_down.store(true, Ordering::SeqCst);
+        };
+        let drain = config.service.shutdown_timeout;
+        let server = tokio::spawn(http::serve(listener, app, shutdown, drain));
+        Ok(Service {
+            phase,
+            progress,
+            stop_refresher,
+            stop_server,
+            refresher,
+            server,
+            drain,
+        })
+    }
+
+    /// Stops accepting, drains in-flight requests within the bound, stops the refresher.
+    async fn stop(self) {
+        let _ = self.stop_server.send(true);
+        if tokio::time::timeout(self.drain + Duration::from_secs(1), self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP server did not stop within the shutdown bound");
+        }
+        let _ = self.stop_refresher.send(true);
+        if tokio::time::timeout(Duration::from_secs(5), self.refresher)
+            .await
+            .is_err()
+        {
+            tracing::warn!("status refresher did not stop in time");
+        }
+    }
+}
+
+async fn bind(port: u16) -> Result<TcpListener, Failure> {
+    match TcpListener::bind(("::", port)).await {
+        Ok(l) => Ok(l),
+        // A host without IPv6: all IPv4 interfaces instead.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(97) =>
+        {
+            TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| {
+                Failure::new(
+                    Exit::Usage,
+                    anyhow::anyhow!("cannot listen on 0.0.0.0:{port}: {e}"),
+                )
+            })
+        }
+        Err(e) => Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("cannot listen on [::]:{port}: {e}"),
+        )),
+    }
+}
