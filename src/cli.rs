@@ -203,11 +203,11 @@ pub struct Global {
     pub shutdown_timeout: Option<String>,
 
     /// More log output (-v debug, -vv trace)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE")]
     pub verbose: u8,
 
     /// Less log output (-q warnings only, -qq errors only)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, env = "SHIPGATE_QUIET")]
     pub quiet: u8,
 }
 

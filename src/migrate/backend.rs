@@ -358,6 +358,8 @@ pub struct Backend {
     tables: Tables,
     settings: EngineSettings,
     url: DatabaseUrl,
+    /// This host's name as recorded in history, for the SQLite lock file.
+    host: String,
     pg_lock: Option<postgres::LockKey>,
     sqlite_lock: Option<sqlite::FileLock>,
 }
@@ -393,6 +395,7 @@ impl Backend {
             tables: Tables::new(settings),
             settings: settings.clone(),
             url: url.clone(),
+            host: deploy.host.clone(),
             pg_lock: None,
             sqlite_lock: None,
         })
@@ -500,7 +503,7 @@ impl Backend {
                 if self.sqlite_lock.is_some() {
                     return Ok(true);
                 }
-                match sqlite::FileLock::try_acquire(&self.url)? {
+                match sqlite::FileLock::try_acquire(&self.url, &self.host)? {
                     Some(lock) => {
                         self.sqlite_lock = Some(lock);
                         Ok(true)

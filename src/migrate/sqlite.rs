@@ -123,7 +123,7 @@ fn lock_path(url: &DatabaseUrl) -> Result<Option<PathBuf>, DbError> {
 
 impl FileLock {
     /// Takes the lock if it is free; `Ok(None)` when another process holds it.
-    pub fn try_acquire(url: &DatabaseUrl) -> Result<Option<FileLock>, DbError> {
+    pub fn try_acquire(url: &DatabaseUrl, host: &str) -> Result<Option<FileLock>, DbError> {
         let Some(path) = lock_path(url)? else {
             return Ok(Some(FileLock { file: None }));
         };
@@ -146,7 +146,7 @@ impl FileLock {
         }
         let holder = HolderFile {
             pid: std::process::id(),
-            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            host: host.to_owned(),
             since: crate::migrate::now_rfc3339(),
         };
         let text = serde_json::to_string(&holder).unwrap_or_default();

@@ -1,0 +1,555 @@
+//! Fixtures shared by every integration test: a fresh database per test, a temporary project
+//! with a migrations directory, and running the real `shipgate` binary against them.
+//!
+//! Owns the test databases' lifecycle (a uniquely named PostgreSQL database dropped on `Drop`,
+//! or a SQLite file in a temporary directory) and the child process environment (cleared, so a
+//! developer's `DATABASE_URL` or `SHIPGATE_*` variables never leak into a test). It must not
+//! assert anything about shipgate's behaviour: the test modules do that.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use sqlx::{Connection, Row};
+use tempfile::TempDir;
+
+/// The server the PostgreSQL tests create their databases on (trust auth, local).
+/// `SHIPGATE_IT_POSTGRES_URL` overrides it; the value must point at a maintenance database.
+fn pg_admin_url() -> String {
+    std::env::var("SHIPGATE_IT_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Generates one `#[test]` per engine for a test body `fn name(engine: Engine)`, as a module
+/// named after the body: `name::postgres` and `name::sqlite`.
+macro_rules! on_both_engines {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn postgres() {
+                    super::$name($crate::support::Engine::Postgres)
+                }
+                #[test]
+                fn sqlite() {
+                    super::$name($crate::support::Engine::Sqlite)
+                }
+            }
+        )+
+    };
+}
+
+/// Runs `future` to completion on a small runtime of its own (tests are synchronous).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime always builds")
+        .block_on(future)
+}
+
+/// The database engines under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// PostgreSQL on the local server.
+    Postgres,
+    /// A SQLite file.
+    Sqlite,
+}
+
+impl Engine {
+    /// The name `status --json` reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A fresh, empty database for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub enum Db {
+    /// A uniquely named database on the local server.
+    Postgres {
+        /// The database's name.
+        name: String,
+        /// Its URL (no password: trust auth).
+        url: String,
+    },
+    /// A file in a temporary directory that does not exist until shipgate creates it.
+    Sqlite {
+        /// Keeps the directory alive.
+        _dir: TempDir,
+        /// The database file.
+        path: PathBuf,
+        /// `sqlite://<path>`.
+        url: String,
+    },
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name() -> String {
+    format!(
+        "sg_it_{}_{}_{:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    )
+}
+
+impl Db {
+    /// Creates a fresh database of `engine`.
+    pub fn new(engine: Engine) -> Db {
+        match engine {
+            Engine::Postgres => {
+                let name = unique_name();
+                let admin = pg_admin_url();
+                block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin)
+                        .await
+                        .unwrap_or_else(|e| panic!("connecting to {admin}: {e}"));
+                    // Concurrent CREATE DATABASE from one template can collide; retry briefly.
+                    let mut attempt = 0;
+                    loop {
+                        match sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                            .execute(&mut conn)
+                            .await
+                        {
+                            Ok(_) => break,
+                            Err(e) if attempt < 10 => {
+                                attempt += 1;
+                                eprintln!("CREATE DATABASE {name} failed ({e}); retrying");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            Err(e) => panic!("CREATE DATABASE {name}: {e}"),
+                        }
+                    }
+                    let _ = conn.close().await;
+                });
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .expect("the admin URL ends in /<database>");
+                let url = format!("{base}/{name}");
+                Db::Postgres { name, url }
+            }
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("creating a temporary directory");
+                let path = dir.path().join("test.db");
+                let url = format!("sqlite://{}", path.display());
+                Db::Sqlite {
+                    _dir: dir,
+                    path,
+                    url,
+                }
+            }
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Db::Postgres { .. } => Engine::Postgres,
+            Db::Sqlite { .. } => Engine::Sqlite,
+        }
+    }
+
+    /// The URL shipgate connects to.
+    pub fn url(&self) -> &str {
+        match self {
+            Db::Postgres { url, .. } | Db::Sqlite { url, .. } => url,
+        }
+    }
+
+    /// The PostgreSQL database name (panics for SQLite).
+    pub fn pg_name(&self) -> &str {
+        match self {
+            Db::Postgres { name, .. } => name,
+            Db::Sqlite { .. } => panic!("pg_name on a SQLite database"),
+        }
+    }
+
+    /// The SQLite file (panics for PostgreSQL).
+    pub fn sqlite_path(&self) -> &Path {
+        match self {
+            Db::Sqlite { path, .. } => path,
+            Db::Postgres { .. } => panic!("sqlite_path on a PostgreSQL database"),
+        }
+    }
+
+    /// Runs `sql` (one or more statements).
+    pub fn exec(&self, sql: &str) {
+        self.query(sql);
+    }
+
+    /// Runs a query and returns every column as optional text (the simple-query protocol
+    /// returns text; cast non-text columns with `CAST(x AS TEXT)` to be engine-neutral).
+    pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        fn texts<R: Row>(row: &R) -> Vec<Option<String>>
+        where
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            (0..row.len())
+                .map(|i| {
+                    row.try_get_unchecked::<Option<String>, usize>(i)
+                        .expect("column decodes as text: cast it in SQL")
+                })
+                .collect()
+        }
+        block_on(async {
+            match self {
+                Db::Postgres { url, .. } => {
+                    let mut c = sqlx::PgConnection::connect(url)
+                        .await
+                        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+                    let rows = sqlx::raw_sql(sql)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    let _ = c.close().await;
+                    rows.iter().map(texts).collect()
+                }
+                Db::Sqlite { url, .. } => {
+                    let mut c = sqlx::SqliteConnection::connect(url)
+                        .await
+                        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+                    let rows = sqlx::raw_sql(sql)
+                        .fetch_all(&mut c)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    let _ = c.close().await;
+                    rows.iter().map(texts).collect()
+                }
+            }
+        })
+    }
+
+    /// The single integer a query such as `SELECT count(*) …` returns.
+    pub fn int(&self, sql: &str) -> i64 {
+        let rows = self.query(sql);
+        let cell = rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| panic!("{sql}: no value"));
+        cell.parse()
+            .unwrap_or_else(|e| panic!("{sql}: {cell:?} is not an integer: {e}"))
+    }
+
+    /// Whether a table exists. A SQLite file that was never created has no tables.
+    pub fn table_exists(&self, table: &str) -> bool {
+        let sql = match self {
+            Db::Postgres { .. } => format!(
+                "SELECT CAST(count(*) AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '{table}'"
+            ),
+            Db::Sqlite { path, .. } => {
+                if !path.exists() {
+                    return false;
+                }
+                format!(
+                    "SELECT CAST(count(*) AS TEXT) FROM sqlite_master \
+                     WHERE type = 'table' AND name = '{table}'"
+                )
+            }
+        };
+        self.int(&sql) == 1
+    }
+
+    /// The rows of `shipgate_migrations`, oldest version first.
+    pub fn history(&self) -> Vec<HistoryRow> {
+        self.query(
+            "SELECT CAST(version AS TEXT) AS v, name, checksum, state, CAST(statements_done AS TEXT) \
+             FROM shipgate_migrations ORDER BY version",
+        )
+        .into_iter()
+        .map(|r| HistoryRow {
+            version: r[0]
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .expect("version"),
+            name: r[1].clone().expect("name"),
+            checksum: r[2].clone().expect("checksum"),
+            state: r[3].clone().expect("state"),
+            statements_done: r[4]
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .expect("statements_done"),
+        })
+        .collect()
+    }
+
+    /// The versions in `shipgate_migrations`, ascending.
+    pub fn versions(&self) -> Vec<i64> {
+        self.history().iter().map(|r| r.version).collect()
+    }
+
+    /// The rows of `shipgate_audit`, oldest first.
+    pub fn audit(&self) -> Vec<AuditRow> {
+        self.query(
+            "SELECT action, CAST(version AS TEXT), reason, before, after \
+             FROM shipgate_audit ORDER BY id",
+        )
+        .into_iter()
+        .map(|r| AuditRow {
+            action: r[0].clone().expect("action"),
+            version: r[1].as_deref().and_then(|v| v.parse().ok()),
+            reason: r[2].clone(),
+            before: r[3].clone(),
+            after: r[4].clone(),
+        })
+        .collect()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Db::Postgres { name, .. } = self {
+            let admin = pg_admin_url();
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let result = block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::raw_sql(&sql).execute(&mut conn).await?;
+                conn.close().await
+            });
+            if let Err(e) = result {
+                eprintln!("{sql}: {e}");
+            }
+        }
+    }
+}
+
+/// One row of `shipgate_migrations`, as the tests read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub version: i64,
+    pub name: String,
+    pub checksum: String,
+    pub state: String,
+    pub statements_done: i64,
+}
+
+/// One row of `shipgate_audit`, as the tests read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub action: String,
+    pub version: Option<i64>,
+    pub reason: Option<String>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Lower-case hex SHA-256 of a file's text, as shipgate records it (LF line endings, no BOM).
+pub fn checksum(text: &str) -> String {
+    let normal = text.replace("\r\n", "\n");
+    hex::encode(Sha256::digest(normal.as_bytes()))
+}
+
+/// A temporary project: the working directory shipgate runs in, with `migrations/` inside.
+pub struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    /// An empty project with an empty `migrations/` directory.
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        std::fs::create_dir(dir.path().join("migrations")).expect("creating migrations/");
+        Project { dir }
+    }
+
+    /// The project directory (shipgate's working directory).
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The migrations directory.
+    pub fn migrations(&self) -> PathBuf {
+        self.root().join("migrations")
+    }
+
+    /// Writes `migrations/<file>`.
+    pub fn write(&self, file: &str, text: &str) -> &Project {
+        self.write_bytes(file, text.as_bytes())
+    }
+
+    /// Writes `migrations/<file>` byte for byte.
+    pub fn write_bytes(&self, file: &str, bytes: &[u8]) -> &Project {
+        std::fs::write(self.migrations().join(file), bytes)
+            .unwrap_or_else(|e| panic!("writing {file}: {e}"));
+        self
+    }
+
+    /// Writes a file anywhere under the project (config files).
+    pub fn write_root(&self, file: &str, text: &str) -> PathBuf {
+        let path = self.root().join(file);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {file}: {e}"));
+        path
+    }
+
+    /// The file names in `migrations/`, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.migrations())
+            .expect("listing migrations/")
+            .map(|e| {
+                e.expect("directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A `shipgate` command in this project: environment cleared, text logs, bounded waits,
+    /// `DATABASE_URL` set when `db` is given. Arguments and variables can still be added.
+    pub fn command(&self, db: Option<&Db>, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipgate"));
+        cmd.env_clear()
+            .current_dir(self.root())
+            .env("SHIPGATE_LOG_FORMAT", "text")
+            .env("SHIPGATE_CONNECT_TIMEOUT", "10s")
+            .env("SHIPGATE_LOCK_WAIT", "60s")
+            .env("HOSTNAME", "it-host")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(db) = db {
+            cmd.env("DATABASE_URL", db.url());
+        }
+        cmd
+    }
+
+    /// Runs `shipgate <args>` against `db` and waits for it.
+    pub fn run(&self, db: &Db, args: &[&str]) -> Run {
+        Run::wait(self.command(Some(db), args))
+    }
+
+    /// Runs `shipgate <args>` with no database configured.
+    pub fn run_offline(&self, args: &[&str]) -> Run {
+        Run::wait(self.command(None, args))
+    }
+}
+
+/// A finished `shipgate` process.
+pub struct Run {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Command output.
+    pub stdout: String,
+    /// Logs and the error line.
+    pub stderr: String,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+    /// The process id.
+    pub pid: u32,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} after {:?} (pid {})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.elapsed, self.pid, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Run {
+    /// Spawns `cmd` and waits for it.
+    pub fn wait(mut cmd: Command) -> Run {
+        Run::finish(spawn(&mut cmd), Instant::now())
+    }
+
+    /// Waits for a spawned child started at `started`.
+    pub fn finish(child: Child, started: Instant) -> Run {
+        let pid = child.id();
+        let out = child.wait_with_output().expect("waiting for shipgate");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+            pid,
+        }
+    }
+
+    /// Panics with the whole run unless it exited with `code`.
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, Some(code), "unexpected exit code: {self:?}");
+        self
+    }
+
+    /// Panics unless stderr contains every fragment.
+    #[track_caller]
+    pub fn stderr_has(&self, fragments: &[&str]) -> &Run {
+        for f in fragments {
+            assert!(self.stderr.contains(f), "stderr lacks {f:?}: {self:?}");
+        }
+        self
+    }
+
+    /// Panics unless stdout contains every fragment.
+    #[track_caller]
+    pub fn stdout_has(&self, fragments: &[&str]) -> &Run {
+        for f in fragments {
+            assert!(self.stdout.contains(f), "stdout lacks {f:?}: {self:?}");
+        }
+        self
+    }
+
+    /// Stdout parsed as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    /// The JSON log lines on stderr (run with `--log-format json`).
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// Spawns `cmd`, panicking with the reason when it cannot start.
+pub fn spawn(cmd: &mut Command) -> Child {
+    cmd.spawn().expect("starting the shipgate binary")
+}
+
+/// The sorted keys of a JSON object.
+#[track_caller]
+pub fn keys(value: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, or panics after `bound`.
+#[track_caller]
+pub fn wait_for<T>(what: &str, bound: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(started.elapsed() < bound, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
