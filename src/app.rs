@@ -61,6 +61,8 @@ pub struct Failure {
     pub exit: Exit,
     /// The error chain, printed with `{:#}`.
     pub error: anyhow::Error,
+    /// Print as one JSON log line (logs are JSON) rather than text.
+    pub json: bool,
 }
 
 impl Failure {
@@ -68,6 +70,23 @@ impl Failure {
         Failure {
             exit,
             error: error.into(),
+            json: false,
+        }
+    }
+
+    /// Prints the error on stderr in the log format: `shipgate: error: …` or one JSON object.
+    pub fn report(&self) {
+        if self.json {
+            let line = json!({
+                "timestamp": migrate::now_rfc3339(),
+                "level": "error",
+                "message": format!("{:#}", self.error),
+                "exit_code": self.exit as u8,
+                "target": "shipgate",
+            });
+            eprintln!("{line}");
+        } else {
+            eprintln!("shipgate: error: {:#}", self.error);
         }
     }
 }
@@ -97,17 +116,34 @@ impl From<migrate::Error> for Failure {
 pub fn main() -> Result<Exit, Failure> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Failure::new(Exit::Usage, e))?;
-    let config = config::load(&cli.global, &matches).map_err(|e| Failure::new(Exit::Usage, e))?;
+    let json_default = !std::io::stdout().is_terminal();
+    let config = config::load(&cli.global, &matches).map_err(|e| Failure {
+        json: cli.global.log_format.as_deref().map_or(json_default, |f| f.trim() == "json"),
+        ..Failure::new(Exit::Usage, e)
+    })?;
+    let json = config.log_format.map_or(json_default, |f| f == config::LogFormat::Json);
     telemetry::init(
         config.log_format,
         cli.global.verbose as i8 - cli.global.quiet as i8,
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // The HTTP service gets both cores; one-shot commands start faster on one thread.
+    let serving = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Release(cli::Release { serve: true, .. })
+    );
+    let mut builder = if serving {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(|e| Failure::new(Exit::MigrationFailed, e))?;
-    runtime.block_on(run(cli.command, config))
+    runtime
+        .block_on(run(cli.command, config))
+        .map_err(|f| Failure { json, ..f })
 }
 
 /// Runs one command with a validated config.

@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     match shipgate::app::main() {
         Ok(exit) => exit.into(),
         Err(failure) => {
-            eprintln!("shipgate: error: {:#}", failure.error);
+            failure.report();
             failure.exit.into()
         }
     }
