@@ -100,7 +100,9 @@ pub fn exit_for(e: &migrate::Error) -> Exit {
         E::Config { .. } => Exit::Usage,
         E::Unreachable { .. } => Exit::Unreachable,
         E::LockTimeout { .. } => Exit::LockTimeout,
-        E::Failed { .. } | E::LockLost { .. } | E::Database { .. } => Exit::MigrationFailed,
+        E::Failed { .. } | E::RevertFailed { .. } | E::LockLost { .. } | E::Database { .. } => {
+            Exit::MigrationFailed
+        }
         E::Interrupted(Signal::Interrupt) => Exit::Interrupted,
         E::Interrupted(Signal::Terminate) => Exit::Terminated,
     }
@@ -118,10 +120,16 @@ pub fn main() -> Result<Exit, Failure> {
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Failure::new(Exit::Usage, e))?;
     let json_default = !std::io::stdout().is_terminal();
     let config = config::load(&cli.global, &matches).map_err(|e| Failure {
-        json: cli.global.log_format.as_deref().map_or(json_default, |f| f.trim() == "json"),
+        json: cli
+            .global
+            .log_format
+            .as_deref()
+            .map_or(json_default, |f| f.trim() == "json"),
         ..Failure::new(Exit::Usage, e)
     })?;
-    let json = config.log_format.map_or(json_default, |f| f == config::LogFormat::Json);
+    let json = config
+        .log_format
+        .map_or(json_default, |f| f == config::LogFormat::Json);
     telemetry::init(
         config.log_format,
         cli.global.verbose as i8 - cli.global.quiet as i8,

@@ -124,6 +124,10 @@ pub struct Global {
     #[arg(long, global = true, env = "SHIPGATE_ALLOW_OUT_OF_ORDER", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub allow_out_of_order: Option<String>,
 
+    /// SQL run on every database connection before anything else (e.g. SET FOREIGN_KEY_CHECKS = 0)
+    #[arg(long, global = true, env = "SHIPGATE_SESSION_INIT", value_name = "SQL")]
+    pub session_init: Option<String>,
+
     /// Deploy id recorded with every migration [default: from the platform, e.g. RAILWAY_DEPLOYMENT_ID]
     #[arg(long, global = true, env = "SHIPGATE_DEPLOY_ID", value_name = "ID")]
     pub deploy_id: Option<String>,

@@ -141,6 +141,8 @@ pub struct EngineSettings {
     pub table_prefix: String,
     /// PostgreSQL schema of shipgate's tables; `None` is the connection's current schema.
     pub schema: Option<String>,
+    /// SQL run on every connection right after it opens.
+    pub session_init: Option<String>,
 }
 
 impl EngineSettings {
@@ -204,6 +206,8 @@ pub enum Engine {
     Postgres,
     /// SQLite.
     Sqlite,
+    /// MySQL or MariaDB.
+    Mysql,
 }
 
 impl fmt::Display for Engine {
@@ -211,6 +215,7 @@ impl fmt::Display for Engine {
         f.write_str(match self {
             Engine::Postgres => "postgres",
             Engine::Sqlite => "sqlite",
+            Engine::Mysql => "mysql",
         })
     }
 }
@@ -232,10 +237,11 @@ impl DatabaseUrl {
         match scheme.as_deref() {
             Some("postgres" | "postgresql") => Ok(Engine::Postgres),
             Some("sqlite") => Ok(Engine::Sqlite),
+            Some("mysql" | "mariadb") => Ok(Engine::Mysql),
             Some(other) => Err(format!(
-                "unsupported scheme `{other}` (expected postgres:// or sqlite://)"
+                "unsupported scheme `{other}` (expected postgres://, mysql://, mariadb:// or sqlite://)"
             )),
-            None => Err("not a URL (expected postgres://… or sqlite://…)".into()),
+            None => Err("not a URL (expected postgres://…, mysql://… or sqlite://…)".into()),
         }
     }
 
@@ -367,6 +373,8 @@ struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     deploy_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    session_init: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     port: Option<LooseU32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_token: Option<String>,
@@ -429,6 +437,7 @@ const KEYS: &[(&str, &str, &str)] = &[
         "SHIPGATE_ALLOW_OUT_OF_ORDER",
     ),
     ("deploy_id", "--deploy-id", "SHIPGATE_DEPLOY_ID"),
+    ("session_init", "--session-init", "SHIPGATE_SESSION_INIT"),
     ("port", "--port", "PORT"),
     ("status_token", "--status-token", "SHIPGATE_STATUS_TOKEN"),
     ("webhook_url", "--webhook-url", "SHIPGATE_WEBHOOK_URL"),
@@ -502,6 +511,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         strict: global.strict.clone().map(LooseBool::Text),
         allow_out_of_order: global.allow_out_of_order.clone().map(LooseBool::Text),
         deploy_id: global.deploy_id.clone(),
+        session_init: global.session_init.clone(),
         port: global.port.clone().map(LooseU32::Text),
         status_token: global.status_token.clone(),
         webhook_url: global.webhook_url.clone(),
@@ -639,6 +649,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         statement_timeout: (!statement_timeout.is_zero()).then_some(statement_timeout),
         table_prefix,
         schema,
+        session_init: layer.session_init.clone().filter(|s| !s.trim().is_empty()),
     };
     let policy = Policy {
         strict: boolean("strict", &layer.strict)?,

@@ -328,6 +328,7 @@ fn next_step(e: &migrate::Error) -> &'static str {
         E::LockTimeout { .. } => "another release holds the migration lock (holder above): let it finish or stop it, then deploy again",
         E::Failed { statements: None, .. } => "fix the failing migration and deploy again; its transaction was rolled back",
         E::Failed { .. } => "inspect the database, then `shipgate repair` the dirty migration and deploy again",
+        E::RevertFailed { .. } => "inspect the database: the down file stopped part-way; finish or undo it by hand",
         E::LockLost { .. } => "connect shipgate directly or through a session-mode pool, then deploy again",
         E::Database { .. } => "check the database's health and deploy again",
         E::Interrupted(_) => "the release was stopped; deploy again to finish it",

@@ -360,17 +360,15 @@ async fn apply_pending(
             .get(entry.version)
             .expect("the plan only lists versions from the set");
         let started = Instant::now();
+        let tracked = m.up.directives.no_transaction || !backend.atomic_ddl();
+        let total = backend.statements(&m.up).len();
         options.progress.update(|p| {
             p.current = Some(InProgress {
                 version: m.version,
                 name: m.name.clone(),
                 started_at: super::now_rfc3339(),
-                statements_done: m.up.directives.no_transaction.then_some(0),
-                statements_total: m
-                    .up
-                    .directives
-                    .no_transaction
-                    .then_some(m.up.statements.len()),
+                statements_done: tracked.then_some(0),
+                statements_total: tracked.then_some(total),
             });
         });
         let result = apply_one(backend, m, settings, deploy, interrupt, &options.progress).await;
@@ -436,7 +434,7 @@ async fn apply_one(
     };
     let t = timeouts(&m.up, settings);
     let file = m.up.path.display().to_string();
-    if m.up.directives.no_transaction {
+    if m.up.directives.no_transaction || !backend.atomic_ddl() {
         return apply_untracked(
             backend,
             m,
@@ -518,9 +516,10 @@ async fn apply_untracked(
         .await
         .map_err(Error::db("setting the migration's timeouts"))?;
     let started = Instant::now();
-    let total = m.up.statements.len();
+    let statements = backend.statements(&m.up).into_owned();
+    let total = statements.len();
     let mut retries = 0;
-    for (i, statement) in m.up.statements.iter().enumerate() {
+    for (i, statement) in statements.iter().enumerate() {
         let mut attempt = 0;
         loop {
             let result = tokio::select! {
@@ -563,13 +562,24 @@ async fn apply_untracked(
                 c.statements_done = Some(i + 1);
             }
         });
-        tracing::info!(
-            migration_version = m.version,
-            statement = i + 1,
-            of = total,
-            line = statement.line,
-            "statement committed"
-        );
+        // Progress of a long no-transaction file is news; of every MySQL statement, detail.
+        if m.up.directives.no_transaction {
+            tracing::info!(
+                migration_version = m.version,
+                statement = i + 1,
+                of = total,
+                line = statement.line,
+                "statement committed"
+            );
+        } else {
+            tracing::debug!(
+                migration_version = m.version,
+                statement = i + 1,
+                of = total,
+                line = statement.line,
+                "statement committed"
+            );
+        }
     }
     let ms = started.elapsed().as_millis() as i64;
     backend
@@ -704,7 +714,7 @@ async fn down_locked(
             deploy,
         };
         let started = Instant::now();
-        if script.directives.no_transaction {
+        if script.directives.no_transaction || !backend.atomic_ddl() {
             backend
                 .verify_lock()
                 .await
@@ -716,15 +726,16 @@ async fn down_locked(
                 .set_session_timeouts(t)
                 .await
                 .map_err(Error::db("setting the revert's timeouts"))?;
-            let total = script.statements.len();
-            for (i, statement) in script.statements.iter().enumerate() {
+            let statements = backend.statements(script).into_owned();
+            let total = statements.len();
+            for (i, statement) in statements.iter().enumerate() {
                 let result = tokio::select! {
                     r = backend.exec_statement(&statement.sql) => r,
                     signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
                 };
                 if let Err(error) = result {
                     let _ = backend.reset_session_timeouts().await;
-                    return Err(Error::Failed {
+                    return Err(Error::RevertFailed {
                         version: m.version,
                         file,
                         error,
@@ -757,7 +768,7 @@ async fn down_locked(
                     })
                 }
                 Err(error) => {
-                    return Err(Error::Failed {
+                    return Err(Error::RevertFailed {
                         version: m.version,
                         file,
                         error,

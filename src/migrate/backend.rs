@@ -15,7 +15,7 @@ use sqlx::{Connection, Row};
 
 use super::plan::{HistoryRow, State};
 use super::source::Version;
-use super::{postgres, sqlite};
+use super::{mysql, postgres, sqlite};
 use crate::config::{DatabaseUrl, DeployInfo, Engine, EngineSettings};
 
 /// What kind of database failure this is; the caller branches on it.
@@ -61,8 +61,13 @@ impl DbError {
     fn from_sqlx(err: sqlx::Error, engine: Engine) -> DbError {
         match err {
             sqlx::Error::Database(db) => {
-                let code = db.code().map(|c| c.into_owned());
+                // MySQL's SQLSTATEs are coarse (HY000); its error numbers say what happened.
+                let code = match db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                    Some(my) => Some(my.number().to_string()),
+                    None => db.code().map(|c| c.into_owned()),
+                };
                 let kind = match (engine, code.as_deref()) {
+                    (Engine::Mysql, Some(c)) => mysql::classify(c),
                     (Engine::Postgres, Some(postgres::LOCK_LOST_SQLSTATE)) => ErrorKind::LockLost,
                     (Engine::Postgres, Some("55P03")) => ErrorKind::LockTimeout,
                     (Engine::Postgres, Some("57014")) => ErrorKind::StatementTimeout,
@@ -273,6 +278,7 @@ pub struct RunRow {
 pub(crate) enum Dialect {
     Postgres,
     Sqlite,
+    Mysql,
 }
 
 impl Dialect {
@@ -282,6 +288,24 @@ impl Dialect {
         match self {
             Dialect::Postgres => format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
             Dialect::Sqlite => format!("'{}'", s.replace('\'', "''")),
+            // A hex literal means the same whatever sql_mode says about backslashes.
+            Dialect::Mysql => format!("CONVERT(X'{}' USING utf8mb4)", hex::encode(s.as_bytes())),
+        }
+    }
+
+    /// An expression as text (all reads go through text so rows decode the same everywhere).
+    pub(crate) fn text(self, expr: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// A quoted identifier.
+    pub(crate) fn ident(self, name: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("`{name}`"),
+            _ => format!("\"{name}\""),
         }
     }
 
@@ -293,6 +317,7 @@ impl Dialect {
         match self {
             Dialect::Postgres => "clock_timestamp()",
             Dialect::Sqlite => "strftime('%Y-%m-%dT%H:%M:%fZ','now')",
+            Dialect::Mysql => "UTC_TIMESTAMP(3)",
         }
     }
 
@@ -302,6 +327,7 @@ impl Dialect {
                 format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
             }
             Dialect::Sqlite => column.to_owned(),
+            Dialect::Mysql => format!("DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%fZ')"),
         }
     }
 
@@ -311,7 +337,7 @@ impl Dialect {
             Dialect::Postgres => {
                 Some("CAST(EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000 AS bigint)")
             }
-            Dialect::Sqlite => None,
+            Dialect::Sqlite | Dialect::Mysql => None,
         }
     }
 
@@ -320,6 +346,7 @@ impl Dialect {
             Dialect::Postgres => "BEGIN",
             // Take the write lock up front, so a reader never has to be upgraded mid-migration.
             Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Mysql => "START TRANSACTION",
         }
     }
 }
@@ -333,10 +360,13 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
-    fn new(settings: &EngineSettings) -> Tables {
-        let q = |t: &str| match &settings.schema {
-            Some(schema) => format!("\"{schema}\".\"{}_{t}\"", settings.table_prefix),
-            None => format!("\"{}_{t}\"", settings.table_prefix),
+    fn new(settings: &EngineSettings, d: Dialect) -> Tables {
+        let q = |t: &str| {
+            let table = d.ident(&format!("{}_{t}", settings.table_prefix));
+            match &settings.schema {
+                Some(schema) => format!("{}.{table}", d.ident(schema)),
+                None => table,
+            }
         };
         Tables {
             migrations: q("migrations"),
@@ -349,6 +379,8 @@ impl Tables {
 enum Conn {
     Postgres(sqlx::PgConnection),
     Sqlite(sqlx::SqliteConnection),
+    /// The connection, and whether the server is MariaDB (its statement timeout differs).
+    Mysql(sqlx::MySqlConnection, bool),
 }
 
 /// An open connection to the database of one run.
@@ -361,6 +393,7 @@ pub struct Backend {
     /// This host's name as recorded in history, for the SQLite lock file.
     host: String,
     pg_lock: Option<postgres::LockKey>,
+    mysql_lock: Option<mysql::LockName>,
     sqlite_lock: Option<sqlite::FileLock>,
 }
 
@@ -384,21 +417,35 @@ impl Backend {
         let conn = match engine {
             Engine::Postgres => Conn::Postgres(postgres::connect(url, settings, deploy).await?),
             Engine::Sqlite => Conn::Sqlite(sqlite::connect(url, settings).await?),
+            Engine::Mysql => {
+                let (conn, mariadb) = mysql::connect(url, settings).await?;
+                Conn::Mysql(conn, mariadb)
+            }
         };
         let dialect = match engine {
             Engine::Postgres => Dialect::Postgres,
             Engine::Sqlite => Dialect::Sqlite,
+            Engine::Mysql => Dialect::Mysql,
         };
-        Ok(Backend {
+        let mut backend = Backend {
             conn,
             dialect,
-            tables: Tables::new(settings),
+            tables: Tables::new(settings, dialect),
             settings: settings.clone(),
             url: url.clone(),
             host: deploy.host.clone(),
             pg_lock: None,
+            mysql_lock: None,
             sqlite_lock: None,
-        })
+        };
+        if let Some(sql) = settings.session_init.as_deref() {
+            backend.exec(sql).await.map_err(|e| DbError {
+                kind: ErrorKind::Config,
+                message: format!("session_init failed: {e}"),
+                code: e.code,
+            })?;
+        }
+        Ok(backend)
     }
 
     /// The engine behind this connection.
@@ -406,6 +453,7 @@ impl Backend {
         match self.conn {
             Conn::Postgres(_) => Engine::Postgres,
             Conn::Sqlite(_) => Engine::Sqlite,
+            Conn::Mysql(..) => Engine::Mysql,
         }
     }
 
@@ -419,6 +467,9 @@ impl Backend {
                 .await
                 .map(drop),
             Conn::Sqlite(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
+                .await
+                .map(drop),
+            Conn::Mysql(c, _) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
                 .await
                 .map(drop),
         };
@@ -435,6 +486,9 @@ impl Backend {
             Conn::Sqlite(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
                 .await
                 .map(|rows| rows.iter().map(texts).collect()),
+            Conn::Mysql(c, _) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
+                .await
+                .map(|rows| rows.iter().map(texts).collect()),
         };
         result.map_err(|e| DbError::from_sqlx(e, engine))
     }
@@ -444,6 +498,7 @@ impl Backend {
         let sql = match self.dialect {
             Dialect::Postgres => "SELECT current_setting('server_version')",
             Dialect::Sqlite => "SELECT sqlite_version()",
+            Dialect::Mysql => "SELECT VERSION()",
         };
         let rows = self.rows(sql).await?;
         Ok(rows
@@ -457,9 +512,8 @@ impl Backend {
     /// One round trip; this is the every-deploy path.
     pub async fn read_history(&mut self) -> Result<Option<Vec<HistoryRow>>, DbError> {
         let sql = format!(
-            "SELECT CAST(version AS TEXT), name, checksum, state, CAST(statements_done AS TEXT), error, {}, \
-             CAST(execution_ms AS TEXT), applied_by, deploy_id, app_version FROM {} ORDER BY version",
-            self.dialect.time_text("applied_at"),
+            "SELECT {} FROM {} ORDER BY version",
+            self.history_columns(),
             self.tables.migrations
         );
         let rows = match self.rows(&sql).await {
@@ -477,6 +531,7 @@ impl Backend {
         match self.dialect {
             Dialect::Postgres => e.code.as_deref() == Some("42P01"),
             Dialect::Sqlite => e.message.contains("no such table"),
+            Dialect::Mysql => e.code.as_deref() == Some(mysql::ER_NO_SUCH_TABLE),
         }
     }
 
@@ -487,6 +542,7 @@ impl Backend {
                 postgres::create_tables(&self.tables, self.settings.schema.as_deref())
             }
             Dialect::Sqlite => sqlite::create_tables(&self.tables),
+            Dialect::Mysql => mysql::create_tables(&self.tables),
         };
         self.exec(&sql).await
     }
@@ -511,6 +567,11 @@ impl Backend {
                     None => Ok(false),
                 }
             }
+            Dialect::Mysql => {
+                let lock = self.mysql_name().await?;
+                let rows = self.rows(&lock.try_lock_sql()).await?;
+                Ok(first(&rows).as_deref() == Some("1"))
+            }
         }
     }
 
@@ -528,7 +589,26 @@ impl Backend {
                 }))
             }
             Dialect::Sqlite => Ok(sqlite::FileLock::holder(&self.url)),
+            Dialect::Mysql => {
+                let lock = self.mysql_name().await?;
+                let rows = self.rows(&lock.holder_sql()).await?;
+                Ok(rows.first().map(|r| LockHolder {
+                    pid: r.first().cloned().flatten().and_then(|p| p.parse().ok()),
+                    application: r.get(1).cloned().flatten(),
+                    client: r.get(2).cloned().flatten(),
+                    since: r.get(3).cloned().flatten(),
+                }))
+            }
         }
+    }
+
+    async fn mysql_name(&mut self) -> Result<mysql::LockName, DbError> {
+        if let Some(name) = &self.mysql_lock {
+            return Ok(name.clone());
+        }
+        let name = mysql::lock_name(self, &self.settings.clone()).await?;
+        self.mysql_lock = Some(name.clone());
+        Ok(name)
     }
 
     async fn pg_key(&mut self) -> Result<postgres::LockKey, DbError> {
@@ -554,6 +634,13 @@ impl Backend {
                 .sqlite_lock
                 .take()
                 .is_some_and(sqlite::FileLock::release)),
+            Dialect::Mysql => {
+                let Some(lock) = self.mysql_lock.clone() else {
+                    return Ok(false);
+                };
+                let rows = self.rows(&lock.unlock_sql()).await?;
+                Ok(first(&rows).as_deref() == Some("1"))
+            }
         }
     }
 
@@ -571,6 +658,41 @@ impl Backend {
                 Some(_) => Ok(()),
                 None => Err(lost("the migration lock file is not held by this process")),
             },
+            (_, Dialect::Mysql) => {
+                let Some(lock) = self.mysql_lock.clone() else {
+                    return Err(lost(
+                        "the migration lock was never taken on this connection",
+                    ));
+                };
+                let rows = self.rows(&lock.check_sql()).await?;
+                match first(&rows).as_deref() {
+                    Some("1") => Ok(()),
+                    _ => Err(lost(&format!(
+                        "the migration lock {} is not held by this connection (id {}) any more",
+                        lock.name, lock.connection_id
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Whether a migration and its history row can commit atomically. Not on MySQL, where DDL
+    /// commits implicitly: there every migration runs statement by statement with progress.
+    pub fn atomic_ddl(&self) -> bool {
+        self.dialect != Dialect::Mysql
+    }
+
+    /// A script's statements as this engine splits them.
+    pub fn statements<'s>(
+        &self,
+        script: &'s super::source::Script,
+    ) -> std::borrow::Cow<'s, [super::split::Statement]> {
+        match self.dialect {
+            Dialect::Mysql => std::borrow::Cow::Owned(super::split::statements_with(
+                &script.sql,
+                super::split::Flavor::Mysql,
+            )),
+            _ => std::borrow::Cow::Borrowed(&script.statements),
         }
     }
 
@@ -578,6 +700,7 @@ impl Backend {
         match self.dialect {
             Dialect::Postgres => postgres::timeouts_sql(t, local),
             Dialect::Sqlite => sqlite::timeouts_sql(t),
+            Dialect::Mysql => mysql::timeouts_sql(t, matches!(self.conn, Conn::Mysql(_, true))),
         }
     }
 
@@ -825,8 +948,10 @@ impl Backend {
     fn audit_sql(&self, a: &Audit<'_>) -> String {
         let d = self.dialect;
         format!(
-            "INSERT INTO {} (at, action, version, actor, reason, before, after, deploy_id) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
+            "INSERT INTO {} (at, action, version, actor, reason, {}, {}, deploy_id) VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
             self.tables.audit,
+            d.ident("before"),
+            d.ident("after"),
             d.now(),
             d.quote(a.action),
             a.version.map_or_else(|| "NULL".into(), |v| v.to_string()),
@@ -838,30 +963,52 @@ impl Backend {
         )
     }
 
+    /// The history columns, as text, in [`history_row`]'s order.
+    fn history_columns(&self) -> String {
+        let d = self.dialect;
+        format!(
+            "{}, name, checksum, state, {}, error, {}, {}, applied_by, deploy_id, app_version",
+            d.text("version"),
+            d.text("statements_done"),
+            d.time_text("applied_at"),
+            d.text("execution_ms"),
+        )
+    }
+
+    /// The run columns, as text, in [`run_row`]'s order.
+    fn run_columns(&self) -> String {
+        let d = self.dialect;
+        format!(
+            "{}, command, {}, {}, outcome, {}, error, deploy_id, host, app_version",
+            d.text("id"),
+            d.time_text("started_at"),
+            d.time_text("finished_at"),
+            d.text("applied"),
+        )
+    }
+
     /// History, the newest run and the lock holder in one statement (one round trip), for the
     /// status cache. `None` history when shipgate's tables do not exist yet.
     pub async fn status_rows(&mut self) -> Result<StatusRows, DbError> {
         let d = self.dialect;
         let history = format!(
-            "SELECT 'h', CAST(version AS TEXT), name, checksum, state, CAST(statements_done AS TEXT), error, {}, \
-             CAST(execution_ms AS TEXT), applied_by, deploy_id, app_version FROM {}",
-            d.time_text("applied_at"),
+            "SELECT 'h', {} FROM {}",
+            self.history_columns(),
             self.tables.migrations
         );
         let run = format!(
-            "SELECT 'r', CAST(id AS TEXT), command, {}, {}, outcome, CAST(applied AS TEXT), error, deploy_id, host, app_version, NULL \
-             FROM (SELECT * FROM {} ORDER BY id DESC LIMIT 1) last_run",
-            d.time_text("started_at"),
-            d.time_text("finished_at"),
+            "SELECT 'r', {}, NULL FROM (SELECT * FROM {} ORDER BY id DESC LIMIT 1) last_run",
+            self.run_columns(),
             self.tables.runs
         );
-        let holder = match d {
-            Dialect::Postgres => {
-                let key = self.pg_key().await?;
-                format!(" UNION ALL SELECT 'l', holder.*, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({}) holder", key.holder_sql())
-            }
-            Dialect::Sqlite => String::new(),
+        let holder_sql = match d {
+            Dialect::Postgres => Some(self.pg_key().await?.holder_sql()),
+            Dialect::Mysql => Some(self.mysql_name().await?.holder_sql()),
+            Dialect::Sqlite => None,
         };
+        let holder = holder_sql.map_or_else(String::new, |sql| {
+            format!(" UNION ALL SELECT 'l', holder.*, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({sql}) holder")
+        });
         let sql = format!("{history} UNION ALL {run}{holder}");
         let rows = match self.rows(&sql).await {
             Ok(rows) => rows,
@@ -888,20 +1035,7 @@ impl Backend {
                         h.push(history_row(&r[1..])?);
                     }
                 }
-                Some("r") => {
-                    out.last_run = Some(RunRow {
-                        id: get(1).and_then(|v| v.parse().ok()).unwrap_or_default(),
-                        command: get(2).unwrap_or_default(),
-                        started_at: get(3),
-                        finished_at: get(4),
-                        outcome: get(5),
-                        applied: get(6).and_then(|v| v.parse().ok()).unwrap_or_default(),
-                        error: get(7),
-                        deploy_id: get(8),
-                        host: get(9),
-                        app_version: get(10),
-                    })
-                }
+                Some("r") => out.last_run = Some(run_row(&r[1..])),
                 Some("l") => {
                     out.lock_holder = Some(LockHolder {
                         pid: get(1).and_then(|p| p.parse().ok()),
@@ -925,9 +1059,8 @@ impl Backend {
     /// Opens a `shipgate_runs` row for a run that is starting; returns its id.
     pub async fn start_run(&mut self, command: &str, deploy: &DeployInfo) -> Result<i64, DbError> {
         let d = self.dialect;
-        let sql = format!(
-            "INSERT INTO {} (command, started_at, applied, deploy_id, host, app_version) \
-             VALUES ({}, {}, 0, {}, {}, {}) RETURNING CAST(id AS TEXT)",
+        let insert = format!(
+            "INSERT INTO {} (command, started_at, applied, deploy_id, host, app_version) VALUES ({}, {}, 0, {}, {}, {})",
             self.tables.runs,
             d.quote(command),
             d.now(),
@@ -935,6 +1068,11 @@ impl Backend {
             d.quote(&deploy.applied_by()),
             d.opt(deploy.app_version.as_deref()),
         );
+        let sql = match d {
+            // MySQL has no RETURNING; LAST_INSERT_ID() is per connection, so this is safe.
+            Dialect::Mysql => format!("{insert};\nSELECT CAST(LAST_INSERT_ID() AS CHAR)"),
+            _ => format!("{insert} RETURNING {}", d.text("id")),
+        };
         let rows = self.rows(&sql).await?;
         first(&rows)
             .and_then(|id| id.parse().ok())
@@ -962,41 +1100,27 @@ impl Backend {
 
     /// The newest `shipgate_runs` row, if the table exists and has one.
     pub async fn last_run(&mut self) -> Result<Option<RunRow>, DbError> {
-        let d = self.dialect;
         let sql = format!(
-            "SELECT CAST(id AS TEXT), command, {}, {}, outcome, CAST(applied AS TEXT), error, deploy_id, host, app_version \
-             FROM {} ORDER BY id DESC LIMIT 1",
-            d.time_text("started_at"),
-            d.time_text("finished_at"),
+            "SELECT {} FROM {} ORDER BY id DESC LIMIT 1",
+            self.run_columns(),
             self.tables.runs
         );
-        let rows = match self.rows(&sql).await {
-            Ok(rows) => rows,
-            Err(e) if self.is_missing_table(&e) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(rows.into_iter().next().map(|r| {
-            let get = |i: usize| r.get(i).cloned().flatten();
-            RunRow {
-                id: get(0).and_then(|v| v.parse().ok()).unwrap_or_default(),
-                command: get(1).unwrap_or_default(),
-                started_at: get(2),
-                finished_at: get(3),
-                outcome: get(4),
-                applied: get(5).and_then(|v| v.parse().ok()).unwrap_or_default(),
-                error: get(6),
-                deploy_id: get(7),
-                host: get(8),
-                app_version: get(9),
-            }
-        }))
+        match self.rows(&sql).await {
+            Ok(rows) => Ok(rows.first().map(|r| run_row(r))),
+            Err(e) if self.is_missing_table(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The audit table, oldest first (empty when it does not exist yet).
     pub async fn read_audit(&mut self) -> Result<Vec<AuditRow>, DbError> {
+        let d = self.dialect;
         let sql = format!(
-            "SELECT {}, action, CAST(version AS TEXT), actor, reason, before, after FROM {} ORDER BY id",
-            self.dialect.time_text("at"),
+            "SELECT {}, action, {}, actor, reason, {}, {} FROM {} ORDER BY id",
+            d.time_text("at"),
+            d.text("version"),
+            d.ident("before"),
+            d.ident("after"),
             self.tables.audit
         );
         let rows = match self.rows(&sql).await {
@@ -1028,6 +1152,7 @@ impl Backend {
         let Backend {
             conn,
             pg_lock,
+            mysql_lock,
             url,
             settings,
             ..
@@ -1040,6 +1165,12 @@ impl Backend {
                 }
             }
             Conn::Sqlite(c) => drop(c),
+            Conn::Mysql(c, _) => {
+                drop(c);
+                if let Some(id) = mysql_lock.as_ref().map(|l| l.connection_id) {
+                    mysql::kill(&url, &settings, id, bound).await;
+                }
+            }
         }
     }
 
@@ -1048,6 +1179,7 @@ impl Backend {
         let _ = match self.conn {
             Conn::Postgres(c) => c.close().await,
             Conn::Sqlite(c) => c.close().await,
+            Conn::Mysql(c, _) => c.close().await,
         };
     }
 }
@@ -1077,6 +1209,22 @@ where
                 .flatten()
         })
         .collect()
+}
+
+fn run_row(r: &[Option<String>]) -> RunRow {
+    let get = |i: usize| r.get(i).cloned().flatten();
+    RunRow {
+        id: get(0).and_then(|v| v.parse().ok()).unwrap_or_default(),
+        command: get(1).unwrap_or_default(),
+        started_at: get(2),
+        finished_at: get(3),
+        outcome: get(4),
+        applied: get(5).and_then(|v| v.parse().ok()).unwrap_or_default(),
+        error: get(6),
+        deploy_id: get(7),
+        host: get(8),
+        app_version: get(9),
+    }
 }
 
 fn history_row(r: &[Option<String>]) -> Result<HistoryRow, DbError> {

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod backend;
 pub mod lock;
+mod mysql;
 pub mod plan;
 mod postgres;
 pub mod repair;
@@ -117,6 +118,19 @@ pub enum Error {
         /// The database's error.
         error: DbError,
         /// For a no-transaction file: statements committed before the failure, and the total.
+        statements: Option<(usize, usize)>,
+    },
+    /// A down script failed. Its transaction rolled back, or, statement by statement (a
+    /// no-transaction down file, or MySQL), the statements before it stayed committed.
+    #[error("reverting migration {version} ({file}) failed{}: {error}; {}", .statements.map(|(d, t)| format!(" at statement {} of {t}", d + 1)).unwrap_or_default(), .statements.map(|(d, _)| format!("{d} statement(s) of the down file before it had committed; the migration is still recorded as applied")).unwrap_or_else(|| "its transaction was rolled back; the migration is still applied".into()))]
+    RevertFailed {
+        /// Version.
+        version: Version,
+        /// The down file.
+        file: String,
+        /// The database's error.
+        error: DbError,
+        /// For a statement-by-statement revert: statements committed before the failure, and the total.
         statements: Option<(usize, usize)>,
     },
     /// The lock was lost mid-run.

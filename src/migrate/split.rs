@@ -16,52 +16,113 @@ pub struct Statement {
     pub line: usize,
 }
 
+/// Whose lexical rules to split by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// PostgreSQL and SQLite: `''` escapes, `E'…'`, `$tag$…$tag$`, nested block comments,
+    /// `BEGIN ATOMIC … END` bodies.
+    Standard,
+    /// MySQL and MariaDB: backslash escapes in `'…'` and `"…"`, `#` comments, `-- ` comments,
+    /// `BEGIN … END` bodies of routines and triggers, and the client's `DELIMITER` lines.
+    Mysql,
+}
+
 /// Splits `sql` into its top-level statements, dropping statements that hold only comments
 /// and white space.
 pub fn statements(sql: &str) -> Vec<Statement> {
+    statements_with(sql, Flavor::Standard)
+}
+
+/// Splits `sql` by the lexical rules of `flavor`.
+pub fn statements_with(sql: &str, flavor: Flavor) -> Vec<Statement> {
+    let mysql = flavor == Flavor::Mysql;
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
     let mut i = 0;
-    let mut atomic_depth = 0usize;
+    let mut depth = 0usize;
     let mut words: [&str; 2] = ["", ""];
+    let mut first_word = "";
+    let mut routine = false;
+    let mut delimiter: &str = ";";
     while i < bytes.len() {
         let c = bytes[i];
+        if mysql && first_word.is_empty() && (c == b'd' || c == b'D') && at_line_start(bytes, i) {
+            if let Some((new_delimiter, line_end)) = delimiter_line(sql, i) {
+                push(&mut out, sql, start, i);
+                delimiter = new_delimiter;
+                i = line_end;
+                start = i;
+                continue;
+            }
+        }
+        if depth == 0 && sql[i..].starts_with(delimiter) {
+            push(&mut out, sql, start, i);
+            i += delimiter.len();
+            start = i;
+            words = ["", ""];
+            first_word = "";
+            routine = false;
+            continue;
+        }
         match c {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+            b'-' if bytes.get(i + 1) == Some(&b'-')
+                && (!mysql || bytes.get(i + 2).is_none_or(|b| b.is_ascii_whitespace())) =>
+            {
                 i = skip_until(bytes, i + 2, b"\n");
             }
+            b'#' if mysql => i = skip_until(bytes, i + 1, b"\n"),
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = skip_block_comment(bytes, i + 2);
+                i = if mysql {
+                    skip_until(bytes, i + 2, b"*/")
+                } else {
+                    skip_block_comment(bytes, i + 2)
+                };
             }
             b'\'' => {
-                let escapes = i > 0
-                    && matches!(bytes[i - 1], b'E' | b'e')
-                    && !is_ident(bytes, i.wrapping_sub(2));
+                let escapes = mysql
+                    || (i > 0
+                        && matches!(bytes[i - 1], b'E' | b'e')
+                        && !is_ident(bytes, i.wrapping_sub(2)));
                 i = skip_quoted(bytes, i + 1, b'\'', escapes);
             }
-            b'"' => i = skip_quoted(bytes, i + 1, b'"', false),
+            b'"' => i = skip_quoted(bytes, i + 1, b'"', mysql),
             b'`' => i = skip_quoted(bytes, i + 1, b'`', false),
-            b'$' => i = skip_dollar(bytes, i),
-            b';' if atomic_depth == 0 => {
-                push(&mut out, sql, start, i);
-                i += 1;
-                start = i;
-                words = ["", ""];
-            }
+            b'$' if !mysql => i = skip_dollar(bytes, i),
             _ if c.is_ascii_alphabetic() || c == b'_' => {
                 let end = ident_end(bytes, i);
                 let word = &sql[i..end];
-                // `BEGIN ATOMIC … END`: the semicolons inside belong to the body.
-                if word.eq_ignore_ascii_case("atomic") && words[1].eq_ignore_ascii_case("begin") {
-                    atomic_depth += 1;
-                } else if word.eq_ignore_ascii_case("end") && atomic_depth > 0 {
-                    atomic_depth -= 1;
-                } else if atomic_depth > 0
-                    && (word.eq_ignore_ascii_case("case") || word.eq_ignore_ascii_case("begin"))
-                {
+                if first_word.is_empty() {
+                    first_word = word;
+                }
+                let is = |w: &str| word.eq_ignore_ascii_case(w);
+                if mysql {
+                    // Routine and trigger bodies: BEGIN … END (and CASE … END) nest; END IF,
+                    // END LOOP, END WHILE and END REPEAT close constructs that did not open one.
+                    if first_word.eq_ignore_ascii_case("create")
+                        && (is("procedure") || is("function") || is("trigger") || is("event"))
+                    {
+                        routine = true;
+                    }
+                    if routine && (is("begin") || (is("case") && depth > 0)) {
+                        depth += 1;
+                    } else if routine && is("end") && depth > 0 {
+                        let next = next_word(sql, end);
+                        let closes_other = ["if", "loop", "while", "repeat"]
+                            .iter()
+                            .any(|w| next.eq_ignore_ascii_case(w));
+                        if !closes_other {
+                            depth -= 1;
+                        }
+                    }
+                } else if is("atomic") && words[1].eq_ignore_ascii_case("begin") {
+                    // `BEGIN ATOMIC … END`: the semicolons inside belong to the body.
+                    depth += 1;
+                } else if is("end") && depth > 0 {
+                    depth -= 1;
+                } else if depth > 0 && (is("case") || is("begin")) {
                     // CASE … END and nested blocks inside an atomic body.
-                    atomic_depth += 1;
+                    depth += 1;
                 }
                 words = [words[1], word];
                 i = end;
@@ -71,6 +132,34 @@ pub fn statements(sql: &str) -> Vec<Statement> {
     }
     push(&mut out, sql, start, bytes.len());
     out
+}
+
+fn at_line_start(bytes: &[u8], i: usize) -> bool {
+    bytes[..i]
+        .iter()
+        .rev()
+        .take_while(|b| **b != b'\n')
+        .all(|b| b.is_ascii_whitespace())
+}
+
+/// A MySQL client `DELIMITER <token>` line at `i`: the new delimiter and where the line ends.
+fn delimiter_line(sql: &str, i: usize) -> Option<(&str, usize)> {
+    let line_end = sql[i..].find('\n').map_or(sql.len(), |n| i + n + 1);
+    let line = sql[i..line_end].trim();
+    let (keyword, rest) = line.split_once(char::is_whitespace)?;
+    if !keyword.eq_ignore_ascii_case("delimiter") {
+        return None;
+    }
+    let token = rest.trim();
+    (!token.is_empty() && !token.contains(char::is_whitespace)).then_some((token, line_end))
+}
+
+fn next_word(sql: &str, from: usize) -> &str {
+    let rest = sql[from..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 fn push(out: &mut Vec<Statement>, sql: &str, start: usize, end: usize) {
@@ -221,6 +310,37 @@ mod tests {
         let got = statements("SELECT 1;\n\n  -- note\nSELECT\n 2;\nSELECT 3;");
         let lines: Vec<usize> = got.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![1, 3, 6]);
+    }
+
+    #[test]
+    fn splits_mysql_by_its_own_rules() {
+        let m = |sql: &str| -> Vec<String> {
+            statements_with(sql, Flavor::Mysql)
+                .into_iter()
+                .map(|s| s.sql)
+                .collect()
+        };
+        let cases: &[(&str, &[&str])] = &[
+            ("SELECT 'it\\'s;'; SELECT 2", &["SELECT 'it\\'s;'", "SELECT 2"]),
+            ("SELECT \"a\\\";b\"; SELECT 2", &["SELECT \"a\\\";b\"", "SELECT 2"]),
+            ("# a; comment\nSELECT 1; SELECT 2", &["# a; comment\nSELECT 1", "SELECT 2"]),
+            ("SELECT 1--1; SELECT 2", &["SELECT 1--1", "SELECT 2"]),
+            ("SELECT $$a;b$$", &["SELECT $$a", "b$$"]),
+            (
+                "CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN IF NEW.a < 0 THEN SET NEW.a = 0; END IF; SET NEW.b = CASE WHEN 1 THEN 2 END; END; SELECT 2",
+                &[
+                    "CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW BEGIN IF NEW.a < 0 THEN SET NEW.a = 0; END IF; SET NEW.b = CASE WHEN 1 THEN 2 END; END",
+                    "SELECT 2",
+                ],
+            ),
+            (
+                "DELIMITER $$\nCREATE PROCEDURE p() BEGIN SELECT 1; END$$\nDELIMITER ;\nSELECT 2;",
+                &["CREATE PROCEDURE p() BEGIN SELECT 1; END", "SELECT 2"],
+            ),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(m(sql), *want, "input: {sql}");
+        }
     }
 
     #[test]

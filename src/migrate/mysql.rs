@@ -1,0 +1,240 @@
+//! MySQL and MariaDB specifics: connecting, the named lock, session bounds, catalog queries,
+//! DDL of shipgate's tables, error numbers.
+//!
+//! DDL commits implicitly on MySQL, so `backend::Backend::atomic_ddl` is false here and every
+//! migration runs statement by statement with its progress recorded: a failure or a crash
+//! leaves a precise dirty row. The lock is `GET_LOCK(name, 0)`, polled (never a blocking wait),
+//! with a name derived from database and table that fits MySQL's 64-character limit.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
+use sqlx::{ConnectOptions, Connection};
+
+use super::backend::{Backend, DbError, ErrorKind, Tables, Timeouts};
+use crate::config::{redact, DatabaseUrl, EngineSettings};
+
+/// `ER_NO_SUCH_TABLE`.
+pub const ER_NO_SUCH_TABLE: &str = "1146";
+
+/// Classifies a MySQL/MariaDB error number.
+pub fn classify(number: &str) -> ErrorKind {
+    match number {
+        // ER_LOCK_WAIT_TIMEOUT (row locks and metadata locks alike).
+        "1205" => ErrorKind::LockTimeout,
+        // MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT.
+        "1969" | "3024" => ErrorKind::StatementTimeout,
+        // Server gone, lost, shutting down, connection killed.
+        "2006" | "2013" | "1053" | "1927" => ErrorKind::Connection,
+        _ => ErrorKind::Query,
+    }
+}
+
+fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions, DbError> {
+    let raw = url.expose();
+    let normalised = match raw.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => raw.to_owned(),
+    };
+    let opts = MySqlConnectOptions::from_str(&normalised).map_err(|e| DbError {
+        kind: ErrorKind::Config,
+        message: format!(
+            "invalid MySQL URL {}: {}",
+            url.redacted(),
+            redact(&e.to_string())
+        ),
+        code: None,
+    })?;
+    // Leave the server's sql_mode and time zone alone: migrations must run as the operator's
+    // own client would run them. shipgate writes UTC explicitly.
+    Ok(opts
+        .pipes_as_concat(false)
+        .no_engine_substitution(false)
+        .timezone(None)
+        .disable_statement_logging())
+}
+
+/// Opens the run's one dedicated connection and sets its session bounds. Returns whether the
+/// server is MariaDB.
+pub async fn connect(
+    url: &DatabaseUrl,
+    settings: &EngineSettings,
+) -> Result<(MySqlConnection, bool), DbError> {
+    let opts = options(url)?;
+    let mut conn = MySqlConnection::connect_with(&opts)
+        .await
+        .map_err(|e| DbError {
+            kind: ErrorKind::Connection,
+            message: redact(&e.to_string()),
+            code: None,
+        })?;
+    // Executor methods on the concrete connection keep the future `Send` (see backend::exec).
+    let rows = sqlx::Executor::fetch_all(&mut conn, sqlx::raw_sql("SELECT VERSION()"))
+        .await
+        .map_err(|e| DbError {
+            kind: ErrorKind::Connection,
+            message: e.to_string(),
+            code: None,
+        })?;
+    let version: String = rows
+        .first()
+        .and_then(|r| {
+            sqlx::Row::try_get_unchecked::<Option<String>, usize>(r, 0)
+                .ok()
+                .flatten()
+        })
+        .unwrap_or_default();
+    let mariadb = version.contains("MariaDB");
+    let t = Timeouts {
+        lock_timeout: settings.lock_timeout,
+        statement_timeout: settings.statement_timeout,
+    };
+    let set = timeouts_sql(t, mariadb);
+    sqlx::Executor::execute(&mut conn, sqlx::raw_sql(&set))
+        .await
+        .map_err(|e| DbError {
+            kind: ErrorKind::Query,
+            message: format!("setting session bounds: {e}"),
+            code: None,
+        })?;
+    Ok((conn, mariadb))
+}
+
+/// `SET SESSION` for a migration's bounds. The metadata-lock wait (`lock_wait_timeout`, a year
+/// by default) and the row-lock wait (`innodb_lock_wait_timeout`) both follow shipgate's lock
+/// timeout, in whole seconds (at least 1). The statement limit is MariaDB's
+/// `max_statement_time`; MySQL's `max_execution_time` only bounds SELECTs.
+pub fn timeouts_sql(t: Timeouts, mariadb: bool) -> String {
+    let lock = t.lock_timeout.as_secs_f64().ceil().max(1.0) as u64;
+    let statement = match (mariadb, t.statement_timeout) {
+        (true, Some(d)) => format!(", max_statement_time = {:.3}", d.as_secs_f64()),
+        (true, None) => ", max_statement_time = 0".to_owned(),
+        (false, Some(d)) => format!(", max_execution_time = {}", d.as_millis()),
+        (false, None) => ", max_execution_time = 0".to_owned(),
+    };
+    format!("SET SESSION lock_wait_timeout = {lock}, innodb_lock_wait_timeout = {lock}{statement}")
+}
+
+/// The named lock, and the connection that takes it.
+#[derive(Debug, Clone)]
+pub struct LockName {
+    /// `shipgate:` and 40 hex digits of a hash of database and table: 49 characters.
+    pub name: String,
+    /// `CONNECTION_ID()` of the connection that takes the lock.
+    pub connection_id: i64,
+}
+
+/// Derives the lock name for this database and history table.
+pub async fn lock_name(
+    backend: &mut Backend,
+    settings: &EngineSettings,
+) -> Result<LockName, DbError> {
+    let rows = backend
+        .rows("SELECT DATABASE(), CAST(CONNECTION_ID() AS CHAR)")
+        .await?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let ident = format!("shipgate:{}:{}", get(0), settings.migrations_table());
+    let hash = hex::encode(Sha256::digest(ident.as_bytes()));
+    Ok(LockName {
+        name: format!("shipgate:{}", &hash[..40]),
+        connection_id: get(1).parse().unwrap_or(0),
+    })
+}
+
+impl LockName {
+    /// One poll: `1` when taken.
+    pub fn try_lock_sql(&self) -> String {
+        format!("SELECT CAST(GET_LOCK('{}', 0) AS CHAR)", self.name)
+    }
+
+    /// Release: `1` when it was held by this connection.
+    pub fn unlock_sql(&self) -> String {
+        format!("SELECT CAST(RELEASE_LOCK('{}') AS CHAR)", self.name)
+    }
+
+    /// `1` when this connection holds it.
+    pub fn check_sql(&self) -> String {
+        format!(
+            "SELECT CAST(IS_USED_LOCK('{}') = CONNECTION_ID() AS CHAR)",
+            self.name
+        )
+    }
+
+    /// Holder: connection id, user, client host, since (start of its current state).
+    pub fn holder_sql(&self) -> String {
+        format!(
+            "SELECT CAST(p.ID AS CHAR), CONCAT('user ', p.USER), p.HOST, \
+             DATE_FORMAT(UTC_TIMESTAMP() - INTERVAL p.TIME SECOND, '%Y-%m-%dT%H:%i:%sZ') \
+             FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK('{}')",
+            self.name
+        )
+    }
+}
+
+/// DDL of shipgate's tables, idempotent.
+pub fn create_tables(t: &Tables) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {m} (
+    version BIGINT NOT NULL PRIMARY KEY,
+    name VARCHAR(1024) NOT NULL,
+    checksum CHAR(64) NOT NULL,
+    state VARCHAR(16) NOT NULL DEFAULT 'applied',
+    statements_done INT NOT NULL DEFAULT 0,
+    error TEXT NULL,
+    applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    execution_ms BIGINT NOT NULL DEFAULT 0,
+    applied_by VARCHAR(512) NULL,
+    deploy_id VARCHAR(512) NULL,
+    app_version VARCHAR(512) NULL,
+    CONSTRAINT shipgate_state_check CHECK (state IN ('applied', 'running', 'failed'))
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS {r} (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    command VARCHAR(64) NOT NULL,
+    started_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    finished_at DATETIME(3) NULL,
+    outcome VARCHAR(32) NULL,
+    applied INT NOT NULL DEFAULT 0,
+    error TEXT NULL,
+    deploy_id VARCHAR(512) NULL,
+    host VARCHAR(512) NULL,
+    app_version VARCHAR(512) NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS {a} (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    action VARCHAR(64) NOT NULL,
+    version BIGINT NULL,
+    actor VARCHAR(512) NOT NULL,
+    reason TEXT NULL,
+    `before` TEXT NULL,
+    `after` TEXT NULL,
+    deploy_id VARCHAR(512) NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        m = t.migrations,
+        r = t.runs,
+        a = t.audit
+    )
+}
+
+/// Ends connection `id` (its statement, its transaction and its named lock) from a second,
+/// short-lived connection, within `bound`.
+pub async fn kill(url: &DatabaseUrl, _settings: &EngineSettings, id: i64, bound: Duration) {
+    let work = async {
+        let opts = options(url).ok()?;
+        let mut conn = MySqlConnection::connect_with(&opts).await.ok()?;
+        let done = sqlx::raw_sql(&format!("KILL {id}"))
+            .execute(&mut conn)
+            .await
+            .ok();
+        let _ = conn.close().await;
+        done
+    };
+    match tokio::time::timeout(bound, work).await {
+        Ok(Some(_)) => tracing::info!(connection_id = id, "ended the interrupted migration's database connection"),
+        _ => tracing::warn!(connection_id = id, "could not end the interrupted migration's connection; the server ends it when it notices the closed socket"),
+    }
+}
