@@ -90,13 +90,23 @@ pub fn statements_with(sql: &str, flavor: Flavor) -> Vec<Statement> {
             b'`' => i = skip_quoted(bytes, i + 1, b'`', false),
             b'$' if !mysql => i = skip_dollar(bytes, i),
             _ if c.is_ascii_alphabetic() || c == b'_' => {
-                let end = ident_end(bytes, i);
+                let mut end = ident_end(bytes, i);
+                // A custom delimiter such as `$$` may touch the word before it (`END$$`).
+                if let Some(p) = sql[i..end].find(delimiter) {
+                    end = i + p.max(1);
+                }
                 let word = &sql[i..end];
                 if first_word.is_empty() {
                     first_word = word;
                 }
                 let is = |w: &str| word.eq_ignore_ascii_case(w);
                 if mysql {
+                    if delimiter != ";" {
+                        // With a client DELIMITER the author marks statement ends: no guessing.
+                        words = [words[1], word];
+                        i = end;
+                        continue;
+                    }
                     // Routine and trigger bodies: BEGIN … END (and CASE … END) nest; END IF,
                     // END LOOP, END WHILE and END REPEAT close constructs that did not open one.
                     if first_word.eq_ignore_ascii_case("create")
