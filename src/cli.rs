@@ -35,7 +35,7 @@ pub struct Cli {
 /// Settings shared by every command (also settable in the config file).
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Database URL: postgres://user:password@host:port/db or sqlite://path.db. Without one,
+    /// Database URL: postgres://…, mysql://… (or mariadb://…), sqlite://path.db. Without one,
     /// shipgate uses sqlite://shipgate.db.
     #[arg(
         long,
