@@ -738,22 +738,9 @@ impl Backend {
         record: &Record<'_>,
         timeouts: Timeouts,
     ) -> Result<(), DbError> {
-        let mut batch = String::with_capacity(sql.len() + 512);
-        batch.push_str(self.dialect.begin());
-        batch.push_str(";\n");
-        if timeouts != self.default_timeouts() {
-            batch.push_str(&self.session_timeouts(timeouts, true));
-        }
-        if let (Some(key), Dialect::Postgres) = (&self.pg_lock, self.dialect) {
-            batch.push_str(&key.check_sql());
-            batch.push_str(";\n");
-        }
-        batch.push_str(sql);
-        // A file may end in a line comment; start the appended statements on a new line.
-        batch.push_str("\n;\n");
         let elapsed = self.dialect.elapsed_ms();
-        batch.push_str(&self.insert_applied_sql(record, State::Applied, elapsed.unwrap_or("0")));
-        batch.push_str(";\nCOMMIT;");
+        let insert = self.insert_applied_sql(record, State::Applied, elapsed.unwrap_or("0"));
+        let batch = self.transaction_batch(sql, timeouts, &insert);
         let started = std::time::Instant::now();
         match self.exec(&batch).await {
             Ok(()) if elapsed.is_some() => Ok(()),
@@ -774,6 +761,26 @@ impl Backend {
                 Err(e)
             }
         }
+    }
+
+    /// `BEGIN; [timeouts;] [lock check;] <sql> ; <tail>; COMMIT` — one message, one round trip.
+    fn transaction_batch(&self, sql: &str, timeouts: Timeouts, tail: &str) -> String {
+        let mut batch = String::with_capacity(sql.len() + tail.len() + 512);
+        batch.push_str(self.dialect.begin());
+        batch.push_str(";\n");
+        if timeouts != self.default_timeouts() {
+            batch.push_str(&self.session_timeouts(timeouts, true));
+        }
+        if let (Some(key), Dialect::Postgres) = (&self.pg_lock, self.dialect) {
+            batch.push_str(&key.check_sql());
+            batch.push_str(";\n");
+        }
+        batch.push_str(sql);
+        // A file may end in a line comment; start the appended statements on a new line.
+        batch.push_str("\n;\n");
+        batch.push_str(tail);
+        batch.push_str(";\nCOMMIT;");
+        batch
     }
 
     async fn rollback(&mut self) {
@@ -846,29 +853,13 @@ impl Backend {
         audit: &Audit<'_>,
         timeouts: Timeouts,
     ) -> Result<(), DbError> {
-        let mut batch = format!("{};\n", self.dialect.begin());
-        if timeouts != self.default_timeouts() {
-            batch.push_str(&self.session_timeouts(timeouts, true));
-        }
-        if let (Some(key), Dialect::Postgres) = (&self.pg_lock, self.dialect) {
-            batch.push_str(&key.check_sql());
-            batch.push_str(";\n");
-        }
-        batch.push_str(sql);
-        batch.push_str("\n;\n");
-        batch.push_str(&format!(
-            "DELETE FROM {} WHERE version = {version};\n",
-            self.tables.migrations
-        ));
-        batch.push_str(&self.audit_sql(audit));
-        batch.push_str(";\nCOMMIT;");
-        match self.exec(&batch).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.rollback().await;
-                Err(e)
-            }
-        }
+        let tail = format!(
+            "DELETE FROM {} WHERE version = {version};\n{}",
+            self.tables.migrations,
+            self.audit_sql(audit)
+        );
+        let batch = self.transaction_batch(sql, timeouts, &tail);
+        self.exec_or_rollback(&batch).await
     }
 
     /// Deletes a history row (after a no-transaction down script ran), with its audit row.
