@@ -14,7 +14,11 @@ use clap::{CommandFactory, FromArgMatches};
 use serde_json::json;
 
 use crate::cli::{self, Cli, Command, Format};
-use crate::config::{self, Config, DatabaseUrl};
+use std::collections::BTreeSet;
+
+use crate::config::{self, Config, DatabaseUrl, Engine};
+use crate::gitref;
+use crate::lint::{self, Catalog, Finding, LintOptions, Severity};
 use crate::migrate::apply::{self, DownRange};
 use crate::migrate::backend::Backend;
 use crate::migrate::plan::{Plan, Policy};
@@ -95,7 +99,7 @@ impl Failure {
 pub fn exit_for(e: &migrate::Error) -> Exit {
     use migrate::Error as E;
     match e {
-        E::Source(_) | E::Blocked(_) => Exit::Invalid,
+        E::Source(_) | E::Blocked(_) | E::Lint(_) | E::Contract(_) => Exit::Invalid,
         E::Refused(_) => Exit::Invalid,
         E::Config { .. } => Exit::Usage,
         E::Unreachable { .. } => Exit::Unreachable,
@@ -233,7 +237,7 @@ pub(crate) async fn finish<T>(
     }
 }
 
-fn out(line: impl AsRef<str>) {
+pub(crate) fn out(line: impl AsRef<str>) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", line.as_ref());
 }
@@ -260,9 +264,13 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     apply::check_target(&set, &policy)?;
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
     if args.dry_run {
-        let result = apply::plan(&mut backend, &set, &policy).await;
-        let (_, plan) = finish(backend, result).await?;
+        let result = dry_run_plan(&mut backend, &set, &policy, config).await;
+        let (plan, refusal) = finish(backend, result).await?;
         print_dry_run(&plan, &set, &policy);
+        if let Some(e) = refusal {
+            out(format!("release gate: {e}"));
+            return Ok(Exit::Invalid);
+        }
         return Ok(Exit::Success);
     }
     let result = apply::up(
@@ -272,7 +280,10 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
         &config.engine,
         &config.deploy,
         &mut interrupt,
-        &apply::UpOptions::default(),
+        &apply::UpOptions {
+            gate: Some(config.lint.clone()),
+            ..apply::UpOptions::default()
+        },
     )
     .await;
     let report = finish(backend, result).await?;
@@ -304,6 +315,24 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
         ));
     }
     Ok(Exit::Success)
+}
+
+/// The plan of a dry run, and the refusal the release gate would answer with, if any.
+pub(crate) async fn dry_run_plan(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    policy: &Policy,
+    config: &Config,
+) -> Result<(Plan, Option<migrate::Error>), migrate::Error> {
+    let (_, plan) = apply::plan(backend, set, policy).await?;
+    if plan.pending.is_empty() {
+        return Ok((plan, None));
+    }
+    match apply::gate(backend, set, &plan, &config.lint).await {
+        Ok(()) => Ok((plan, None)),
+        Err(e @ (migrate::Error::Lint(_) | migrate::Error::Contract(_))) => Ok((plan, Some(e))),
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) fn print_dry_run(plan: &Plan, set: &MigrationSet, policy: &Policy) {
@@ -650,11 +679,19 @@ fn existing_versions(dir: &Path) -> std::collections::HashSet<i64> {
         .collect()
 }
 
-/// One finding of `check`, in every output format.
-struct Finding {
-    file: Option<String>,
-    line: Option<usize>,
-    message: String,
+/// A file or history problem as a `check` finding (not a lint rule: no why/instead).
+fn problem(rule: &str, file: Option<String>, line: Option<usize>, message: String) -> Finding {
+    Finding {
+        rule: rule.to_owned(),
+        severity: Severity::Error,
+        file,
+        line,
+        column: None,
+        message,
+        why: String::new(),
+        instead: String::new(),
+        acknowledged: None,
+    }
 }
 
 fn source_finding(e: &SourceError) -> Finding {
@@ -670,11 +707,24 @@ fn source_finding(e: &SourceError) -> Finding {
         | SourceError::BadDirective { file, line, .. }
         | SourceError::TransactionControl { file, line, .. } => (Some(file), Some(*line)),
     };
-    Finding {
-        file: file.map(|f| f.display().to_string()),
+    problem(
+        "invalid-file",
+        file.map(|f| f.display().to_string()),
         line,
-        message: e.to_string(),
-    }
+        e.to_string(),
+    )
+}
+
+/// The engine whose dialect and hazards `check` applies: the `--database` URL's, else the
+/// configured URL's, else PostgreSQL (the embedded SQLite default is for trying shipgate out,
+/// not what a CI job lints for).
+fn check_engine(args: &cli::Check, config: &Config) -> Engine {
+    let url = match args.database.as_deref() {
+        Some("") | None if config.database_is_default => return Engine::Postgres,
+        Some("") | None => config.database.clone(),
+        Some(url) => DatabaseUrl::new(url),
+    };
+    url.engine().unwrap_or(Engine::Postgres)
 }
 
 async fn check(
@@ -682,12 +732,26 @@ async fn check(
     config: &Config,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    let mut findings = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
     let mut count = 0;
+    let mut linted = 0;
+    let engine = check_engine(args, config);
     match source::load(&config.migrations) {
         Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
         Ok(set) => {
             count = set.migrations.len();
+            let mut only: Option<BTreeSet<i64>> = None;
+            if let Some(reference) = &args.against_git {
+                let changes = gitref::changes(&config.migrations, reference).map_err(|e| {
+                    Failure::new(
+                        Exit::Usage,
+                        anyhow::anyhow!("check --against-git {reference}: {e}"),
+                    )
+                })?;
+                let (versions, edits) = gitref::compare(&set, &changes);
+                findings.extend(edits);
+                only = Some(versions);
+            }
             if let Some(url) = &args.database {
                 let url = if url.is_empty() {
                     config.database.clone()
@@ -708,59 +772,134 @@ async fn check(
                         migrate::plan::Blocker::Modified(m) => Some(m.file.clone()),
                         _ => None,
                     };
-                    findings.push(Finding {
-                        file,
-                        line: None,
-                        message: b.to_string(),
-                    });
+                    findings.push(problem("history", file, None, b.to_string()));
                 }
+                // Applied files are history: lint what is still to come.
+                let pending: BTreeSet<i64> = plan.pending.iter().map(|e| e.version).collect();
+                only = Some(match only {
+                    Some(o) => o.intersection(&pending).copied().collect(),
+                    None => pending,
+                });
             }
+            linted = only.as_ref().map_or(count, BTreeSet::len);
+            let options = LintOptions {
+                engine,
+                severities: config.lint.severities.clone(),
+                only,
+            };
+            findings.extend(lint::lint(&set, &options, &Catalog::Assumed));
         }
     }
+    let (acknowledged, findings): (Vec<Finding>, Vec<Finding>) =
+        findings.into_iter().partition(|f| f.acknowledged.is_some());
+    let failed = findings.iter().any(Finding::blocks);
+    let warnings = findings.iter().filter(|f| !f.blocks()).count();
     match args.format {
         Format::Human => {
             for f in &findings {
-                out(format!("error: {}", f.message));
+                if f.why.is_empty() {
+                    out(format!("{}: {}", f.severity, f.message));
+                } else {
+                    out(format!(
+                        "{f}\n    why: {}\n    instead: {}",
+                        f.why, f.instead
+                    ));
+                }
             }
-            if findings.is_empty() {
+            for f in &acknowledged {
+                tracing::info!(rule = %f.rule, "acknowledged: {f} ({})", f.acknowledged.as_deref().unwrap_or_default());
+            }
+            let mut notes = Vec::new();
+            if warnings > 0 {
+                notes.push(format!("{warnings} warning(s)"));
+            }
+            if !acknowledged.is_empty() {
+                notes.push(format!("{} acknowledged finding(s)", acknowledged.len()));
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", notes.join(", "))
+            };
+            if !failed {
                 let against = if args.database.is_some() {
                     " and consistent with history"
                 } else {
                     ""
                 };
                 out(format!(
-                    "ok: {count} migration(s) in {} are valid{against}",
+                    "ok: {count} migration(s) in {} are valid{against}; {linted} linted for {engine}{notes}",
                     config.migrations.display()
                 ));
+            } else {
+                let errors = findings.iter().filter(|f| f.blocks()).count();
+                out(format!("failed: {errors} error(s){notes}"));
             }
         }
-        Format::Json => json_out(&json!({
-            "ok": findings.is_empty(),
-            "migrations": count,
-            "findings": findings.iter().map(|f| json!({"file": f.file, "line": f.line, "severity": "error", "message": f.message})).collect::<Vec<_>>(),
-        })),
+        Format::Json => {
+            let finding = |f: &Finding| {
+                json!({
+                    "rule": f.rule,
+                    "severity": f.severity,
+                    "file": f.file,
+                    "line": f.line,
+                    "column": f.column,
+                    "message": f.message,
+                    "why": (!f.why.is_empty()).then_some(&f.why),
+                    "instead": (!f.instead.is_empty()).then_some(&f.instead),
+                    "acknowledged": f.acknowledged,
+                })
+            };
+            json_out(&json!({
+                "ok": !failed,
+                "engine": engine,
+                "migrations": count,
+                "linted": linted,
+                "findings": findings.iter().map(finding).collect::<Vec<_>>(),
+                "acknowledged": acknowledged.iter().map(finding).collect::<Vec<_>>(),
+            }))
+        }
         Format::Github => {
             for f in &findings {
-                let mut props = Vec::new();
-                if let Some(file) = &f.file {
-                    props.push(format!("file={}", gh_escape_property(file)));
-                }
-                if let Some(line) = f.line {
-                    props.push(format!("line={line}"));
-                }
-                out(format!(
-                    "::error {}::{}",
-                    props.join(","),
-                    gh_escape_data(&f.message)
-                ));
+                out(github_annotation(f));
             }
         }
     }
-    Ok(if findings.is_empty() {
-        Exit::Success
+    Ok(if failed { Exit::Invalid } else { Exit::Success })
+}
+
+/// One GitHub Actions workflow command (`::error file=…,line=…,col=…,title=…::message`), with
+/// properties and data escaped as the runner expects.
+fn github_annotation(f: &Finding) -> String {
+    let command = if f.severity == Severity::Error {
+        "error"
     } else {
-        Exit::Invalid
-    })
+        "warning"
+    };
+    let mut props = Vec::new();
+    if let Some(file) = &f.file {
+        props.push(format!("file={}", gh_escape_property(file)));
+    }
+    if let Some(line) = f.line {
+        props.push(format!("line={line}"));
+    }
+    if let Some(column) = f.column {
+        props.push(format!("col={column}"));
+    }
+    let mut message = f.message.clone();
+    if !f.why.is_empty() {
+        props.push(format!(
+            "title={}",
+            gh_escape_property(&format!("shipgate [{}]", f.rule))
+        ));
+        message = format!("{message}\nwhy: {}\ninstead: {}", f.why, f.instead);
+    }
+    let props = if props.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", props.join(","))
+    };
+    format!("::{command}{props}::{}", gh_escape_data(&message))
 }
 
 fn gh_escape_data(s: &str) -> String {

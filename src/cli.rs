@@ -16,7 +16,8 @@ Exit codes:
   2    usage or configuration error
   3    database unreachable after the connect wait
   4    migration lock not acquired within the lock wait
-  5    validation failed: file problems, edited checksum, missing, out of order, dirty
+  5    validation failed: file problems, edited checksum, missing, out of order, dirty,
+       an unacknowledged lint error (check, and the release gate of up/release)
   10   pending migrations (status --exit-code only)
   130  interrupted (SIGINT), 143 terminated (SIGTERM)";
 
@@ -206,6 +207,43 @@ pub struct Global {
     )]
     pub shutdown_timeout: Option<String>,
 
+    /// What the release gate does with unacknowledged lint errors in pending migrations:
+    /// error (refuse, exit 5), warn (log and apply) or off [default: error]
+    #[arg(long, global = true, env = "SHIPGATE_LINT_GATE", value_name = "MODE")]
+    pub lint_gate: Option<String>,
+
+    /// Lint severities per rule, comma separated: rule=error|warning|off
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LINT_SEVERITY",
+        value_name = "LIST"
+    )]
+    pub lint_severity: Option<String>,
+
+    /// Rows (planner estimate) above which an existing table counts as large for the release
+    /// gate [default: 10000]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LARGE_TABLE_ROWS",
+        value_name = "N"
+    )]
+    pub large_table_rows: Option<String>,
+
+    /// Size above which an existing table counts as large for the release gate [default: 10MB]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LARGE_TABLE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub large_table_size: Option<String>,
+
+    /// Apply migrations marked `-- shipgate:contract` (destructive steps held back by default)
+    #[arg(long, global = true, env = "SHIPGATE_ALLOW_CONTRACT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_contract: Option<String>,
+
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE")]
     pub verbose: u8,
@@ -356,6 +394,10 @@ pub struct Check {
     /// Output format
     #[arg(long, env = "SHIPGATE_FORMAT", value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Lint only the files added or changed since this git ref (e.g. origin/main), and fail on
+    /// edits to files that exist at the ref
+    #[arg(long, env = "SHIPGATE_AGAINST_GIT", value_name = "REF")]
+    pub against_git: Option<String>,
 }
 
 /// `shipgate baseline`.

@@ -16,7 +16,10 @@ use figment::providers::{Format as _, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::cli::Global;
+use crate::lint::{self, Severity, Threshold};
 use crate::migrate::plan::Policy;
 use crate::notify::WebhookSettings;
 
@@ -48,6 +51,32 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     /// Whether an undelivered webhook fails the release.
     pub require_notify: bool,
+    /// The safety lint and the release gate.
+    pub lint: LintSettings,
+}
+
+/// Settings of the safety lint (`check`) and of the release gate (`up`, `release`).
+#[derive(Debug, Clone)]
+pub struct LintSettings {
+    /// What the release gate does with unacknowledged errors.
+    pub gate: GateMode,
+    /// Severity per rule id, overriding the defaults.
+    pub severities: BTreeMap<String, Severity>,
+    /// When an existing table counts as large.
+    pub threshold: Threshold,
+    /// Apply migrations marked `-- shipgate:contract`.
+    pub allow_contract: bool,
+}
+
+/// What the release gate does with unacknowledged lint errors in pending migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateMode {
+    /// Refuse the run (exit 5) before the lock.
+    Error,
+    /// Log the findings and apply.
+    Warn,
+    /// Do not lint at release time.
+    Off,
 }
 
 /// Settings of the HTTP service.
@@ -392,6 +421,24 @@ struct Layer {
     request_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lint_gate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lint_severity: Option<LooseMap>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    large_table_rows: Option<LooseU32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    large_table_size: Option<LooseU32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_contract: Option<LooseBool>,
+}
+
+/// A map from TOML (`{ rule = "warning" }`) or from a flag/env string (`"rule=warning,…"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LooseMap {
+    Table(BTreeMap<String, String>),
+    Text(String),
 }
 
 /// A boolean from TOML (`true`) or from a flag/env string (`"true"`), checked later.
@@ -471,6 +518,23 @@ const KEYS: &[(&str, &str, &str)] = &[
         "--shutdown-timeout",
         "SHIPGATE_SHUTDOWN_TIMEOUT",
     ),
+    ("lint_gate", "--lint-gate", "SHIPGATE_LINT_GATE"),
+    ("lint_severity", "--lint-severity", "SHIPGATE_LINT_SEVERITY"),
+    (
+        "large_table_rows",
+        "--large-table-rows",
+        "SHIPGATE_LARGE_TABLE_ROWS",
+    ),
+    (
+        "large_table_size",
+        "--large-table-size",
+        "SHIPGATE_LARGE_TABLE_SIZE",
+    ),
+    (
+        "allow_contract",
+        "--allow-contract",
+        "SHIPGATE_ALLOW_CONTRACT",
+    ),
 ];
 
 /// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
@@ -521,6 +585,11 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         require_notify: global.require_notify.clone().map(LooseBool::Text),
         request_timeout: global.request_timeout.clone(),
         shutdown_timeout: global.shutdown_timeout.clone(),
+        lint_gate: global.lint_gate.clone(),
+        lint_severity: global.lint_severity.clone().map(LooseMap::Text),
+        large_table_rows: global.large_table_rows.clone().map(LooseU32::Text),
+        large_table_size: global.large_table_size.clone().map(LooseU32::Text),
+        allow_contract: global.allow_contract.clone().map(LooseBool::Text),
     };
     let mut figment = Figment::new();
     if let Some(text) = &file_text {
@@ -716,7 +785,86 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         )?,
     };
     let require_notify = boolean("require_notify", &layer.require_notify)?;
+    let gate = match layer.lint_gate.as_deref().map(str::trim) {
+        None | Some("") | Some("error") => GateMode::Error,
+        Some("warn" | "warning") => GateMode::Warn,
+        Some("off") => GateMode::Off,
+        Some(other) => return Err(invalid("lint_gate", other, "error, warn or off")),
+    };
+    let mut severities = BTreeMap::new();
+    let pairs: Vec<(String, String)> = match &layer.lint_severity {
+        None => Vec::new(),
+        Some(LooseMap::Table(t)) => t.clone().into_iter().collect(),
+        Some(LooseMap::Text(text)) => {
+            let mut pairs = Vec::new();
+            for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                let Some((rule, level)) = item.split_once('=') else {
+                    return Err(invalid(
+                        "lint_severity",
+                        item,
+                        "comma-separated rule=error|warning|off pairs",
+                    ));
+                };
+                pairs.push((rule.trim().to_owned(), level.trim().to_owned()));
+            }
+            pairs
+        }
+    };
+    for (rule, level) in pairs {
+        if lint::rules::find(&rule).is_none() {
+            return Err(invalid(
+                "lint_severity",
+                &rule,
+                &format!(
+                    "a lint rule id ({})",
+                    lint::RULES
+                        .iter()
+                        .map(|r| r.id)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let Some(severity) = Severity::parse(&level) else {
+            return Err(invalid(
+                "lint_severity",
+                &format!("{rule}={level}"),
+                "error, warning or off as the level",
+            ));
+        };
+        severities.insert(rule, severity);
+    }
+    let default_threshold = Threshold::default();
+    let rows = whole(
+        "large_table_rows",
+        &layer.large_table_rows,
+        default_threshold.rows as u32,
+        u32::MAX,
+    )?;
+    let bytes = match &layer.large_table_size {
+        None => default_threshold.bytes,
+        Some(LooseU32::Int(n)) if *n >= 0 => *n,
+        Some(LooseU32::Int(n)) => {
+            return Err(invalid(
+                "large_table_size",
+                &n.to_string(),
+                "a size such as 10MB, 512kB or 1GB",
+            ))
+        }
+        Some(LooseU32::Text(t)) => parse_size(t)
+            .ok_or_else(|| invalid("large_table_size", t, "a size such as 10MB, 512kB or 1GB"))?,
+    };
+    let lint = LintSettings {
+        gate,
+        severities,
+        threshold: Threshold {
+            rows: i64::from(rows),
+            bytes,
+        },
+        allow_contract: boolean("allow_contract", &layer.allow_contract)?,
+    };
     Ok(Config {
+        lint,
         service,
         webhooks,
         require_notify,
@@ -728,6 +876,25 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         policy,
         deploy: deploy_info(layer.deploy_id),
     })
+}
+
+/// A size in bytes: a whole number with an optional unit (B, kB, MB, GB, TB; powers of 1024,
+/// as PostgreSQL's `pg_size_pretty` prints them).
+pub fn parse_size(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
+        .unwrap_or(t.len());
+    let number: i64 = t[..split].replace('_', "").parse().ok()?;
+    let factor: i64 = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(factor)
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -937,6 +1104,89 @@ mod tests {
         }
         let url = DatabaseUrl::new("postgres://u:hunter2@h/db");
         assert!(!format!("{url:?} {url}").contains("hunter2"));
+    }
+
+    #[test]
+    fn reads_lint_settings_from_flags_and_files() {
+        let config = load_args(&[
+            "shipgate",
+            "--lint-gate",
+            "warn",
+            "--lint-severity",
+            "index-not-concurrent=off, missing-down=error",
+            "--large-table-rows",
+            "500",
+            "--large-table-size",
+            "1MB",
+            "--allow-contract=true",
+            "status",
+        ])
+        .expect("valid");
+        assert_eq!(config.lint.gate, GateMode::Warn);
+        assert_eq!(
+            config.lint.severities,
+            BTreeMap::from([
+                ("index-not-concurrent".to_owned(), Severity::Off),
+                ("missing-down".to_owned(), Severity::Error),
+            ])
+        );
+        assert_eq!(
+            config.lint.threshold,
+            Threshold {
+                rows: 500,
+                bytes: 1 << 20
+            }
+        );
+        assert!(config.lint.allow_contract);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "lint_gate = \"off\"\nlarge_table_size = 2048\n[lint_severity]\nopaque-sql = \"warning\"\n",
+        )
+        .expect("write config");
+        let p = path.display().to_string();
+        let config = load_args(&["shipgate", "--config", &p, "status"]).expect("valid");
+        assert_eq!(config.lint.gate, GateMode::Off);
+        assert_eq!(config.lint.threshold.bytes, 2048);
+        assert_eq!(
+            config.lint.severities.get("opaque-sql"),
+            Some(&Severity::Warning)
+        );
+        for (args, want) in [
+            (
+                ["--lint-gate", "loud"],
+                "invalid lint_gate = \"loud\" (from flag --lint-gate)",
+            ),
+            (
+                ["--lint-severity", "no-such-rule=off"],
+                "invalid lint_severity = \"no-such-rule\"",
+            ),
+            (
+                ["--lint-severity", "opaque-sql=fatal"],
+                "error, warning or off",
+            ),
+            (["--large-table-size", "ten"], "invalid large_table_size"),
+        ] {
+            let err = load_args(&["shipgate", args[0], args[1], "status"])
+                .expect_err("must fail")
+                .to_string();
+            assert!(err.contains(want), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn parses_sizes() {
+        for (text, want) in [
+            ("10MB", Some(10 << 20)),
+            ("512kB", Some(512 << 10)),
+            ("1 GB", Some(1 << 30)),
+            ("4096", Some(4096)),
+            ("ten", None),
+            ("10XB", None),
+        ] {
+            assert_eq!(parse_size(text), want, "{text}");
+        }
     }
 
     #[test]

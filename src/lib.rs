@@ -9,13 +9,18 @@
 //!   [`migrate::lock`] and [`migrate::repair`] drive a run;
 //! - [`release`] is the pre-deploy flow and the service around it: [`status`] caches what the
 //!   database says, [`http`] serves it, [`notify`] sends the webhooks;
+//! - [`lint`] is the migration safety lint (pure): sqlparser-based rules run by `check` in CI
+//!   and by the release gate of `up`/`release` against the live database's table sizes;
+//!   [`gitref`] reads the files as they were at a git ref for `check --against-git`;
 //! - [`app`] has one function per command and maps every outcome to an exit code;
 //! - [`telemetry`] sets up logs.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod gitref;
 pub mod http;
+pub mod lint;
 pub mod migrate;
 pub mod notify;
 pub mod release;

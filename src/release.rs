@@ -132,10 +132,13 @@ async fn dry_run(
         &mut interrupt,
     )
     .await?;
-    let result = apply::plan(&mut backend, &set, &policy).await;
-    let (_, plan) = crate::app::finish(backend, result).await?;
+    let result = crate::app::dry_run_plan(&mut backend, &set, &policy, config).await;
+    let (plan, refusal) = crate::app::finish(backend, result).await?;
     crate::app::print_dry_run(&plan, &set, &policy);
-    Ok(if plan.blockers(&policy).is_empty() {
+    if let Some(e) = &refusal {
+        crate::app::out(format!("release gate: {e}"));
+    }
+    Ok(if plan.blockers(&policy).is_empty() && refusal.is_none() {
         Exit::Success
     } else {
         Exit::Invalid
@@ -271,6 +274,7 @@ async fn release(
     let options = UpOptions {
         record_run: Some("release"),
         progress: progress.clone(),
+        gate: Some(config.lint.clone()),
     };
     let result = apply::up(
         &mut backend,
@@ -323,6 +327,8 @@ fn next_step(e: &migrate::Error) -> &'static str {
         E::Source(_) => "fix the migration files named above and deploy again; nothing was applied",
         E::Blocked(_) => "resolve the history problem named above (see `shipgate status`), then deploy again; nothing was applied",
         E::Refused(_) => "correct the request named above; nothing was applied",
+        E::Lint(_) => "make the migrations named above safe, or acknowledge each finding with `-- shipgate:allow <rule> <reason>`, then deploy again; nothing was applied",
+        E::Contract(_) => "release the contract migration with --allow-contract (SHIPGATE_ALLOW_CONTRACT=true) once the old app version has drained; nothing was applied",
         E::Config { .. } => "fix DATABASE_URL or the connection settings; nothing was applied",
         E::Unreachable { .. } => "check DATABASE_URL and that the database accepts connections from this service, then deploy again",
         E::LockTimeout { .. } => "another release holds the migration lock (holder above): let it finish or stop it, then deploy again",

@@ -13,7 +13,8 @@ use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Tim
 use super::plan::{self, HistoryRow, Plan, Policy, State};
 use super::source::{Migration, MigrationSet, Script, Version};
 use super::{jitter, lock, Error, Interrupt};
-use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
+use crate::config::{DatabaseUrl, DeployInfo, EngineSettings, GateMode, LintSettings};
+use crate::lint::{self, Catalog, LintOptions, TableStats};
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -180,6 +181,9 @@ pub struct UpOptions {
     pub record_run: Option<&'static str>,
     /// Where to publish what is being applied.
     pub progress: Progress,
+    /// The release gate: lint the pending migrations against the live database and hold back
+    /// contract files, before the lock. `None` applies without it.
+    pub gate: Option<LintSettings>,
 }
 
 /// Applies what is pending. Without pending work it returns after one history read, without
@@ -226,6 +230,16 @@ pub async fn up(
             lock_wait_ms: 0,
         });
     }
+    if let Some(gate_settings) = &options.gate {
+        if !plan.pending.is_empty() {
+            if let Err(e) = gate(backend, set, &plan, gate_settings).await {
+                if tables_exist {
+                    record_refusal(backend, options, deploy, &e).await;
+                }
+                return Err(e);
+            }
+        }
+    }
     let waited = lock::acquire(backend, settings.lock_wait, interrupt).await?;
     metrics::histogram!("shipgate_lock_wait_seconds").record(waited.as_secs_f64());
     let result = up_locked(backend, set, policy, settings, deploy, interrupt, options).await;
@@ -239,6 +253,71 @@ pub async fn up(
         plan,
         lock_wait_ms: waited.as_millis() as u64,
     })
+}
+
+/// The release gate, before the lock and before any change: pending contract files need
+/// `allow_contract`; pending files are linted against the tables that exist now, and
+/// unacknowledged errors refuse the run (gate `error`) or are logged (`warn`).
+#[tracing::instrument(skip_all)]
+pub async fn gate(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    plan: &Plan,
+    settings: &LintSettings,
+) -> Result<(), Error> {
+    let pending: std::collections::BTreeSet<Version> =
+        plan.pending.iter().map(|e| e.version).collect();
+    if !settings.allow_contract {
+        let held: Vec<String> = pending
+            .iter()
+            .filter_map(|v| set.get(*v))
+            .filter(|m| m.up.directives.contract)
+            .map(|m| m.up.path.display().to_string())
+            .collect();
+        if !held.is_empty() {
+            return Err(Error::Contract(held));
+        }
+    }
+    if settings.gate == GateMode::Off {
+        return Ok(());
+    }
+    let relations = backend
+        .relations()
+        .await
+        .map_err(Error::db("reading table sizes for the release gate"))?;
+    let stats = |r: &super::backend::Relation| {
+        (
+            r.name.clone(),
+            TableStats {
+                rows: r.rows,
+                bytes: r.bytes,
+            },
+        )
+    };
+    let catalog = Catalog::live(
+        relations.iter().filter(|r| !r.index).map(stats),
+        relations.iter().filter(|r| r.index).map(stats),
+        settings.threshold,
+    );
+    let options = LintOptions {
+        engine: backend.engine(),
+        severities: settings.severities.clone(),
+        only: Some(pending),
+    };
+    let findings = lint::lint(set, &options, &catalog);
+    for f in &findings {
+        match &f.acknowledged {
+            Some(reason) => {
+                tracing::info!(rule = %f.rule, acknowledged = %reason, "lint finding acknowledged: {f}")
+            }
+            None => tracing::warn!(rule = %f.rule, "lint: {f}"),
+        }
+    }
+    let blocking: Vec<lint::Finding> = findings.into_iter().filter(|f| f.blocks()).collect();
+    if !blocking.is_empty() && settings.gate == GateMode::Error {
+        return Err(Error::Lint(blocking));
+    }
+    Ok(())
 }
 
 /// A release refused before the lock still leaves a failed run row, so `serve` can say why.

@@ -126,6 +126,19 @@ impl DbError {
     }
 }
 
+/// One table or index that exists in the database, with its size, for the release gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// An index (its figures are its table's) rather than a table.
+    pub index: bool,
+    /// Its name, without schema.
+    pub name: String,
+    /// Estimated rows; `None` when the engine does not keep an estimate (SQLite).
+    pub rows: Option<i64>,
+    /// Bytes on disk (tables: with indexes and TOAST); `None` when unknown (SQLite).
+    pub bytes: Option<i64>,
+}
+
 /// Who holds the migration lock, as far as the database can tell.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LockHolder {
@@ -680,6 +693,55 @@ impl Backend {
     /// commits implicitly: there every migration runs statement by statement with progress.
     pub fn atomic_ddl(&self) -> bool {
         self.dialect != Dialect::Mysql
+    }
+
+    /// The tables (and, on PostgreSQL and SQLite, indexes) that exist now, with size estimates,
+    /// in one query. PostgreSQL estimates rows as the planner does (rows per page from the last
+    /// ANALYZE times the current pages; never analyzed: 64 bytes a row) and sizes with
+    /// `pg_total_relation_size`; MySQL reads `information_schema.TABLES`; SQLite has no
+    /// estimates, so its sizes are unknown.
+    pub async fn relations(&mut self) -> Result<Vec<Relation>, DbError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => concat!(
+                "SELECT CASE WHEN c.relkind IN ('i', 'I') THEN 'i' ELSE 't' END, c.relname, ",
+                "CAST(CAST(CASE WHEN t.relpages > 0 AND t.reltuples >= 0 ",
+                "THEN t.reltuples / t.relpages * (pg_relation_size(t.oid) / current_setting('block_size')::bigint) ",
+                "ELSE pg_relation_size(t.oid) / 64 END AS bigint) AS text), ",
+                "CAST(pg_total_relation_size(t.oid) AS text) ",
+                "FROM pg_catalog.pg_class c ",
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ",
+                "LEFT JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid ",
+                "JOIN pg_catalog.pg_class t ON t.oid = COALESCE(x.indrelid, c.oid) ",
+                "WHERE c.relkind IN ('r', 'p', 'm', 'i', 'I') ",
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ",
+                "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
+            ),
+            Dialect::Mysql => concat!(
+                "SELECT 't', TABLE_NAME, CAST(TABLE_ROWS AS CHAR), ",
+                "CAST(COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) AS CHAR) ",
+                "FROM information_schema.TABLES ",
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
+            ),
+            Dialect::Sqlite => concat!(
+                "SELECT CASE type WHEN 'index' THEN 'i' ELSE 't' END, name, NULL, NULL ",
+                "FROM sqlite_master WHERE type IN ('table', 'index') ",
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            ),
+        };
+        let rows = self.rows(sql).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                let int = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
+                Some(Relation {
+                    index: get(0).as_deref() == Some("i"),
+                    name: get(1)?,
+                    rows: int(2),
+                    bytes: int(3),
+                })
+            })
+            .collect())
     }
 
     /// A script's statements as this engine splits them.

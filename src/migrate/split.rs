@@ -14,6 +14,8 @@ pub struct Statement {
     pub sql: String,
     /// The line of the file on which the statement's first token stands (1-based).
     pub line: usize,
+    /// The column (1-based, in characters) of that first token on its line.
+    pub column: usize,
 }
 
 /// Whose lexical rules to split by.
@@ -178,10 +180,13 @@ fn push(out: &mut Vec<Statement>, sql: &str, start: usize, end: usize) {
         return;
     }
     let lead = piece.len() - piece.trim_start().len();
-    let line = 1 + sql[..start + lead].matches('\n').count();
+    let at = start + lead;
+    let line = 1 + sql[..at].matches('\n').count();
+    let line_start = sql[..at].rfind('\n').map_or(0, |i| i + 1);
     out.push(Statement {
         sql: piece.trim().to_owned(),
         line,
+        column: 1 + sql[line_start..at].chars().count(),
     });
 }
 
@@ -320,6 +325,11 @@ mod tests {
         let got = statements("SELECT 1;\n\n  -- note\nSELECT\n 2;\nSELECT 3;");
         let lines: Vec<usize> = got.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![1, 3, 6]);
+        let at: Vec<(usize, usize)> = statements("SELECT 1; SELECT 2;\n  SELECT 3;")
+            .iter()
+            .map(|s| (s.line, s.column))
+            .collect();
+        assert_eq!(at, vec![(1, 1), (1, 11), (2, 3)]);
     }
 
     #[test]

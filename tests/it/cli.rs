@@ -16,6 +16,8 @@ fn subcommands(p: &Project) -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with(' '))
+        // A wrapped description continues on a line indented past the command column.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .map(str::to_owned)
@@ -90,7 +92,9 @@ fn every_flag_of_every_command_names_its_environment_variable() {
                 .and_then(|rest| rest.split([']', '=']).next())
                 .map(str::trim);
             match env {
-                Some(var) if var == "DATABASE_URL" || var.starts_with("SHIPGATE_") => {}
+                // DATABASE_URL and PORT are the platforms' own names (SPEC §1, §2).
+                Some(var)
+                    if var == "DATABASE_URL" || var == "PORT" || var.starts_with("SHIPGATE_") => {}
                 _ => missing.push(format!("shipgate {command} --{flag}: {text}")),
             }
         }
@@ -265,7 +269,7 @@ fn check_validates_files_in_every_format() {
     let doc = p.run_offline(&["check", "--format", "json"]).code(0).json();
     assert_eq!(
         doc,
-        serde_json::json!({"ok": true, "migrations": 2, "findings": []})
+        serde_json::json!({"ok": true, "engine": "postgres", "migrations": 2, "linted": 2, "findings": [], "acknowledged": []})
     );
     let github = p.run_offline(&["check", "--format", "github"]);
     github.code(0);
@@ -282,12 +286,36 @@ fn check_validates_files_in_every_format() {
     let run = p.run_offline(&["check", "--format", "json"]);
     run.code(5);
     let doc = run.json();
-    assert_eq!(keys(&doc), ["findings", "migrations", "ok"]);
+    assert_eq!(
+        keys(&doc),
+        [
+            "acknowledged",
+            "engine",
+            "findings",
+            "linted",
+            "migrations",
+            "ok"
+        ]
+    );
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["migrations"], 0);
     let findings = doc["findings"].as_array().expect("findings");
     assert_eq!(findings.len(), 1, "{doc}");
-    assert_eq!(keys(&findings[0]), ["file", "line", "message", "severity"]);
+    assert_eq!(
+        keys(&findings[0]),
+        [
+            "acknowledged",
+            "column",
+            "file",
+            "instead",
+            "line",
+            "message",
+            "rule",
+            "severity",
+            "why"
+        ]
+    );
+    assert_eq!(findings[0]["rule"], "invalid-file");
     assert_eq!(findings[0]["file"], "migrations/3_c.up.sql");
     assert_eq!(findings[0]["line"], 2);
     assert_eq!(findings[0]["severity"], "error");

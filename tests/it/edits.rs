@@ -133,13 +133,37 @@ fn check_database_catches_an_edited_checksum(engine: Engine) {
     let run = p.run(&db, &["check", "--database", "--format", "json"]);
     run.code(5);
     let doc = run.json();
-    assert_eq!(keys(&doc), ["findings", "migrations", "ok"]);
+    assert_eq!(
+        keys(&doc),
+        [
+            "acknowledged",
+            "engine",
+            "findings",
+            "linted",
+            "migrations",
+            "ok"
+        ]
+    );
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["migrations"], 2);
     let findings = doc["findings"].as_array().expect("findings array");
     assert_eq!(findings.len(), 1, "{doc}");
     let f = &findings[0];
-    assert_eq!(keys(f), ["file", "line", "message", "severity"]);
+    assert_eq!(
+        keys(f),
+        [
+            "acknowledged",
+            "column",
+            "file",
+            "instead",
+            "line",
+            "message",
+            "rule",
+            "severity",
+            "why"
+        ]
+    );
+    assert_eq!(f["rule"], "history");
     assert_eq!(f["file"], "migrations/2_two.up.sql");
     assert_eq!(f["line"], serde_json::Value::Null);
     assert_eq!(f["severity"], "error");

@@ -13,5 +13,6 @@ mod concurrency;
 mod connect;
 mod edits;
 mod failures;
+mod lint;
 mod lock;
 mod source;

@@ -1,0 +1,3 @@
+-- expect: flag
+-- source: PG docs CREATE INDEX
+CREATE UNIQUE INDEX title_idx ON films (title);

@@ -1,0 +1,3 @@
+-- expect: flag
+-- source: PG docs DROP INDEX
+DROP INDEX title_idx;

@@ -1,0 +1,3 @@
+-- expect: pass
+-- source: PG docs ALTER TABLE examples
+ALTER TABLE distributors ADD CONSTRAINT distfk FOREIGN KEY (address) REFERENCES addresses (address) NOT VALID;

@@ -1,0 +1,3 @@
+-- expect: pass
+-- source: PG docs ALTER TABLE examples
+ALTER TABLE distributors ADD CONSTRAINT zipchk CHECK (char_length(zipcode) = 5) NOT VALID;

@@ -1,0 +1,3 @@
+-- expect: pass
+-- source: PG docs ALTER TABLE examples
+ALTER TABLE distributors VALIDATE CONSTRAINT distfk;

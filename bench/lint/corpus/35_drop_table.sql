@@ -1,0 +1,3 @@
+-- expect: flag
+-- source: PG docs DROP TABLE
+DROP TABLE films, distributors;

@@ -1,0 +1,3 @@
+-- expect: flag
+-- source: PG docs DROP DATABASE
+DROP DATABASE music;

@@ -1,0 +1,3 @@
+-- expect: pass
+-- source: PG docs DELETE examples
+DELETE FROM films WHERE kind <> 'Musical';

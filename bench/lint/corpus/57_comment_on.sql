@@ -1,0 +1,3 @@
+-- expect: pass
+-- source: PG docs COMMENT
+COMMENT ON TABLE films IS 'Every film we know of';

@@ -1,0 +1,960 @@
+//! Statement analysis: parses each statement of a migration with the engine's dialect and
+//! turns what it does into raw hits, already gated by what the [`Catalog`] says about the
+//! tables it touches.
+//!
+//! Owns the knowledge of which PostgreSQL/MySQL/SQLite statement takes which lock or destroys
+//! what. It does not decide severities, acknowledgements or contract files (`lint` does) and
+//! it never sees the database: the catalog is data.
+
+// Each match arm names one kind of operation and then asks whether its gate holds; folding
+// the gate into a guard would send gated-out operations to the catch-all arm and hide which
+// operations the analysis knows.
+#![allow(clippy::collapsible_match)]
+
+use std::collections::{HashMap, HashSet};
+
+use sqlparser::ast::{
+    self, AlterColumnOperation, AlterTableOperation, ColumnOption, ContextModifier, Expr,
+    ObjectName, ObjectType, Set, TableConstraint, TableFactor,
+};
+use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::Parser;
+
+use super::{Catalog, Size};
+use crate::config::Engine;
+use crate::migrate::source::Migration;
+use crate::migrate::split::{self, Flavor, Statement};
+
+/// One rule hit before severities and acknowledgements are applied.
+#[derive(Debug, Clone)]
+pub(super) struct Hit {
+    pub rule: &'static str,
+    pub message: String,
+    /// Line and column of the statement's first SQL token.
+    pub line: usize,
+    pub column: usize,
+    /// The lines whose comments belong to the statement: `[first, code)`.
+    pub comments: (usize, usize),
+}
+
+/// What kind of object a name refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Table(String),
+    Index(String),
+    Schema(String),
+    Database(String),
+}
+
+/// What a run has seen so far: objects created in scope (the file without a database, the
+/// pending batch with one) and constraints that make later steps safe.
+#[derive(Debug, Default)]
+pub(super) struct State {
+    created: HashSet<Key>,
+    /// Constraints added NOT VALID: name → (table, column when it is `col IS NOT NULL`).
+    not_valid: HashMap<String, (String, Option<String>)>,
+    /// Validated `CHECK (col IS NOT NULL)` constraints: (table, column).
+    not_null_checked: HashSet<(String, String)>,
+}
+
+impl State {
+    /// Starts a new scope of "created by this file" (used without a database).
+    pub fn forget_created(&mut self) {
+        self.created.clear();
+    }
+}
+
+/// The per-file context of the analysis.
+struct File<'a> {
+    state: &'a mut State,
+    catalog: &'a Catalog,
+    engine: Engine,
+    /// The file runs in one transaction (PostgreSQL/SQLite without `no-transaction`).
+    transactional: bool,
+    /// Statements in the file.
+    statements: usize,
+    /// Constraints added NOT VALID in this file.
+    not_valid_here: HashSet<String>,
+    /// The table whose ACCESS EXCLUSIVE lock this transaction holds, and the line it was taken.
+    holding: Option<(String, usize)>,
+    /// DDL statements seen (MySQL).
+    ddl: usize,
+    hits: Vec<(&'static str, String)>,
+}
+
+/// Analyses the up script of `m`, updating `state`.
+pub(super) fn migration(
+    state: &mut State,
+    catalog: &Catalog,
+    m: &Migration,
+    engine: Engine,
+) -> Vec<Hit> {
+    let script = &m.up;
+    let statements: Vec<Statement> = match engine {
+        Engine::Mysql => split::statements_with(&script.sql, Flavor::Mysql),
+        _ => script.statements.clone(),
+    };
+    let mut file = File {
+        state,
+        catalog,
+        engine,
+        transactional: !script.directives.no_transaction && engine != Engine::Mysql,
+        statements: statements.len(),
+        not_valid_here: HashSet::new(),
+        holding: None,
+        ddl: 0,
+        hits: Vec::new(),
+    };
+    let mut out = Vec::new();
+    for s in &statements {
+        let (code_line, column) = code_start(s);
+        file.statement(&s.sql, code_line);
+        for (rule, message) in file.hits.drain(..) {
+            out.push(Hit {
+                rule,
+                message,
+                line: code_line,
+                column,
+                comments: (s.line, code_line),
+            });
+        }
+    }
+    out
+}
+
+/// The byte offset where a statement's SQL starts, after its leading comments.
+fn code_offset(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if text[i..].starts_with("--") || text[i..].starts_with('#') {
+            i = text[i..].find('\n').map_or(text.len(), |n| i + n + 1);
+        } else if text[i..].starts_with("/*") {
+            i = text[i + 2..]
+                .find("*/")
+                .map_or(text.len(), |n| i + 2 + n + 2);
+        } else {
+            return i;
+        }
+    }
+}
+
+/// Line and column in the file where the SQL of a statement starts, after its comments.
+fn code_start(s: &Statement) -> (usize, usize) {
+    let before = &s.sql[..code_offset(&s.sql)];
+    let line = s.line + before.matches('\n').count();
+    let column = match before.rfind('\n') {
+        Some(nl) => 1 + before[nl + 1..].chars().count(),
+        None => s.column + before.chars().count(),
+    };
+    (line, column)
+}
+
+/// The first `n` words of a statement's code, lower-cased.
+fn first_words(code: &str, n: usize) -> Vec<String> {
+    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+fn dialect(engine: Engine) -> Box<dyn Dialect> {
+    match engine {
+        Engine::Postgres => Box::new(PostgreSqlDialect {}),
+        Engine::Mysql => Box::new(MySqlDialect {}),
+        Engine::Sqlite => Box::new(SQLiteDialect {}),
+    }
+}
+
+/// The object's own name (last part), lower-cased unless quoted.
+fn name(o: &ObjectName) -> String {
+    o.0.last()
+        .and_then(|p| p.as_ident())
+        .map(ident)
+        .unwrap_or_else(|| o.to_string().to_lowercase())
+}
+
+fn ident(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+impl File<'_> {
+    fn hit(&mut self, rule: &'static str, message: String) {
+        self.hits.push((rule, message));
+    }
+
+    fn size(&self, key: &Key) -> Size {
+        if self.state.created.contains(key) {
+            return Size::New;
+        }
+        match key {
+            Key::Table(t) => self.catalog.table(t),
+            Key::Index(i) => self.catalog.index(i),
+            // Schemas and databases are not read from the server: they count as existing.
+            Key::Schema(_) | Key::Database(_) => Size::Small,
+        }
+    }
+
+    fn large(&self, table: &str) -> bool {
+        self.size(&Key::Table(table.to_owned())) == Size::Large
+    }
+
+    fn existed(&self, key: Key) -> bool {
+        self.size(&key) != Size::New
+    }
+
+    fn statement(&mut self, sql: &str, line: usize) {
+        let code = &sql[code_offset(sql)..];
+        let words = first_words(code, 3);
+        let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+        if w(0) == "do" && self.engine == Engine::Postgres {
+            self.hit(
+                "opaque-sql",
+                "DO block: its body runs procedural code that shipgate cannot check".into(),
+            );
+            return;
+        }
+        // sqlparser does not know DROP INDEX CONCURRENTLY: read it without the keyword.
+        let mut concurrently_drop = false;
+        let parsed_sql;
+        let text = if self.engine == Engine::Postgres
+            && w(0) == "drop"
+            && w(1) == "index"
+            && w(2) == "concurrently"
+        {
+            concurrently_drop = true;
+            let lower = code.to_ascii_lowercase();
+            let at = lower.find("concurrently").unwrap_or(0);
+            parsed_sql = format!("{}{}", &code[..at], &code[at + "concurrently".len()..]);
+            parsed_sql.as_str()
+        } else {
+            code
+        };
+        let statements = match Parser::parse_sql(&*dialect(self.engine), text) {
+            Ok(s) => s,
+            Err(e) => {
+                self.hit(
+                    "opaque-sql",
+                    format!(
+                        "the {} parser cannot read this statement ({e}), so it cannot be checked",
+                        self.engine
+                    ),
+                );
+                return;
+            }
+        };
+        for s in &statements {
+            self.parsed(s, concurrently_drop, line);
+        }
+    }
+
+    fn parsed(&mut self, s: &ast::Statement, concurrently_drop: bool, line: usize) {
+        use ast::Statement as S;
+        let mut exclusive: Vec<String> = Vec::new();
+        let mut dml = false;
+        let mut is_ddl = true;
+        match s {
+            S::CreateTable(ct) => {
+                self.state.created.insert(Key::Table(name(&ct.name)));
+            }
+            S::CreateIndex(ci) => self.create_index(ci),
+            S::CreateSchema { schema_name, .. } => {
+                let n = match schema_name {
+                    ast::SchemaName::Simple(n) | ast::SchemaName::NamedAuthorization(n, _) => {
+                        name(n)
+                    }
+                    ast::SchemaName::UnnamedAuthorization(i) => ident(i),
+                };
+                self.state.created.insert(Key::Schema(n));
+            }
+            S::CreateDatabase { db_name, .. } => {
+                self.state.created.insert(Key::Database(name(db_name)));
+            }
+            S::Drop {
+                object_type, names, ..
+            } => {
+                for n in names {
+                    self.drop(*object_type, n, concurrently_drop, &mut exclusive);
+                }
+            }
+            S::Truncate(t) => {
+                for target in &t.table_names {
+                    let table = name(&target.name);
+                    if self.existed(Key::Table(table.clone())) {
+                        self.hit("truncate", format!("TRUNCATE {table} removes every row"));
+                    }
+                    exclusive.push(table);
+                }
+            }
+            S::AlterTable(at) => self.alter_table(at, &mut exclusive),
+            S::Lock(lock) => {
+                is_ddl = false;
+                // LOCK TABLE without a mode takes ACCESS EXCLUSIVE.
+                if matches!(
+                    lock.lock_mode,
+                    None | Some(ast::LockTableMode::AccessExclusive)
+                ) {
+                    exclusive.extend(lock.tables.iter().map(|t| name(&t.name)));
+                }
+            }
+            S::RenameTable(renames) => {
+                for r in renames {
+                    self.rename_table(&name(&r.old_name), &name(&r.new_name));
+                }
+            }
+            S::Update(u) => {
+                is_ddl = false;
+                dml = true;
+                if u.selection.is_none() {
+                    if let TableFactor::Table { name: t, .. } = &u.table.relation {
+                        let table = name(t);
+                        if self.large(&table) {
+                            self.hit(
+                                "update-without-where",
+                                format!("UPDATE {table} without WHERE rewrites every row"),
+                            );
+                        }
+                    }
+                }
+            }
+            S::Delete(d) => {
+                is_ddl = false;
+                dml = true;
+                if d.selection.is_none() {
+                    let tables = match &d.from {
+                        ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+                    };
+                    for t in tables {
+                        if let TableFactor::Table { name: n, .. } = &t.relation {
+                            let table = name(n);
+                            if self.large(&table) {
+                                self.hit(
+                                    "delete-without-where",
+                                    format!("DELETE FROM {table} without WHERE removes every row"),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            S::Insert(_) | S::Merge(_) | S::Copy { .. } => {
+                is_ddl = false;
+                dml = true;
+            }
+            S::Set(set) => {
+                is_ddl = false;
+                self.set(set);
+            }
+            S::Execute { .. } => {
+                is_ddl = false;
+                self.hit(
+                    "opaque-sql",
+                    "EXECUTE runs a prepared or dynamic statement that shipgate cannot see".into(),
+                );
+            }
+            S::Call(f) => {
+                is_ddl = false;
+                self.hit(
+                    "opaque-sql",
+                    format!(
+                        "CALL {} runs a procedure whose statements shipgate cannot see",
+                        f.name
+                    ),
+                );
+            }
+            S::CreateView(_)
+            | S::CreateFunction(_)
+            | S::CreateTrigger(_)
+            | S::CreateSequence { .. }
+            | S::CreateType { .. }
+            | S::CreateExtension(_)
+            | S::DropFunction(_)
+            | S::DropTrigger(_)
+            | S::AlterIndex { .. }
+            | S::AlterView(_)
+            | S::AlterType(_)
+            | S::Comment { .. }
+            | S::CreateProcedure { .. } => {}
+            _ => is_ddl = false,
+        }
+        if self.engine == Engine::Mysql && is_ddl {
+            self.ddl += 1;
+            if self.ddl == 2 {
+                self.hit(
+                    "mysql-multiple-ddl",
+                    "second DDL statement in this file: MySQL commits each one separately".into(),
+                );
+            }
+        }
+        if !self.transactional {
+            return;
+        }
+        exclusive.retain(|t| self.large(t));
+        if let Some((held, at)) = self.holding.clone() {
+            if dml {
+                self.hit(
+                    "exclusive-lock-then-more",
+                    format!("data change while the ACCESS EXCLUSIVE lock on {held} (taken at line {at}) is held"),
+                );
+            } else if let Some(other) = exclusive.iter().find(|t| **t != held) {
+                self.hit(
+                    "exclusive-lock-then-more",
+                    format!("ACCESS EXCLUSIVE lock on {other} while the one on {held} (taken at line {at}) is held"),
+                );
+            }
+        } else if let Some(t) = exclusive.first() {
+            self.holding = Some((t.clone(), line));
+        }
+    }
+
+    fn create_index(&mut self, ci: &ast::CreateIndex) {
+        let table = name(&ci.table_name);
+        if ci.concurrently {
+            self.concurrently("CREATE INDEX CONCURRENTLY");
+        } else if self.large(&table) {
+            let index = ci.name.as_ref().map(|n| format!("{} ", name(n)));
+            self.hit(
+                "index-not-concurrent",
+                format!(
+                    "CREATE {}INDEX {}on {table} without CONCURRENTLY blocks writes to {table} while it builds",
+                    if ci.unique { "UNIQUE " } else { "" },
+                    index.unwrap_or_default()
+                ),
+            );
+        }
+        if let Some(n) = &ci.name {
+            self.state.created.insert(Key::Index(name(n)));
+        }
+    }
+
+    fn concurrently(&mut self, what: &str) {
+        if self.transactional {
+            self.hit(
+                "concurrently-in-transaction",
+                format!("{what} in a file that runs in a transaction: PostgreSQL will refuse it"),
+            );
+        }
+        if self.statements > 1 {
+            self.hit(
+                "concurrently-not-alone",
+                format!(
+                    "{what} shares its file with {} other statement(s)",
+                    self.statements - 1
+                ),
+            );
+        }
+    }
+
+    fn drop(
+        &mut self,
+        object_type: ObjectType,
+        n: &ObjectName,
+        concurrently: bool,
+        exclusive: &mut Vec<String>,
+    ) {
+        let object = name(n);
+        match object_type {
+            ObjectType::Table => {
+                if self.existed(Key::Table(object.clone())) {
+                    self.hit("drop-table", format!("DROP TABLE {object}"));
+                }
+                exclusive.push(object.clone());
+                self.state.created.remove(&Key::Table(object));
+            }
+            ObjectType::Index => {
+                if concurrently {
+                    self.concurrently("DROP INDEX CONCURRENTLY");
+                } else if self.size(&Key::Index(object.clone())) == Size::Large {
+                    self.hit(
+                        "index-not-concurrent",
+                        format!("DROP INDEX {object} without CONCURRENTLY locks its table against reads and writes"),
+                    );
+                }
+                self.state.created.remove(&Key::Index(object));
+            }
+            ObjectType::Schema => {
+                if self.existed(Key::Schema(object.clone())) {
+                    self.hit("drop-schema", format!("DROP SCHEMA {object}"));
+                }
+            }
+            ObjectType::Database => {
+                if self.existed(Key::Database(object.clone())) {
+                    self.hit("drop-database", format!("DROP DATABASE {object}"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn rename_table(&mut self, old: &str, new: &str) {
+        if self.existed(Key::Table(old.to_owned())) {
+            self.hit("rename-table", format!("table {old} renamed to {new}"));
+        } else {
+            self.state.created.insert(Key::Table(new.to_owned()));
+        }
+    }
+
+    fn alter_table(&mut self, at: &ast::AlterTable, exclusive: &mut Vec<String>) {
+        let table = name(&at.name);
+        let large = self.large(&table);
+        let existed = self.existed(Key::Table(table.clone()));
+        for op in &at.operations {
+            use AlterTableOperation as O;
+            let mut takes_exclusive = true;
+            match op {
+                O::AddColumn { column_def, .. } => {
+                    self.add_column(&table, column_def, large, existed)
+                }
+                O::AddConstraint {
+                    constraint,
+                    not_valid,
+                } => {
+                    let cname = constraint_name(constraint);
+                    match constraint {
+                        TableConstraint::ForeignKey(fk) => {
+                            // SHARE ROW EXCLUSIVE: writes stop, reads go on.
+                            takes_exclusive = false;
+                            if *not_valid {
+                                if let Some(c) = cname {
+                                    self.not_valid(c, &table, None);
+                                }
+                            } else if large {
+                                self.hit(
+                                    "constraint-not-valid",
+                                    format!(
+                                        "foreign key on {table} ({}) added without NOT VALID checks every row under lock",
+                                        fk.columns.iter().map(ident).collect::<Vec<_>>().join(", ")
+                                    ),
+                                );
+                            }
+                        }
+                        TableConstraint::Check(check) => {
+                            if *not_valid {
+                                if let Some(c) = cname {
+                                    let column = match check.expr.as_ref() {
+                                        Expr::IsNotNull(inner) => match inner.as_ref() {
+                                            Expr::Identifier(i) => Some(ident(i)),
+                                            _ => None,
+                                        },
+                                        _ => None,
+                                    };
+                                    self.not_valid(c, &table, column);
+                                }
+                            } else if large {
+                                self.hit(
+                                    "constraint-not-valid",
+                                    format!("CHECK constraint on {table} added without NOT VALID checks every row under an exclusive lock"),
+                                );
+                            }
+                        }
+                        TableConstraint::Unique(_) | TableConstraint::PrimaryKey(_) => {
+                            if large {
+                                self.hit(
+                                    "unique-not-using-index",
+                                    format!("{} constraint on {table} builds its index under an exclusive lock", constraint_kind(constraint)),
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                O::ValidateConstraint { name: c } => {
+                    // SHARE UPDATE EXCLUSIVE: reads and writes go on.
+                    takes_exclusive = false;
+                    let c = ident(c);
+                    if self.transactional && self.not_valid_here.contains(&c) && large {
+                        self.hit(
+                            "validate-in-same-transaction",
+                            format!("constraint {c} is validated in the transaction that added it"),
+                        );
+                    }
+                    if let Some((t, Some(col))) = self.state.not_valid.get(&c).cloned() {
+                        self.state.not_null_checked.insert((t, col));
+                    }
+                }
+                O::AlterColumn { column_name, op } => {
+                    let col = ident(column_name);
+                    match op {
+                        AlterColumnOperation::SetNotNull => {
+                            let checked = self
+                                .state
+                                .not_null_checked
+                                .contains(&(table.clone(), col.clone()));
+                            if large && !checked {
+                                self.hit(
+                                    "set-not-null",
+                                    format!("SET NOT NULL on {table}.{col} scans the table under an exclusive lock"),
+                                );
+                            }
+                        }
+                        AlterColumnOperation::SetDataType { data_type, .. } => {
+                            if large {
+                                self.hit(
+                                    "column-type-change",
+                                    format!("{table}.{col} changed to {data_type}"),
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                O::ModifyColumn {
+                    col_name,
+                    data_type,
+                    ..
+                } => {
+                    if large {
+                        self.hit(
+                            "column-type-change",
+                            format!("{table}.{} redefined as {data_type}", ident(col_name)),
+                        );
+                    }
+                }
+                O::ChangeColumn {
+                    old_name,
+                    new_name,
+                    data_type,
+                    ..
+                } => {
+                    let (old, new) = (ident(old_name), ident(new_name));
+                    if old != new {
+                        if existed {
+                            self.hit(
+                                "rename-column",
+                                format!("column {table}.{old} renamed to {new}"),
+                            );
+                        }
+                    } else if large {
+                        self.hit(
+                            "column-type-change",
+                            format!("{table}.{old} redefined as {data_type}"),
+                        );
+                    }
+                }
+                O::DropColumn { column_names, .. } => {
+                    if existed {
+                        for c in column_names {
+                            self.hit(
+                                "drop-column",
+                                format!("column {table}.{} dropped", ident(c)),
+                            );
+                        }
+                    }
+                }
+                O::RenameColumn {
+                    old_column_name,
+                    new_column_name,
+                } => {
+                    if existed {
+                        self.hit(
+                            "rename-column",
+                            format!(
+                                "column {table}.{} renamed to {}",
+                                ident(old_column_name),
+                                ident(new_column_name)
+                            ),
+                        );
+                    }
+                }
+                O::RenameTable { table_name } => {
+                    let new = match table_name {
+                        ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => {
+                            name(n)
+                        }
+                    };
+                    self.rename_table(&table, &new);
+                }
+                _ => {}
+            }
+            if takes_exclusive && !exclusive.contains(&table) {
+                exclusive.push(table.clone());
+            }
+        }
+    }
+
+    fn not_valid(&mut self, constraint: String, table: &str, column: Option<String>) {
+        self.not_valid_here.insert(constraint.clone());
+        self.state
+            .not_valid
+            .insert(constraint, (table.to_owned(), column));
+    }
+
+    fn add_column(&mut self, table: &str, c: &ast::ColumnDef, large: bool, existed: bool) {
+        let col = ident(&c.name);
+        let type_name = c.data_type.to_string().to_ascii_lowercase();
+        let serial = matches!(
+            type_name.as_str(),
+            "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
+        );
+        let mut not_null = false;
+        let mut default = None;
+        let mut generated = false;
+        for o in &c.options {
+            match &o.option {
+                ColumnOption::NotNull | ColumnOption::PrimaryKey(_) => not_null = true,
+                ColumnOption::Default(e) => default = Some(e),
+                ColumnOption::Generated { .. } | ColumnOption::Identity(_) => generated = true,
+                _ => {}
+            }
+        }
+        if not_null && default.is_none() && !generated && !serial && existed {
+            self.hit(
+                "add-column-not-null-no-default",
+                format!("{table}.{col} is NOT NULL with no default: existing rows have no value"),
+            );
+        }
+        if large {
+            let cause =
+                if serial {
+                    Some(format!("its {type_name} type fills it from a sequence"))
+                } else if generated {
+                    Some("identity and stored generated columns are computed for every row".into())
+                } else {
+                    default.and_then(|e| volatile_call(&e.to_string())).map(|f| {
+                    format!("its default calls {f}(), which is evaluated for every existing row")
+                })
+                };
+            if let Some(cause) = cause {
+                self.hit(
+                    "add-column-volatile-default",
+                    format!("{table}.{col} added with a per-row value: {cause}"),
+                );
+            }
+        }
+        for o in &c.options {
+            match &o.option {
+                ColumnOption::Unique(_) | ColumnOption::PrimaryKey(_) if large => self.hit(
+                    "unique-not-using-index",
+                    format!("{table}.{col} declared {} inline: its index is built under an exclusive lock", if matches!(o.option, ColumnOption::Unique(_)) { "UNIQUE" } else { "PRIMARY KEY" }),
+                ),
+                ColumnOption::ForeignKey(_) | ColumnOption::Check(_) if large => self.hit(
+                    "constraint-not-valid",
+                    format!("{table}.{col} declares its {} inline, which is validated at once", if matches!(o.option, ColumnOption::Check(_)) { "CHECK" } else { "foreign key" }),
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    fn set(&mut self, set: &Set) {
+        let Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        } = set
+        else {
+            return;
+        };
+        let var = name(variable);
+        let timeouts: &[&str] = match self.engine {
+            Engine::Postgres => &["lock_timeout", "statement_timeout"],
+            Engine::Mysql => &[
+                "lock_wait_timeout",
+                "innodb_lock_wait_timeout",
+                "max_statement_time",
+                "max_execution_time",
+            ],
+            Engine::Sqlite => &[],
+        };
+        if !timeouts.contains(&var.as_str()) {
+            return;
+        }
+        let zero = values.first().is_some_and(|v| is_zero(&v.to_string()));
+        if zero {
+            self.hit(
+                "timeout-disabled",
+                format!("{var} set to 0 removes the bound"),
+            );
+        }
+        if !matches!(scope, Some(ContextModifier::Local)) {
+            let scope = match scope {
+                Some(ContextModifier::Global) => "global",
+                _ => "session-level",
+            };
+            self.hit(
+                "timeout-session-level",
+                format!("{scope} SET {var} outlives this migration"),
+            );
+        }
+    }
+}
+
+fn constraint_name(c: &TableConstraint) -> Option<String> {
+    let n = match c {
+        TableConstraint::ForeignKey(c) => c.name.as_ref(),
+        TableConstraint::Check(c) => c.name.as_ref(),
+        TableConstraint::Unique(c) => c.name.as_ref(),
+        TableConstraint::PrimaryKey(c) => c.name.as_ref(),
+        _ => None,
+    };
+    n.map(ident)
+}
+
+fn constraint_kind(c: &TableConstraint) -> &'static str {
+    match c {
+        TableConstraint::PrimaryKey(_) => "PRIMARY KEY",
+        _ => "UNIQUE",
+    }
+}
+
+/// Whether a timeout value means "no limit": `0`, `'0'`, `'0s'`, `'0ms'`.
+fn is_zero(value: &str) -> bool {
+    let v = value.trim().trim_matches(['\'', '"']).trim();
+    let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+    !digits.is_empty() && digits.parse::<f64>().is_ok_and(|n| n == 0.0)
+}
+
+/// Functions a column default may call without being evaluated per row (immutable or stable,
+/// or SQL syntax that prints like a call).
+const NOT_VOLATILE: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtime",
+    "localtimestamp",
+    "transaction_timestamp",
+    "statement_timestamp",
+    "current_user",
+    "session_user",
+    "current_schema",
+    "cast",
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    "lower",
+    "upper",
+    "trim",
+    "concat",
+    "length",
+    "abs",
+    "round",
+    "make_interval",
+    "make_date",
+    "jsonb_build_object",
+    "json_build_object",
+    "jsonb_build_array",
+    "json_build_array",
+    "array",
+    "row",
+    "interval",
+    "timestamp",
+    "timestamptz",
+    "date",
+    "numeric",
+    "decimal",
+    "varchar",
+    "char",
+];
+
+/// The first function in a default expression that may be volatile (not known to be
+/// immutable or stable), skipping string literals.
+fn volatile_call(expr: &str) -> Option<String> {
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\'' {
+            i += 1;
+            while i < bytes.len() {
+                if bytes[i] == b'\'' {
+                    if bytes.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < bytes.len()
+                && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'.'))
+            {
+                i += 1;
+            }
+            let word = &expr[start..i];
+            let mut j = i;
+            while j < bytes.len() && bytes[j] == b' ' {
+                j += 1;
+            }
+            if bytes.get(j) == Some(&b'(') {
+                let f = word.rsplit('.').next().unwrap_or(word).to_ascii_lowercase();
+                if !NOT_VOLATILE.contains(&f.as_str()) {
+                    return Some(f);
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_zero_timeouts() {
+        for (v, want) in [
+            ("0", true),
+            ("'0'", true),
+            ("'0s'", true),
+            ("'0ms'", true),
+            ("'5s'", false),
+            ("100", false),
+            ("DEFAULT", false),
+        ] {
+            assert_eq!(is_zero(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn finds_volatile_calls_in_defaults() {
+        for (e, want) in [
+            ("now()", None),
+            ("CURRENT_TIMESTAMP", None),
+            ("'random()'", None),
+            ("0", None),
+            ("CAST('{}' AS JSONB)", None),
+            ("random()", Some("random")),
+            ("gen_random_uuid()", Some("gen_random_uuid")),
+            ("public.uuid_generate_v4()", Some("uuid_generate_v4")),
+            (
+                "coalesce(clock_timestamp(), now())",
+                Some("clock_timestamp"),
+            ),
+            ("nextval('s')", Some("nextval")),
+        ] {
+            assert_eq!(volatile_call(e).as_deref(), want, "{e}");
+        }
+    }
+
+    #[test]
+    fn locates_the_code_after_leading_comments() {
+        let s = Statement {
+            sql: "-- a\n  /* b */ SELECT 1".into(),
+            line: 3,
+            column: 5,
+        };
+        assert_eq!(code_start(&s), (4, 11));
+        let s = Statement {
+            sql: "SELECT 1".into(),
+            line: 2,
+            column: 7,
+        };
+        assert_eq!(code_start(&s), (2, 7));
+    }
+}

@@ -1,0 +1,438 @@
+//! Every rule flags its unsafe example and not its safe alternative; acknowledgements,
+//! contract files, severities and the live catalog gate findings as documented.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::*;
+use crate::migrate::source;
+
+fn set(files: &[(&str, &str)]) -> MigrationSet {
+    let files = files
+        .iter()
+        .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+        .collect();
+    source::parse(Path::new("m"), files).expect("valid migration files")
+}
+
+fn run(engine: Engine, files: &[(&str, &str)], catalog: &Catalog) -> Vec<Finding> {
+    lint(&set(files), &LintOptions::new(engine), catalog)
+}
+
+/// Rule ids of unacknowledged findings.
+fn flagged(engine: Engine, files: &[(&str, &str)]) -> Vec<String> {
+    run(engine, files, &Catalog::Assumed)
+        .into_iter()
+        .filter(|f| f.acknowledged.is_none())
+        .map(|f| f.rule)
+        .collect()
+}
+
+const PG: Engine = Engine::Postgres;
+const MY: Engine = Engine::Mysql;
+const LITE: Engine = Engine::Sqlite;
+
+type Files = &'static [(&'static str, &'static str)];
+
+/// (rule, engine, unsafe files, safe alternative).
+const CASES: &[(&str, Engine, Files, Files)] = &[
+    ("index-not-concurrent", PG,
+        &[("1_a.up.sql", "CREATE INDEX users_email_idx ON users (email);")],
+        &[("1_a.up.sql", "-- shipgate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);")]),
+    ("index-not-concurrent", PG,
+        &[("1_a.up.sql", "DROP INDEX users_email_idx;")],
+        &[("1_a.up.sql", "-- shipgate:no-transaction\nDROP INDEX CONCURRENTLY IF EXISTS users_email_idx;")]),
+    ("index-not-concurrent", PG,
+        &[("1_a.up.sql", "CREATE UNIQUE INDEX ON users (email);")],
+        &[("1_a.up.sql", "CREATE TABLE t (id int);\nCREATE INDEX t_id_idx ON t (id);")]),
+    ("concurrently-in-transaction", PG,
+        &[("1_a.up.sql", "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);")],
+        &[("1_a.up.sql", "-- shipgate:no-transaction\nCREATE INDEX CONCURRENTLY users_email_idx ON users (email);")]),
+    ("concurrently-in-transaction", PG,
+        &[("1_a.up.sql", "DROP INDEX CONCURRENTLY users_email_idx;")],
+        &[("1_a.up.sql", "-- no-transaction\nDROP INDEX CONCURRENTLY users_email_idx;")]),
+    ("concurrently-not-alone", PG,
+        &[("1_a.up.sql", "-- shipgate:no-transaction\nCREATE INDEX CONCURRENTLY a_idx ON users (a);\nCREATE INDEX CONCURRENTLY b_idx ON users (b);")],
+        &[("1_a.up.sql", "-- shipgate:no-transaction\nCREATE INDEX CONCURRENTLY a_idx ON users (a);"),
+          ("2_b.up.sql", "-- shipgate:no-transaction\nCREATE INDEX CONCURRENTLY b_idx ON users (b);")]),
+    ("constraint-not-valid", PG,
+        &[("1_a.up.sql", "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id);")],
+        &[("1_a.up.sql", "ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;"),
+          ("2_b.up.sql", "ALTER TABLE orders VALIDATE CONSTRAINT orders_user_fk;")]),
+    ("constraint-not-valid", PG,
+        &[("1_a.up.sql", "ALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total >= 0);")],
+        &[("1_a.up.sql", "ALTER TABLE orders ADD CONSTRAINT total_positive CHECK (total >= 0) NOT VALID;")]),
+    ("constraint-not-valid", PG,
+        &[("1_a.up.sql", "ALTER TABLE orders ADD COLUMN user_id bigint REFERENCES users (id);")],
+        &[("1_a.up.sql", "ALTER TABLE orders ADD COLUMN user_id bigint;")]),
+    ("validate-in-same-transaction", PG,
+        &[("1_a.up.sql", "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;\nALTER TABLE orders VALIDATE CONSTRAINT fk;")],
+        &[("1_a.up.sql", "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (user_id) REFERENCES users (id) NOT VALID;"),
+          ("2_b.up.sql", "ALTER TABLE orders VALIDATE CONSTRAINT fk;")]),
+    ("unique-not-using-index", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE USING INDEX users_email_idx;")]),
+    ("unique-not-using-index", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ADD PRIMARY KEY (id);")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD CONSTRAINT users_pkey PRIMARY KEY USING INDEX users_id_idx;")]),
+    ("set-not-null", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;"),
+          ("2_b.up.sql", "ALTER TABLE users VALIDATE CONSTRAINT email_nn;"),
+          ("3_c.up.sql", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;")]),
+    ("add-column-not-null-no-default", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN age integer NOT NULL;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN age integer NOT NULL DEFAULT 0;")]),
+    ("add-column-not-null-no-default", LITE,
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN age integer NOT NULL;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN age integer;")]),
+    ("add-column-volatile-default", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid();")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN created_at timestamptz DEFAULT now();")]),
+    ("add-column-volatile-default", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN seq bigserial;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN seq bigint;")]),
+    ("column-type-change", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ALTER COLUMN id TYPE bigint;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN id_new bigint;")]),
+    ("column-type-change", MY,
+        &[("1_a.up.sql", "ALTER TABLE users MODIFY COLUMN name varchar(500) NOT NULL;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN name_long varchar(500);")]),
+    ("rename-column", PG,
+        &[("1_a.up.sql", "ALTER TABLE users RENAME COLUMN email TO mail;")],
+        &[("1_a.up.sql", "-- shipgate:contract\nALTER TABLE users RENAME COLUMN email TO mail;")]),
+    ("rename-table", PG,
+        &[("1_a.up.sql", "ALTER TABLE users RENAME TO accounts;")],
+        &[("1_a.up.sql", "-- shipgate:contract\nALTER TABLE users RENAME TO accounts;")]),
+    ("rename-table", MY,
+        &[("1_a.up.sql", "RENAME TABLE users TO accounts;")],
+        &[("1_a.up.sql", "CREATE TABLE t (id int);\nRENAME TABLE t TO t2;")]),
+    ("drop-table", PG,
+        &[("1_a.up.sql", "DROP TABLE users;")],
+        &[("1_a.up.sql", "-- shipgate:contract\nDROP TABLE users;")]),
+    ("drop-table", PG,
+        &[("1_a.up.sql", "DROP TABLE IF EXISTS users CASCADE;")],
+        &[("1_a.up.sql", "CREATE TABLE scratch (id int);\nDROP TABLE scratch;")]),
+    ("drop-column", PG,
+        &[("1_a.up.sql", "ALTER TABLE users DROP COLUMN email;")],
+        &[("1_a.up.sql", "-- shipgate:contract\nALTER TABLE users DROP COLUMN email;")]),
+    ("drop-schema", PG,
+        &[("1_a.up.sql", "DROP SCHEMA billing CASCADE;")],
+        &[("1_a.up.sql", "-- shipgate:contract\nDROP SCHEMA billing CASCADE;")]),
+    ("drop-database", MY,
+        &[("1_a.up.sql", "DROP DATABASE legacy;")],
+        &[("1_a.up.sql", "-- shipgate:contract\nDROP DATABASE legacy;")]),
+    ("truncate", PG,
+        &[("1_a.up.sql", "TRUNCATE sessions;")],
+        &[("1_a.up.sql", "-- shipgate:contract\nTRUNCATE sessions;")]),
+    ("exclusive-lock-then-more", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN plan text;\nUPDATE users SET plan = 'free' WHERE id < 1000;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN plan text;"),
+          ("2_b.up.sql", "UPDATE users SET plan = 'free' WHERE id < 1000;")]),
+    ("exclusive-lock-then-more", PG,
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int;\nALTER TABLE orders ADD COLUMN b int;")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int;\nALTER TABLE users ADD COLUMN b int;")]),
+    ("exclusive-lock-then-more", PG,
+        &[("1_a.up.sql", "LOCK TABLE users;\nINSERT INTO audit (what) VALUES ('x');")],
+        &[("1_a.up.sql", "LOCK TABLE users IN SHARE MODE;\nINSERT INTO audit (what) VALUES ('x');")]),
+    ("update-without-where", PG,
+        &[("1_a.up.sql", "UPDATE users SET plan = 'free';")],
+        &[("1_a.up.sql", "UPDATE users SET plan = 'free' WHERE id BETWEEN 1 AND 10000;")]),
+    ("delete-without-where", PG,
+        &[("1_a.up.sql", "DELETE FROM sessions;")],
+        &[("1_a.up.sql", "DELETE FROM sessions WHERE expires_at < now();")]),
+    ("timeout-disabled", PG,
+        &[("1_a.up.sql", "SET LOCAL lock_timeout = 0;\nALTER TABLE users ADD COLUMN a int;")],
+        &[("1_a.up.sql", "SET LOCAL lock_timeout = '5s';\nALTER TABLE users ADD COLUMN a int;")]),
+    ("timeout-session-level", PG,
+        &[("1_a.up.sql", "SET statement_timeout = '5min';\nALTER TABLE users ADD COLUMN a int;")],
+        &[("1_a.up.sql", "SET LOCAL statement_timeout = '5min';\nALTER TABLE users ADD COLUMN a int;")]),
+    ("timeout-session-level", MY,
+        &[("1_a.up.sql", "SET SESSION lock_wait_timeout = 5;")],
+        &[("1_a.up.sql", "-- shipgate:lock-timeout 5s\nALTER TABLE users ADD COLUMN a int;")]),
+    ("missing-down", PG,
+        &[("1_a.up.sql", "CREATE TABLE a (id int);"), ("1_a.down.sql", "DROP TABLE a;"), ("2_b.up.sql", "CREATE TABLE b (id int);")],
+        &[("1_a.up.sql", "CREATE TABLE a (id int);"), ("1_a.down.sql", "DROP TABLE a;"), ("2_b.sql", "CREATE TABLE b (id int);")]),
+    ("empty-down", PG,
+        &[("1_a.up.sql", "CREATE TABLE a (id int);"), ("1_a.down.sql", "-- nothing to undo\n")],
+        &[("1_a.up.sql", "CREATE TABLE a (id int);"), ("1_a.down.sql", "DROP TABLE a;")]),
+    ("mysql-multiple-ddl", MY,
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int;\nCREATE INDEX users_a ON users (a);")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int, ADD INDEX users_a (a);")]),
+    ("opaque-sql", PG,
+        &[("1_a.up.sql", "DO $$ BEGIN EXECUTE 'DROP TABLE users'; END $$;")],
+        &[("1_a.up.sql", "-- shipgate:allow opaque-sql reviewed: only touches the audit table\nDO $$ BEGIN PERFORM 1; END $$;")]),
+    ("opaque-sql", PG,
+        &[("1_a.up.sql", "CREATE SOMETHING NOBODY KNOWS;")],
+        &[("1_a.up.sql", "CREATE TABLE t (id int);")]),
+    ("opaque-sql", PG,
+        &[("1_a.up.sql", "CALL backfill_users();")],
+        &[("1_a.up.sql", "UPDATE users SET plan = 'free' WHERE plan IS NULL AND id < 1000;")]),
+];
+
+#[test]
+fn every_rule_flags_its_unsafe_example_and_not_its_safe_alternative() {
+    for (rule, engine, bad, good) in CASES {
+        let got = flagged(*engine, bad);
+        assert!(
+            got.iter().any(|r| r == rule),
+            "{rule} ({engine}): unsafe example not flagged: {bad:?} gave {got:?}"
+        );
+        let got = flagged(*engine, good);
+        assert!(
+            !got.iter().any(|r| r == rule),
+            "{rule} ({engine}): safe alternative flagged: {good:?} gave {got:?}"
+        );
+    }
+    for r in RULES {
+        assert!(
+            CASES.iter().any(|c| c.0 == r.id),
+            "rule {} has no test case",
+            r.id
+        );
+    }
+}
+
+#[test]
+fn safe_alternatives_raise_nothing_at_all_where_they_should() {
+    let clean: &[Files] = &[
+        &[("1_a.up.sql", "-- shipgate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);")],
+        &[("1_a.up.sql", "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\nCREATE INDEX users_email_idx ON users (email);\nINSERT INTO users VALUES (1, 'a');")],
+        &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN created_at timestamptz NOT NULL DEFAULT now();")],
+    ];
+    for files in clean {
+        let got = flagged(PG, files);
+        assert!(got.is_empty(), "{files:?} gave {got:?}");
+    }
+}
+
+#[test]
+fn findings_point_at_the_statement_and_carry_the_rule_texts() {
+    let f = run(
+        PG,
+        &[("1_a.up.sql", "-- leading comment\nSELECT 1;  CREATE INDEX i ON users (a);\n\n  UPDATE users\n  SET a = 1;")],
+        &Catalog::Assumed,
+    );
+    let at: Vec<(&str, Option<usize>, Option<usize>)> = f
+        .iter()
+        .map(|f| (f.rule.as_str(), f.line, f.column))
+        .collect();
+    assert_eq!(
+        at,
+        vec![
+            ("index-not-concurrent", Some(2), Some(12)),
+            ("update-without-where", Some(4), Some(3))
+        ]
+    );
+    let index = &f[0];
+    assert_eq!(index.file.as_deref(), Some("m/1_a.up.sql"));
+    assert!(index.message.contains("users"), "{}", index.message);
+    assert_eq!(
+        index.why,
+        rules::find("index-not-concurrent").expect("rule").why
+    );
+    assert_eq!(
+        index.to_string(),
+        format!(
+            "m/1_a.up.sql:2:12: error [index-not-concurrent] {}",
+            index.message
+        )
+    );
+}
+
+#[test]
+fn an_acknowledgement_silences_one_rule_for_one_statement() {
+    let f = run(
+        PG,
+        &[(
+            "1_a.up.sql",
+            "-- shipgate:allow index-not-concurrent users is tiny in every environment\nCREATE INDEX a_idx ON users (a);\nCREATE INDEX b_idx ON users (b);\n-- shipgate:allow set-not-null wrong rule for this statement\nCREATE INDEX c_idx ON users (c);",
+        )],
+        &Catalog::Assumed,
+    );
+    let summary: Vec<(usize, bool)> = f
+        .iter()
+        .map(|f| (f.line.unwrap_or(0), f.acknowledged.is_some()))
+        .collect();
+    assert_eq!(summary, vec![(2, true), (3, false), (5, false)]);
+    assert_eq!(
+        f[0].acknowledged.as_deref(),
+        Some("users is tiny in every environment")
+    );
+    assert!(!f[0].blocks() && f[1].blocks());
+}
+
+#[test]
+fn an_acknowledgement_naming_no_rule_is_an_error() {
+    let f = run(
+        PG,
+        &[(
+            "1_a.up.sql",
+            "-- shipgate:allow index-not-concurent typo\nCREATE INDEX a_idx ON users (a);",
+        )],
+        &Catalog::Assumed,
+    );
+    let got: Vec<(&str, bool)> = f.iter().map(|f| (f.rule.as_str(), f.blocks())).collect();
+    assert_eq!(
+        got,
+        vec![("index-not-concurrent", true), (UNKNOWN_RULE, true)]
+    );
+    assert_eq!(f[1].line, Some(1));
+}
+
+#[test]
+fn only_the_contract_marker_releases_a_destructive_step() {
+    let f = run(
+        PG,
+        &[(
+            "1_a.up.sql",
+            "-- shipgate:allow drop-table we are sure\nDROP TABLE users;",
+        )],
+        &Catalog::Assumed,
+    );
+    assert_eq!(f.len(), 1);
+    assert!(f[0].blocks(), "{f:?}");
+    assert!(f[0].instead.contains("shipgate:contract"));
+}
+
+#[test]
+fn severities_are_configurable_per_rule() {
+    let s = set(&[(
+        "1_a.up.sql",
+        "CREATE INDEX a_idx ON users (a);\nUPDATE users SET a = 1;",
+    )]);
+    let mut options = LintOptions::new(PG);
+    options.severities = BTreeMap::from([
+        ("index-not-concurrent".to_owned(), Severity::Off),
+        ("update-without-where".to_owned(), Severity::Warning),
+    ]);
+    let f = lint(&s, &options, &Catalog::Assumed);
+    let got: Vec<(&str, Severity)> = f.iter().map(|f| (f.rule.as_str(), f.severity)).collect();
+    assert_eq!(got, vec![("update-without-where", Severity::Warning)]);
+    assert!(!f[0].blocks());
+}
+
+#[test]
+fn rules_apply_only_to_engines_with_the_hazard() {
+    let files: Files = &[("1_a.up.sql", "CREATE INDEX a_idx ON users (a);")];
+    assert_eq!(flagged(PG, files), vec!["index-not-concurrent"]);
+    assert!(flagged(MY, files).is_empty());
+    assert!(flagged(LITE, files).is_empty());
+}
+
+fn live(tables: &[(&str, i64, i64)]) -> Catalog {
+    Catalog::live(
+        tables.iter().map(|(n, rows, bytes)| {
+            (
+                n.to_string(),
+                TableStats {
+                    rows: Some(*rows),
+                    bytes: Some(*bytes),
+                },
+            )
+        }),
+        [(
+            "users_email_idx".to_owned(),
+            TableStats {
+                rows: Some(50_000),
+                bytes: Some(5_000_000),
+            },
+        )],
+        Threshold::default(),
+    )
+}
+
+#[test]
+fn with_a_database_hazards_count_only_for_large_tables_that_existed_before_the_run() {
+    let index: Files = &[("1_a.up.sql", "CREATE INDEX a_idx ON users (a);")];
+    let drop: Files = &[("1_a.up.sql", "DROP TABLE users;")];
+    type Tables = &'static [(&'static str, i64, i64)];
+    let cases: &[(Files, Tables, &[&str])] = &[
+        (
+            index,
+            &[("users", 50_000, 4_000_000)],
+            &["index-not-concurrent"],
+        ),
+        (index, &[("users", 100, 16_384)], &[]),
+        (
+            index,
+            &[("users", 100, 50_000_000)],
+            &["index-not-concurrent"],
+        ),
+        (index, &[], &[]),
+        // A drop counts for any table that existed, whatever its size.
+        (drop, &[("users", 3, 8_192)], &["drop-table"]),
+        (drop, &[], &[]),
+        // Created earlier in the pending batch: new.
+        (
+            &[
+                ("1_a.up.sql", "CREATE TABLE users (id int);"),
+                (
+                    "2_b.up.sql",
+                    "CREATE INDEX a_idx ON users (id);\nDROP TABLE users;",
+                ),
+            ],
+            &[],
+            &[],
+        ),
+        (
+            &[("1_a.up.sql", "DROP INDEX users_email_idx;")],
+            &[("users", 50_000, 5_000_000)],
+            &["index-not-concurrent"],
+        ),
+    ];
+    for (files, tables, want) in cases {
+        let got: Vec<String> = run(PG, files, &live(tables))
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(got, *want, "{files:?} with {tables:?}");
+    }
+}
+
+#[test]
+fn without_a_database_only_the_file_itself_makes_a_table_new() {
+    let files: Files = &[
+        ("1_a.up.sql", "CREATE TABLE users (id int);"),
+        ("2_b.up.sql", "CREATE INDEX a_idx ON users (id);"),
+    ];
+    assert_eq!(flagged(PG, files), vec!["index-not-concurrent"]);
+}
+
+#[test]
+fn only_reports_the_selected_versions_but_learns_from_the_rest() {
+    let s = set(&[
+        ("1_a.up.sql", "ALTER TABLE users ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\nDROP TABLE x;"),
+        ("2_b.up.sql", "ALTER TABLE users VALIDATE CONSTRAINT email_nn;"),
+        ("3_c.up.sql", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP COLUMN y;"),
+    ]);
+    let mut options = LintOptions::new(PG);
+    options.only = Some(BTreeSet::from([3]));
+    let got: Vec<(String, Option<String>)> = lint(&s, &options, &Catalog::Assumed)
+        .into_iter()
+        .map(|f| (f.rule, f.file))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("drop-column".to_owned(), Some("m/3_c.up.sql".to_owned()))]
+    );
+}
+
+#[test]
+fn unknown_sizes_count_as_large() {
+    let t = Threshold::default();
+    let cases = [
+        (None, None, true),
+        (Some(10_001), None, true),
+        (Some(10_000), Some(1), false),
+        (None, Some(20 * 1024 * 1024), true),
+        (None, Some(8192), false),
+    ];
+    for (rows, bytes, want) in cases {
+        assert_eq!(
+            TableStats { rows, bytes }.is_large(&t),
+            want,
+            "{rows:?} {bytes:?}"
+        );
+    }
+}
