@@ -327,7 +327,10 @@ impl Dialect {
                 format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
             }
             Dialect::Sqlite => column.to_owned(),
-            Dialect::Mysql => format!("DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%fZ')"),
+            // %f is microseconds; keep milliseconds like the other engines.
+            Dialect::Mysql => {
+                format!("CONCAT(LEFT(DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')")
+            }
         }
     }
 
