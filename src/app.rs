@@ -118,10 +118,16 @@ pub fn main() -> Result<Exit, Failure> {
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Failure::new(Exit::Usage, e))?;
     let json_default = !std::io::stdout().is_terminal();
     let config = config::load(&cli.global, &matches).map_err(|e| Failure {
-        json: cli.global.log_format.as_deref().map_or(json_default, |f| f.trim() == "json"),
+        json: cli
+            .global
+            .log_format
+            .as_deref()
+            .map_or(json_default, |f| f.trim() == "json"),
         ..Failure::new(Exit::Usage, e)
     })?;
-    let json = config.log_format.map_or(json_default, |f| f == config::LogFormat::Json);
+    let json = config
+        .log_format
+        .map_or(json_default, |f| f == config::LogFormat::Json);
     telemetry::init(
         config.log_format,
         cli.global.verbose as i8 - cli.global.quiet as i8,

@@ -388,9 +388,16 @@ impl Service {
         let app = http::router(state, &config.service);
         let (stop_server, mut stop_server_rx) = watch::channel(false);
         let shutdown_phase = phase.clone();
+        let delay = config.service.shutdown_delay;
         let shutdown = async move {
             tokio::select! {
-                signal = interrupt.wait() => tracing::info!(signal = %signal, "shutting down: readiness now answers 503"),
+                signal = interrupt.wait() => {
+                    // Readiness turns 503 first and stays reachable for a while, so the
+                    // platform's next probe sees it and stops routing traffic here.
+                    shutdown_phase.shutting_down.store(true, Ordering::SeqCst);
+                    tracing::info!(signal = %signal, delay_ms = delay.as_millis() as u64, "shutting down: readiness answers 503 until the listener closes");
+                    tokio::time::sleep(delay).await;
+                }
                 _ = stop_server_rx.changed() => {}
             }
             shutdown_phase.shutting_down.store(true, Ordering::SeqCst);

@@ -16,6 +16,8 @@ fn subcommands(p: &Project) -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with(' '))
+        // A wrapped description continues on a deeper-indented line: not a command.
+        .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .map(str::to_owned)
@@ -90,7 +92,9 @@ fn every_flag_of_every_command_names_its_environment_variable() {
                 .and_then(|rest| rest.split([']', '=']).next())
                 .map(str::trim);
             match env {
-                Some(var) if var == "DATABASE_URL" || var.starts_with("SHIPGATE_") => {}
+                // DATABASE_URL and PORT are the platforms' own variables (SPEC §2: `[::]:$PORT`).
+                Some(var)
+                    if var == "DATABASE_URL" || var == "PORT" || var.starts_with("SHIPGATE_") => {}
                 _ => missing.push(format!("shipgate {command} --{flag}: {text}")),
             }
         }
