@@ -61,7 +61,8 @@ pub async fn serve_command(
         match exit {
             Ok(Exit::Success) => {}
             Ok(code @ (Exit::Interrupted | Exit::Terminated)) => {
-                service.stop().await;
+                // The same signal shuts the server down: readiness 503, delay, drain.
+                service.finish().await;
                 return Ok(code);
             }
             Ok(code) => {
@@ -83,8 +84,9 @@ pub async fn serve_command(
             }
         }
     }
+    // The server shuts itself down on the signal (readiness 503, delay, drain); wait for it.
     interrupt.wait().await;
-    service.stop().await;
+    service.finish().await;
     Ok(Exit::Success)
 }
 
@@ -356,6 +358,7 @@ struct Service {
     stop_server: watch::Sender<bool>,
     refresher: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<()>,
+    delay: Duration,
     drain: Duration,
 }
 
@@ -391,6 +394,7 @@ impl Service {
         let delay = config.service.shutdown_delay;
         let shutdown = async move {
             tokio::select! {
+                biased;
                 signal = interrupt.wait() => {
                     // Readiness turns 503 first and stays reachable for a while, so the
                     // platform's next probe sees it and stops routing traffic here.
@@ -411,17 +415,23 @@ impl Service {
             stop_server,
             refresher,
             server,
+            delay,
             drain,
         })
     }
 
-    /// Stops accepting, drains in-flight requests within the bound, stops the refresher.
+    /// Stops accepting now (no readiness delay: nothing routes traffic to a release's
+    /// endpoints), drains in-flight requests within the bound, stops the refresher.
     async fn stop(self) {
         let _ = self.stop_server.send(true);
-        if tokio::time::timeout(self.drain + Duration::from_secs(1), self.server)
-            .await
-            .is_err()
-        {
+        self.finish().await;
+    }
+
+    /// Waits for the server to end (after a signal it turns readiness 503, waits the shutdown
+    /// delay, then drains), then stops the refresher.
+    async fn finish(self) {
+        let bound = self.delay + self.drain + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.server).await.is_err() {
             tracing::warn!("HTTP server did not stop within the shutdown bound");
         }
         let _ = self.stop_refresher.send(true);
