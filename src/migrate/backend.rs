@@ -68,7 +68,11 @@ impl DbError {
                 };
                 let kind = match (engine, code.as_deref()) {
                     (Engine::Mysql, Some(c)) => mysql::classify(c),
-                    (Engine::Postgres, Some(postgres::LOCK_LOST_SQLSTATE)) => ErrorKind::LockLost,
+                    (Engine::Postgres, Some("22P02"))
+                        if db.message().contains(postgres::LOCK_LOST_MARK) =>
+                    {
+                        ErrorKind::LockLost
+                    }
                     (Engine::Postgres, Some("55P03")) => ErrorKind::LockTimeout,
                     (Engine::Postgres, Some("57014")) => ErrorKind::StatementTimeout,
                     (Engine::Postgres, Some(c))

@@ -92,7 +92,9 @@ fn every_flag_of_every_command_names_its_environment_variable() {
                 .and_then(|rest| rest.split([']', '=']).next())
                 .map(str::trim);
             match env {
-                Some(var) if var == "DATABASE_URL" || var.starts_with("SHIPGATE_") => {}
+                // DATABASE_URL and PORT are the platforms' own variables (SPEC §2: `[::]:$PORT`).
+                Some(var)
+                    if var == "DATABASE_URL" || var == "PORT" || var.starts_with("SHIPGATE_") => {}
                 _ => missing.push(format!("shipgate {command} --{flag}: {text}")),
             }
         }

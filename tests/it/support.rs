@@ -7,6 +7,10 @@
 //! It must not assert anything about shipgate's behaviour: the test modules do that. A server
 //! that is down is a failure, never a reason to skip: every engine listed in [`Engine`] is
 //! tested on every run.
+//!
+//! For the release and HTTP tests: [`Project::platform_command`] runs shipgate as a platform
+//! does (JSON logs, `PORT=0`, secrets that must never be printed), `service` keeps a serving
+//! process and speaks HTTP/1.1 to it, and `receiver` plays a webhook receiver.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +20,43 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 use tempfile::TempDir;
+
+mod receiver;
+mod service;
+
+pub use receiver::{Delivery, Receiver, Reply};
+pub use service::{
+    connect, eventually, finish_within, http_get, read_response, terminate, Service,
+};
+
+/// The database password the release and HTTP tests put in their URLs (trust auth ignores it).
+/// It must appear in no output: logs, command output, HTTP bodies, webhook payloads.
+pub const DB_PASSWORD: &str = "s3cret-pw";
+/// The Standard Webhooks secret of those tests (key: `shipgate-it-webhook-key-0123456789`).
+/// It must appear in no output either, encoded or decoded.
+pub const WEBHOOK_SECRET: &str = "whsec_c2hpcGdhdGUtaXQtd2ViaG9vay1rZXktMDEyMzQ1Njc4OQ==";
+/// The `/migrations/status` bearer token of those tests; never printed either.
+pub const STATUS_TOKEN: &str = "it-status-token-7f3a9c";
+
+/// Panics when `text` contains the database password, the webhook secret (encoded or its
+/// decoded key) or the status token.
+#[track_caller]
+pub fn assert_secret_free(what: &str, text: &str) {
+    let key = WEBHOOK_SECRET
+        .trim_start_matches("whsec_")
+        .trim_end_matches('=');
+    for (name, secret) in [
+        ("database password", DB_PASSWORD),
+        ("webhook secret", key),
+        ("webhook key", "shipgate-it-webhook-key"),
+        ("status token", STATUS_TOKEN),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{what} contains the {name}:\n{text}"
+        );
+    }
+}
 
 /// The server the PostgreSQL tests create their databases on (trust auth, local).
 /// `SHIPGATE_IT_POSTGRES_URL` overrides it; the value must point at a maintenance database.
@@ -214,6 +255,48 @@ impl Db {
         match self {
             Db::Postgres { url, .. } | Db::Mariadb { url, .. } | Db::Sqlite { url, .. } => url,
         }
+    }
+
+    /// The URL with [`DB_PASSWORD`] as the password (PostgreSQL; trust auth ignores it).
+    pub fn url_with_password(&self) -> String {
+        match self {
+            Db::Postgres { url, .. } => {
+                let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+                match rest.split_once('@') {
+                    Some((user, host)) if !user.contains(':') => {
+                        format!("{scheme}://{user}:{DB_PASSWORD}@{host}")
+                    }
+                    _ => url.clone(),
+                }
+            }
+            Db::Mariadb { url, .. } | Db::Sqlite { url, .. } => url.clone(),
+        }
+    }
+
+    /// The single integer a query on the server's maintenance database returns (for
+    /// statistics about this database that must not be disturbed by the query itself).
+    pub fn admin_int(&self, sql: &str) -> i64 {
+        let admin = pg_admin_url();
+        let cell: Option<String> = block_on(async {
+            let mut c = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to {admin}: {e}"));
+            let row = sqlx::raw_sql(sql)
+                .fetch_one(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = c.close().await;
+            row.try_get_unchecked::<Option<String>, usize>(0)
+                .expect("cast the column to text")
+        });
+        let cell = cell.unwrap_or_else(|| panic!("{sql}: NULL"));
+        cell.parse()
+            .unwrap_or_else(|e| panic!("{sql}: {cell:?} is not an integer: {e}"))
+    }
+
+    /// The PostgreSQL database name (panics for SQLite).
+    pub fn pg_name(&self) -> &str {
+        self.name()
     }
 
     /// The server-side database name (panics for SQLite).
@@ -602,6 +685,19 @@ impl Project {
         cmd
     }
 
+    /// `shipgate <args>` as a platform runs it: JSON logs, `PORT=0`, the database URL with a
+    /// password, a webhook signing secret and a status token (see [`assert_secret_free`]).
+    /// Webhook URLs and deploy variables can be added.
+    pub fn platform_command(&self, db: &Db, args: &[&str]) -> Command {
+        let mut cmd = self.command(None, args);
+        cmd.env("DATABASE_URL", db.url_with_password())
+            .env("SHIPGATE_LOG_FORMAT", "json")
+            .env("PORT", "0")
+            .env("SHIPGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("SHIPGATE_STATUS_TOKEN", STATUS_TOKEN);
+        cmd
+    }
+
     /// Runs `shipgate <args>` against `db` and waits for it.
     pub fn run(&self, db: &Db, args: &[&str]) -> Run {
         Run::wait(self.command(Some(db), args))
@@ -698,6 +794,14 @@ impl Run {
         for f in fragments {
             assert!(self.stdout.contains(f), "stdout lacks {f:?}: {self:?}");
         }
+        self
+    }
+
+    /// Panics when stdout or stderr contains a secret (see [`assert_secret_free`]).
+    #[track_caller]
+    pub fn secret_free(&self) -> &Run {
+        assert_secret_free("stdout", &self.stdout);
+        assert_secret_free("stderr", &self.stderr);
         self
     }
 
