@@ -198,6 +198,15 @@ pub struct Global {
     )]
     pub request_timeout: Option<String>,
 
+    /// After SIGTERM, how long readiness answers 503 before the listener closes [default: 2s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_SHUTDOWN_DELAY",
+        value_name = "DURATION"
+    )]
+    pub shutdown_delay: Option<String>,
+
     /// How long in-flight HTTP requests may take to finish after SIGTERM [default: 10s]
     #[arg(
         long,

@@ -88,6 +88,8 @@ pub struct ServiceSettings {
     pub status_token: Option<Secret>,
     /// Time limit of one request.
     pub request_timeout: Duration,
+    /// After SIGTERM, how long readiness answers 503 while still accepting connections.
+    pub shutdown_delay: Duration,
     /// Drain bound after SIGTERM.
     pub shutdown_timeout: Duration,
 }
@@ -420,6 +422,8 @@ struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     request_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    shutdown_delay: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     shutdown_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lint_gate: Option<String>,
@@ -514,6 +518,11 @@ const KEYS: &[(&str, &str, &str)] = &[
         "SHIPGATE_REQUEST_TIMEOUT",
     ),
     (
+        "shutdown_delay",
+        "--shutdown-delay",
+        "SHIPGATE_SHUTDOWN_DELAY",
+    ),
+    (
         "shutdown_timeout",
         "--shutdown-timeout",
         "SHIPGATE_SHUTDOWN_TIMEOUT",
@@ -584,6 +593,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         webhook_retries: global.webhook_retries.clone().map(LooseU32::Text),
         require_notify: global.require_notify.clone().map(LooseBool::Text),
         request_timeout: global.request_timeout.clone(),
+        shutdown_delay: global.shutdown_delay.clone(),
         shutdown_timeout: global.shutdown_timeout.clone(),
         lint_gate: global.lint_gate.clone(),
         lint_severity: global.lint_severity.clone().map(LooseMap::Text),
@@ -777,6 +787,11 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             "request_timeout",
             layer.request_timeout.as_ref(),
             Duration::from_secs(10),
+        )?,
+        shutdown_delay: duration(
+            "shutdown_delay",
+            layer.shutdown_delay.as_ref(),
+            Duration::from_secs(2),
         )?,
         shutdown_timeout: duration(
             "shutdown_timeout",

@@ -61,7 +61,8 @@ pub async fn serve_command(
         match exit {
             Ok(Exit::Success) => {}
             Ok(code @ (Exit::Interrupted | Exit::Terminated)) => {
-                service.stop().await;
+                // The same signal shuts the server down: readiness 503, delay, drain.
+                service.finish().await;
                 return Ok(code);
             }
             Ok(code) => {
@@ -83,8 +84,9 @@ pub async fn serve_command(
             }
         }
     }
+    // The server shuts itself down on the signal (readiness 503, delay, drain); wait for it.
     interrupt.wait().await;
-    service.stop().await;
+    service.finish().await;
     Ok(Exit::Success)
 }
 
@@ -363,6 +365,7 @@ struct Service {
     stop_server: watch::Sender<bool>,
     refresher: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<()>,
+    delay: Duration,
     drain: Duration,
 }
 
@@ -395,9 +398,17 @@ impl Service {
         let app = http::router(state, &config.service);
         let (stop_server, mut stop_server_rx) = watch::channel(false);
         let shutdown_phase = phase.clone();
+        let delay = config.service.shutdown_delay;
         let shutdown = async move {
             tokio::select! {
-                signal = interrupt.wait() => tracing::info!(signal = %signal, "shutting down: readiness now answers 503"),
+                biased;
+                signal = interrupt.wait() => {
+                    // Readiness turns 503 first and stays reachable for a while, so the
+                    // platform's next probe sees it and stops routing traffic here.
+                    shutdown_phase.shutting_down.store(true, Ordering::SeqCst);
+                    tracing::info!(signal = %signal, delay_ms = delay.as_millis() as u64, "shutting down: readiness answers 503 until the listener closes");
+                    tokio::time::sleep(delay).await;
+                }
                 _ = stop_server_rx.changed() => {}
             }
             shutdown_phase.shutting_down.store(true, Ordering::SeqCst);
@@ -411,17 +422,23 @@ impl Service {
             stop_server,
             refresher,
             server,
+            delay,
             drain,
         })
     }
 
-    /// Stops accepting, drains in-flight requests within the bound, stops the refresher.
+    /// Stops accepting now (no readiness delay: nothing routes traffic to a release's
+    /// endpoints), drains in-flight requests within the bound, stops the refresher.
     async fn stop(self) {
         let _ = self.stop_server.send(true);
-        if tokio::time::timeout(self.drain + Duration::from_secs(1), self.server)
-            .await
-            .is_err()
-        {
+        self.finish().await;
+    }
+
+    /// Waits for the server to end (after a signal it turns readiness 503, waits the shutdown
+    /// delay, then drains), then stops the refresher.
+    async fn finish(self) {
+        let bound = self.delay + self.drain + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.server).await.is_err() {
             tracing::warn!("HTTP server did not stop within the shutdown bound");
         }
         let _ = self.stop_refresher.send(true);

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::{Secret, ServiceSettings};
 use crate::migrate::apply::Progress;
@@ -83,7 +83,12 @@ pub fn router(state: AppState, settings: &ServiceSettings) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(error::panicked))
-                .layer(TraceLayer::new_for_http())
+                .layer(
+                    // A 503 from readiness is an answer, not a failure worth an error line on
+                    // every probe; panics are logged by the panic handler.
+                    TraceLayer::new_for_http()
+                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+                )
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     settings.request_timeout,

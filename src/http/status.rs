@@ -16,8 +16,10 @@ pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Respon
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            // The scheme name is case-insensitive (RFC 9110 §11.1); the token is not.
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim_start());
         // Constant time in the token's content; only lengths can differ observably.
         let ok: bool = presented.as_bytes().ct_eq(token.expose().as_bytes()).into();
         if !ok {

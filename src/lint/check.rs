@@ -79,6 +79,11 @@ struct File<'a> {
     holding: Option<(String, usize)>,
     /// DDL statements seen (MySQL).
     ddl: usize,
+    /// Whether a statement so far touched a table that existed before this run (so a fresh
+    /// database, where every table is new, is never blocked by file-level MySQL atomicity).
+    touched_existing: std::cell::Cell<bool>,
+    /// `mysql-multiple-ddl` already reported for this file.
+    ddl_flagged: bool,
     hits: Vec<(&'static str, String)>,
 }
 
@@ -103,6 +108,8 @@ pub(super) fn migration(
         not_valid_here: HashSet::new(),
         holding: None,
         ddl: 0,
+        touched_existing: std::cell::Cell::new(false),
+        ddl_flagged: false,
         hits: Vec::new(),
     };
     let mut out = Vec::new();
@@ -208,7 +215,11 @@ impl File<'_> {
     }
 
     fn existed(&self, key: Key) -> bool {
-        self.size(&key) != Size::New
+        let existed = self.size(&key) != Size::New;
+        if existed && matches!(key, Key::Table(_)) {
+            self.touched_existing.set(true);
+        }
+        existed
     }
 
     fn statement(&mut self, sql: &str, line: usize) {
@@ -387,7 +398,8 @@ impl File<'_> {
         }
         if self.engine == Engine::Mysql && is_ddl {
             self.ddl += 1;
-            if self.ddl == 2 {
+            if self.ddl >= 2 && self.touched_existing.get() && !self.ddl_flagged {
+                self.ddl_flagged = true;
                 self.hit(
                     "mysql-multiple-ddl",
                     "second DDL statement in this file: MySQL commits each one separately".into(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Timeouts};
-use super::plan::{self, HistoryRow, Plan, Policy, State};
+use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{Migration, MigrationSet, Script, Version};
 use super::{jitter, lock, Error, Interrupt};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings, GateMode, LintSettings};
@@ -206,14 +206,25 @@ pub async fn up(
         .map_err(Error::db("reading migration history"))?;
     let tables_exist = history.is_some();
     let plan = plan::compute(&history.unwrap_or_default(), set, policy);
-    if let Err(e) = refuse_blockers(&plan, policy) {
+    // A `running` row seen without the lock may belong to a live run that holds it (every
+    // MySQL migration, a long no-transaction file): only under the lock is it a crash. So
+    // such rows send us to the lock, where the plan is made again and decides.
+    let in_flight = plan.dirty.iter().any(|d| d.state == State::Running);
+    let settled: Vec<_> = plan
+        .blockers(policy)
+        .into_iter()
+        .filter(|b| !matches!(b, Blocker::Dirty(d) if d.state == State::Running))
+        .collect();
+    if !settled.is_empty() {
+        let e = Error::Blocked(settled);
         if tables_exist {
             record_refusal(backend, options, deploy, &e).await;
         }
         return Err(e);
     }
     // A release on a database without shipgate's tables still takes the lock: it creates them.
-    if plan.pending.is_empty() && (tables_exist || options.record_run.is_none()) {
+    if !in_flight && plan.pending.is_empty() && (tables_exist || options.record_run.is_none()) {
+        warn_missing(&plan);
         if let Some(command) = options.record_run {
             let id = backend
                 .start_run(command, deploy)
@@ -361,10 +372,14 @@ fn refuse_blockers(plan: &Plan, policy: &Policy) -> Result<(), Error> {
     if !blockers.is_empty() {
         return Err(Error::Blocked(blockers));
     }
+    warn_missing(plan);
+    Ok(())
+}
+
+fn warn_missing(plan: &Plan) {
     for m in &plan.missing {
         tracing::warn!(migration_version = m.version, name = %m.name, "applied migration has no file in this build: the database is ahead of it");
     }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

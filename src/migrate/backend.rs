@@ -68,7 +68,11 @@ impl DbError {
                 };
                 let kind = match (engine, code.as_deref()) {
                     (Engine::Mysql, Some(c)) => mysql::classify(c),
-                    (Engine::Postgres, Some(postgres::LOCK_LOST_SQLSTATE)) => ErrorKind::LockLost,
+                    (Engine::Postgres, Some("22P02"))
+                        if db.message().contains(postgres::LOCK_LOST_MARK) =>
+                    {
+                        ErrorKind::LockLost
+                    }
                     (Engine::Postgres, Some("55P03")) => ErrorKind::LockTimeout,
                     (Engine::Postgres, Some("57014")) => ErrorKind::StatementTimeout,
                     (Engine::Postgres, Some(c))
@@ -340,7 +344,10 @@ impl Dialect {
                 format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
             }
             Dialect::Sqlite => column.to_owned(),
-            Dialect::Mysql => format!("DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%fZ')"),
+            // %f is microseconds; keep milliseconds like the other engines.
+            Dialect::Mysql => {
+                format!("CONCAT(LEFT(DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')")
+            }
         }
     }
 

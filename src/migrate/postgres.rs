@@ -16,8 +16,8 @@ use sqlx::{ConnectOptions, Connection};
 use super::backend::{Backend, DbError, ErrorKind, Tables, Timeouts};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 
-/// The SQLSTATE shipgate raises when its lock check fails.
-pub const LOCK_LOST_SQLSTATE: &str = "SGLCK";
+/// How the lock check's error message starts (it fails as a cast, SQLSTATE 22P02).
+pub const LOCK_LOST_MARK: &str = "shipgate: the migration lock is not held by this session";
 
 fn options(
     url: &DatabaseUrl,
@@ -128,21 +128,21 @@ impl LockKey {
         )
     }
 
-    /// A statement that fails with [`LOCK_LOST_SQLSTATE`] unless this very session holds the
-    /// lock. Sent in the same message as each migration, so checking costs no round trip. A
-    /// transaction-pooling proxy shows up here: the next transaction runs on another backend.
+    /// A statement that fails, with a message starting [`LOCK_LOST_MARK`], unless it runs on
+    /// the very server session that took the lock. A session lock cannot be lost while its
+    /// session lives, so "same session" is "lock still ours". Sent in the same message as each
+    /// migration, it costs no round trip, and being a plain expression (no PL/pgSQL block, no
+    /// pg_locks scan) it costs next to nothing on the server. A transaction-pooling proxy shows
+    /// up here: the next transaction runs on another backend.
     pub fn check_sql(&self) -> String {
         format!(
-            "DO $shipgate$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' \
-             AND pid = pg_catalog.pg_backend_pid() AND classid = {k1} AND objid = {k2} AND objsubid = 2 AND granted) THEN \
-             RAISE EXCEPTION USING ERRCODE = '{code}', MESSAGE = format('the migration lock is not held by this database session \
-             (taken by backend pid %s, this transaction runs on pid %s); a transaction-pooling proxy (PgBouncer in transaction mode) \
-             between shipgate and the database does this: connect directly or through a session-mode pool', {pid}, pg_catalog.pg_backend_pid()); \
-             END IF; END $shipgate$",
-            k1 = self.k1,
-            k2 = self.k2,
-            code = LOCK_LOST_SQLSTATE,
-            pid = self.backend_pid
+            // The message concatenates the current pid: a constant would be folded (and fail)
+            // at plan time whatever the condition says.
+            "SELECT CASE WHEN pg_catalog.pg_backend_pid() = {pid} THEN 1 ELSE CAST('{mark}: this transaction runs on backend pid ' \
+             || pg_catalog.pg_backend_pid() || ', the lock was taken by backend pid {pid}; a transaction-pooling proxy (PgBouncer in \
+             transaction mode) between shipgate and the database does this: connect directly or through a session-mode pool' AS int) END",
+            pid = self.backend_pid,
+            mark = LOCK_LOST_MARK,
         )
     }
 }

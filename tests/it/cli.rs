@@ -16,7 +16,7 @@ fn subcommands(p: &Project) -> Vec<String> {
         .skip_while(|l| !l.starts_with("Commands:"))
         .skip(1)
         .take_while(|l| l.starts_with(' '))
-        // A wrapped description continues on a line indented past the command column.
+        // A command's line is indented by two spaces; a wrapped description by more.
         .filter(|l| !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
@@ -92,7 +92,7 @@ fn every_flag_of_every_command_names_its_environment_variable() {
                 .and_then(|rest| rest.split([']', '=']).next())
                 .map(str::trim);
             match env {
-                // DATABASE_URL and PORT are the platforms' own names (SPEC §1, §2).
+                // DATABASE_URL and PORT are the platforms' own variables (SPEC §2: `[::]:$PORT`).
                 Some(var)
                     if var == "DATABASE_URL" || var == "PORT" || var.starts_with("SHIPGATE_") => {}
                 _ => missing.push(format!("shipgate {command} --{flag}: {text}")),

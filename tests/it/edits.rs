@@ -10,7 +10,7 @@ const TWO: &str = "CREATE TABLE two (id integer PRIMARY KEY);\n";
 const TWO_EDITED: &str = "CREATE TABLE two (id integer PRIMARY KEY, note text);\n";
 const THREE: &str = "CREATE TABLE three (id integer PRIMARY KEY);\n";
 
-on_both_engines!(
+on_every_engine!(
     an_edited_file_blocks_until_its_checksum_is_accepted,
     a_crlf_or_bom_only_change_is_not_an_edit,
     check_database_catches_an_edited_checksum,

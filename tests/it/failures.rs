@@ -1,25 +1,31 @@
-//! Migrations that fail: a transactional one leaves nothing behind and frees the lock; a
-//! no-transaction one leaves a precise dirty row that blocks every run until `repair`.
+//! Migrations that fail. On PostgreSQL and SQLite a migration is one transaction: a failing one
+//! leaves nothing behind. On MariaDB DDL commits implicitly, so every migration runs statement
+//! by statement and a failure leaves the statements before it committed and a precise dirty
+//! row, as a no-transaction file does on every engine; a dirty row blocks every run until
+//! `repair`. Either way the lock is freed.
 
 use crate::support::{Db, Engine, Project};
 
+/// A no-transaction file whose third statement fails.
 const NT_FAILING: &str = "-- shipgate:no-transaction\n\
 CREATE TABLE nt_first (id integer PRIMARY KEY);\n\
+CREATE TABLE nt_second (id integer PRIMARY KEY);\n\
 INSERT INTO no_such_table (id) VALUES (1);\n\
-CREATE TABLE nt_third (id integer PRIMARY KEY);\n";
+CREATE TABLE nt_fourth (id integer PRIMARY KEY);\n";
 
 const NT_FIXED: &str = "-- shipgate:no-transaction\n\
 CREATE TABLE nt_first (id integer PRIMARY KEY);\n\
 CREATE TABLE nt_second (id integer PRIMARY KEY);\n\
-CREATE TABLE nt_third (id integer PRIMARY KEY);\n";
+CREATE TABLE nt_third (id integer PRIMARY KEY);\n\
+CREATE TABLE nt_fourth (id integer PRIMARY KEY);\n";
 
-on_both_engines!(
-    a_failing_migration_leaves_nothing_and_frees_the_lock,
+on_every_engine!(
+    a_failing_migration_is_undone_or_left_dirty_and_frees_the_lock,
     a_failed_no_transaction_file_is_dirty_until_marked_rolled_back,
     a_failed_no_transaction_file_finished_by_hand_is_marked_applied,
 );
 
-fn a_failing_migration_leaves_nothing_and_frees_the_lock(engine: Engine) {
+fn a_failing_migration_is_undone_or_left_dirty_and_frees_the_lock(engine: Engine) {
     let db = Db::new(engine);
     let p = Project::new();
     p.write("1_ok.up.sql", "CREATE TABLE t1 (id integer PRIMARY KEY);\n")
@@ -29,31 +35,89 @@ fn a_failing_migration_leaves_nothing_and_frees_the_lock(engine: Engine) {
         )
         .write("3_after.up.sql", "CREATE TABLE t3 (id integer PRIMARY KEY);\n");
 
-    p.run(&db, &["up"]).code(1).stderr_has(&[
-        "migration 2",
-        "2_broken.up.sql",
-        "no_such_table",
-        "rolled back",
-    ]);
-    assert_eq!(
-        db.versions(),
-        [1],
-        "no history row for the failed migration"
-    );
+    let run = p.run(&db, &["up"]);
+    run.code(1)
+        .stderr_has(&["migration 2", "2_broken.up.sql", "no_such_table"]);
     assert!(
         db.table_exists("t1"),
         "the migration before it stays applied"
     );
-    assert!(!db.table_exists("t2"), "none of its effects remain");
-    assert_eq!(db.int("SELECT CAST(count(*) AS TEXT) FROM t1"), 0);
     assert!(!db.table_exists("t3"), "nothing after it runs");
 
-    // The lock is free: a second process takes it at once and fails on the same migration
-    // (exit 1), not on the lock (exit 4).
-    p.run(&db, &["up", "--lock-wait", "0s"])
-        .code(1)
-        .stderr_has(&["migration 2"]);
-    assert_eq!(db.versions(), [1]);
+    if engine.atomic_ddl() {
+        // PostgreSQL, SQLite: the migration's transaction rolled back with its history row.
+        run.stderr_has(&["rolled back"]);
+        assert_eq!(
+            db.versions(),
+            [1],
+            "no history row for the failed migration"
+        );
+        assert!(!db.table_exists("t2"), "none of its effects remain");
+        assert_eq!(db.int("SELECT count(*) FROM t1"), 0);
+
+        // The lock is free: a second process takes it at once and fails on the same migration
+        // (exit 1), not on the lock (exit 4).
+        p.run(&db, &["up", "--lock-wait", "0s"])
+            .code(1)
+            .stderr_has(&["migration 2"]);
+        assert_eq!(db.versions(), [1]);
+    } else {
+        // MariaDB: the two statements before the failing one committed (DDL commits
+        // implicitly); the migration is recorded dirty with its progress, and the output says
+        // which statements committed and how to get out.
+        run.stderr_has(&[
+            "at statement 3 of 3",
+            "2 statement(s) before it had committed",
+            "shipgate repair --mark-rolled-back 2",
+        ]);
+        let history = db.history();
+        assert_eq!(db.versions(), [1, 2], "{history:?}");
+        assert_eq!(history[1].state, "failed");
+        assert_eq!(history[1].statements_done, 2);
+        let error = db.query("SELECT error FROM shipgate_migrations WHERE version = 2");
+        assert!(
+            error[0][0]
+                .as_deref()
+                .is_some_and(|e| e.contains("statement 3") && e.contains("no_such_table")),
+            "{error:?}"
+        );
+        assert!(db.table_exists("t2"), "statement 1 committed");
+        assert_eq!(
+            db.int("SELECT count(*) FROM t1"),
+            1,
+            "statement 2 committed"
+        );
+
+        // Every later run refuses, before taking the lock, and names `shipgate repair`.
+        p.run(&db, &["up", "--lock-wait", "0s"])
+            .code(5)
+            .stderr_has(&[
+                "migration 2",
+                "dirty",
+                "state failed",
+                "2 statement(s) committed",
+                "shipgate repair",
+            ]);
+
+        // The lock is free: repair takes it at once. The operator undoes the committed
+        // statements by hand first.
+        db.exec("DROP TABLE t2");
+        db.exec("DELETE FROM t1");
+        p.run(
+            &db,
+            &[
+                "repair",
+                "--mark-rolled-back",
+                "2",
+                "--lock-wait",
+                "0s",
+                "--reason",
+                "undid t2 and the row by hand",
+            ],
+        )
+        .code(0);
+        assert_eq!(db.versions(), [1]);
+    }
 
     p.write(
         "2_broken.up.sql",
@@ -61,9 +125,12 @@ fn a_failing_migration_leaves_nothing_and_frees_the_lock(engine: Engine) {
     );
     p.run(&db, &["up", "--lock-wait", "0s"]).code(0);
     assert_eq!(db.versions(), [1, 2, 3]);
+    assert!(db.history().iter().all(|r| r.state == "applied"));
+    assert!(db.table_exists("t2") && db.table_exists("t3"));
 }
 
-/// Applies `1_nt.up.sql` (failing at its second statement) and checks the dirty row.
+/// Applies `1_nt.up.sql` (failing at its third statement) and checks the dirty row: the same on
+/// every engine.
 fn fail_no_transaction(db: &Db, p: &Project) {
     p.write("1_nt.up.sql", NT_FAILING).write(
         "2_later.up.sql",
@@ -72,7 +139,8 @@ fn fail_no_transaction(db: &Db, p: &Project) {
     p.run(db, &["up"]).code(1).stderr_has(&[
         "migration 1",
         "1_nt.up.sql",
-        "at statement 2 of 3",
+        "at statement 3 of 4",
+        "2 statement(s) before it had committed",
         "no_such_table",
         "shipgate repair --mark-rolled-back 1",
     ]);
@@ -80,16 +148,19 @@ fn fail_no_transaction(db: &Db, p: &Project) {
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].version, 1);
     assert_eq!(history[0].state, "failed");
-    assert_eq!(history[0].statements_done, 1);
+    assert_eq!(history[0].statements_done, 2);
     let error = db.query("SELECT error FROM shipgate_migrations WHERE version = 1");
     assert!(
         error[0][0]
             .as_deref()
-            .is_some_and(|e| e.contains("statement 2") && e.contains("no_such_table")),
+            .is_some_and(|e| e.contains("statement 3") && e.contains("no_such_table")),
         "{error:?}"
     );
-    assert!(db.table_exists("nt_first"), "the first statement committed");
-    assert!(!db.table_exists("nt_third"));
+    assert!(
+        db.table_exists("nt_first") && db.table_exists("nt_second"),
+        "statements 1 and 2 committed"
+    );
+    assert!(!db.table_exists("nt_fourth"));
     assert!(!db.table_exists("later"));
 
     // Every later run refuses and says how to get out.
@@ -97,7 +168,7 @@ fn fail_no_transaction(db: &Db, p: &Project) {
         "migration 1",
         "dirty",
         "state failed",
-        "1 statement(s) committed",
+        "2 statement(s) committed",
         "shipgate repair",
     ]);
     assert!(!db.table_exists("later"));
@@ -112,8 +183,9 @@ fn a_failed_no_transaction_file_is_dirty_until_marked_rolled_back(engine: Engine
     // Repair only touches dirty rows.
     p.run(&db, &["repair", "--mark-rolled-back", "2"]).code(5);
 
-    // The operator undoes the committed statement by hand, then tells shipgate.
+    // The operator undoes the committed statements by hand, then tells shipgate.
     db.exec("DROP TABLE nt_first");
+    db.exec("DROP TABLE nt_second");
     p.run(
         &db,
         &[
@@ -121,7 +193,7 @@ fn a_failed_no_transaction_file_is_dirty_until_marked_rolled_back(engine: Engine
             "--mark-rolled-back",
             "1",
             "--reason",
-            "dropped nt_first by hand",
+            "dropped nt_first and nt_second by hand",
         ],
     )
     .code(0)
@@ -131,12 +203,15 @@ fn a_failed_no_transaction_file_is_dirty_until_marked_rolled_back(engine: Engine
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0].action, "mark-rolled-back");
     assert_eq!(audit[0].version, Some(1));
-    assert_eq!(audit[0].reason.as_deref(), Some("dropped nt_first by hand"));
+    assert_eq!(
+        audit[0].reason.as_deref(),
+        Some("dropped nt_first and nt_second by hand")
+    );
     assert!(
         audit[0]
             .before
             .as_deref()
-            .is_some_and(|b| b.contains("state failed") && b.contains("1 statement(s) done")),
+            .is_some_and(|b| b.contains("state failed") && b.contains("2 statement(s) done")),
         "{audit:?}"
     );
 
@@ -147,8 +222,8 @@ fn a_failed_no_transaction_file_is_dirty_until_marked_rolled_back(engine: Engine
     let history = db.history();
     assert_eq!(db.versions(), [1, 2]);
     assert_eq!(history[0].state, "applied");
-    assert_eq!(history[0].statements_done, 3);
-    for t in ["nt_first", "nt_second", "nt_third", "later"] {
+    assert_eq!(history[0].statements_done, 4);
+    for t in ["nt_first", "nt_second", "nt_third", "nt_fourth", "later"] {
         assert!(db.table_exists(t), "{t}");
     }
 }
@@ -159,7 +234,7 @@ fn a_failed_no_transaction_file_finished_by_hand_is_marked_applied(engine: Engin
     fail_no_transaction(&db, &p);
 
     // The operator finishes the migration by hand, then tells shipgate.
-    db.exec("CREATE TABLE nt_third (id integer PRIMARY KEY)");
+    db.exec("CREATE TABLE nt_fourth (id integer PRIMARY KEY)");
     p.run(
         &db,
         &[

@@ -1,5 +1,6 @@
 //! The migration lock held by another process: `up` waits, names the holder, and gives up
-//! with exit 4 at the `--lock-wait` bound.
+//! with exit 4 at the `--lock-wait` bound. A migration in progress under another process's
+//! lock (its history row says `running`) is waited for, not mistaken for a dirty one.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use crate::support::{spawn, wait_for, Db, Engine, Project, Run};
 fn slow_sql(engine: Engine) -> &'static str {
     match engine {
         Engine::Postgres => "CREATE TABLE held (id integer);\nSELECT pg_sleep(5);\n",
+        Engine::Mariadb => "CREATE TABLE held (id integer);\nSELECT SLEEP(4);\n",
         // SQLite cannot sleep: count a long recursive sequence (about 4 s unloaded).
         Engine::Sqlite => {
             "CREATE TABLE held (id integer);\n\
@@ -19,16 +21,27 @@ fn slow_sql(engine: Engine) -> &'static str {
 }
 
 /// The pid the holder is known by once it holds the lock and runs its migration: the server
-/// backend pid on PostgreSQL (from pg_stat_activity), the OS pid on SQLite (from the lock
-/// file, which must name the holder process).
+/// backend pid on PostgreSQL (from pg_stat_activity), the connection id on MariaDB (from the
+/// process list), the OS pid on SQLite (from the lock file, which must name the holder
+/// process).
 fn holder_pid(db: &Db, holder_os_pid: u32) -> Option<i64> {
     match db.engine() {
         Engine::Postgres => {
             let rows = db.query(&format!(
-                "SELECT CAST(pid AS TEXT) FROM pg_stat_activity \
+                "SELECT pid FROM pg_stat_activity \
                  WHERE datname = '{}' AND application_name LIKE 'shipgate%' \
                  AND state = 'active' AND query LIKE '%pg_sleep%'",
-                db.pg_name()
+                db.name()
+            ));
+            rows.first()
+                .and_then(|r| r[0].as_deref())
+                .and_then(|p| p.parse().ok())
+        }
+        Engine::Mariadb => {
+            let rows = db.query(&format!(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE DB = '{}' AND INFO LIKE 'SELECT SLEEP%' AND ID <> CONNECTION_ID()",
+                db.name()
             ));
             rows.first()
                 .and_then(|r| r[0].as_deref())
@@ -44,7 +57,10 @@ fn holder_pid(db: &Db, holder_os_pid: u32) -> Option<i64> {
     }
 }
 
-on_both_engines!(up_waits_for_a_held_lock_names_the_holder_and_exits_4);
+on_every_engine!(
+    up_waits_for_a_held_lock_names_the_holder_and_exits_4,
+    up_waits_for_a_no_transaction_migration_in_progress_instead_of_calling_it_dirty,
+);
 
 fn up_waits_for_a_held_lock_names_the_holder_and_exits_4(engine: Engine) {
     let db = Db::new(engine);
@@ -93,4 +109,45 @@ fn up_waits_for_a_held_lock_names_the_holder_and_exits_4(engine: Engine) {
     // The holder was not disturbed and applied everything.
     holder.code(0);
     assert_eq!(db.versions(), [1, 2]);
+}
+
+/// A `running` row is dirty only when nobody holds the lock (its process died). While the
+/// process that wrote it still runs the migration, a second `up` must wait for the lock like
+/// any other, then find nothing left to do. On MariaDB every migration writes a `running` row
+/// first; on PostgreSQL and SQLite a no-transaction file does.
+fn up_waits_for_a_no_transaction_migration_in_progress_instead_of_calling_it_dirty(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    p.write(
+        "1_slow.up.sql",
+        &format!("-- shipgate:no-transaction\n{}", slow_sql(engine)),
+    );
+    p.write("2_next.up.sql", "CREATE TABLE next (id integer);\n");
+
+    let holder_started = Instant::now();
+    let holder = spawn(&mut p.command(Some(&db), &["up"]));
+    wait_for(
+        "the holder to record migration 1 as running",
+        Duration::from_secs(20),
+        || {
+            let running = db.table_exists("shipgate_migrations")
+                && db.history().first().is_some_and(|r| r.state == "running");
+            running.then_some(())
+        },
+    );
+
+    let waiter = Run::wait_within(
+        p.command(Some(&db), &["up", "--lock-wait", "30s"]),
+        Duration::from_secs(40),
+    );
+    let holder = Run::finish(holder, holder_started);
+
+    holder
+        .code(0)
+        .stdout_has(&["applied 1 slow", "applied 2 next"]);
+    waiter.code(0);
+    assert!(!waiter.stderr.contains("dirty"), "{waiter:?}");
+    assert!(!waiter.stdout.contains("applied 1 slow"), "{waiter:?}");
+    assert_eq!(db.versions(), [1, 2]);
+    assert!(db.history().iter().all(|r| r.state == "applied"));
 }

@@ -1,8 +1,12 @@
-//! shipgate's integration tests: the real binary against real PostgreSQL and SQLite databases.
+//! shipgate's integration tests: the real binary against real PostgreSQL, SQLite and MariaDB
+//! databases.
 //!
 //! One binary (`cargo test --test it`). Every test creates its own database and migrations
-//! directory (`support`), so tests run in parallel and in any order. Behaviour shared by both
-//! engines is written once and instantiated per engine with `on_both_engines!`.
+//! directory (`support`), so tests run in parallel and in any order. The behaviour is one
+//! conformance suite: each test body is written once and instantiated per engine with
+//! `on_every_engine!`; where an engine legitimately differs (MySQL's statement-by-statement
+//! apply), the body states that engine's expected outcome. A server that is down fails the
+//! suite; no engine is ever skipped.
 
 #[macro_use]
 mod support;
@@ -11,8 +15,16 @@ mod apply;
 mod cli;
 mod concurrency;
 mod connect;
+mod deploy_files;
 mod edits;
 mod failures;
 mod lint;
 mod lock;
+mod logs;
+mod metrics;
+mod platform;
+mod session;
+mod shutdown;
 mod source;
+mod status;
+mod webhooks;

@@ -78,7 +78,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-on_both_engines!(each_malformed_directory_exits_5_and_writes_nothing);
+on_every_engine!(each_malformed_directory_exits_5_and_writes_nothing);
 
 fn each_malformed_directory_exits_5_and_writes_nothing(engine: Engine) {
     let db = Db::new(engine);

@@ -1,10 +1,16 @@
 //! Fixtures shared by every integration test: a fresh database per test, a temporary project
 //! with a migrations directory, and running the real `shipgate` binary against them.
 //!
-//! Owns the test databases' lifecycle (a uniquely named PostgreSQL database dropped on `Drop`,
-//! or a SQLite file in a temporary directory) and the child process environment (cleared, so a
-//! developer's `DATABASE_URL` or `SHIPGATE_*` variables never leak into a test). It must not
-//! assert anything about shipgate's behaviour: the test modules do that.
+//! Owns the test databases' lifecycle (a uniquely named PostgreSQL or MariaDB database dropped
+//! on `Drop`, or a SQLite file in a temporary directory) and the child process environment
+//! (cleared, so a developer's `DATABASE_URL` or `SHIPGATE_*` variables never leak into a test).
+//! It must not assert anything about shipgate's behaviour: the test modules do that. A server
+//! that is down is a failure, never a reason to skip: every engine listed in [`Engine`] is
+//! tested on every run.
+//!
+//! For the release and HTTP tests: [`Project::platform_command`] runs shipgate as a platform
+//! does (JSON logs, `PORT=0`, secrets that must never be printed), `service` keeps a serving
+//! process and speaks HTTP/1.1 to it, and `receiver` plays a webhook receiver.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +21,43 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 use tempfile::TempDir;
 
+mod receiver;
+mod service;
+
+pub use receiver::{Delivery, Receiver, Reply};
+pub use service::{
+    connect, eventually, finish_within, http_get, read_response, terminate, Service,
+};
+
+/// The database password the release and HTTP tests put in their URLs (trust auth ignores it).
+/// It must appear in no output: logs, command output, HTTP bodies, webhook payloads.
+pub const DB_PASSWORD: &str = "s3cret-pw";
+/// The Standard Webhooks secret of those tests (key: `shipgate-it-webhook-key-0123456789`).
+/// It must appear in no output either, encoded or decoded.
+pub const WEBHOOK_SECRET: &str = "whsec_c2hpcGdhdGUtaXQtd2ViaG9vay1rZXktMDEyMzQ1Njc4OQ==";
+/// The `/migrations/status` bearer token of those tests; never printed either.
+pub const STATUS_TOKEN: &str = "it-status-token-7f3a9c";
+
+/// Panics when `text` contains the database password, the webhook secret (encoded or its
+/// decoded key) or the status token.
+#[track_caller]
+pub fn assert_secret_free(what: &str, text: &str) {
+    let key = WEBHOOK_SECRET
+        .trim_start_matches("whsec_")
+        .trim_end_matches('=');
+    for (name, secret) in [
+        ("database password", DB_PASSWORD),
+        ("webhook secret", key),
+        ("webhook key", "shipgate-it-webhook-key"),
+        ("status token", STATUS_TOKEN),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{what} contains the {name}:\n{text}"
+        );
+    }
+}
+
 /// The server the PostgreSQL tests create their databases on (trust auth, local).
 /// `SHIPGATE_IT_POSTGRES_URL` overrides it; the value must point at a maintenance database.
 fn pg_admin_url() -> String {
@@ -22,9 +65,22 @@ fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// The server the MariaDB tests create their databases on (root, no password, local).
+/// `SHIPGATE_IT_MARIADB_URL` overrides it; the value names no database.
+fn mariadb_admin_url() -> String {
+    std::env::var("SHIPGATE_IT_MARIADB_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// How long the suite's own connections (creating, querying, dropping databases) may take.
+const CONNECT_BOUND: Duration = Duration::from_secs(10);
+
 /// Generates one `#[test]` per engine for a test body `fn name(engine: Engine)`, as a module
-/// named after the body: `name::postgres` and `name::sqlite`.
-macro_rules! on_both_engines {
+/// named after the body: `name::postgres`, `name::sqlite` and `name::mariadb`. One body, every
+/// engine: where an engine legitimately behaves differently, the body says so.
+macro_rules! on_every_engine {
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
@@ -35,6 +91,10 @@ macro_rules! on_both_engines {
                 #[test]
                 fn sqlite() {
                     super::$name($crate::support::Engine::Sqlite)
+                }
+                #[test]
+                fn mariadb() {
+                    super::$name($crate::support::Engine::Mariadb)
                 }
             }
         )+
@@ -57,6 +117,8 @@ pub enum Engine {
     Postgres,
     /// A SQLite file.
     Sqlite,
+    /// MariaDB on the local server, through shipgate's MySQL backend.
+    Mariadb,
 }
 
 impl Engine {
@@ -65,17 +127,33 @@ impl Engine {
         match self {
             Engine::Postgres => "postgres",
             Engine::Sqlite => "sqlite",
+            Engine::Mariadb => "mysql",
         }
+    }
+
+    /// Whether a migration and its history row commit atomically. Not on MySQL/MariaDB, where
+    /// DDL commits implicitly: there every migration runs statement by statement, and a failure
+    /// leaves the statements before it committed and a dirty history row.
+    pub fn atomic_ddl(self) -> bool {
+        self != Engine::Mariadb
     }
 }
 
-/// A fresh, empty database for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+/// A fresh, empty database for one test; dropped (PostgreSQL, MariaDB) or deleted (SQLite)
+/// afterwards.
 pub enum Db {
     /// A uniquely named database on the local server.
     Postgres {
         /// The database's name.
         name: String,
         /// Its URL (no password: trust auth).
+        url: String,
+    },
+    /// A uniquely named database on the local MariaDB server.
+    Mariadb {
+        /// The database's name.
+        name: String,
+        /// Its `mysql://` URL (no password).
         url: String,
     },
     /// A file in a temporary directory that does not exist until shipgate creates it.
@@ -108,9 +186,8 @@ impl Db {
                 let name = unique_name();
                 let admin = pg_admin_url();
                 block_on(async {
-                    let mut conn = sqlx::PgConnection::connect(&admin)
-                        .await
-                        .unwrap_or_else(|e| panic!("connecting to {admin}: {e}"));
+                    let mut conn =
+                        connect_or_panic::<sqlx::PgConnection>("PostgreSQL", &admin).await;
                     // Concurrent CREATE DATABASE from one template can collide; retry briefly.
                     let mut attempt = 0;
                     loop {
@@ -136,6 +213,21 @@ impl Db {
                 let url = format!("{base}/{name}");
                 Db::Postgres { name, url }
             }
+            Engine::Mariadb => {
+                let name = unique_name();
+                let admin = mariadb_admin_url();
+                block_on(async {
+                    let mut conn =
+                        connect_or_panic::<sqlx::MySqlConnection>("MariaDB", &admin).await;
+                    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                        .execute(&mut conn)
+                        .await
+                        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+                    let _ = conn.close().await;
+                });
+                let url = format!("{admin}/{name}");
+                Db::Mariadb { name, url }
+            }
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("creating a temporary directory");
                 let path = dir.path().join("test.db");
@@ -153,6 +245,7 @@ impl Db {
     pub fn engine(&self) -> Engine {
         match self {
             Db::Postgres { .. } => Engine::Postgres,
+            Db::Mariadb { .. } => Engine::Mariadb,
             Db::Sqlite { .. } => Engine::Sqlite,
         }
     }
@@ -160,23 +253,67 @@ impl Db {
     /// The URL shipgate connects to.
     pub fn url(&self) -> &str {
         match self {
-            Db::Postgres { url, .. } | Db::Sqlite { url, .. } => url,
+            Db::Postgres { url, .. } | Db::Mariadb { url, .. } | Db::Sqlite { url, .. } => url,
         }
+    }
+
+    /// The URL with [`DB_PASSWORD`] as the password (PostgreSQL; trust auth ignores it).
+    pub fn url_with_password(&self) -> String {
+        match self {
+            Db::Postgres { url, .. } => {
+                let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+                match rest.split_once('@') {
+                    Some((user, host)) if !user.contains(':') => {
+                        format!("{scheme}://{user}:{DB_PASSWORD}@{host}")
+                    }
+                    _ => url.clone(),
+                }
+            }
+            Db::Mariadb { url, .. } | Db::Sqlite { url, .. } => url.clone(),
+        }
+    }
+
+    /// The single integer a query on the server's maintenance database returns (for
+    /// statistics about this database that must not be disturbed by the query itself).
+    pub fn admin_int(&self, sql: &str) -> i64 {
+        let admin = pg_admin_url();
+        let cell: Option<String> = block_on(async {
+            let mut c = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to {admin}: {e}"));
+            let row = sqlx::raw_sql(sql)
+                .fetch_one(&mut c)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let _ = c.close().await;
+            row.try_get_unchecked::<Option<String>, usize>(0)
+                .expect("cast the column to text")
+        });
+        let cell = cell.unwrap_or_else(|| panic!("{sql}: NULL"));
+        cell.parse()
+            .unwrap_or_else(|e| panic!("{sql}: {cell:?} is not an integer: {e}"))
     }
 
     /// The PostgreSQL database name (panics for SQLite).
     pub fn pg_name(&self) -> &str {
+        self.name()
+    }
+
+    /// The server-side database name (panics for SQLite).
+    pub fn name(&self) -> &str {
         match self {
-            Db::Postgres { name, .. } => name,
-            Db::Sqlite { .. } => panic!("pg_name on a SQLite database"),
+            Db::Postgres { name, .. } | Db::Mariadb { name, .. } => name,
+            Db::Sqlite { .. } => panic!("name on a SQLite database"),
         }
     }
 
-    /// The SQLite file (panics for PostgreSQL).
+    /// The SQLite file (panics for the server engines).
     pub fn sqlite_path(&self) -> &Path {
         match self {
             Db::Sqlite { path, .. } => path,
-            Db::Postgres { .. } => panic!("sqlite_path on a PostgreSQL database"),
+            Db::Postgres { .. } | Db::Mariadb { .. } => {
+                panic!("sqlite_path on a server database")
+            }
         }
     }
 
@@ -185,47 +322,42 @@ impl Db {
         self.query(sql);
     }
 
-    /// Runs a query and returns every column as optional text (the simple-query protocol
-    /// returns text; cast non-text columns with `CAST(x AS TEXT)` to be engine-neutral).
+    /// Runs a query (one or more statements) on a fresh connection and returns every column as
+    /// optional text. No casts are needed: the simple-query (PostgreSQL) and text (MySQL)
+    /// protocols send text, and SQLite converts on request.
     pub fn query(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        fn texts<R: Row>(row: &R) -> Vec<Option<String>>
-        where
-            for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-            usize: sqlx::ColumnIndex<R>,
-        {
-            (0..row.len())
-                .map(|i| {
-                    row.try_get_unchecked::<Option<String>, usize>(i)
-                        .expect("column decodes as text: cast it in SQL")
-                })
-                .collect()
-        }
-        block_on(async {
+        let mut session = self.session();
+        session.query(sql)
+    }
+
+    /// A connection of the test's own, kept open until dropped: to hold a lock or a
+    /// transaction while shipgate runs.
+    pub fn session(&self) -> Session {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime always builds");
+        let conn = runtime.block_on(async {
             match self {
                 Db::Postgres { url, .. } => {
-                    let mut c = sqlx::PgConnection::connect(url)
-                        .await
-                        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-                    let rows = sqlx::raw_sql(sql)
-                        .fetch_all(&mut c)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                    let _ = c.close().await;
-                    rows.iter().map(texts).collect()
+                    AnyConn::Postgres(connect_or_panic("PostgreSQL", url).await)
                 }
-                Db::Sqlite { url, .. } => {
-                    let mut c = sqlx::SqliteConnection::connect(url)
-                        .await
-                        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
-                    let rows = sqlx::raw_sql(sql)
-                        .fetch_all(&mut c)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                    let _ = c.close().await;
-                    rows.iter().map(texts).collect()
-                }
+                Db::Mariadb { url, .. } => AnyConn::Mariadb(connect_or_panic("MariaDB", url).await),
+                Db::Sqlite { url, .. } => AnyConn::Sqlite(connect_or_panic("SQLite", url).await),
             }
-        })
+        });
+        Session {
+            runtime,
+            conn: Some(conn),
+        }
+    }
+
+    /// A quoted identifier, for column names that are keywords (`before`, `after`).
+    pub fn ident(&self, name: &str) -> String {
+        match self {
+            Db::Mariadb { .. } => format!("`{name}`"),
+            Db::Postgres { .. } | Db::Sqlite { .. } => format!("\"{name}\""),
+        }
     }
 
     /// The single integer a query such as `SELECT count(*) …` returns.
@@ -245,15 +377,19 @@ impl Db {
     pub fn table_exists(&self, table: &str) -> bool {
         let sql = match self {
             Db::Postgres { .. } => format!(
-                "SELECT CAST(count(*) AS TEXT) FROM information_schema.tables \
+                "SELECT count(*) FROM information_schema.tables \
                  WHERE table_schema = current_schema() AND table_name = '{table}'"
+            ),
+            Db::Mariadb { .. } => format!(
+                "SELECT count(*) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = '{table}'"
             ),
             Db::Sqlite { path, .. } => {
                 if !path.exists() {
                     return false;
                 }
                 format!(
-                    "SELECT CAST(count(*) AS TEXT) FROM sqlite_master \
+                    "SELECT count(*) FROM sqlite_master \
                      WHERE type = 'table' AND name = '{table}'"
                 )
             }
@@ -264,7 +400,7 @@ impl Db {
     /// The rows of `shipgate_migrations`, oldest version first.
     pub fn history(&self) -> Vec<HistoryRow> {
         self.query(
-            "SELECT CAST(version AS TEXT) AS v, name, checksum, state, CAST(statements_done AS TEXT) \
+            "SELECT version, name, checksum, state, statements_done \
              FROM shipgate_migrations ORDER BY version",
         )
         .into_iter()
@@ -291,10 +427,11 @@ impl Db {
 
     /// The rows of `shipgate_audit`, oldest first.
     pub fn audit(&self) -> Vec<AuditRow> {
-        self.query(
-            "SELECT action, CAST(version AS TEXT), reason, before, after \
-             FROM shipgate_audit ORDER BY id",
-        )
+        self.query(&format!(
+            "SELECT action, version, reason, {}, {} FROM shipgate_audit ORDER BY id",
+            self.ident("before"),
+            self.ident("after")
+        ))
         .into_iter()
         .map(|r| AuditRow {
             action: r[0].clone().expect("action"),
@@ -309,18 +446,139 @@ impl Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        if let Db::Postgres { name, .. } = self {
-            let admin = pg_admin_url();
-            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            let result = block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin).await?;
-                sqlx::raw_sql(&sql).execute(&mut conn).await?;
-                conn.close().await
-            });
-            if let Err(e) = result {
-                eprintln!("{sql}: {e}");
+        let result = match self {
+            Db::Postgres { name, .. } => {
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let admin = pg_admin_url();
+                block_on(bounded(&sql, async {
+                    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+                    sqlx::raw_sql(&sql).execute(&mut conn).await?;
+                    conn.close().await
+                }))
             }
+            Db::Mariadb { name, .. } => {
+                // A metadata lock left by a killed session must not hang the drop.
+                let sql =
+                    format!("SET SESSION lock_wait_timeout = 20; DROP DATABASE IF EXISTS {name}");
+                let admin = mariadb_admin_url();
+                block_on(bounded(&sql, async {
+                    let mut conn = sqlx::MySqlConnection::connect(&admin).await?;
+                    sqlx::raw_sql(&sql).execute(&mut conn).await?;
+                    conn.close().await
+                }))
+            }
+            Db::Sqlite { .. } => Ok(()),
+        };
+        if let Err(e) = result {
+            eprintln!("dropping the test database: {e}");
         }
+    }
+}
+
+/// Runs `work` for at most 30 s.
+async fn bounded<T>(
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(Duration::from_secs(30), work).await {
+        Ok(result) => result.map_err(|e| format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no answer within 30s")),
+    }
+}
+
+/// Connects within [`CONNECT_BOUND`], or panics saying which server is down. A server that is
+/// down fails the test: the suite never skips an engine.
+async fn connect_or_panic<C: Connection>(engine: &str, url: &str) -> C {
+    match tokio::time::timeout(CONNECT_BOUND, C::connect(url)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => panic!(
+            "{engine} at {url} is not reachable: {e}. The integration suite tests every engine \
+             and never skips one: make sure it runs (.ci/run starts PostgreSQL and MariaDB)"
+        ),
+        Err(_) => panic!(
+            "{engine} at {url} did not answer within {CONNECT_BOUND:?}. The integration suite \
+             tests every engine and never skips one: make sure it runs (.ci/run starts \
+             PostgreSQL and MariaDB)"
+        ),
+    }
+}
+
+/// An open connection of one engine.
+enum AnyConn {
+    Postgres(sqlx::PgConnection),
+    Mariadb(sqlx::MySqlConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+/// A connection of the test's own, with the runtime it lives on, closed when dropped.
+pub struct Session {
+    runtime: tokio::runtime::Runtime,
+    conn: Option<AnyConn>,
+}
+
+impl Session {
+    /// Runs `sql` (one or more statements); panics when it fails.
+    pub fn exec(&mut self, sql: &str) {
+        self.query(sql);
+    }
+
+    /// Runs a query (one or more statements) and returns every column as optional text.
+    pub fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        fn texts<R: Row>(row: &R) -> Vec<Option<String>>
+        where
+            for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+            usize: sqlx::ColumnIndex<R>,
+        {
+            (0..row.len())
+                .map(|i| {
+                    row.try_get_unchecked::<Option<String>, usize>(i)
+                        .unwrap_or_else(|e| panic!("column {i} does not decode as text: {e}"))
+                })
+                .collect()
+        }
+        let conn = self.conn.as_mut().expect("open until dropped");
+        let work = async {
+            match conn {
+                AnyConn::Postgres(c) => sqlx::raw_sql(sql)
+                    .fetch_all(c)
+                    .await
+                    .map(|rows| rows.iter().map(texts).collect()),
+                AnyConn::Mariadb(c) => sqlx::raw_sql(sql)
+                    .fetch_all(c)
+                    .await
+                    .map(|rows| rows.iter().map(texts).collect()),
+                AnyConn::Sqlite(c) => sqlx::raw_sql(sql)
+                    .fetch_all(c)
+                    .await
+                    .map(|rows| rows.iter().map(texts).collect()),
+            }
+        };
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(60), work).await })
+        {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => panic!("{sql}: {e}"),
+            Err(_) => panic!("{sql}: no answer within 60s"),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let close = async {
+            let _ = match conn {
+                AnyConn::Postgres(c) => c.close().await,
+                AnyConn::Mariadb(c) => c.close().await,
+                AnyConn::Sqlite(c) => c.close().await,
+            };
+        };
+        let _ = self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), close).await });
     }
 }
 
@@ -427,6 +685,19 @@ impl Project {
         cmd
     }
 
+    /// `shipgate <args>` as a platform runs it: JSON logs, `PORT=0`, the database URL with a
+    /// password, a webhook signing secret and a status token (see [`assert_secret_free`]).
+    /// Webhook URLs and deploy variables can be added.
+    pub fn platform_command(&self, db: &Db, args: &[&str]) -> Command {
+        let mut cmd = self.command(None, args);
+        cmd.env("DATABASE_URL", db.url_with_password())
+            .env("SHIPGATE_LOG_FORMAT", "json")
+            .env("PORT", "0")
+            .env("SHIPGATE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("SHIPGATE_STATUS_TOKEN", STATUS_TOKEN);
+        cmd
+    }
+
     /// Runs `shipgate <args>` against `db` and waits for it.
     pub fn run(&self, db: &Db, args: &[&str]) -> Run {
         Run::wait(self.command(Some(db), args))
@@ -468,6 +739,26 @@ impl Run {
         Run::finish(spawn(&mut cmd), Instant::now())
     }
 
+    /// Spawns `cmd` and waits at most `bound` for it; a process still running then is killed
+    /// and the test fails (for runs whose failure mode is hanging).
+    #[track_caller]
+    pub fn wait_within(mut cmd: Command, bound: Duration) -> Run {
+        let started = Instant::now();
+        let mut child = spawn(&mut cmd);
+        loop {
+            match child.try_wait().expect("polling shipgate") {
+                Some(_) => return Run::finish(child, started),
+                None if started.elapsed() >= bound => {
+                    // Kill by this child's own pid; the output collected so far explains it.
+                    let _ = child.kill();
+                    let run = Run::finish(child, started);
+                    panic!("still running after {bound:?}, killed: {run:?}");
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     /// Waits for a spawned child started at `started`.
     pub fn finish(child: Child, started: Instant) -> Run {
         let pid = child.id();
@@ -503,6 +794,14 @@ impl Run {
         for f in fragments {
             assert!(self.stdout.contains(f), "stdout lacks {f:?}: {self:?}");
         }
+        self
+    }
+
+    /// Panics when stdout or stderr contains a secret (see [`assert_secret_free`]).
+    #[track_caller]
+    pub fn secret_free(&self) -> &Run {
+        assert_secret_free("stdout", &self.stdout);
+        assert_secret_free("stderr", &self.stderr);
         self
     }
 

@@ -1,0 +1,163 @@
+//! Logs as a platform's log view reads them: with `--log-format json` every line a release
+//! prints, on stdout and stderr, is one JSON object with a string `message` and a lowercase
+//! `level`, and no secret appears in any of it, whether the release succeeds, fails, cannot
+//! reach the database or is misconfigured.
+
+use std::time::Duration;
+
+use crate::support::{assert_secret_free, Db, Engine, Project, Receiver, Reply, Run, DB_PASSWORD};
+
+/// Panics unless every line of stdout and stderr is a JSON log object; returns them.
+#[track_caller]
+fn json_lines(run: &Run) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{stream} line is not JSON ({e}): {line:?}\n{run:?}"));
+            assert!(value["message"].is_string(), "no message: {line}");
+            assert!(
+                matches!(
+                    value["level"].as_str(),
+                    Some("trace" | "debug" | "info" | "warn" | "error")
+                ),
+                "level must be lowercase: {line}"
+            );
+            out.push(value);
+        }
+    }
+    assert!(!out.is_empty(), "nothing logged: {run:?}");
+    run.secret_free();
+    out
+}
+
+#[test]
+fn every_line_of_a_release_is_a_json_log_object_without_secrets() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::new();
+    p.write(
+        "1_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+    let hooks = Receiver::start(Reply::Accept);
+    let release = |extra: &[&str]| {
+        let mut args = vec!["release"];
+        args.extend_from_slice(extra);
+        let mut cmd = p.platform_command(&db, &args);
+        cmd.env("SHIPGATE_WEBHOOK_URL", &hooks.url)
+            .env("RAILWAY_DEPLOYMENT_ID", "dep-logs");
+        Run::wait(cmd)
+    };
+
+    // Success: a summary line with flat fields.
+    let ok = release(&[]);
+    ok.code(0);
+    let lines = json_lines(&ok);
+    let summary = lines.last().cloned().unwrap_or_default();
+    assert_eq!(summary["level"], "info", "{ok:?}");
+    let message = summary["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("applied 1 migration(s)") && message.contains("now at version 1"),
+        "{ok:?}"
+    );
+    assert_eq!(summary["applied"], 1, "{ok:?}");
+    assert!(summary["duration_ms"].is_u64(), "{ok:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["migration_version"] == 1 && l["duration_ms"].is_u64()),
+        "a flat migration_version field: {ok:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l["deploy_id"] == "dep-logs"),
+        "the deploy id is logged: {ok:?}"
+    );
+
+    // Nothing to do.
+    let again = release(&[]);
+    again.code(0);
+    json_lines(&again);
+
+    // A failing migration: one last line that says what failed and what to do next.
+    p.write(
+        "2_broken.up.sql",
+        "CREATE TABLE t2 (id bigint);\nSELECT * FROM no_such_table;\n",
+    );
+    let failed = release(&[]);
+    failed.code(1);
+    let lines = json_lines(&failed);
+    let last = lines.last().cloned().unwrap_or_default();
+    assert_eq!(last["level"], "error", "{failed:?}");
+    assert_eq!(last["exit_code"], 1, "{failed:?}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("migration 2") && m.contains("no_such_table")),
+        "{failed:?}"
+    );
+    assert!(last["next"].is_string(), "says what to do next: {failed:?}");
+
+    for d in hooks.deliveries() {
+        assert_secret_free("webhook body", &d.text());
+    }
+    assert_eq!(
+        hooks.deliveries().len(),
+        6,
+        "three releases, two events each"
+    );
+}
+
+#[test]
+fn an_unreachable_database_and_a_bad_secret_are_reported_as_json_without_secrets() {
+    let p = Project::new();
+    p.write(
+        "1_users.up.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+    );
+
+    // Nothing listens on port 9: the connect wait runs out.
+    let mut cmd = p.command(
+        None,
+        &["release", "--log-format", "json", "--connect-timeout", "1s"],
+    );
+    cmd.env(
+        "DATABASE_URL",
+        format!("postgres://postgres:{DB_PASSWORD}@127.0.0.1:9/nowhere"),
+    );
+    let unreachable = Run::wait(cmd);
+    unreachable.code(3);
+    assert!(
+        unreachable.elapsed < Duration::from_secs(10),
+        "{unreachable:?}"
+    );
+    let lines = json_lines(&unreachable);
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("postgres://postgres:***@127.0.0.1:9/nowhere"))),
+        "the URL is named, redacted: {unreachable:?}"
+    );
+
+    // A malformed webhook secret: a configuration error that must not echo the value.
+    let db = Db::new(Engine::Postgres);
+    let mut cmd = p.platform_command(&db, &["release"]);
+    cmd.env(
+        "SHIPGATE_WEBHOOK_SECRET",
+        "whsec_%%shipgate-it-webhook-key%%",
+    );
+    let misconfigured = Run::wait(cmd);
+    misconfigured.code(2);
+    let lines = json_lines(&misconfigured);
+    assert!(
+        lines.iter().any(|l| {
+            l["message"].as_str().is_some_and(|m| {
+                m.contains("webhook_secret") && m.contains("SHIPGATE_WEBHOOK_SECRET")
+            })
+        }),
+        "the key and its source are named: {misconfigured:?}"
+    );
+    assert!(
+        !db.table_exists("shipgate_migrations"),
+        "no connection was made"
+    );
+}
