@@ -208,6 +208,24 @@ fn load_set(config: &Config) -> Result<MigrationSet, Failure> {
     source::load(&config.migrations).map_err(|e| migrate::Error::Source(e).into())
 }
 
+/// The migration files and a connection to the configured database, read and made at once.
+async fn load_and_connect(
+    config: &Config,
+    interrupt: &mut Interrupt,
+) -> Result<(MigrationSet, Backend), Failure> {
+    if config.database_is_default {
+        tracing::info!(database = %config.database, "no DATABASE_URL set; using the embedded default");
+    }
+    Ok(apply::load_and_connect(
+        &config.migrations,
+        &config.database,
+        &config.engine,
+        &config.deploy,
+        interrupt,
+    )
+    .await?)
+}
+
 async fn connect(
     config: &Config,
     url: &DatabaseUrl,
@@ -256,13 +274,14 @@ fn ms(d: Duration) -> String {
 
 async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result<Exit, Failure> {
     let started = Instant::now();
-    let set = load_set(config)?;
     let policy = Policy {
         target: args.to,
         ..config.policy
     };
-    apply::check_target(&set, &policy)?;
-    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let (set, mut backend) = load_and_connect(config, &mut interrupt).await?;
+    if let Err(e) = apply::check_target(&set, &policy) {
+        return finish(backend, Err(e)).await;
+    }
     if args.dry_run {
         let result = dry_run_plan(&mut backend, &set, &policy, config).await;
         let (plan, refusal) = finish(backend, result).await?;

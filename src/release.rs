@@ -270,9 +270,14 @@ async fn release(
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<apply::UpReport, migrate::Error> {
-    let set = source::load(&config.migrations)?;
-    let mut backend =
-        apply::connect(&config.database, &config.engine, &config.deploy, interrupt).await?;
+    let (set, mut backend) = apply::load_and_connect(
+        &config.migrations,
+        &config.database,
+        &config.engine,
+        &config.deploy,
+        interrupt,
+    )
+    .await?;
     let options = UpOptions {
         record_run: Some("release"),
         progress: progress.clone(),

@@ -5,13 +5,14 @@
 //! of no-transaction files, and releasing the lock on every path. Engine differences stay in
 //! `backend`. Nothing here prints; callers get reports and [`Error`]s.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Timeouts};
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
-use super::source::{Migration, MigrationSet, Script, Version};
+use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
 use super::{jitter, lock, Error, Interrupt};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings, GateMode, LintSettings};
 use crate::lint::{self, Catalog, LintOptions, TableStats};
@@ -76,6 +77,43 @@ pub async fn connect(
     }
 }
 
+/// Reads and hashes the migration files on a blocking thread while the connection is made, so
+/// on the every-deploy path the two costs overlap. A file problem is reported as soon as it is
+/// known, without waiting for a slow connect.
+pub async fn load_and_connect(
+    dir: &Path,
+    url: &DatabaseUrl,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<(MigrationSet, Backend), Error> {
+    let dir = dir.to_owned();
+    let mut loading = tokio::task::spawn_blocking(move || source::load(&dir));
+    let joined = |r: Result<Result<MigrationSet, SourceErrors>, tokio::task::JoinError>| match r {
+        Ok(Ok(set)) => Ok(set),
+        Ok(Err(e)) => Err(Error::Source(e)),
+        Err(e) => Err(Error::Refused(format!("reading the migration files: {e}"))),
+    };
+    let connecting = connect(url, settings, deploy, interrupt);
+    tokio::pin!(connecting);
+    tokio::select! {
+        files = &mut loading => {
+            let set = joined(files)?;
+            Ok((set, connecting.await?))
+        }
+        backend = &mut connecting => {
+            let backend = backend?;
+            match joined(loading.await) {
+                Ok(set) => Ok((set, backend)),
+                Err(e) => {
+                    backend.close().await;
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
 /// One applied migration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
@@ -107,7 +145,7 @@ pub async fn plan(
     policy: &Policy,
 ) -> Result<(Vec<HistoryRow>, Plan), Error> {
     let history = backend
-        .read_history()
+        .read_history_for_plan()
         .await
         .map_err(Error::db("reading migration history"))?
         .unwrap_or_default();
@@ -201,7 +239,7 @@ pub async fn up(
 ) -> Result<UpReport, Error> {
     check_target(set, policy)?;
     let history = backend
-        .read_history()
+        .read_history_for_plan()
         .await
         .map_err(Error::db("reading migration history"))?;
     let tables_exist = history.is_some();

@@ -531,9 +531,25 @@ impl Backend {
     /// The migration history, or `None` when the history table does not exist yet.
     /// One round trip; this is the every-deploy path.
     pub async fn read_history(&mut self) -> Result<Option<Vec<HistoryRow>>, DbError> {
+        let columns = self.history_columns();
+        self.history_query(&columns).await
+    }
+
+    /// History with only what planning needs (no times, durations or who), the every-deploy
+    /// read: less for the server to format and for shipgate to decode.
+    pub async fn read_history_for_plan(&mut self) -> Result<Option<Vec<HistoryRow>>, DbError> {
+        let d = self.dialect;
+        let columns = format!(
+            "{}, name, checksum, state, {}, error, NULL, NULL, NULL, NULL, NULL",
+            d.text("version"),
+            d.text("statements_done"),
+        );
+        self.history_query(&columns).await
+    }
+
+    async fn history_query(&mut self, columns: &str) -> Result<Option<Vec<HistoryRow>>, DbError> {
         let sql = format!(
-            "SELECT {} FROM {} ORDER BY version",
-            self.history_columns(),
+            "SELECT {columns} FROM {} ORDER BY version",
             self.tables.migrations
         );
         let rows = match self.rows(&sql).await {
