@@ -104,6 +104,17 @@ pub struct Global {
     )]
     pub statement_timeout: Option<String>,
 
+    /// How long a database connection may stay silent before shipgate treats it as lost, 0 for
+    /// never: beyond lock_timeout for shipgate's own statements, and beyond statement_timeout
+    /// (when set) for each migration statement [default: 30s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_IO_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub io_timeout: Option<String>,
+
     /// Prefix of shipgate's tables: <prefix>_migrations, _runs, _audit [default: shipgate]
     #[arg(
         long,

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use crate::cli::Global;
 use crate::lint::{self, Severity, Threshold};
 use crate::migrate::plan::Policy;
+use crate::migrate::source::{MAX_SERVER_TIMEOUT, MAX_SERVER_TIMEOUT_TEXT};
 use crate::notify::WebhookSettings;
 
 /// The embedded default database: a SQLite file in the working directory.
@@ -168,6 +169,10 @@ pub struct EngineSettings {
     pub lock_retries: u32,
     /// Per-statement time limit; `None` is off.
     pub statement_timeout: Option<Duration>,
+    /// Client-side bound on a silent connection (PostgreSQL, MySQL): beyond `lock_timeout` for
+    /// shipgate's own statements, beyond `statement_timeout` (when set) for each migration
+    /// statement. `None` is off.
+    pub io_timeout: Option<Duration>,
     /// Prefix of shipgate's tables.
     pub table_prefix: String,
     /// PostgreSQL schema of shipgate's tables; `None` is the connection's current schema.
@@ -394,6 +399,8 @@ struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     statement_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    io_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     table_prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     schema: Option<String>,
@@ -479,6 +486,7 @@ const KEYS: &[(&str, &str, &str)] = &[
         "--statement-timeout",
         "SHIPGATE_STATEMENT_TIMEOUT",
     ),
+    ("io_timeout", "--io-timeout", "SHIPGATE_IO_TIMEOUT"),
     ("table_prefix", "--table-prefix", "SHIPGATE_TABLE_PREFIX"),
     ("schema", "--schema", "SHIPGATE_SCHEMA"),
     ("strict", "--strict", "SHIPGATE_STRICT"),
@@ -579,6 +587,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         lock_timeout: global.lock_timeout.clone(),
         lock_retries: global.lock_retries.clone().map(LooseU32::Text),
         statement_timeout: global.statement_timeout.clone(),
+        io_timeout: global.io_timeout.clone(),
         table_prefix: global.table_prefix.clone(),
         schema: global.schema.clone(),
         strict: global.strict.clone().map(LooseBool::Text),
@@ -639,6 +648,20 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
                     .map_err(|_| invalid(key, v, "a duration such as 500ms, 30s or 5m")),
             }
         };
+    // Timeouts the database enforces must fit its 32-bit milliseconds: refused here (exit 2)
+    // rather than by the server at connect time, where it would look like an outage.
+    let server_duration =
+        |key: &str, value: Option<&String>, default: Duration| -> Result<Duration, ConfigError> {
+            let d = duration(key, value, default)?;
+            match value {
+                Some(v) if d > MAX_SERVER_TIMEOUT => Err(invalid(
+                    key,
+                    v,
+                    &format!("a duration no longer than the {MAX_SERVER_TIMEOUT_TEXT}"),
+                )),
+                _ => Ok(d),
+            }
+        };
     let boolean = |key: &str, value: &Option<LooseBool>| -> Result<bool, ConfigError> {
         match value {
             None => Ok(false),
@@ -682,10 +705,15 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             Ok(n)
         };
     let lock_retries = whole("lock_retries", &layer.lock_retries, 5, 1000)?;
-    let statement_timeout = duration(
+    let statement_timeout = server_duration(
         "statement_timeout",
         layer.statement_timeout.as_ref(),
         Duration::ZERO,
+    )?;
+    let io_timeout = duration(
+        "io_timeout",
+        layer.io_timeout.as_ref(),
+        Duration::from_secs(30),
     )?;
     let table_prefix = layer
         .table_prefix
@@ -719,13 +747,14 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             layer.lock_wait.as_ref(),
             Duration::from_secs(300),
         )?,
-        lock_timeout: duration(
+        lock_timeout: server_duration(
             "lock_timeout",
             layer.lock_timeout.as_ref(),
             Duration::from_secs(5),
         )?,
         lock_retries,
         statement_timeout: (!statement_timeout.is_zero()).then_some(statement_timeout),
+        io_timeout: (!io_timeout.is_zero()).then_some(io_timeout),
         table_prefix,
         schema,
         session_init: layer.session_init.clone().filter(|s| !s.trim().is_empty()),
@@ -1219,5 +1248,116 @@ mod tests {
         };
         assert!(d.application_name().len() <= 63);
         assert!(d.application_name().starts_with("shipgate "));
+    }
+}
+
+/// Property tests of the config loader: any file text either loads or is refused with an error
+/// naming the file, never a panic; values written in the file come back validated, with the
+/// file and line named when they are refused; secrets never appear in errors.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::{CommandFactory, FromArgMatches};
+    use proptest::prelude::*;
+
+    fn load_file(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+        let path = dir.join("shipgate.toml");
+        std::fs::write(&path, text).expect("write config");
+        let path = path.display().to_string();
+        let args = ["shipgate", "--config", &path, "status"];
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .expect("valid arguments");
+        let cli = Cli::from_arg_matches(&matches).expect("valid arguments");
+        load(&cli.global, &matches)
+    }
+
+    fn config() -> ProptestConfig {
+        // Bounded: each case writes and reads a file.
+        ProptestConfig {
+            cases: 256,
+            // A failure prints its minimal input; no regression files in the source tree.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(KEYS.iter().map(|(k, ..)| *k).collect::<Vec<_>>())
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,12}".prop_map(|s| format!("{s:?}")),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[0-9]{1,12}(ms|s|m|h|d)".prop_map(|s| format!("{s:?}")),
+            Just("[1, 2]".to_owned()),
+            Just("{ a = 1 }".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_text_loads_or_names_the_file(text in "\\PC{0,120}") {
+            let dir = tempfile::tempdir().expect("temp dir");
+            if let Err(e) = load_file(dir.path(), &text) {
+                prop_assert!(e.to_string().contains("shipgate.toml"), "{}", e);
+            }
+        }
+
+        #[test]
+        fn any_key_with_any_value_loads_or_names_key_and_line(
+            pairs in proptest::collection::vec((key(), value()), 1..5),
+        ) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut text = String::from("# generated\n");
+            let mut seen = std::collections::HashSet::new();
+            for (k, v) in &pairs {
+                if seen.insert(*k) {
+                    text.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            if let Err(e) = load_file(dir.path(), &text) {
+                let message = e.to_string();
+                prop_assert!(message.contains("shipgate.toml"), "{}", message);
+                if let ConfigError::Invalid { key, origin, .. } = &e {
+                    let line = text.lines().position(|l| l.starts_with(&format!("{key} ="))).map(|i| i + 1);
+                    prop_assert!(line.is_some(), "{} is not in the file", key);
+                    prop_assert!(matches!(origin, Origin::File(_, l) if *l == line), "{:?}", origin);
+                }
+            }
+        }
+
+        #[test]
+        fn durations_in_range_load_and_out_of_range_are_refused(ms in 0u64..=1_000_000_000_000) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let text = format!("lock_timeout = \"{ms}ms\"\nstatement_timeout = \"{ms}ms\"\n");
+            let result = load_file(dir.path(), &text);
+            if ms <= i32::MAX as u64 {
+                let c = result.expect("in range");
+                prop_assert_eq!(c.engine.lock_timeout, Duration::from_millis(ms));
+                prop_assert_eq!(c.engine.statement_timeout, (ms > 0).then(|| Duration::from_millis(ms)));
+            } else {
+                let e = result.expect_err("out of range").to_string();
+                prop_assert!(e.contains("at most 24d") && e.contains("_timeout = "), "{}", e);
+            }
+        }
+
+        #[test]
+        fn a_secret_in_a_bad_value_is_never_echoed(secret in "[A-Za-z0-9]{12,24}") {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let text = format!(
+                "database_url = \"pg://u:{secret}@h/db\"\nwebhook_secret = \"{secret}\"\n"
+            );
+            let e = load_file(dir.path(), &text).expect_err("two bad values").to_string();
+            prop_assert!(!e.contains(&secret), "{}", e);
+            let text = format!("webhook_secret = \"x{secret}\"\n");
+            let e = load_file(dir.path(), &text).expect_err("not whsec_").to_string();
+            prop_assert!(!e.contains(&secret), "{}", e);
+        }
     }
 }

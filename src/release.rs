@@ -175,8 +175,16 @@ pub async fn run(
         ..config.policy
     };
     let result = release(config, &policy, &mut interrupt, progress).await;
-    if let Err(migrate::Error::Interrupted(signal)) = &result {
-        mark_aborted(config, progress, &format!("interrupted by {signal}")).await;
+    match &result {
+        Err(migrate::Error::Interrupted(signal)) => {
+            let why = format!("interrupted by {signal}");
+            close_run(config, progress, RunOutcome::Aborted, &why).await;
+        }
+        // The run's own session is gone: record the failure from a fresh connection.
+        Err(e) if e.connection_lost() => {
+            close_run(config, progress, RunOutcome::Failed, &e.to_string()).await
+        }
+        _ => {}
     }
 
     let elapsed = started.elapsed();
@@ -305,26 +313,31 @@ async fn release(
     }
 }
 
-/// Records an interrupted run as `aborted`, from a fresh connection (the run's own session was
-/// ended so that its transaction rolled back and its lock went with it).
-async fn mark_aborted(config: &Config, progress: &Progress, why: &str) {
+/// Closes the run's `shipgate_runs` row from a fresh connection, when the run's own session was
+/// ended (interrupted: its transaction rolled back and its lock went with it) or lost.
+async fn close_run(config: &Config, progress: &Progress, outcome: RunOutcome, why: &str) {
     let state = progress.get();
     let Some(id) = state.run_id else { return };
     let work = async {
         let mut backend =
             Backend::connect(&config.database, &config.engine, &config.deploy).await?;
         let r = backend
-            .finish_run(id, RunOutcome::Aborted, state.applied, Some(why))
+            .finish_run(id, outcome, state.applied, Some(why))
             .await;
         backend.close().await;
         r
     };
+    let outcome = outcome.as_str();
     match tokio::time::timeout(ABORT_BOUND, work).await {
-        Ok(Ok(())) => tracing::info!(run_id = id, "run recorded as aborted"),
+        Ok(Ok(())) => tracing::info!(run_id = id, outcome, "run recorded"),
         Ok(Err(e)) => {
-            tracing::warn!(run_id = id, error = %e, "could not record the run as aborted")
+            tracing::warn!(run_id = id, outcome, error = %e, "could not record the run's outcome")
         }
-        Err(_) => tracing::warn!(run_id = id, "could not record the run as aborted in time"),
+        Err(_) => tracing::warn!(
+            run_id = id,
+            outcome,
+            "could not record the run's outcome in time"
+        ),
     }
 }
 
@@ -339,6 +352,7 @@ fn next_step(e: &migrate::Error) -> &'static str {
         E::Config { .. } => "fix DATABASE_URL or the connection settings; nothing was applied",
         E::Unreachable { .. } => "check DATABASE_URL and that the database accepts connections from this service, then deploy again",
         E::LockTimeout { .. } => "another release holds the migration lock (holder above): let it finish or stop it, then deploy again",
+        e if e.connection_lost() => "check the database and the network between it and this service, then deploy again; the next release sees what committed",
         E::Failed { statements: None, .. } => "fix the failing migration and deploy again; its transaction was rolled back",
         E::Failed { .. } => "inspect the database, then `shipgate repair` the dirty migration and deploy again",
         E::RevertFailed { .. } => "inspect the database: the down file stopped part-way; finish or undo it by hand",

@@ -435,12 +435,16 @@ async fn up_locked(
         .await
         .map_err(Error::db("creating shipgate's tables"))?;
     let run_id = match options.record_run {
-        Some(command) => Some(
+        Some(command) => Some({
+            backend
+                .close_orphaned_runs()
+                .await
+                .map_err(Error::db("closing the runs of killed processes"))?;
             backend
                 .start_run(command, deploy)
                 .await
-                .map_err(Error::db("recording the run"))?,
-        ),
+                .map_err(Error::db("recording the run"))?
+        }),
         None => None,
     };
     options.progress.update(|p| p.run_id = run_id);
@@ -581,7 +585,7 @@ async fn apply_one(
     let mut attempt = 0;
     loop {
         let result = tokio::select! {
-            r = backend.apply_in_transaction(&m.up.sql, &record, t) => r,
+            r = backend.apply_in_transaction(&m.up, &record, t) => r,
             signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
         };
         match result {
@@ -655,7 +659,7 @@ async fn apply_untracked(
         let mut attempt = 0;
         loop {
             let result = tokio::select! {
-                r = backend.exec_statement(&statement.sql) => r,
+                r = backend.exec_statement(&statement.sql, t) => r,
                 signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
             };
             match result {
@@ -862,7 +866,7 @@ async fn down_locked(
             let total = statements.len();
             for (i, statement) in statements.iter().enumerate() {
                 let result = tokio::select! {
-                    r = backend.exec_statement(&statement.sql) => r,
+                    r = backend.exec_statement(&statement.sql, t) => r,
                     signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
                 };
                 if let Err(error) = result {
@@ -888,7 +892,7 @@ async fn down_locked(
                 )))?;
         } else {
             let result = tokio::select! {
-                r = backend.revert_in_transaction(&script.sql, m.version, &audit, t) => r,
+                r = backend.revert_in_transaction(script, m.version, &audit, t) => r,
                 signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
             };
             match result {

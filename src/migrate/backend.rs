@@ -415,6 +415,9 @@ pub struct Backend {
     pg_lock: Option<postgres::LockKey>,
     mysql_lock: Option<mysql::LockName>,
     sqlite_lock: Option<sqlite::FileLock>,
+    /// Set when the connection was lost or stayed silent past its bound: the protocol state is
+    /// unknown, so every later call fails at once with this error instead of waiting again.
+    lost: Option<DbError>,
 }
 
 impl fmt::Debug for Backend {
@@ -457,6 +460,7 @@ impl Backend {
             pg_lock: None,
             mysql_lock: None,
             sqlite_lock: None,
+            lost: None,
         };
         if let Some(sql) = settings.session_init.as_deref() {
             backend.exec(sql).await.map_err(|e| DbError {
@@ -477,40 +481,125 @@ impl Backend {
         }
     }
 
-    /// Runs a script of one or more statements as one simple-query message (one round trip).
+    /// Runs a script of one or more statements as one simple-query message (one round trip),
+    /// within the bound of shipgate's own statements.
     pub(crate) async fn exec(&mut self, sql: &str) -> Result<(), DbError> {
+        let bound = self.internal_bound();
+        self.exec_within(sql, bound).await
+    }
+
+    /// [`Backend::exec`] with an explicit client-side bound (`None`: wait as long as it takes).
+    async fn exec_within(&mut self, sql: &str, bound: Option<Duration>) -> Result<(), DbError> {
+        if let Some(e) = &self.lost {
+            return Err(e.clone());
+        }
         let engine = self.engine();
-        let result = match &mut self.conn {
-            // Calling the executor's method on a concrete `&mut Connection` (not the generic
-            // `RawSql::execute`) keeps these futures provably `Send` for spawned tasks.
-            Conn::Postgres(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
-                .await
-                .map(drop),
-            Conn::Sqlite(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
-                .await
-                .map(drop),
-            Conn::Mysql(c, _) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
-                .await
-                .map(drop),
+        let work = async {
+            match &mut self.conn {
+                // Calling the executor's method on a concrete `&mut Connection` (not the generic
+                // `RawSql::execute`) keeps these futures provably `Send` for spawned tasks.
+                Conn::Postgres(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
+                    .await
+                    .map(drop),
+                Conn::Sqlite(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
+                    .await
+                    .map(drop),
+                Conn::Mysql(c, _) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
+                    .await
+                    .map(drop),
+            }
         };
-        result.map_err(|e| DbError::from_sqlx(e, engine))
+        let result = within(bound, work).await;
+        self.settle(result, engine)
     }
 
     /// Runs a query whose columns are all text (cast them in SQL) and returns its rows.
     pub(crate) async fn rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
+        if let Some(e) = &self.lost {
+            return Err(e.clone());
+        }
         let engine = self.engine();
-        let result = match &mut self.conn {
-            Conn::Postgres(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
-                .await
-                .map(|rows| rows.iter().map(texts).collect()),
-            Conn::Sqlite(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
-                .await
-                .map(|rows| rows.iter().map(texts).collect()),
-            Conn::Mysql(c, _) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
-                .await
-                .map(|rows| rows.iter().map(texts).collect()),
+        let bound = self.internal_bound();
+        let work = async {
+            match &mut self.conn {
+                Conn::Postgres(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
+                    .await
+                    .map(|rows| rows.iter().map(texts).collect()),
+                Conn::Sqlite(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
+                    .await
+                    .map(|rows| rows.iter().map(texts).collect()),
+                Conn::Mysql(c, _) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
+                    .await
+                    .map(|rows| rows.iter().map(texts).collect()),
+            }
         };
-        result.map_err(|e| DbError::from_sqlx(e, engine))
+        let result = within(bound, work).await;
+        self.settle(result, engine)
+    }
+
+    /// Maps a driver result, remembering a lost connection so that later calls fail at once.
+    fn settle<T>(
+        &mut self,
+        result: Result<Result<T, sqlx::Error>, Duration>,
+        engine: Engine,
+    ) -> Result<T, DbError> {
+        let error = match result {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => DbError::from_sqlx(e, engine),
+            Err(bound) => DbError {
+                kind: ErrorKind::Connection,
+                message: format!(
+                    "no answer from the database within {} (io_timeout beyond the statement's own bounds); the connection is treated as lost",
+                    super::human(bound)
+                ),
+                code: None,
+            },
+        };
+        if error.kind == ErrorKind::Connection {
+            self.lost = Some(error.clone());
+        }
+        Err(error)
+    }
+
+    /// Whether the connection was lost (or went silent past its bound) during this run: its
+    /// server session may still be alive, holding a transaction or the lock.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_some()
+    }
+
+    /// The client-side bound of shipgate's own statements (history, lock, progress, runs):
+    /// `io_timeout` beyond `lock_timeout`. Only for network engines: a SQLite call cannot be
+    /// stalled by a network, and abandoning one mid-statement would gain nothing.
+    fn internal_bound(&self) -> Option<Duration> {
+        match self.conn {
+            Conn::Sqlite(_) => None,
+            _ => self
+                .settings
+                .io_timeout
+                .map(|io| io.saturating_add(self.settings.lock_timeout)),
+        }
+    }
+
+    /// The client-side bound of a script of `statements` migration statements (plus shipgate's
+    /// own around them): `io_timeout` beyond what the server's own bounds allow. Only when the
+    /// server enforces a statement timeout (PostgreSQL, MariaDB): a migration without one may
+    /// legitimately run for hours, and shipgate does not impose a limit the operator did not set.
+    fn script_bound(&self, t: Timeouts, statements: usize) -> Option<Duration> {
+        let enforced = match self.conn {
+            Conn::Postgres(_) => true,
+            Conn::Mysql(_, mariadb) => mariadb,
+            Conn::Sqlite(_) => false,
+        };
+        let (true, Some(st), Some(io)) = (enforced, t.statement_timeout, self.settings.io_timeout)
+        else {
+            return None;
+        };
+        let per_statement = st.saturating_add(t.lock_timeout);
+        let n = u32::try_from(statements.max(1)).unwrap_or(u32::MAX);
+        Some(
+            io.saturating_add(t.lock_timeout)
+                .saturating_add(per_statement.saturating_mul(n)),
+        )
     }
 
     /// The server's version string.
@@ -819,15 +908,16 @@ impl Backend {
     /// is rolled back before returning.
     pub async fn apply_in_transaction(
         &mut self,
-        sql: &str,
+        script: &super::source::Script,
         record: &Record<'_>,
         timeouts: Timeouts,
     ) -> Result<(), DbError> {
         let elapsed = self.dialect.elapsed_ms();
         let insert = self.insert_applied_sql(record, State::Applied, elapsed.unwrap_or("0"));
-        let batch = self.transaction_batch(sql, timeouts, &insert);
+        let batch = self.transaction_batch(&script.sql, timeouts, &insert);
+        let bound = self.script_bound(timeouts, script.statements.len());
         let started = std::time::Instant::now();
-        match self.exec(&batch).await {
+        match self.exec_within(&batch, bound).await {
             Ok(()) if elapsed.is_some() => Ok(()),
             Ok(()) => {
                 // The engine cannot time its own transaction: record the time after the commit.
@@ -933,7 +1023,7 @@ impl Backend {
     /// row, in one transaction.
     pub async fn revert_in_transaction(
         &mut self,
-        sql: &str,
+        script: &super::source::Script,
         version: Version,
         audit: &Audit<'_>,
         timeouts: Timeouts,
@@ -943,8 +1033,15 @@ impl Backend {
             self.tables.migrations,
             self.audit_sql(audit)
         );
-        let batch = self.transaction_batch(sql, timeouts, &tail);
-        self.exec_or_rollback(&batch).await
+        let batch = self.transaction_batch(&script.sql, timeouts, &tail);
+        let bound = self.script_bound(timeouts, script.statements.len());
+        match self.exec_within(&batch, bound).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.rollback().await;
+                Err(e)
+            }
+        }
     }
 
     /// Deletes a history row (after a no-transaction down script ran), with its audit row.
@@ -958,9 +1055,10 @@ impl Backend {
         self.exec_or_rollback(&sql).await
     }
 
-    /// Runs one statement of a no-transaction script on its own.
-    pub async fn exec_statement(&mut self, sql: &str) -> Result<(), DbError> {
-        self.exec(sql).await
+    /// Runs one statement of a no-transaction script on its own, under the migration's bounds.
+    pub async fn exec_statement(&mut self, sql: &str, timeouts: Timeouts) -> Result<(), DbError> {
+        let bound = self.script_bound(timeouts, 1);
+        self.exec_within(sql, bound).await
     }
 
     /// Sets a dirty row's state to applied (repair), with its audit row.
@@ -1155,6 +1253,20 @@ impl Backend {
             .ok_or_else(|| DbError::query("inserting a run row returned no id"))
     }
 
+    /// Closes the `shipgate_runs` rows left open by runs that died (SIGKILL, a lost connection)
+    /// as `aborted`. Call under the lock: a row is open only while its run holds the lock, so
+    /// any open row seen by the lock's holder belongs to a run that is gone.
+    pub async fn close_orphaned_runs(&mut self) -> Result<(), DbError> {
+        let d = self.dialect;
+        let sql = format!(
+            "UPDATE {} SET finished_at = {}, outcome = 'aborted', error = {} WHERE finished_at IS NULL",
+            self.tables.runs,
+            d.now(),
+            d.quote("the run ended without recording an outcome: its process was killed or lost its database connection"),
+        );
+        self.exec(&sql).await
+    }
+
     /// Closes a `shipgate_runs` row with its outcome.
     pub async fn finish_run(
         &mut self,
@@ -1236,8 +1348,8 @@ impl Backend {
         match conn {
             Conn::Postgres(c) => {
                 drop(c);
-                if let Some(pid) = pg_lock.as_ref().map(|k| k.backend_pid) {
-                    postgres::terminate(&url, &settings, pid, bound).await;
+                if let Some(key) = &pg_lock {
+                    postgres::terminate(&url, &settings, key, bound).await;
                 }
             }
             Conn::Sqlite(c) => drop(c),
@@ -1250,13 +1362,35 @@ impl Backend {
         }
     }
 
-    /// Closes the connection cleanly.
+    /// Closes the connection cleanly (within a bound: a stalled peer must not hold the exit).
+    /// A connection that was lost mid-run is aborted instead: its server session may still be
+    /// alive, holding a transaction or the lock, and is ended from a fresh connection.
     pub async fn close(self) {
-        let _ = match self.conn {
-            Conn::Postgres(c) => c.close().await,
-            Conn::Sqlite(c) => c.close().await,
-            Conn::Mysql(c, _) => c.close().await,
+        if self.lost.is_some() {
+            return self.abort(CLOSE_BOUND).await;
+        }
+        let closed = match self.conn {
+            Conn::Postgres(c) => tokio::time::timeout(CLOSE_BOUND, c.close()).await.is_ok(),
+            Conn::Sqlite(c) => tokio::time::timeout(CLOSE_BOUND, c.close()).await.is_ok(),
+            Conn::Mysql(c, _) => tokio::time::timeout(CLOSE_BOUND, c.close()).await.is_ok(),
         };
+        if !closed {
+            tracing::warn!("closing the database connection did not finish in time; dropped it");
+        }
+    }
+}
+
+/// How long closing a connection, or ending a lost one's server session, may take.
+const CLOSE_BOUND: Duration = Duration::from_secs(5);
+
+/// Awaits `work` within `bound` (`None`: unbounded); `Err(bound)` when it ran out.
+async fn within<T>(
+    bound: Option<Duration>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Duration> {
+    match bound {
+        None => Ok(work.await),
+        Some(b) => tokio::time::timeout(b, work).await.map_err(|_| b),
     }
 }
 

@@ -116,7 +116,7 @@ pub enum Error {
         holder: Option<LockHolder>,
     },
     /// A migration failed; its transaction rolled back (or, without one, it is left dirty).
-    #[error("migration {version} ({file}) failed{}: {error}{}", .statements.map(|(d, t)| format!(" at statement {} of {t}", d + 1)).unwrap_or_default(), .statements.map(|(d, _)| format!("; {d} statement(s) before it had committed and the migration is recorded as dirty: fix the cause, then run `shipgate repair --mark-rolled-back {version}` (after undoing them) or `--mark-applied {version}` (after finishing by hand)")).unwrap_or_else(|| "; its transaction was rolled back and nothing of it remains".into()))]
+    #[error("{}", failed_text(*.version, .file, .error, *.statements))]
     Failed {
         /// Version.
         version: Version,
@@ -161,6 +161,31 @@ pub enum Error {
     Interrupted(Signal),
 }
 
+fn failed_text(
+    version: Version,
+    file: &str,
+    error: &DbError,
+    statements: Option<(usize, usize)>,
+) -> String {
+    let at = statements
+        .map(|(d, t)| format!(" at statement {} of {t}", d + 1))
+        .unwrap_or_default();
+    let lost = error.kind == backend::ErrorKind::Connection;
+    let outcome = match statements {
+        Some((d, _)) => {
+            let maybe = if lost {
+                " (the connection was lost before the outcome of the next one was known: check whether it committed too)"
+            } else {
+                ""
+            };
+            format!("; {d} statement(s) before it had committed{maybe} and the migration is recorded as dirty: fix the cause, then run `shipgate repair --mark-rolled-back {version}` (after undoing them) or `--mark-applied {version}` (after finishing by hand)")
+        }
+        None if lost => "; the connection was lost before the outcome was known: the server either committed the migration together with its history row or rolled both back, never one without the other, and the next run sees which".into(),
+        None => "; its transaction was rolled back and nothing of it remains".into(),
+    };
+    format!("migration {version} ({file}) failed{at}: {error}{outcome}")
+}
+
 fn blockers_text(blockers: &[Blocker]) -> String {
     let mut out = format!(
         "refusing to run: {} problem(s) between history and files",
@@ -185,6 +210,18 @@ fn lint_text(findings: &[crate::lint::Finding]) -> String {
 }
 
 impl Error {
+    /// Whether the run stopped because the database connection was lost or went silent: the
+    /// run's own session cannot record anything any more.
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            Error::Failed { error, .. }
+            | Error::RevertFailed { error, .. }
+            | Error::Database { error, .. }
+            | Error::LockLost { error, .. } => error.kind == backend::ErrorKind::Connection,
+            _ => false,
+        }
+    }
+
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(DbError) -> Error {
         let context = context.into();
         move |error| Error::Database { context, error }

@@ -226,8 +226,9 @@ pub async fn kill(url: &DatabaseUrl, _settings: &EngineSettings, id: i64, bound:
     let work = async {
         let opts = options(url).ok()?;
         let mut conn = MySqlConnection::connect_with(&opts).await.ok()?;
-        let done = sqlx::raw_sql(&format!("KILL {id}"))
-            .execute(&mut conn)
+        let sql = format!("KILL {id}");
+        // The executor's method on the concrete connection keeps this future `Send`.
+        let done = sqlx::Executor::execute(&mut conn, sqlx::raw_sql(&sql))
             .await
             .ok();
         let _ = conn.close().await;

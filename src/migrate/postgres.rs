@@ -33,7 +33,10 @@ fn options(
         ),
         code: None,
     })?;
-    // Session bounds travel in the startup packet: no extra round trip.
+    // Session bounds travel in the startup packet: no extra round trip. The server's TCP
+    // keepalives make it notice a client that vanished (host gone, network cut) within about a
+    // minute instead of the operating system's two hours, so the session's transaction rolls
+    // back and its lock goes with it.
     let statement_ms = settings.statement_timeout.map_or(0, |d| d.as_millis());
     Ok(opts
         .application_name(application_name)
@@ -43,6 +46,9 @@ fn options(
                 format!("{}", settings.lock_timeout.as_millis()),
             ),
             ("statement_timeout", format!("{statement_ms}")),
+            ("tcp_keepalives_idle", "30".to_owned()),
+            ("tcp_keepalives_interval", "10".to_owned()),
+            ("tcp_keepalives_count", "3".to_owned()),
         ])
         .disable_statement_logging())
 }
@@ -54,16 +60,24 @@ pub async fn connect(
     deploy: &DeployInfo,
 ) -> Result<PgConnection, DbError> {
     let opts = options(url, settings, &deploy.application_name())?;
-    PgConnection::connect_with(&opts)
-        .await
-        .map_err(|e| DbError {
-            kind: ErrorKind::Connection,
+    PgConnection::connect_with(&opts).await.map_err(|e| {
+        let code = match &e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        // A setting the server refuses (data exception, class 22: a value out of range; syntax
+        // or access rule, class 42: an unknown parameter) is refused the same way on every
+        // attempt: a configuration error, not an outage to wait out.
+        let kind = match code.as_deref() {
+            Some(c) if c.starts_with("22") || c.starts_with("42") => ErrorKind::Config,
+            _ => ErrorKind::Connection,
+        };
+        DbError {
+            kind,
             message: crate::config::redact(&e.to_string()),
-            code: match &e {
-                sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
-                _ => None,
-            },
-        })
+            code,
+        }
+    })
 }
 
 /// The advisory lock's key, and the server session that took it.
@@ -73,6 +87,9 @@ pub struct LockKey {
     k2: i32,
     /// The backend pid of the session that took (or tries to take) the lock.
     pub backend_pid: i64,
+    /// When that session started, as the server prints it: with the pid, it names the session
+    /// exactly (a pid alone could be reused by another session once this one is gone).
+    pub backend_start: String,
 }
 
 /// Derives the lock key for this database, schema and history table.
@@ -80,8 +97,19 @@ pub async fn lock_key(
     backend: &mut Backend,
     settings: &EngineSettings,
 ) -> Result<LockKey, DbError> {
+    // Before migrating, the same statement asks PostgreSQL 14+ to check every second during a
+    // long statement whether the client is still there (`client_connection_check_interval`):
+    // a migration whose shipgate was killed or cut off is then cancelled and rolled back at
+    // once, instead of running on (and holding the lock) to its end. Older servers lack the
+    // setting; the condition skips it there.
     let rows = backend
-        .rows("SELECT current_database(), current_schema(), CAST(pg_backend_pid() AS TEXT)")
+        .rows(
+            "SELECT current_database(), current_schema(), CAST(pg_backend_pid() AS TEXT), \
+             (SELECT set_config('client_connection_check_interval', '1000', false) \
+              WHERE current_setting('server_version_num')::int >= 140000), \
+             (SELECT CAST(backend_start AS TEXT) FROM pg_catalog.pg_stat_activity \
+              WHERE pid = pg_backend_pid())",
+        )
         .await?;
     let row = rows.into_iter().next().unwrap_or_default();
     let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
@@ -97,6 +125,7 @@ pub async fn lock_key(
         k1: half(&hash[0..4]),
         k2: half(&hash[4..8]),
         backend_pid: get(2).parse().unwrap_or(0),
+        backend_start: get(4),
     })
 }
 
@@ -206,13 +235,27 @@ CREATE TABLE IF NOT EXISTS {a} (
     )
 }
 
-/// Ends server session `pid` from a second, short-lived connection, within `bound`.
-pub async fn terminate(url: &DatabaseUrl, settings: &EngineSettings, pid: i64, bound: Duration) {
+/// Ends the server session that took `key` from a second, short-lived connection, within
+/// `bound` — that very session: pid and start time must both match.
+pub async fn terminate(
+    url: &DatabaseUrl,
+    settings: &EngineSettings,
+    key: &LockKey,
+    bound: Duration,
+) {
+    let pid = key.backend_pid;
     let work = async {
         let opts = options(url, settings, "shipgate (abort)").ok()?;
         let mut conn = PgConnection::connect_with(&opts).await.ok()?;
-        let sql = format!("SELECT pg_terminate_backend({pid})");
-        let done = sqlx::raw_sql(&sql).execute(&mut conn).await.ok();
+        let sql = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+             WHERE pid = {pid} AND CAST(backend_start AS TEXT) = '{}'",
+            key.backend_start.replace('\'', "''")
+        );
+        // The executor's method on the concrete connection keeps this future `Send`.
+        let done = sqlx::Executor::execute(&mut conn, sqlx::raw_sql(&sql))
+            .await
+            .ok();
         let _ = conn.close().await;
         done
     };

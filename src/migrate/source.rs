@@ -98,6 +98,15 @@ pub struct Allow {
     pub line: usize,
 }
 
+/// The longest lock or statement timeout every engine accepts: PostgreSQL's `lock_timeout` and
+/// `statement_timeout` and SQLite's `busy_timeout` are 32-bit milliseconds. Longer values are
+/// refused while validating, before anything is sent, rather than by the server mid-run.
+pub const MAX_SERVER_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// How errors describe [`MAX_SERVER_TIMEOUT`].
+pub const MAX_SERVER_TIMEOUT_TEXT: &str =
+    "longest timeout the databases accept: at most 24d 20h 31m 23s 647ms (2147483647ms)";
+
 /// One problem with the migration files. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -552,6 +561,9 @@ fn directives(path: &Path, text: &str, errors: &mut Vec<SourceError>) -> Directi
             "no-transaction" => d.no_transaction = true,
             "contract" => d.contract = true,
             "lock-timeout" | "statement-timeout" => match humantime::parse_duration(arg) {
+                Ok(v) if v > MAX_SERVER_TIMEOUT => errors.push(bad(&format!(
+                    "`{arg}` is longer than the {MAX_SERVER_TIMEOUT_TEXT}"
+                ))),
                 Ok(v) if name == "lock-timeout" => d.lock_timeout = Some(v),
                 Ok(v) => d.statement_timeout = Some(v),
                 Err(e) => errors.push(bad(&format!(
@@ -771,5 +783,122 @@ mod tests {
         )])
         .expect("valid");
         assert_eq!(nt.migrations[0].up.statements.len(), 3);
+    }
+}
+
+/// Property tests: the file-name parser and the directive parser never panic, accept exactly
+/// what they promise, and give back what was written.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config() -> ProptestConfig {
+        // Bounded: these run in every `cargo test`.
+        ProptestConfig {
+            cases: 512,
+            // A failure prints its minimal input; no regression files in the source tree.
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A migration name as projects write them: letters, digits, `_`, `-`, `.`; never empty.
+    fn name() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9][A-Za-z0-9_.-]{0,30}".prop_filter("not a suffix of its own", |n| {
+            !n.ends_with(".up") && !n.ends_with(".down")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_file_name_parses_or_says_why(file in "\\PC{0,40}") {
+            if let Err(reason) = parse_file_name(&file) {
+                prop_assert!(!reason.is_empty());
+            }
+        }
+
+        #[test]
+        fn a_well_formed_name_round_trips(
+            version in 1..=Version::MAX,
+            name in name(),
+            kind in prop_oneof![Just(Kind::Up), Just(Kind::Down), Just(Kind::Irreversible)],
+        ) {
+            let file = file_name_of(version, &name, kind);
+            prop_assert_eq!(parse_file_name(&file), Ok((version, name, kind)));
+        }
+
+        #[test]
+        fn a_version_that_is_not_a_positive_integer_is_refused(
+            digits in "[0-9]{0,3}[^0-9_]?[0-9]{0,3}|0+|[0-9]{20,25}",
+            name in name(),
+        ) {
+            let positive = digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<Version>().is_ok_and(|v| v > 0);
+            let result = parse_file_name(&format!("{digits}_{name}.up.sql"));
+            prop_assert_eq!(result.is_ok(), positive, "{:?}", result);
+        }
+
+        #[test]
+        fn any_directory_validates_or_lists_its_problems(
+            files in proptest::collection::vec(("\\PC{0,20}\\.sql", "\\PC{0,80}"), 0..6),
+        ) {
+            let files: Vec<(String, Vec<u8>)> =
+                files.into_iter().map(|(n, c)| (n, c.into_bytes())).collect();
+            match parse(Path::new("m"), files) {
+                Ok(set) => prop_assert!(set.migrations.windows(2).all(|w| w[0].version < w[1].version)),
+                Err(errors) => prop_assert!(!errors.0.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_comment_block_yields_directives_or_errors(text in "(-- ?(shipgate:)?\\PC{0,30}\n){0,5}\\PC{0,40}") {
+            let mut errors = Vec::new();
+            let d = directives(Path::new("f.sql"), &text, &mut errors);
+            for e in &errors {
+                prop_assert!(e.to_string().starts_with("f.sql:"), "{}", e);
+            }
+            for t in [d.lock_timeout, d.statement_timeout].into_iter().flatten() {
+                prop_assert!(t <= MAX_SERVER_TIMEOUT);
+            }
+        }
+
+        #[test]
+        fn written_directives_read_back(
+            no_transaction in any::<bool>(),
+            contract in any::<bool>(),
+            lock_ms in proptest::option::of(0u64..=i32::MAX as u64),
+            statement_s in proptest::option::of(0u64..=2_000_000),
+            rule in "[a-z][a-z-]{0,15}",
+            reason in "[a-z][a-z ]{0,20}[a-z]",
+        ) {
+            let mut text = String::new();
+            if no_transaction { text.push_str("-- shipgate:no-transaction\n"); }
+            if contract { text.push_str("--shipgate:contract\n"); }
+            if let Some(ms) = lock_ms { text.push_str(&format!("-- shipgate:lock-timeout {ms}ms\n")); }
+            if let Some(s) = statement_s { text.push_str(&format!("--   shipgate:statement-timeout  {s}s\n")); }
+            text.push_str(&format!("-- shipgate:allow {rule} {reason}\nSELECT 1;\n"));
+            let mut errors = Vec::new();
+            let d = directives(Path::new("f.sql"), &text, &mut errors);
+            prop_assert!(errors.is_empty(), "{:?}", errors);
+            prop_assert_eq!(d.no_transaction, no_transaction);
+            prop_assert_eq!(d.contract, contract);
+            prop_assert_eq!(d.lock_timeout, lock_ms.map(Duration::from_millis));
+            prop_assert_eq!(d.statement_timeout, statement_s.map(Duration::from_secs));
+            prop_assert_eq!(d.allows.len(), 1);
+            prop_assert_eq!(&d.allows[0].rule, &rule);
+        }
+
+        #[test]
+        fn a_timeout_past_the_servers_range_is_refused(ms in (i32::MAX as u64 + 1)..=1_000_000_000_000) {
+            let text = format!("-- shipgate:lock-timeout {ms}ms\nSELECT 1;\n");
+            let mut errors = Vec::new();
+            let d = directives(Path::new("f.sql"), &text, &mut errors);
+            prop_assert_eq!(d.lock_timeout, None);
+            prop_assert_eq!(errors.len(), 1);
+            prop_assert!(errors[0].to_string().contains("at most 24d"), "{}", errors[0]);
+        }
     }
 }

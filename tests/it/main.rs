@@ -18,6 +18,7 @@ mod connect;
 mod deploy_files;
 mod edits;
 mod failures;
+mod fault;
 mod lint;
 mod lock;
 mod logs;

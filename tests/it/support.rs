@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 use tempfile::TempDir;
 
+pub mod pgcluster;
+pub mod proxy;
 mod receiver;
 mod service;
 
