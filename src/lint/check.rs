@@ -430,7 +430,8 @@ impl File<'_> {
     fn create_index(&mut self, ci: &ast::CreateIndex) {
         let table = name(&ci.table_name);
         if ci.concurrently {
-            self.concurrently("CREATE INDEX CONCURRENTLY");
+            let existed = self.existed(Key::Table(table.clone()));
+            self.concurrently("CREATE INDEX CONCURRENTLY", existed);
         } else if self.large(&table) {
             let index = ci.name.as_ref().map(|n| format!("{} ", name(n)));
             self.hit(
@@ -447,14 +448,16 @@ impl File<'_> {
         }
     }
 
-    fn concurrently(&mut self, what: &str) {
+    /// `existed`: the index's table (or the index) existed before this run. Sharing a file only
+    /// matters then: on a table the same release creates, a half-done file harms nobody.
+    fn concurrently(&mut self, what: &str, existed: bool) {
         if self.transactional {
             self.hit(
                 "concurrently-in-transaction",
                 format!("{what} in a file that runs in a transaction: PostgreSQL will refuse it"),
             );
         }
-        if self.statements > 1 {
+        if self.statements > 1 && existed {
             self.hit(
                 "concurrently-not-alone",
                 format!(
@@ -483,7 +486,8 @@ impl File<'_> {
             }
             ObjectType::Index => {
                 if concurrently {
-                    self.concurrently("DROP INDEX CONCURRENTLY");
+                    let existed = self.existed(Key::Index(object.clone()));
+                    self.concurrently("DROP INDEX CONCURRENTLY", existed);
                 } else if self.size(&Key::Index(object.clone())) == Size::Large {
                     self.hit(
                         "index-not-concurrent",
