@@ -63,9 +63,29 @@ pub struct Snapshot {
     pub refreshed_at: Option<String>,
     #[serde(skip)]
     taken: Option<Instant>,
+    /// This snapshot as JSON without its closing brace, encoded once per refresh so that a
+    /// request only appends `in_progress`.
+    #[serde(skip)]
+    encoded: String,
 }
 
 impl Snapshot {
+    /// The snapshot as a JSON object with `in_progress` (already JSON) added.
+    pub fn to_json_with(&self, in_progress: &str) -> String {
+        let mut out = String::with_capacity(self.encoded.len() + in_progress.len() + 20);
+        if self.encoded.is_empty() {
+            // Not refreshed yet: encode now.
+            out.push_str(&serde_json::to_string(self).unwrap_or_else(|_| "{}".into()));
+            out.pop();
+        } else {
+            out.push_str(&self.encoded);
+        }
+        out.push_str(",\"in_progress\":");
+        out.push_str(in_progress);
+        out.push('}');
+        out
+    }
+
     fn empty(config: &Config) -> Snapshot {
         Snapshot {
             engine: config.database.engine().unwrap_or(Engine::Sqlite),
@@ -86,6 +106,7 @@ impl Snapshot {
             last_run: None,
             refreshed_at: None,
             taken: None,
+            encoded: String::new(),
         }
     }
 
@@ -224,6 +245,8 @@ async fn refresh_loop(
         if let Some(at) = last_success {
             metrics::gauge!("shipgate_last_success_timestamp_seconds").set(at);
         }
+        snap.encoded = serde_json::to_string(&snap).unwrap_or_else(|_| "{}".into());
+        snap.encoded.pop();
         if tx.send(Arc::new(snap)).is_err() {
             break;
         }

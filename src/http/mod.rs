@@ -122,9 +122,9 @@ async fn limit_request(request: Request, next: Next) -> Response {
         return error::json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
             .into_response();
     }
-    let (parts, body) = request.into_parts();
-    let body = axum::body::Body::new(http_body_util::Limited::new(body, BODY_LIMIT));
-    next.run(Request::from_parts(parts, body)).await
+    // No handler reads a body (every endpoint is a GET), so an undeclared one is never
+    // buffered: hyper discards it.
+    next.run(request).await
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and lets

@@ -3,8 +3,6 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::json_error;
@@ -34,18 +32,18 @@ pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Respon
         }
     }
     let snapshot = state.cache.get();
-    let progress = state.progress.get();
-    let in_progress = state
+    let migrating = state
         .phase
         .migrating
-        .load(std::sync::atomic::Ordering::SeqCst)
-        .then_some(&progress);
-    let mut body = serde_json::to_value(&*snapshot).unwrap_or_else(|_| json!({}));
-    if let Some(map) = body.as_object_mut() {
-        map.insert(
-            "in_progress".into(),
-            serde_json::to_value(in_progress).unwrap_or_default(),
-        );
-    }
-    Json(body).into_response()
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let in_progress = if migrating {
+        serde_json::to_string(&state.progress.get()).unwrap_or_else(|_| "null".into())
+    } else {
+        "null".into()
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        snapshot.to_json_with(&in_progress),
+    )
+        .into_response()
 }

@@ -637,9 +637,11 @@ impl Backend {
     }
 
     async fn history_query(&mut self, columns: &str) -> Result<Option<Vec<HistoryRow>>, DbError> {
+        // Qualified: a bare `version` would name the text column of the select list and sort
+        // 10 before 2.
         let sql = format!(
-            "SELECT {columns} FROM {} ORDER BY version",
-            self.tables.migrations
+            "SELECT {columns} FROM {t} ORDER BY {t}.version",
+            t = self.tables.migrations
         );
         let rows = match self.rows(&sql).await {
             Ok(rows) => rows,
