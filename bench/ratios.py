@@ -101,6 +101,10 @@ def main():
     if noop_r:
         m = statistics.median(noop_r)
         print(f"- no-op re-run ≤ 1.2× psql-select1: {m:.2f}× — {'met' if m <= 1.2 else 'MISSED'}")
+    ours_failed = [s for s in failed if s["tool"] == "ours"]
+    if ours_failed:
+        print(f"- {len(ours_failed)} timed runs of shipgate exited non-zero "
+              f"(rc {sorted({s['rc'] for s in ours_failed})}): see log-ours.txt — MISSED")
     if ours_conc:
         nz = sum(int(c["failed"].split("/")[0]) for c in ours_conc)
         bad = sum(c["state"] != "ok" for c in ours_conc)

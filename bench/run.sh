@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — shipgate against psql baselines and peer migration tools, local PostgreSQL.
 #
-# Not a test: a measurement. Run it from anywhere: `bench/run.sh` (about 15–25 min on 2 cores).
+# Not a test: a measurement. Run it from anywhere: `bench/run.sh` (about 7 min on 2 cores with dbmate and Alembic
+# installed, plus the build).
 # Results land in bench/results/ (small files only); bench/README.md explains every number.
 #
 # What it runs, in order (every command is echoed to stderr as it starts):
@@ -34,6 +35,10 @@
 #   SHARED=<root>/../shared/bench   the shared benchmark kit      WORK=/tmp/peers (peers, corpora)
 #   ROUNDS NOOP_PER_ROUND CONC CONC_TRIALS PHASES PGHOST PGPORT PGUSER   passed to peers.sh
 #   TLS_N=1000 TLS_RUNS=40
+#   SHIPGATE_BIN=path  benchmark this binary instead of building (the build step is skipped);
+#                      SHIPGATE_REV labels it in the results (default: the project's git rev)
+# Steps 3 and 5 run with $WORK as the working directory, so a config/shipgate.toml in the
+# directory you start from does not change what is measured (shipgate reads ./config/shipgate.toml).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,7 +51,8 @@ TLS_N=${TLS_N:-1000}
 TLS_RUNS=${TLS_RUNS:-40}
 RESULTS=$ROOT/bench/results
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release/shipgate
+BIN=${SHIPGATE_BIN:-$TARGET/release/shipgate}
+[ -n "${SHIPGATE_BIN:-}" ] && STEPS=${STEPS//build/}
 PSQL_BIN=${PSQL_BIN:-$(pg_config --bindir 2>/dev/null)/psql}
 [ -x "$PSQL_BIN" ] || PSQL_BIN=$(ls -d /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
 export PSQL_BIN
@@ -67,6 +73,10 @@ fi
 [ -x "$BIN" ] || { say "no binary at $BIN (set CARGO_TARGET_DIR or run the build step)"; exit 1; }
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet -- src Cargo.toml Cargo.lock 2>/dev/null || REV="$REV+dirty"
+REV=${SHIPGATE_REV:-$REV}
+BIN=$(realpath "$BIN")
+mkdir -p "$WORK"
+cd "$WORK"
 
 # 2. corpus -----------------------------------------------------------------
 corpus() { echo "$WORK/corpus/c$1"; }
@@ -96,7 +106,10 @@ if step peers; then
             "$SHARED/peers.sh" "$n" > /dev/null
         run python3 "$ROOT/bench/ratios.py" "$out" "$n" > "$out/ratios.md"
         cat "$out/ratios.md"
-        rm -rf "$out/conc"                      # per-invocation logs; conc.tsv keeps the result
+        # keep results small: conc.tsv keeps the outcome of the per-invocation logs, and of the
+        # server statement logs only shipgate's are kept (the counts are in rt.tsv)
+        rm -rf "$out/conc"
+        find "$out" -name 'rt-*.sqllog.gz' ! -name 'rt-ours-*' -delete
     done
 fi
 
