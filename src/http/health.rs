@@ -14,12 +14,13 @@ const HEALTH_JSON: &str = "application/health+json";
 
 /// 200 while the process runs.
 pub async fn live(State(state): State<AppState>) -> impl IntoResponse {
-    let body = json!({
-        "status": "pass",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-    });
-    ([(header::CONTENT_TYPE, HEALTH_JSON)], Json(body))
+    // The hottest endpoint: a fixed shape, written directly rather than through a JSON tree.
+    let body = format!(
+        "{{\"status\":\"pass\",\"version\":\"{}\",\"uptime_seconds\":{}}}",
+        env!("CARGO_PKG_VERSION"),
+        state.started.elapsed().as_secs()
+    );
+    ([(header::CONTENT_TYPE, HEALTH_JSON)], body)
 }
 
 /// 200 only when the database answers, nothing is pending, dirty or modified, no release runs
