@@ -26,6 +26,16 @@ pub async fn method_not_allowed() -> impl IntoResponse {
     json_error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported")
 }
 
+/// The request ran past `request_timeout` (the only error the middleware stack produces).
+pub async fn timed_out(error: tower::BoxError) -> Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        json_error(StatusCode::REQUEST_TIMEOUT, "request timed out").into_response()
+    } else {
+        tracing::error!(error = %error, "request failed in the middleware");
+        json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    }
+}
+
 /// A handler panicked: a bug. Answer 500 and keep serving.
 pub fn panicked(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");

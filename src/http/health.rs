@@ -8,12 +8,12 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use super::AppState;
+use super::Shared;
 
 const HEALTH_JSON: &str = "application/health+json";
 
 /// 200 while the process runs.
-pub async fn live(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn live(State(state): State<Shared>) -> impl IntoResponse {
     // The hottest endpoint: a fixed shape, written directly rather than through a JSON tree.
     let body = format!(
         "{{\"status\":\"pass\",\"version\":\"{}\",\"uptime_seconds\":{}}}",
@@ -25,7 +25,7 @@ pub async fn live(State(state): State<AppState>) -> impl IntoResponse {
 
 /// 200 only when the database answers, nothing is pending, dirty or modified, no release runs
 /// in this process and it is not shutting down; 503 with the reasons otherwise.
-pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn ready(State(state): State<Shared>) -> impl IntoResponse {
     let mut reasons = Vec::new();
     if state.phase.shutting_down.load(Ordering::SeqCst) {
         reasons.push("shutting down".to_owned());

@@ -5,7 +5,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use super::AppState;
+use super::Shared;
 
 /// The Prometheus registry of this process.
 #[derive(Clone)]
@@ -63,7 +63,7 @@ impl Metrics {
 }
 
 /// Prometheus text exposition format 0.0.4.
-pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn render(State(state): State<Shared>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,

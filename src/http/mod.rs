@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -24,7 +25,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::{Secret, ServiceSettings};
@@ -71,6 +71,9 @@ pub struct AppState {
     pub started: Instant,
 }
 
+/// The handlers' state: shared, so handing it to a request is one reference count.
+pub type Shared = Arc<AppState>;
+
 /// The whole HTTP app.
 pub fn router(state: AppState, settings: &ServiceSettings) -> Router {
     Router::new()
@@ -89,13 +92,12 @@ pub fn router(state: AppState, settings: &ServiceSettings) -> Router {
                     TraceLayer::new_for_http()
                         .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
                 )
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    settings.request_timeout,
-                ))
+                // tower's timeout polls the handler first: an immediate answer arms no timer.
+                .layer(HandleErrorLayer::new(error::timed_out))
+                .layer(tower::timeout::TimeoutLayer::new(settings.request_timeout))
                 .layer(middleware::from_fn(limit_request)),
         )
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// Header and body limits: too many header bytes → 431, a declared body over the limit → 413,

@@ -6,10 +6,10 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::error::json_error;
-use super::AppState;
+use super::Shared;
 
 /// 401 without the configured bearer token; otherwise the status document.
-pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.token {
         let presented = headers
             .get(header::AUTHORIZATION)
