@@ -58,7 +58,8 @@ pub fn statements_with(sql: &str, flavor: Flavor) -> Vec<Statement> {
                 continue;
             }
         }
-        if depth == 0 && sql[i..].starts_with(delimiter) {
+        // Bytes, not `&sql[i..]`: `i` may sit inside a multi-byte character (é in an identifier).
+        if depth == 0 && bytes[i..].starts_with(delimiter.as_bytes()) {
             push(&mut out, sql, start, i);
             i += delimiter.len();
             start = i;
@@ -362,6 +363,21 @@ mod tests {
         ];
         for (sql, want) in cases {
             assert_eq!(m(sql), *want, "input: {sql}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_code_splits_without_panicking() {
+        // A proptest found this: stepping byte by byte over `é` outside quotes must not slice
+        // the text inside the character.
+        for flavor in [Flavor::Standard, Flavor::Mysql] {
+            let got = statements_with("CREATE TABLE café (prénom text); SELECT '€'; 𑎮ଆ", flavor);
+            let texts: Vec<&str> = got.iter().map(|s| s.sql.as_str()).collect();
+            assert_eq!(
+                texts,
+                ["CREATE TABLE café (prénom text)", "SELECT '€'", "𑎮ଆ"],
+                "{flavor:?}"
+            );
         }
     }
 
