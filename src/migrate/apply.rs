@@ -656,34 +656,27 @@ async fn apply_untracked(
     let total = statements.len();
     let mut retries = 0;
     for (i, statement) in statements.iter().enumerate() {
-        let mut attempt = 0;
-        loop {
-            let result = tokio::select! {
-                r = backend.exec_statement(&statement.sql, t) => r,
-                signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
-            };
-            match result {
-                Ok(()) => break,
-                Err(e) if e.kind == ErrorKind::LockTimeout && attempt < lock_retries => {
-                    let delay = retry_delay(attempt);
-                    attempt += 1;
-                    retries += 1;
-                    tracing::warn!(migration_version = m.version, statement = i + 1, attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "statement hit the lock timeout; retrying it");
-                    wait_or_interrupt(delay, interrupt).await?;
+        let step = Step {
+            version: m.version,
+            index: i,
+            sql: &statement.sql,
+            timeouts: t,
+            lock_retries,
+        };
+        match exec_step(backend, step, interrupt).await? {
+            Ok(attempts) => retries += attempts,
+            Err(error) => {
+                let message = format!("statement {} (line {}): {error}", i + 1, statement.line);
+                if let Err(e) = backend.fail_untracked(m.version, &message).await {
+                    tracing::error!(migration_version = m.version, error = %e, "could not record the failure; the row stays `running`, which is dirty too");
                 }
-                Err(error) => {
-                    let message = format!("statement {} (line {}): {error}", i + 1, statement.line);
-                    if let Err(e) = backend.fail_untracked(m.version, &message).await {
-                        tracing::error!(migration_version = m.version, error = %e, "could not record the failure; the row stays `running`, which is dirty too");
-                    }
-                    let _ = backend.reset_session_timeouts().await;
-                    return Err(Error::Failed {
-                        version: m.version,
-                        file,
-                        error,
-                        statements: Some((i, total)),
-                    });
-                }
+                let _ = backend.reset_session_timeouts().await;
+                return Err(Error::Failed {
+                    version: m.version,
+                    file,
+                    error,
+                    statements: Some((i, total)),
+                });
             }
         }
         backend
@@ -730,6 +723,44 @@ async fn apply_untracked(
         .await
         .map_err(Error::db("restoring the session's timeouts"))?;
     Ok(retries)
+}
+
+/// One statement of a file run statement by statement (no-transaction files, MySQL).
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    version: Version,
+    /// Zero-based position in the file.
+    index: usize,
+    sql: &'a str,
+    timeouts: Timeouts,
+    lock_retries: u32,
+}
+
+/// Runs one statement, retrying it after a lock timeout up to `lock_retries` times (a statement
+/// that timed out waiting for a lock changed nothing). `Ok(Ok(retries))` when it committed,
+/// `Ok(Err(_))` with the database's error when it failed, `Err` when a signal interrupted it.
+async fn exec_step(
+    backend: &mut Backend,
+    step: Step<'_>,
+    interrupt: &mut Interrupt,
+) -> Result<Result<u32, DbError>, Error> {
+    let mut attempt = 0;
+    loop {
+        let result = tokio::select! {
+            r = backend.exec_statement(step.sql, step.timeouts) => r,
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+        };
+        match result {
+            Ok(()) => return Ok(Ok(attempt)),
+            Err(e) if e.kind == ErrorKind::LockTimeout && attempt < step.lock_retries => {
+                let delay = retry_delay(attempt);
+                attempt += 1;
+                tracing::warn!(migration_version = step.version, statement = step.index + 1, attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "statement hit the lock timeout; retrying it");
+                wait_or_interrupt(delay, interrupt).await?;
+            }
+            Err(error) => return Ok(Err(error)),
+        }
+    }
 }
 
 /// Which applied migrations `down` reverts, newest first.
@@ -865,11 +896,14 @@ async fn down_locked(
             let statements = backend.statements(script).into_owned();
             let total = statements.len();
             for (i, statement) in statements.iter().enumerate() {
-                let result = tokio::select! {
-                    r = backend.exec_statement(&statement.sql, t) => r,
-                    signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+                let step = Step {
+                    version: m.version,
+                    index: i,
+                    sql: &statement.sql,
+                    timeouts: t,
+                    lock_retries: settings.lock_retries,
                 };
-                if let Err(error) = result {
+                if let Err(error) = exec_step(backend, step, interrupt).await? {
                     let _ = backend.reset_session_timeouts().await;
                     return Err(Error::RevertFailed {
                         version: m.version,

@@ -48,6 +48,7 @@ fn session_marker(engine: Engine) -> (&'static str, &'static str) {
 
 on_every_engine!(
     a_table_lock_held_elsewhere_fails_the_migration_after_the_lock_timeout,
+    a_statement_by_statement_revert_retries_the_statement_that_hit_the_lock_timeout,
     session_init_runs_on_the_migration_connection_before_anything_else,
 );
 
@@ -110,6 +111,52 @@ fn a_table_lock_held_elsewhere_fails_the_migration_after_the_lock_timeout(engine
     p.run(&db, &["up", "--lock-timeout", "1s"]).code(0);
     assert_eq!(db.versions(), [1, 2]);
     db.exec("INSERT INTO t (id, c) VALUES (1, 2)");
+}
+
+fn a_statement_by_statement_revert_retries_the_statement_that_hit_the_lock_timeout(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    p.write("1_t.up.sql", "CREATE TABLE t (id integer PRIMARY KEY);\n");
+    p.write("2_c.up.sql", "ALTER TABLE t ADD COLUMN c integer;\n");
+    p.write(
+        "2_c.down.sql",
+        "-- shipgate:no-transaction\nALTER TABLE t DROP COLUMN c;\n",
+    );
+    p.run(&db, &["up"]).code(0);
+
+    // The other session lets go after 1.5 s: the first 1 s wait times out, the retry succeeds.
+    let mut holder = db.session();
+    for sql in hold_table_t(engine) {
+        holder.exec(sql);
+    }
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(holder);
+    });
+    let cmd = p.command(
+        Some(&db),
+        &[
+            "down",
+            "--to",
+            "1",
+            "--yes",
+            "--lock-timeout",
+            "1s",
+            "--lock-retries",
+            "3",
+        ],
+    );
+    let run = Run::wait_within(cmd, Duration::from_secs(30));
+    release.join().expect("the holder thread");
+
+    run.code(0)
+        .stderr_has(&["statement hit the lock timeout; retrying it"]);
+    assert!(
+        run.elapsed >= Duration::from_secs(1),
+        "finished before the first 1s lock wait could time out: {run:?}"
+    );
+    assert_eq!(db.versions(), [1]);
+    db.exec("INSERT INTO t (id) VALUES (1)");
 }
 
 fn session_init_runs_on_the_migration_connection_before_anything_else(engine: Engine) {
