@@ -414,7 +414,7 @@ impl Service {
             metrics,
             started: Instant::now(),
         };
-        let app = http::router(state, &config.service);
+        let app = http::router(state);
         let (stop_server, mut stop_server_rx) = watch::channel(false);
         let shutdown_phase = phase.clone();
         let delay = config.service.shutdown_delay;
@@ -433,7 +433,13 @@ impl Service {
             shutdown_phase.shutting_down.store(true, Ordering::SeqCst);
         };
         let drain = config.service.shutdown_timeout;
-        let server = tokio::spawn(http::serve(listener, app, shutdown, drain));
+        let server = tokio::spawn(http::serve(
+            listener,
+            app,
+            config.service.request_timeout,
+            shutdown,
+            drain,
+        ));
         Ok(Service {
             phase,
             progress,

@@ -26,14 +26,29 @@ pub async fn method_not_allowed() -> impl IntoResponse {
     json_error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported")
 }
 
-/// The request ran past `request_timeout` (the only error the middleware stack produces).
-pub async fn timed_out(error: tower::BoxError) -> Response {
-    if error.is::<tower::timeout::error::Elapsed>() {
-        json_error(StatusCode::REQUEST_TIMEOUT, "request timed out").into_response()
-    } else {
-        tracing::error!(error = %error, "request failed in the middleware");
-        json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-    }
+/// The body limit refused a request (see `refuse_large_body`).
+#[derive(Debug, thiserror::Error)]
+#[error("request body too large")]
+pub struct BodyTooLarge;
+
+/// The middleware's refusals as JSON answers: the body limit's 413 and the timeout's 408.
+/// Never an error (tower's `map_result` wants the stack's error type back).
+pub fn refusals_as_json(
+    result: Result<Response, tower::BoxError>,
+) -> Result<Response, tower::BoxError> {
+    Ok(match result {
+        Ok(response) => response,
+        Err(e) if e.is::<BodyTooLarge>() => {
+            json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
+        }
+        Err(e) if e.is::<tower::timeout::error::Elapsed>() => {
+            json_error(StatusCode::REQUEST_TIMEOUT, "request timed out").into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "request failed in the middleware");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    })
 }
 
 /// A handler panicked: a bug. Answer 500 and keep serving.

@@ -1,5 +1,5 @@
-//! The HTTP service: [`router`] is the whole app, middleware included; [`serve`] runs it on a
-//! listener the caller bound, until the caller's shutdown future fires.
+//! The HTTP service: [`router`] is the routes; [`serve`] wraps them in the middleware and runs
+//! them on a listener the caller bound, until the caller's shutdown future fires.
 //!
 //! Handlers read the status cache and the in-process [`Progress`]; they never touch the
 //! database and never start a migration.
@@ -14,20 +14,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::error_handling::HandleErrorLayer;
-use axum::extract::Request;
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Request, Response};
 use axum::routing::get;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tower::timeout::TimeoutLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
-use crate::config::{Secret, ServiceSettings};
+use crate::config::Secret;
 use crate::migrate::apply::Progress;
 use crate::migrate::plan::Policy;
 use crate::status::StatusCache;
@@ -74,8 +72,9 @@ pub struct AppState {
 /// The handlers' state: shared, so handing it to a request is one reference count.
 pub type Shared = Arc<AppState>;
 
-/// The whole HTTP app.
-pub fn router(state: AppState, settings: &ServiceSettings) -> Router {
+/// The routes and their state. [`serve`] puts the middleware around the whole router once:
+/// `Router::layer` would wrap every route, and each request would clone and box the stack.
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -83,60 +82,67 @@ pub fn router(state: AppState, settings: &ServiceSettings) -> Router {
         .route("/metrics", get(metrics::render))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(
-            ServiceBuilder::new()
-                .layer(CatchPanicLayer::custom(error::panicked))
-                .layer(
-                    // A 503 from readiness is an answer, not a failure worth an error line on
-                    // every probe; panics are logged by the panic handler.
-                    TraceLayer::new_for_http()
-                        .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-                )
-                // tower's timeout polls the handler first: an immediate answer arms no timer.
-                .layer(HandleErrorLayer::new(error::timed_out))
-                .layer(tower::timeout::TimeoutLayer::new(settings.request_timeout))
-                .layer(middleware::from_fn(limit_request)),
-        )
         .with_state(Arc::new(state))
-}
-
-/// Header and body limits: too many header bytes → 431, a declared body over the limit → 413,
-/// and any body is read through a limit so no handler can buffer more.
-async fn limit_request(request: Request, next: Next) -> Response {
-    let size: usize = request
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if size > HEADER_LIMIT {
-        return error::json_error(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request headers too large",
-        )
-        .into_response();
-    }
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT) {
-        return error::json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-            .into_response();
-    }
-    // No handler reads a body (every endpoint is a GET), so an undeclared one is never
-    // buffered: hyper discards it.
-    next.run(request).await
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and lets
 /// in-flight requests finish for at most `drain`.
+///
+/// Middleware around the whole router, outermost first: panic catching (500), request tracing,
+/// the body limit (413 for a declared length over [`BODY_LIMIT`]) and the request timeout (408),
+/// every refusal in JSON. The header limit is hyper's: a request head over [`HEADER_LIMIT`]
+/// bytes, or with more than 100 headers, gets 431 before any of this runs.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    request_timeout: Duration,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
+    let service = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(error::panicked))
+        .layer(
+            // A 503 from readiness is an answer, not a failure worth an error line on every
+            // probe; panics are logged by the panic handler.
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
+        .map_result(error::refusals_as_json)
+        .filter(refuse_large_body)
+        // tower's timeout polls the handler first: an immediate answer arms no timer.
+        .layer(TimeoutLayer::new(request_timeout))
+        .service(app);
+    serve_service(listener, service, shutdown, drain).await
+}
+
+/// A declared body over [`BODY_LIMIT`] is refused before routing. No handler reads a body
+/// (every endpoint is a GET), so an undeclared one is never buffered: hyper discards it.
+fn refuse_large_body<B>(request: Request<B>) -> Result<Request<B>, tower::BoxError> {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(error::BodyTooLarge.into());
+    }
+    Ok(request)
+}
+
+/// The accept loop, for any service that answers hyper's requests.
+async fn serve_service<S, B>(
+    listener: TcpListener,
+    app: S,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) where
+    S: tower::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<tower::BoxError>,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

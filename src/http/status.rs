@@ -1,7 +1,8 @@
 //! `/migrations/status`: the cached snapshot plus the release running in this process.
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
@@ -24,10 +25,9 @@ pub async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response
             let mut response =
                 json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
                     .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
         }
     }
@@ -41,9 +41,10 @@ pub async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response
     } else {
         "null".into()
     };
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        snapshot.to_json_with(&in_progress),
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(snapshot.to_json_with(&in_progress)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -23,6 +23,7 @@ mod lint;
 mod lock;
 mod logs;
 mod metrics;
+mod middleware;
 mod platform;
 mod session;
 mod shutdown;
