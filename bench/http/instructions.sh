@@ -53,9 +53,9 @@ count() {
     done
     local auth=(-H "Authorization: Bearer $TOKEN")
     wrk -t1 -c8 -d5s "${auth[@]}" "http://127.0.0.1:$PORT$path" >/dev/null
-    callgrind_control -z "$pid" >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
     wrk -t1 -c8 -d10s "${auth[@]}" "http://127.0.0.1:$PORT$path" >"$WORK/$name.wrk"
-    callgrind_control -d "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null 2>&1
     kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
     reqs=$(grep -oP '^\s+\K\d+(?= requests in)' "$WORK/$name.wrk")
     dump=$(ls "$WORK/$name".*.1)
