@@ -212,7 +212,7 @@ fn load_set(config: &Config) -> Result<MigrationSet, Failure> {
 async fn load_and_connect(
     config: &Config,
     interrupt: &mut Interrupt,
-) -> Result<(MigrationSet, Backend), Failure> {
+) -> Result<(MigrationSet, Backend, apply::PlanHistory), Failure> {
     if config.database_is_default {
         tracing::info!(database = %config.database, "no DATABASE_URL set; using the embedded default");
     }
@@ -278,7 +278,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
         target: args.to,
         ..config.policy
     };
-    let (set, mut backend) = load_and_connect(config, &mut interrupt).await?;
+    let (set, mut backend, history) = load_and_connect(config, &mut interrupt).await?;
     if let Err(e) = apply::check_target(&set, &policy) {
         return finish(backend, Err(e)).await;
     }
@@ -295,6 +295,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     let result = apply::up(
         &mut backend,
         &set,
+        history,
         &policy,
         &config.engine,
         &config.deploy,

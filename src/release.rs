@@ -278,7 +278,7 @@ async fn release(
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<apply::UpReport, migrate::Error> {
-    let (set, mut backend) = apply::load_and_connect(
+    let (set, mut backend, history) = apply::load_and_connect(
         &config.migrations,
         &config.database,
         &config.engine,
@@ -294,6 +294,7 @@ async fn release(
     let result = apply::up(
         &mut backend,
         &set,
+        history,
         policy,
         &config.engine,
         &config.deploy,

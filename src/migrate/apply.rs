@@ -77,16 +77,20 @@ pub async fn connect(
     }
 }
 
-/// Reads and hashes the migration files on a blocking thread while the connection is made, so
-/// on the every-deploy path the two costs overlap. A file problem is reported as soon as it is
-/// known, without waiting for a slow connect.
+/// History as the planning read found it; `None` when shipgate's tables do not exist yet.
+pub type PlanHistory = Option<Vec<HistoryRow>>;
+
+/// Reads and hashes the migration files on a blocking thread while the connection is made and
+/// history is read, so on the every-deploy path the two costs overlap: the no-op run is
+/// max(files, connect + one query), not their sum. A file problem is reported as soon as it is
+/// known, without waiting for a slow connect. Only a SELECT has run when it fails.
 pub async fn load_and_connect(
     dir: &Path,
     url: &DatabaseUrl,
     settings: &EngineSettings,
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
-) -> Result<(MigrationSet, Backend), Error> {
+) -> Result<(MigrationSet, Backend, PlanHistory), Error> {
     let dir = dir.to_owned();
     let mut loading = tokio::task::spawn_blocking(move || source::load(&dir));
     let joined = |r: Result<Result<MigrationSet, SourceErrors>, tokio::task::JoinError>| match r {
@@ -94,17 +98,27 @@ pub async fn load_and_connect(
         Ok(Err(e)) => Err(Error::Source(e)),
         Err(e) => Err(Error::Refused(format!("reading the migration files: {e}"))),
     };
-    let connecting = connect(url, settings, deploy, interrupt);
+    let connecting = async {
+        let mut backend = connect(url, settings, deploy, interrupt).await?;
+        match backend.read_history_for_plan().await {
+            Ok(history) => Ok((backend, history)),
+            Err(e) => {
+                backend.close().await;
+                Err(Error::db("reading migration history")(e))
+            }
+        }
+    };
     tokio::pin!(connecting);
     tokio::select! {
         files = &mut loading => {
             let set = joined(files)?;
-            Ok((set, connecting.await?))
+            let (backend, history) = connecting.await?;
+            Ok((set, backend, history))
         }
-        backend = &mut connecting => {
-            let backend = backend?;
+        connected = &mut connecting => {
+            let (backend, history) = connected?;
             match joined(loading.await) {
-                Ok(set) => Ok((set, backend)),
+                Ok(set) => Ok((set, backend, history)),
                 Err(e) => {
                     backend.close().await;
                     Err(e)
@@ -224,13 +238,15 @@ pub struct UpOptions {
     pub gate: Option<LintSettings>,
 }
 
-/// Applies what is pending. Without pending work it returns after one history read, without
-/// taking the lock; with work it locks, re-reads history under the lock, and applies.
+/// Applies what is pending, planned from `history` (read by the caller, normally
+/// [`load_and_connect`]). Without pending work it returns without another statement and
+/// without taking the lock; with work it locks, re-reads history under the lock, and applies.
 #[tracing::instrument(skip_all)]
 #[allow(clippy::too_many_arguments)]
 pub async fn up(
     backend: &mut Backend,
     set: &MigrationSet,
+    history: PlanHistory,
     policy: &Policy,
     settings: &EngineSettings,
     deploy: &DeployInfo,
@@ -238,10 +254,6 @@ pub async fn up(
     options: &UpOptions,
 ) -> Result<UpReport, Error> {
     check_target(set, policy)?;
-    let history = backend
-        .read_history_for_plan()
-        .await
-        .map_err(Error::db("reading migration history"))?;
     let tables_exist = history.is_some();
     let plan = plan::compute(&history.unwrap_or_default(), set, policy);
     // A `running` row seen without the lock may belong to a live run that holds it (every

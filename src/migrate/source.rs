@@ -2,7 +2,7 @@
 //!
 //! Owns the native layout of SPEC §3 (`<version>_<name>.up.sql` / `.down.sql` / `.sql`), the
 //! `shipgate:` directives, and the normalised SHA-256 checksum. [`parse`] is pure: it takes file
-//! names and bytes and never touches the disk; [`read_dir`] is the one function that does, so
+//! names and bytes and never touches the disk; [`load`] is the one function that does, so
 //! tests can feed any layout as data. Every problem is collected (one error per problem, each
 //! naming the file) rather than stopping at the first.
 
@@ -230,15 +230,38 @@ enum Kind {
     Irreversible,
 }
 
-/// Lists `dir` and reads every `.sql` file in it. The only function here that does I/O.
-pub fn read_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, SourceErrors> {
+/// Reads and validates the migrations in `dir`: the only function here that touches the disk.
+///
+/// The every-deploy path reads and hashes every file: one buffer is reused for all of them
+/// (open, read, read, close per file), and the result is what [`parse`] gives for the same
+/// bytes.
+pub fn load(dir: &Path) -> Result<MigrationSet, SourceErrors> {
+    let names = list(dir)?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut prepared = Vec::with_capacity(names.len());
+    let mut unreadable = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        match read_into(&path, &mut buf) {
+            Ok(()) => prepared.push(prepare(dir, name, &buf)),
+            Err(source) => unreadable.push(SourceError::UnreadableFile { file: path, source }),
+        }
+    }
+    if !unreadable.is_empty() {
+        return Err(SourceErrors(unreadable));
+    }
+    assemble(dir, prepared)
+}
+
+/// The `.sql` file names in `dir`, sorted; a non-UTF-8 name that claims to be one is an error.
+fn list(dir: &Path) -> Result<Vec<String>, SourceErrors> {
     let unreadable = |source| {
         SourceErrors(vec![SourceError::UnreadableDir {
             dir: dir.to_owned(),
             source,
         }])
     };
-    let mut files = Vec::new();
+    let mut names = Vec::new();
     let mut errors = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
@@ -259,56 +282,116 @@ pub fn read_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, SourceErrors> {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        match std::fs::read(entry.path()) {
-            Ok(bytes) => files.push((name, bytes)),
-            Err(source) => errors.push(SourceError::UnreadableFile {
-                file: entry.path(),
-                source,
-            }),
-        }
+        names.push(name);
     }
-    if errors.is_empty() {
-        Ok(files)
-    } else {
-        Err(SourceErrors(errors))
+    if !errors.is_empty() {
+        return Err(SourceErrors(errors));
     }
+    names.sort_unstable();
+    Ok(names)
 }
 
-/// Reads and validates the migrations in `dir`.
-pub fn load(dir: &Path) -> Result<MigrationSet, SourceErrors> {
-    parse(dir, read_dir(dir)?)
+/// Reads `path` into `buf` (cleared first). Reading through `Take` skips the `statx` and
+/// `lseek` that `File::read_to_end` spends on sizing a buffer that is already large enough.
+fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
+    buf.clear();
+    let file = std::fs::File::open(path)?;
+    (&file).take(u64::MAX).read_to_end(buf)?;
+    Ok(())
 }
 
 /// Validates `files` (name, contents) found in `dir` into a [`MigrationSet`]. Pure.
 pub fn parse(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<MigrationSet, SourceErrors> {
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    let prepared = files
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".sql") && !name.starts_with('.'))
+        .map(|(name, bytes)| prepare(dir, name, &bytes))
+        .collect();
+    assemble(dir, prepared)
+}
+
+/// One file, checked on its own: name, encoding, directives, statements and (for up files) the
+/// checksum.
+struct Prepared {
+    file_name: String,
+    outcome: Result<Checked, Vec<SourceError>>,
+}
+
+/// A file that passed the checks of [`prepare`].
+struct Checked {
+    version: Version,
+    name: String,
+    kind: Kind,
+    script: Script,
+    /// Up files only.
+    checksum: Option<String>,
+}
+
+fn prepare(dir: &Path, file_name: String, bytes: &[u8]) -> Prepared {
+    let path = dir.join(&file_name);
+    let fail = |file_name, e| Prepared {
+        file_name,
+        outcome: Err(vec![e]),
+    };
+    let (version, name, kind) = match parse_file_name(&file_name) {
+        Ok(parts) => parts,
+        Err(reason) => return fail(file_name, SourceError::BadFileName { file: path, reason }),
+    };
+    let text = match normalise(bytes) {
+        Ok(text) => text,
+        Err(offset) => return fail(file_name, SourceError::NotUtf8 { file: path, offset }),
+    };
+    let mut errors = Vec::new();
+    let Some(script) = script(&path, &text, kind != Kind::Down, &mut errors) else {
+        return Prepared {
+            file_name,
+            outcome: Err(errors),
+        };
+    };
+    let checksum = (kind != Kind::Down).then(|| hex_sha256(text.as_bytes()));
+    Prepared {
+        file_name,
+        outcome: Ok(Checked {
+            version,
+            name,
+            kind,
+            script,
+            checksum,
+        }),
+    }
+}
+
+/// Lowercase hex SHA-256, as recorded in history.
+fn hex_sha256(bytes: &[u8]) -> String {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(bytes), &mut hex).expect("64 hex digits for 32 bytes");
+    std::str::from_utf8(&hex)
+        .expect("hex digits are ASCII")
+        .to_owned()
+}
+
+/// Checks the files against each other (duplicate versions, down files without an up file) in
+/// file-name order, collecting every problem.
+fn assemble(dir: &Path, prepared: Vec<Prepared>) -> Result<MigrationSet, SourceErrors> {
     let mut errors = Vec::new();
     let mut ups: BTreeMap<Version, (String, Kind, Script, String)> = BTreeMap::new();
     let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
 
-    for (file_name, bytes) in files {
-        // Other files (a README, `.keep`, another tool's sum file) are not migrations.
-        if !file_name.ends_with(".sql") || file_name.starts_with('.') {
-            continue;
-        }
-        let path = dir.join(&file_name);
-        let (version, name, kind) = match parse_file_name(&file_name) {
-            Ok(parts) => parts,
-            Err(reason) => {
-                errors.push(SourceError::BadFileName { file: path, reason });
+    for Prepared { file_name, outcome } in prepared {
+        let Checked {
+            version,
+            name,
+            kind,
+            script,
+            checksum,
+        } = match outcome {
+            Ok(checked) => checked,
+            Err(e) => {
+                errors.extend(e);
                 continue;
             }
-        };
-        let text = match normalise(&bytes) {
-            Ok(text) => text,
-            Err(offset) => {
-                errors.push(SourceError::NotUtf8 { file: path, offset });
-                continue;
-            }
-        };
-        let script = match script(&path, &text, kind != Kind::Down, &mut errors) {
-            Some(s) => s,
-            None => continue,
         };
         if kind == Kind::Down {
             downs.push((version, name, file_name, script));
@@ -316,14 +399,13 @@ pub fn parse(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<MigrationS
         }
         if let Some((other_name, other_kind, ..)) = ups.get(&version) {
             errors.push(SourceError::DuplicateVersion {
-                file: path,
+                file: dir.join(&file_name),
                 version,
                 other: dir.join(file_name_of(version, other_name, *other_kind)),
             });
             continue;
         }
-        let checksum = hex::encode(Sha256::digest(text.as_bytes()));
-        ups.insert(version, (name, kind, script, checksum));
+        ups.insert(version, (name, kind, script, checksum.unwrap_or_default()));
     }
 
     let mut down_by_version: BTreeMap<Version, Script> = BTreeMap::new();
@@ -407,9 +489,7 @@ pub fn normalise(bytes: &[u8]) -> Result<String, usize> {
 
 /// The normalised checksum of raw file bytes, as recorded in history.
 pub fn checksum(bytes: &[u8]) -> Option<String> {
-    normalise(bytes)
-        .ok()
-        .map(|t| hex::encode(Sha256::digest(t.as_bytes())))
+    normalise(bytes).ok().map(|t| hex_sha256(t.as_bytes()))
 }
 
 fn script(path: &Path, text: &str, is_up: bool, errors: &mut Vec<SourceError>) -> Option<Script> {
@@ -704,6 +784,42 @@ mod tests {
         ])
         .expect_err("must fail");
         assert_eq!(errs.len(), 3, "{errs:?}");
+    }
+
+    #[test]
+    fn loading_a_directory_gives_what_parsing_its_bytes_gives() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let big = "SELECT 1;\n".repeat(10_000); // larger than the reused read buffer
+        let files: Vec<(&str, String)> = vec![
+            (
+                "1_a.up.sql",
+                "CREATE TABLE a (id int);\r\nINSERT INTO a VALUES (1);\r\n".into(),
+            ),
+            ("1_a.down.sql", "DROP TABLE a;\n".into()),
+            ("2_big.sql", big),
+            (
+                "3_c.up.sql",
+                "\u{feff}-- shipgate:no-transaction\nCREATE INDEX x ON a (id);\n".into(),
+            ),
+            ("README.md", "not a migration".into()),
+        ];
+        for (name, text) in &files {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        }
+        let loaded = load(dir.path()).expect("loads");
+        let bytes = files
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.as_bytes().to_vec()))
+            .collect();
+        let parsed = parse(dir.path(), bytes).expect("parses");
+        assert_eq!(format!("{loaded:?}"), format!("{parsed:?}"));
+        assert_eq!(loaded.migrations.len(), 3);
+        assert_eq!(loaded.migrations[1].up.statements.len(), 10_000);
+
+        // Problems are reported alike too.
+        std::fs::write(dir.path().join("3_dup.sql"), "SELECT 1;\n").expect("write");
+        let from_disk = load(dir.path()).expect_err("duplicate version").to_string();
+        assert!(from_disk.contains("3_dup.sql"), "{from_disk}");
     }
 
     #[test]

@@ -47,11 +47,12 @@ pub fn statements_with(sql: &str, flavor: Flavor) -> Vec<Statement> {
     let mut first_word = "";
     let mut routine = false;
     let mut delimiter: &str = ";";
+    let mut lines = Lines::default();
     while i < bytes.len() {
         let c = bytes[i];
         if mysql && first_word.is_empty() && (c == b'd' || c == b'D') && at_line_start(bytes, i) {
             if let Some((new_delimiter, line_end)) = delimiter_line(sql, i) {
-                push(&mut out, sql, start, i);
+                push(&mut out, &mut lines, sql, start, i);
                 delimiter = new_delimiter;
                 i = line_end;
                 start = i;
@@ -59,8 +60,13 @@ pub fn statements_with(sql: &str, flavor: Flavor) -> Vec<Statement> {
             }
         }
         // Bytes, not `&sql[i..]`: `i` may sit inside a multi-byte character (é in an identifier).
-        if depth == 0 && bytes[i..].starts_with(delimiter.as_bytes()) {
-            push(&mut out, sql, start, i);
+        // The usual `;` is one byte compare, not a slice compare per byte of the file.
+        let at_delimiter = match delimiter.as_bytes() {
+            [d] => c == *d,
+            d => bytes[i..].starts_with(d),
+        };
+        if depth == 0 && at_delimiter {
+            push(&mut out, &mut lines, sql, start, i);
             i += delimiter.len();
             start = i;
             words = ["", ""];
@@ -145,7 +151,7 @@ pub fn statements_with(sql: &str, flavor: Flavor) -> Vec<Statement> {
             _ => i += 1,
         }
     }
-    push(&mut out, sql, start, bytes.len());
+    push(&mut out, &mut lines, sql, start, bytes.len());
     out
 }
 
@@ -177,19 +183,45 @@ fn next_word(sql: &str, from: usize) -> &str {
     &rest[..end]
 }
 
-fn push(out: &mut Vec<Statement>, sql: &str, start: usize, end: usize) {
+/// Where statements start, as line and column: advanced forward only, so numbering every
+/// statement of a file reads the file once.
+#[derive(Default)]
+struct Lines {
+    /// Bytes before this offset have been counted.
+    pos: usize,
+    /// Newlines before `pos`.
+    newlines: usize,
+    /// Offset of the first byte of the line `pos` is on.
+    line_start: usize,
+}
+
+impl Lines {
+    fn at(&mut self, sql: &str, at: usize) -> (usize, usize) {
+        for (i, b) in sql.as_bytes()[self.pos..at].iter().enumerate() {
+            if *b == b'\n' {
+                self.newlines += 1;
+                self.line_start = self.pos + i + 1;
+            }
+        }
+        self.pos = at;
+        (
+            1 + self.newlines,
+            1 + sql[self.line_start..at].chars().count(),
+        )
+    }
+}
+
+fn push(out: &mut Vec<Statement>, lines: &mut Lines, sql: &str, start: usize, end: usize) {
     let piece = &sql[start..end];
     if !has_code(piece) {
         return;
     }
     let lead = piece.len() - piece.trim_start().len();
-    let at = start + lead;
-    let line = 1 + sql[..at].matches('\n').count();
-    let line_start = sql[..at].rfind('\n').map_or(0, |i| i + 1);
+    let (line, column) = lines.at(sql, start + lead);
     out.push(Statement {
         sql: piece.trim().to_owned(),
         line,
-        column: 1 + sql[line_start..at].chars().count(),
+        column,
     });
 }
 
@@ -222,10 +254,13 @@ fn ident_end(bytes: &[u8], mut i: usize) -> usize {
 }
 
 fn skip_until(bytes: &[u8], from: usize, needle: &[u8]) -> usize {
-    bytes[from.min(bytes.len())..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map_or(bytes.len(), |p| from + p + needle.len())
+    let haystack = &bytes[from.min(bytes.len())..];
+    let found = match needle {
+        // Comments to the end of the line: a byte search, not a window compare per byte.
+        [b] => haystack.iter().position(|c| c == b),
+        _ => haystack.windows(needle.len()).position(|w| w == needle),
+    };
+    found.map_or(bytes.len(), |p| from + p + needle.len())
 }
 
 fn skip_block_comment(bytes: &[u8], mut i: usize) -> usize {
