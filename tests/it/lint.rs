@@ -1,6 +1,6 @@
 //! The safety lint through the real binary: the release gate against a live PostgreSQL
 //! database (a large `users` table blocks, an acknowledgement or a new/tiny table does not, all
-//! before the lock), contract files, `check --format github` against the workflow-command
+//! before the lock) and against MariaDB's size estimates, contract files, `check --format github` against the workflow-command
 //! syntax, and `check --against-git` in a temporary repository.
 
 use std::process::Command;
@@ -358,4 +358,60 @@ fn check_against_git_lints_only_new_files_and_catches_edits() {
     check(&["check", "--against-git", "no-such-ref"])
         .code(2)
         .stderr_has(&["`no-such-ref` is not a commit"]);
+}
+
+/// The release gate on MySQL/MariaDB reads table sizes from `information_schema.TABLES`: a type
+/// change on a large `users` is refused before the lock with nothing changed and the refusal
+/// recorded; acknowledged it applies; on a fresh database the same file goes through.
+#[test]
+fn the_release_gate_reads_mysql_table_sizes() {
+    const MY_USERS: &str =
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(200) NOT NULL);\n";
+    const WIDEN: &str = "ALTER TABLE users MODIFY email VARCHAR(400) NOT NULL;\n";
+    let email_width = |db: &Db| {
+        db.int(
+            "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' AND COLUMN_NAME = 'email'",
+        )
+    };
+
+    let db = Db::new(Engine::Mariadb);
+    let p = Project::new();
+    p.write("1_users.up.sql", MY_USERS);
+    p.run(&db, &["up"]).code(0);
+    // MariaDB's SEQUENCE engine; ANALYZE so the size estimate is current, not whenever InnoDB
+    // gets round to it.
+    db.exec(
+        "INSERT INTO users SELECT seq, CONCAT('user', seq, '@example.com') FROM seq_1_to_20000",
+    );
+    db.exec("ANALYZE TABLE users");
+    p.write("2_widen_email.up.sql", WIDEN);
+
+    let run = p.run(&db, &["release"]);
+    run.code(5).stderr_has(&[
+        "unacknowledged lint error",
+        "migrations/2_widen_email.up.sql:1:1: error [column-type-change]",
+    ]);
+    assert_eq!(email_width(&db), 200, "the column changed: {run:?}");
+    assert_eq!(db.versions(), [1]);
+    let runs = db.query("SELECT outcome FROM shipgate_runs ORDER BY id");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0][0].as_deref(), Some("failed"));
+
+    // Acknowledged, it applies.
+    p.write(
+        "2_widen_email.up.sql",
+        &format!("-- shipgate:allow column-type-change widening a VARCHAR is in place on InnoDB\n{WIDEN}"),
+    );
+    p.run(&db, &["release"]).code(0);
+    assert_eq!(email_width(&db), 400);
+    assert_eq!(db.versions(), [1, 2]);
+
+    // Where `users` is created by the same release, there is nothing to protect.
+    let fresh = Db::new(Engine::Mariadb);
+    let p = Project::new();
+    p.write("1_users.up.sql", MY_USERS)
+        .write("2_widen_email.up.sql", WIDEN);
+    p.run(&fresh, &["release"]).code(0);
+    assert_eq!(email_width(&fresh), 400);
 }
