@@ -46,6 +46,31 @@ fn release_via(p: &Project, db: &Db, url: &str) -> Command {
 }
 
 /// Waits until the server runs `pg_sleep(<sleep_s>)` for this database.
+/// After a run left migration 2 dirty: the next release is refused (exit 5, pointing at
+/// `shipgate repair`); the operator runs `undo` and `repair --mark-rolled-back 2`; then a
+/// release with `env` added completes.
+fn repair_then_release(p: &Project, db: &Db, url: &str, undo: &str, env: &[(&str, &str)]) {
+    Run::wait_within(release_via(p, db, url), BOUND)
+        .code(5)
+        .secret_free()
+        .stderr_has(&["migration 2", "dirty", "shipgate repair"]);
+    db.exec(undo);
+    let repair = p.platform_command(
+        db,
+        &[
+            "repair",
+            "--mark-rolled-back",
+            "2",
+            "--reason",
+            "undone by hand",
+        ],
+    );
+    Run::wait_within(repair, BOUND).code(0).secret_free();
+    let mut release = release_via(p, db, url);
+    release.envs(env.iter().copied());
+    Run::wait_within(release, BOUND).code(0).secret_free();
+}
+
 fn wait_for_sleep(db: &Db, sleep_s: u32) {
     let sql = format!(
         "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = '{}' \
@@ -146,29 +171,7 @@ fn a_cut_during_a_no_transaction_migration_leaves_it_dirty_then_repair_completes
     assert!(!lock_held(&db));
 
     // Refused until repaired; after the operator undoes statement 1, the release completes.
-    Run::wait_within(release_via(&p, &db, &url), BOUND)
-        .code(5)
-        .secret_free()
-        .stderr_has(&["migration 2", "dirty", "shipgate repair"]);
-    db.exec("DROP TABLE nt");
-    Run::wait_within(
-        p.platform_command(
-            &db,
-            &[
-                "repair",
-                "--mark-rolled-back",
-                "2",
-                "--reason",
-                "undone by hand",
-            ],
-        ),
-        BOUND,
-    )
-    .code(0)
-    .secret_free();
-    Run::wait_within(release_via(&p, &db, &url), BOUND)
-        .code(0)
-        .secret_free();
+    repair_then_release(&p, &db, &url, "DROP TABLE nt", &[]);
     assert_eq!(db.versions(), [1, 2]);
     assert!(db.history().iter().all(|r| r.state == "applied"));
     Tally::passed(
@@ -382,28 +385,13 @@ fn mariadb_a_cut_mid_statement_leaves_a_precise_dirty_row_and_frees_the_lock() {
     assert_eq!(history[1].state, "running", "{history:?}");
     assert_eq!(history[1].statements_done, 1, "{history:?}");
 
-    Run::wait_within(release_via(&p, &db, &url), BOUND)
-        .code(5)
-        .secret_free()
-        .stderr_has(&["migration 2", "dirty", "shipgate repair"]);
-    db.exec("DROP TABLE slow");
-    Run::wait_within(
-        p.platform_command(
-            &db,
-            &[
-                "repair",
-                "--mark-rolled-back",
-                "2",
-                "--reason",
-                "undone by hand",
-            ],
-        ),
-        BOUND,
-    )
-    .code(0);
-    let mut fixed = release_via(&p, &db, &url);
-    fixed.env("SHIPGATE_STATEMENT_TIMEOUT", "30s");
-    Run::wait_within(fixed, BOUND).code(0).secret_free();
+    repair_then_release(
+        &p,
+        &db,
+        &url,
+        "DROP TABLE slow",
+        &[("SHIPGATE_STATEMENT_TIMEOUT", "30s")],
+    );
     assert_eq!(db.versions(), [1, 2]);
     assert_eq!(db.int("SELECT COUNT(*) FROM slow"), 1);
     Tally::passed(
