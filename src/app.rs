@@ -935,20 +935,37 @@ fn gh_escape_property(s: &str) -> String {
 async fn baseline(
     args: &cli::Baseline,
     config: &Config,
+    interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    locked_change(config, interrupt, async |backend, set, interrupt| {
+        repair::baseline(
+            backend,
+            set,
+            args.version,
+            args.reason.as_deref(),
+            &config.engine,
+            &config.deploy,
+            interrupt,
+        )
+        .await
+    })
+    .await
+}
+
+/// `baseline` and `repair`: the files, a connection, one change made under the lock (by
+/// `change`), its summary printed.
+async fn locked_change(
+    config: &Config,
     mut interrupt: Interrupt,
+    change: impl AsyncFnOnce(
+        &mut Backend,
+        &MigrationSet,
+        &mut Interrupt,
+    ) -> Result<repair::Change, migrate::Error>,
 ) -> Result<Exit, Failure> {
     let set = load_set(config)?;
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
-    let result = repair::baseline(
-        &mut backend,
-        &set,
-        args.version,
-        args.reason.as_deref(),
-        &config.engine,
-        &config.deploy,
-        &mut interrupt,
-    )
-    .await;
+    let result = change(&mut backend, &set, &mut interrupt).await;
     let change = finish(backend, result).await?;
     out(change.summary);
     Ok(Exit::Success)
@@ -957,7 +974,7 @@ async fn baseline(
 async fn repair(
     args: &cli::Repair,
     config: &Config,
-    mut interrupt: Interrupt,
+    interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     let action = match (
         args.mark_applied,
@@ -985,21 +1002,19 @@ async fn repair(
         ));
     }
     // An edited file is what accept-checksum is for; other problems in the set still stop it.
-    let set = load_set(config)?;
-    let mut backend = connect(config, &config.database, &mut interrupt).await?;
-    let result = repair::repair(
-        &mut backend,
-        &set,
-        action,
-        args.reason.as_deref(),
-        &config.engine,
-        &config.deploy,
-        &mut interrupt,
-    )
-    .await;
-    let change = finish(backend, result).await?;
-    out(change.summary);
-    Ok(Exit::Success)
+    locked_change(config, interrupt, async |backend, set, interrupt| {
+        repair::repair(
+            backend,
+            set,
+            action,
+            args.reason.as_deref(),
+            &config.engine,
+            &config.deploy,
+            interrupt,
+        )
+        .await
+    })
+    .await
 }
 
 #[cfg(test)]
