@@ -189,6 +189,9 @@ async fn dispatch(
     config: &Config,
     interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
+    if config.database_is_default && !matches!(command, Command::New(_) | Command::Check(_)) {
+        tracing::info!(database = %config.database, "no DATABASE_URL set; using the embedded default");
+    }
     match command {
         Command::New(args) => new(&args, config),
         Command::Check(args) => check(&args, config, interrupt).await,
@@ -213,9 +216,6 @@ async fn load_and_connect(
     config: &Config,
     interrupt: &mut Interrupt,
 ) -> Result<(MigrationSet, Backend, apply::PlanHistory), Failure> {
-    if config.database_is_default {
-        tracing::info!(database = %config.database, "no DATABASE_URL set; using the embedded default");
-    }
     Ok(apply::load_and_connect(
         &config.migrations,
         &config.database,
@@ -231,9 +231,6 @@ async fn connect(
     url: &DatabaseUrl,
     interrupt: &mut Interrupt,
 ) -> Result<Backend, Failure> {
-    if config.database_is_default && url == &config.database {
-        tracing::info!(database = %url, "no DATABASE_URL set; using the embedded default");
-    }
     Ok(apply::connect(url, &config.engine, &config.deploy, interrupt).await?)
 }
 

@@ -332,3 +332,30 @@ fn check_validates_files_in_every_format() {
             "::error file=migrations/3_c.up.sql,line=2::migrations/3_c.up.sql:2: unknown directive",
         ]);
 }
+
+/// With no `DATABASE_URL`, the main job runs against the embedded SQLite default and says so in
+/// one log line, whichever command reaches the database.
+#[test]
+fn without_a_database_url_release_uses_the_embedded_default_and_says_so() {
+    let p = Project::new();
+    p.write("1_users.up.sql", "CREATE TABLE users (id integer PRIMARY KEY);\n");
+    let note = "no DATABASE_URL set; using the embedded default";
+    for (args, code) in [
+        (&["release", "--dry-run"][..], 0),
+        (&["release"][..], 0),
+        (&["status"][..], 0),
+    ] {
+        let run = p.run_offline(args);
+        run.code(code).stderr_has(&[note, "sqlite://shipgate.db"]);
+        assert_eq!(
+            run.stderr.matches(note).count(),
+            1,
+            "one line, not one per connection: {run:?}"
+        );
+    }
+    assert!(p.root().join("shipgate.db").is_file());
+    // Commands that never connect do not mention it.
+    let run = p.run_offline(&["check"]);
+    run.code(0);
+    assert!(!run.stderr.contains(note), "{run:?}");
+}
