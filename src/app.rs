@@ -472,7 +472,7 @@ async fn down(
         &mut backend,
         &set,
         range,
-        None,
+        args.reason.as_deref(),
         &config.engine,
         &config.deploy,
         &mut interrupt,

@@ -34,7 +34,7 @@ pub struct Cli {
 }
 
 /// Settings shared by every command (also settable in the config file).
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct Global {
     /// Database URL: postgres://…, mysql://… (or mariadb://…), sqlite://path.db. Without one,
     /// shipgate uses sqlite://shipgate.db.
@@ -273,6 +273,21 @@ pub struct Global {
     pub quiet: u8,
 }
 
+/// The database URL (with its password), the status token and the webhook URLs and secret are
+/// raw strings here, so `Debug` shows only settings that cannot hold a secret. Once layered,
+/// `config::Config` holds every value in redacting types.
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("migrations", &self.migrations)
+            .field("config", &self.config)
+            .field("log_format", &self.log_format)
+            .field("verbose", &self.verbose)
+            .field("quiet", &self.quiet)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -362,6 +377,9 @@ pub struct Down {
     /// Print what would be reverted and the SQL; change nothing
     #[arg(long, env = "SHIPGATE_DRY_RUN")]
     pub dry_run: bool,
+    /// Why (written to the audit table with each reverted migration)
+    #[arg(long, env = "SHIPGATE_REASON")]
+    pub reason: Option<String>,
 }
 
 /// `shipgate status`.
@@ -452,4 +470,33 @@ pub struct Repair {
     /// Why (written to the audit table)
     #[arg(long, env = "SHIPGATE_REASON")]
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let cli = Cli::try_parse_from([
+            "shipgate",
+            "--database-url",
+            "postgres://app:hunter2-db@db/app",
+            "--status-token",
+            "tok-hunter2",
+            "--webhook-url",
+            "https://hooks.example/hunter2-path",
+            "--webhook-secret",
+            "whsec_aHVudGVyMg==",
+            "status",
+        ])
+        .expect("parses");
+        let debug = format!("{cli:?}");
+        for secret in ["hunter2", "aHVudGVyMg"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("Status"), "{debug}");
+    }
 }

@@ -652,13 +652,19 @@ async fn apply_untracked(
             version: m.version,
             error,
         })?;
-    backend
-        .start_untracked(record)
-        .await
-        .map_err(Error::db(format!(
-            "recording migration {} as running",
-            m.version
-        )))?;
+    let (_, mut retries) = retrying(
+        backend,
+        m.version,
+        lock_retries,
+        interrupt,
+        Attempt::Bookkeeping,
+        async |b: &mut Backend| b.start_untracked(record).await,
+    )
+    .await?
+    .map_err(Error::db(format!(
+        "recording migration {} as running",
+        m.version
+    )))?;
     backend
         .set_session_timeouts(t)
         .await
@@ -666,7 +672,6 @@ async fn apply_untracked(
     let started = Instant::now();
     let statements = backend.statements(&m.up).into_owned();
     let total = statements.len();
-    let mut retries = 0;
     for (i, statement) in statements.iter().enumerate() {
         let step = Step {
             version: m.version,
@@ -679,10 +684,7 @@ async fn apply_untracked(
             Ok(attempts) => retries += attempts,
             Err(error) => {
                 let message = format!("statement {} (line {}): {error}", i + 1, statement.line);
-                if let Err(e) = backend.fail_untracked(m.version, &message).await {
-                    tracing::error!(migration_version = m.version, error = %e, "could not record the failure; the row stays `running`, which is dirty too");
-                }
-                let _ = backend.reset_session_timeouts().await;
+                record_stop(backend, m.version, &message).await;
                 return Err(Error::Failed {
                     version: m.version,
                     file,
@@ -748,31 +750,82 @@ struct Step<'a> {
     lock_retries: u32,
 }
 
-/// Runs one statement, retrying it after a lock timeout up to `lock_retries` times (a statement
-/// that timed out waiting for a lock changed nothing). `Ok(Ok(retries))` when it committed,
-/// `Ok(Err(_))` with the database's error when it failed, `Err` when a signal interrupted it.
+/// Runs one statement, retrying it after a lock timeout (see [`retrying`]). `Ok(Ok(retries))`
+/// when it committed, `Ok(Err(_))` with the database's error when it failed, `Err` when a
+/// signal interrupted it.
 async fn exec_step(
     backend: &mut Backend,
     step: Step<'_>,
     interrupt: &mut Interrupt,
 ) -> Result<Result<u32, DbError>, Error> {
+    let done = retrying(
+        backend,
+        step.version,
+        step.lock_retries,
+        interrupt,
+        Attempt::Statement(step.index),
+        async |b: &mut Backend| b.exec_statement(step.sql, step.timeouts).await,
+    )
+    .await?;
+    Ok(done.map(|((), retries)| retries))
+}
+
+/// What a lock-timeout retry repeats, for its log line.
+#[derive(Clone, Copy)]
+enum Attempt {
+    /// The statement at this zero-based position of the file.
+    Statement(usize),
+    /// shipgate's own write before the file's first statement (on SQLite another writer locks
+    /// the whole database, shipgate's tables included).
+    Bookkeeping,
+}
+
+/// Runs `op`, and again after a lock timeout up to `lock_retries` times with backoff: an
+/// operation that timed out waiting for a lock changed nothing. `Ok(Ok((value, retries)))` when
+/// it went through, `Ok(Err(_))` with the database's error otherwise, `Err` on a signal.
+async fn retrying<T>(
+    backend: &mut Backend,
+    version: Version,
+    lock_retries: u32,
+    interrupt: &mut Interrupt,
+    attempt_of: Attempt,
+    mut op: impl AsyncFnMut(&mut Backend) -> Result<T, DbError>,
+) -> Result<Result<(T, u32), DbError>, Error> {
     let mut attempt = 0;
     loop {
         let result = tokio::select! {
-            r = backend.exec_statement(step.sql, step.timeouts) => r,
+            r = op(backend) => r,
             signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
         };
         match result {
-            Ok(()) => return Ok(Ok(attempt)),
-            Err(e) if e.kind == ErrorKind::LockTimeout && attempt < step.lock_retries => {
+            Ok(value) => return Ok(Ok((value, attempt))),
+            Err(e) if e.kind == ErrorKind::LockTimeout && attempt < lock_retries => {
                 let delay = retry_delay(attempt);
                 attempt += 1;
-                tracing::warn!(migration_version = step.version, statement = step.index + 1, attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "statement hit the lock timeout; retrying it");
+                let retry_in_ms = delay.as_millis() as u64;
+                match attempt_of {
+                    Attempt::Statement(i) => {
+                        tracing::warn!(migration_version = version, statement = i + 1, attempt, retry_in_ms, error = %e, "statement hit the lock timeout; retrying it")
+                    }
+                    Attempt::Bookkeeping => {
+                        tracing::warn!(migration_version = version, attempt, retry_in_ms, error = %e, "recording the migration's start hit the lock timeout; retrying it")
+                    }
+                }
                 wait_or_interrupt(delay, interrupt).await?;
             }
             Err(error) => return Ok(Err(error)),
         }
     }
+}
+
+/// A statement-by-statement file stopped at a failing statement: its row becomes `failed`
+/// with `message` (if even that fails, it stays `running`, which is dirty too) and the session
+/// gets its default timeouts back.
+async fn record_stop(backend: &mut Backend, version: Version, message: &str) {
+    if let Err(e) = backend.fail_untracked(version, message).await {
+        tracing::error!(migration_version = version, error = %e, "could not record the failure; the row stays `running`, which is dirty too");
+    }
+    let _ = backend.reset_session_timeouts().await;
 }
 
 /// Which applied migrations `down` reverts, newest first.
@@ -901,6 +954,19 @@ async fn down_locked(
                     version: m.version,
                     error,
                 })?;
+            retrying(
+                backend,
+                m.version,
+                settings.lock_retries,
+                interrupt,
+                Attempt::Bookkeeping,
+                async |b: &mut Backend| b.start_untracked_revert(m.version).await,
+            )
+            .await?
+            .map_err(Error::db(format!(
+                "recording migration {} as being reverted",
+                m.version
+            )))?;
             backend
                 .set_session_timeouts(t)
                 .await
@@ -916,7 +982,12 @@ async fn down_locked(
                     lock_retries: settings.lock_retries,
                 };
                 if let Err(error) = exec_step(backend, step, interrupt).await? {
-                    let _ = backend.reset_session_timeouts().await;
+                    let message = format!(
+                        "revert stopped at statement {} (line {}) of {file}: {error}; {i} statement(s) before it had committed",
+                        i + 1,
+                        statement.line
+                    );
+                    record_stop(backend, m.version, &message).await;
                     return Err(Error::RevertFailed {
                         version: m.version,
                         file,
@@ -924,6 +995,13 @@ async fn down_locked(
                         statements: Some((i, total)),
                     });
                 }
+                backend
+                    .record_progress(m.version, i + 1)
+                    .await
+                    .map_err(Error::db(format!(
+                        "recording progress of reverting migration {}",
+                        m.version
+                    )))?;
             }
             backend
                 .reset_session_timeouts()

@@ -170,6 +170,12 @@ impl fmt::Display for LockHolder {
     }
 }
 
+/// The `error` of a history row whose down file is running statement by statement (or stopped
+/// part-way): what an operator reading `status` needs to know.
+pub const REVERTING: &str = "being reverted by `shipgate down` statement by statement; if this \
+    row is still here the revert stopped part-way: finish or undo it by hand, then \
+    `shipgate repair`";
+
 /// Per-statement bounds for one migration: the session's, or the file's overrides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -986,6 +992,18 @@ impl Backend {
     pub async fn reset_session_timeouts(&mut self) -> Result<(), DbError> {
         let t = self.default_timeouts();
         self.set_session_timeouts(t).await
+    }
+
+    /// Marks an applied migration dirty before its down file runs statement by statement: a
+    /// crash or failure part-way must not leave it looking applied. `statements_done` then
+    /// counts statements of the down file; on success the row is removed ([`Self::forget`]).
+    pub async fn start_untracked_revert(&mut self, version: Version) -> Result<(), DbError> {
+        let sql = format!(
+            "UPDATE {} SET state = 'running', statements_done = 0, error = {} WHERE version = {version}",
+            self.tables.migrations,
+            self.dialect.quote(REVERTING)
+        );
+        self.exec(&sql).await
     }
 
     /// Records that `done` statements of a no-transaction migration have committed.

@@ -129,7 +129,7 @@ pub enum Error {
     },
     /// A down script failed. Its transaction rolled back, or, statement by statement (a
     /// no-transaction down file, or MySQL), the statements before it stayed committed.
-    #[error("reverting migration {version} ({file}) failed{}: {error}; {}", .statements.map(|(d, t)| format!(" at statement {} of {t}", d + 1)).unwrap_or_default(), .statements.map(|(d, _)| format!("{d} statement(s) of the down file before it had committed; the migration is still recorded as applied")).unwrap_or_else(|| "its transaction was rolled back; the migration is still applied".into()))]
+    #[error("reverting migration {version} ({file}) failed{}: {error}; {}", .statements.map(|(d, t)| format!(" at statement {} of {t}", d + 1)).unwrap_or_default(), .statements.map(|(d, _)| format!("{d} statement(s) of the down file before it had committed; the migration is recorded as failed (dirty) until you finish or undo the revert by hand and run `shipgate repair`")).unwrap_or_else(|| "its transaction was rolled back; the migration is still applied".into()))]
     RevertFailed {
         /// Version.
         version: Version,

@@ -91,7 +91,10 @@ fn down_to_reverts_newest_first_with_audit_rows(engine: Engine) {
     assert_eq!(db.versions(), [1, 2, 3]);
     assert!(db.table_exists("t3"));
 
-    let run = p.run(&db, &["down", "--to", "1", "--yes"]);
+    let run = p.run(
+        &db,
+        &["down", "--to", "1", "--yes", "--reason", "bad release 42"],
+    );
     run.code(0).stdout_has(&["reverted 2 migration(s)"]);
     let three = run.stdout.find("reverted 3 create_t3").expect("3 reverted");
     let two = run.stdout.find("reverted 2 create_t2").expect("2 reverted");
@@ -113,6 +116,12 @@ fn down_to_reverts_newest_first_with_audit_rows(engine: Engine) {
         "audit in revert order: {audit:?}"
     );
     assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .all(|a| a.reason.as_deref() == Some("bad release 42")),
+        "--reason is recorded with every revert: {audit:?}"
+    );
     assert_eq!(
         audit[0].before.as_deref(),
         Some(format!("applied {}", checksum(T3)).as_str())

@@ -338,7 +338,10 @@ fn check_validates_files_in_every_format() {
 #[test]
 fn without_a_database_url_release_uses_the_embedded_default_and_says_so() {
     let p = Project::new();
-    p.write("1_users.up.sql", "CREATE TABLE users (id integer PRIMARY KEY);\n");
+    p.write(
+        "1_users.up.sql",
+        "CREATE TABLE users (id integer PRIMARY KEY);\n",
+    );
     let note = "no DATABASE_URL set; using the embedded default";
     for (args, code) in [
         (&["release", "--dry-run"][..], 0),

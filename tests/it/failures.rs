@@ -23,6 +23,7 @@ on_every_engine!(
     a_failing_migration_is_undone_or_left_dirty_and_frees_the_lock,
     a_failed_no_transaction_file_is_dirty_until_marked_rolled_back,
     a_failed_no_transaction_file_finished_by_hand_is_marked_applied,
+    a_revert_that_stops_part_way_leaves_the_migration_dirty,
 );
 
 fn a_failing_migration_is_undone_or_left_dirty_and_frees_the_lock(engine: Engine) {
@@ -265,4 +266,57 @@ fn a_failed_no_transaction_file_finished_by_hand_is_marked_applied(engine: Engin
         .stdout_has(&["applied 2 later", "applied 1 migration(s)"]);
     assert_eq!(db.versions(), [1, 2]);
     assert!(db.table_exists("later"));
+}
+
+/// A down file that runs statement by statement (no-transaction; every file on MariaDB) and
+/// fails part-way leaves its migration dirty — not looking applied — until an operator finishes
+/// the revert by hand and marks it rolled back; then `up` applies it again.
+fn a_revert_that_stops_part_way_leaves_the_migration_dirty(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    p.write("1_base.up.sql", "CREATE TABLE base (id integer PRIMARY KEY);\n")
+        .write(
+            "2_pair.up.sql",
+            "CREATE TABLE pair_a (id integer PRIMARY KEY);\nCREATE TABLE pair_b (id integer PRIMARY KEY);\n",
+        )
+        .write(
+            "2_pair.down.sql",
+            "-- shipgate:no-transaction\nDROP TABLE pair_b;\nDROP TABLE no_such_table;\nDROP TABLE pair_a;\n",
+        );
+    p.run(&db, &["up"]).code(0);
+
+    let run = p.run(&db, &["down", "--steps", "1", "--yes"]);
+    run.code(1).stderr_has(&[
+        "reverting migration 2",
+        "at statement 2 of 3",
+        "1 statement(s) of the down file before it had committed",
+        "shipgate repair",
+    ]);
+    assert!(!db.table_exists("pair_b") && db.table_exists("pair_a"));
+    let history = db.history();
+    assert_eq!(db.versions(), [1, 2], "{history:?}");
+    assert_eq!(history[1].state, "failed", "{history:?}");
+    assert_eq!(history[1].statements_done, 1, "{history:?}");
+    let error = db.query("SELECT error FROM shipgate_migrations WHERE version = 2");
+    let error = error[0][0].clone().unwrap_or_default();
+    assert!(
+        error.contains("revert stopped at statement 2") && error.contains("2_pair.down.sql"),
+        "{error}"
+    );
+
+    // Dirty: every run refuses until repaired.
+    p.run(&db, &["up"])
+        .code(5)
+        .stderr_has(&["migration 2", "dirty", "shipgate repair"]);
+    p.run(&db, &["down", "--steps", "1", "--yes"])
+        .code(5)
+        .stderr_has(&["migration 2 is dirty"]);
+
+    // The operator finishes the revert by hand and says so; `up` then applies 2 again.
+    db.exec("DROP TABLE pair_a");
+    p.run(&db, &["repair", "--mark-rolled-back", "2"]).code(0);
+    assert_eq!(db.versions(), [1]);
+    p.run(&db, &["up"]).code(0);
+    assert_eq!(db.versions(), [1, 2]);
+    assert!(db.table_exists("pair_a") && db.table_exists("pair_b"));
 }
