@@ -680,13 +680,43 @@ impl Backend {
         self.exec(&sql).await
     }
 
-    /// Tries once to take the migration lock.
+    /// The database URL, for messages (its `Display` hides the password).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Tries once to take the migration lock. On PostgreSQL a connection that turns out to be
+    /// moved between server sessions (a transaction-pooling proxy) is a [`ErrorKind::Config`]
+    /// error, and a lock taken in passing is freed by ending that session.
     pub async fn try_lock(&mut self) -> Result<bool, DbError> {
         match self.dialect {
             Dialect::Postgres => {
                 let key = self.pg_key().await?;
                 let rows = self.rows(&key.try_lock_sql()).await?;
-                Ok(first(&rows).as_deref() == Some("t"))
+                let row = rows.into_iter().next().unwrap_or_default();
+                let got = row.first().cloned().flatten().as_deref() == Some("t");
+                let pid = row.get(1).cloned().flatten().unwrap_or_default();
+                if pid == key.backend_pid.to_string() {
+                    return Ok(got);
+                }
+                if got {
+                    // Taken on a pooled backend this connection may never reach again: end
+                    // that server session so the lock goes with it (the pooler reconnects).
+                    let end = format!("SELECT pg_terminate_backend({pid})");
+                    match self.rows(&end).await {
+                        Ok(_) => {
+                            tracing::warn!(backend_pid = %pid, "ended the pooled server session that took the migration lock")
+                        }
+                        Err(e) => {
+                            tracing::error!(backend_pid = %pid, error = %e, "could not end the pooled server session that took the migration lock; it holds the lock until the pooler closes it")
+                        }
+                    }
+                }
+                Err(DbError {
+                    kind: ErrorKind::Config,
+                    message: key.pooled_message(&pid),
+                    code: None,
+                })
             }
             Dialect::Sqlite => {
                 if self.sqlite_lock.is_some() {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::backend::Backend;
+use super::backend::{Backend, ErrorKind};
 use super::{jitter, Error, Interrupt};
 
 const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
@@ -24,11 +24,17 @@ pub async fn acquire(
     let mut poll = POLL_MIN;
     let mut next_log = started;
     loop {
-        if backend
-            .try_lock()
-            .await
-            .map_err(Error::db("taking the migration lock"))?
-        {
+        let taken = match backend.try_lock().await {
+            Ok(taken) => taken,
+            Err(error) if error.kind == ErrorKind::Config => {
+                return Err(Error::Config {
+                    url: backend.url().redacted(),
+                    error,
+                })
+            }
+            Err(e) => return Err(Error::db("taking the migration lock")(e)),
+        };
+        if taken {
             let waited = started.elapsed();
             if waited > POLL_MIN {
                 tracing::info!(

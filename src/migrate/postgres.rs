@@ -130,11 +130,24 @@ pub async fn lock_key(
 }
 
 impl LockKey {
-    /// One poll of the lock.
+    /// One poll of the lock, with the pid of the backend it ran on: a different pid than the
+    /// one [`lock_key`] saw means a transaction-pooling proxy moves this connection between
+    /// server sessions, and a session lock taken that way would stay with a pooled backend.
     pub fn try_lock_sql(&self) -> String {
         format!(
-            "SELECT CASE WHEN pg_try_advisory_lock({}, {}) THEN 't' ELSE 'f' END",
+            "SELECT CASE WHEN pg_try_advisory_lock({}, {}) THEN 't' ELSE 'f' END, CAST(pg_backend_pid() AS TEXT)",
             self.k1, self.k2
+        )
+    }
+
+    /// What a transaction-pooling proxy looks like from here.
+    pub fn pooled_message(&self, other_pid: &str) -> String {
+        format!(
+            "the connection moved between server sessions (backend pid {} then {other_pid}): a \
+             transaction-pooling proxy (PgBouncer in transaction mode) sits between shipgate and \
+             the database, and the migration lock, a session lock, cannot be held through it; \
+             connect directly or through a session-mode pool",
+            self.backend_pid
         )
     }
 

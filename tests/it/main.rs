@@ -25,6 +25,7 @@ mod logs;
 mod metrics;
 mod middleware;
 mod platform;
+mod pooler;
 mod session;
 mod shutdown;
 mod source;

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 use tempfile::TempDir;
 
+pub mod pgbouncer;
 pub mod pgcluster;
 pub mod proxy;
 mod receiver;
