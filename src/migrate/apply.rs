@@ -432,6 +432,39 @@ fn warn_missing(plan: &Plan) {
     }
 }
 
+/// Under the lock, before the first change: creates shipgate's tables if missing and, for a
+/// command that records runs, closes the rows of killed runs as `aborted` and opens this run's
+/// row. Retried as a whole on a lock timeout (on SQLite another writer locks every table).
+async fn open_run(
+    backend: &mut Backend,
+    command: Option<&str>,
+    deploy: &DeployInfo,
+    lock_retries: u32,
+    interrupt: &mut Interrupt,
+) -> Result<Option<i64>, Error> {
+    let opened = retrying(
+        backend,
+        lock_retries,
+        interrupt,
+        Attempt::OpeningRun,
+        async |b: &mut Backend| {
+            b.ensure_tables().await?;
+            match command {
+                Some(command) => {
+                    b.close_orphaned_runs().await?;
+                    b.start_run(command, deploy).await.map(Some)
+                }
+                None => Ok(None),
+            }
+        },
+    )
+    .await?
+    .map_err(Error::db(
+        "creating shipgate's tables and recording the run",
+    ))?;
+    Ok(opened.0)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn up_locked(
     backend: &mut Backend,
@@ -442,23 +475,14 @@ async fn up_locked(
     interrupt: &mut Interrupt,
     options: &UpOptions,
 ) -> Result<(Vec<Applied>, Plan), Error> {
-    backend
-        .ensure_tables()
-        .await
-        .map_err(Error::db("creating shipgate's tables"))?;
-    let run_id = match options.record_run {
-        Some(command) => Some({
-            backend
-                .close_orphaned_runs()
-                .await
-                .map_err(Error::db("closing the runs of killed processes"))?;
-            backend
-                .start_run(command, deploy)
-                .await
-                .map_err(Error::db("recording the run"))?
-        }),
-        None => None,
-    };
+    let run_id = open_run(
+        backend,
+        options.record_run,
+        deploy,
+        settings.lock_retries,
+        interrupt,
+    )
+    .await?;
     options.progress.update(|p| p.run_id = run_id);
     let mut applied = Vec::new();
     let result = apply_pending(
@@ -654,10 +678,9 @@ async fn apply_untracked(
         })?;
     let (_, mut retries) = retrying(
         backend,
-        m.version,
         lock_retries,
         interrupt,
-        Attempt::Bookkeeping,
+        Attempt::Bookkeeping(m.version),
         async |b: &mut Backend| b.start_untracked(record).await,
     )
     .await?
@@ -760,10 +783,9 @@ async fn exec_step(
 ) -> Result<Result<u32, DbError>, Error> {
     let done = retrying(
         backend,
-        step.version,
         step.lock_retries,
         interrupt,
-        Attempt::Statement(step.index),
+        Attempt::Statement(step.version, step.index),
         async |b: &mut Backend| b.exec_statement(step.sql, step.timeouts).await,
     )
     .await?;
@@ -773,11 +795,13 @@ async fn exec_step(
 /// What a lock-timeout retry repeats, for its log line.
 #[derive(Clone, Copy)]
 enum Attempt {
-    /// The statement at this zero-based position of the file.
-    Statement(usize),
-    /// shipgate's own write before the file's first statement (on SQLite another writer locks
-    /// the whole database, shipgate's tables included).
-    Bookkeeping,
+    /// The statement at this zero-based position of this migration's file.
+    Statement(Version, usize),
+    /// shipgate's own write before the migration file's first statement (on SQLite another
+    /// writer locks the whole database, shipgate's tables included).
+    Bookkeeping(Version),
+    /// Creating shipgate's tables and opening the run's `shipgate_runs` row.
+    OpeningRun,
 }
 
 /// Runs `op`, and again after a lock timeout up to `lock_retries` times with backoff: an
@@ -785,7 +809,6 @@ enum Attempt {
 /// it went through, `Ok(Err(_))` with the database's error otherwise, `Err` on a signal.
 async fn retrying<T>(
     backend: &mut Backend,
-    version: Version,
     lock_retries: u32,
     interrupt: &mut Interrupt,
     attempt_of: Attempt,
@@ -804,11 +827,14 @@ async fn retrying<T>(
                 attempt += 1;
                 let retry_in_ms = delay.as_millis() as u64;
                 match attempt_of {
-                    Attempt::Statement(i) => {
+                    Attempt::Statement(version, i) => {
                         tracing::warn!(migration_version = version, statement = i + 1, attempt, retry_in_ms, error = %e, "statement hit the lock timeout; retrying it")
                     }
-                    Attempt::Bookkeeping => {
+                    Attempt::Bookkeeping(version) => {
                         tracing::warn!(migration_version = version, attempt, retry_in_ms, error = %e, "recording the migration's start hit the lock timeout; retrying it")
+                    }
+                    Attempt::OpeningRun => {
+                        tracing::warn!(attempt, retry_in_ms, error = %e, "recording the run hit the lock timeout; retrying it")
                     }
                 }
                 wait_or_interrupt(delay, interrupt).await?;
@@ -929,8 +955,52 @@ async fn down_locked(
 ) -> Result<Vec<Reverted>, Error> {
     let (history, _) = plan(backend, set, &Policy::default()).await?;
     let targets = select_down(&history, set, range)?;
+    let run_id = open_run(
+        backend,
+        Some("down"),
+        deploy,
+        settings.lock_retries,
+        interrupt,
+    )
+    .await?
+    .expect("a command was given");
     let mut reverted = Vec::new();
-    for m in targets {
+    let result = revert_each(
+        backend,
+        &targets,
+        reason,
+        settings,
+        deploy,
+        interrupt,
+        &mut reverted,
+    )
+    .await;
+    let (outcome, error) = match &result {
+        Ok(()) => (RunOutcome::Succeeded, None),
+        // The session is about to be ended; the next locked run closes the row as aborted.
+        Err(Error::Interrupted(_)) => return result.map(|()| reverted),
+        Err(e) => (RunOutcome::Failed, Some(e.to_string())),
+    };
+    if let Err(e) = backend
+        .finish_run(run_id, outcome, reverted.len(), error.as_deref())
+        .await
+    {
+        tracing::warn!(error = %e, run_id, "could not record the run's outcome");
+    }
+    result.map(|()| reverted)
+}
+
+/// Reverts `targets` in order, pushing each one done onto `reverted`.
+async fn revert_each(
+    backend: &mut Backend,
+    targets: &[&Migration],
+    reason: Option<&str>,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+    reverted: &mut Vec<Reverted>,
+) -> Result<(), Error> {
+    for m in targets.iter().copied() {
         let script = m
             .down
             .as_ref()
@@ -956,10 +1026,9 @@ async fn down_locked(
                 })?;
             retrying(
                 backend,
-                m.version,
                 settings.lock_retries,
                 interrupt,
-                Attempt::Bookkeeping,
+                Attempt::Bookkeeping(m.version),
                 async |b: &mut Backend| b.start_untracked_revert(m.version).await,
             )
             .await?
@@ -1045,5 +1114,5 @@ async fn down_locked(
             duration_ms,
         });
     }
-    Ok(reverted)
+    Ok(())
 }

@@ -122,6 +122,14 @@ fn down_to_reverts_newest_first_with_audit_rows(engine: Engine) {
             .all(|a| a.reason.as_deref() == Some("bad release 42")),
         "--reason is recorded with every revert: {audit:?}"
     );
+    // The revert is a run of its own in shipgate_runs (SPEC §4), counting what it reverted.
+    let runs = db.query("SELECT command, outcome FROM shipgate_runs");
+    assert_eq!(
+        runs,
+        [[Some("down".to_owned()), Some("succeeded".to_owned())]],
+        "{runs:?}"
+    );
+    assert_eq!(db.int("SELECT applied FROM shipgate_runs"), 2);
     assert_eq!(
         audit[0].before.as_deref(),
         Some(format!("applied {}", checksum(T3)).as_str())

@@ -304,6 +304,13 @@ fn a_revert_that_stops_part_way_leaves_the_migration_dirty(engine: Engine) {
         "{error}"
     );
 
+    let runs = db.query("SELECT command, outcome FROM shipgate_runs");
+    assert_eq!(
+        runs,
+        [[Some("down".to_owned()), Some("failed".to_owned())]],
+        "{runs:?}"
+    );
+
     // Dirty: every run refuses until repaired.
     p.run(&db, &["up"])
         .code(5)
