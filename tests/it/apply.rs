@@ -28,6 +28,7 @@ on_every_engine!(
     status_json_reports_every_field,
     history_json_reports_every_field,
     baseline_records_without_running,
+    out_of_order_missing_and_irreversible_follow_the_policy,
 );
 
 fn up_to_stops_then_applies_the_rest_and_a_rerun_is_a_no_op(engine: Engine) {
@@ -351,4 +352,50 @@ fn baseline_records_without_running(engine: Engine) {
         .code(5)
         .stderr_has(&["7"]);
     assert_eq!(db.audit().len(), before);
+}
+
+/// The planning policies of SPEC §3 through the binary: a pending migration older than the
+/// newest applied one is refused (exit 5) unless `--allow-out-of-order`; an applied migration
+/// whose file is gone is a warning, and a refusal under `--strict`; `down` refuses, before
+/// reverting anything, a range that holds a migration without a down file; `--steps N` reverts
+/// the newest N.
+fn out_of_order_missing_and_irreversible_follow_the_policy(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    p.write("10_a.up.sql", "CREATE TABLE a (id integer PRIMARY KEY);\n")
+        .write("10_a.down.sql", "DROP TABLE a;\n")
+        .write("30_c.up.sql", "CREATE TABLE c (id integer PRIMARY KEY);\n")
+        .write("30_c.down.sql", "DROP TABLE c;\n");
+    p.run(&db, &["up"]).code(0);
+
+    // 20 arrives after 30 was applied.
+    p.write("20_b.sql", "CREATE TABLE b (id integer PRIMARY KEY);\n");
+    p.run(&db, &["up"]).code(5).stderr_has(&[
+        "pending migration 20 (b) is older than the newest applied migration 30",
+        "--allow-out-of-order",
+    ]);
+    assert!(!db.table_exists("b"));
+    p.run(&db, &["up", "--allow-out-of-order"]).code(0);
+    assert_eq!(db.versions(), [10, 20, 30]);
+
+    // 20 has no down file: a revert down to 10 would cross it, so nothing is reverted.
+    p.run(&db, &["down", "--to", "10", "--yes"])
+        .code(5)
+        .stderr_has(&["migration 20", "has no down file", "nothing was reverted"]);
+    assert_eq!(db.versions(), [10, 20, 30]);
+    assert!(db.table_exists("c"));
+    p.run(&db, &["down", "--steps", "1", "--yes"])
+        .code(0)
+        .stdout_has(&["reverted 30 c"]);
+    assert_eq!(db.versions(), [10, 20]);
+
+    // The build no longer has 20's file: the database is ahead of it.
+    std::fs::remove_file(p.migrations().join("20_b.sql")).expect("remove 20_b.sql");
+    p.run(&db, &["up"])
+        .code(0)
+        .stderr_has(&["applied migration has no file in this build"]);
+    p.run(&db, &["up", "--strict"]).code(5).stderr_has(&[
+        "applied migration 20 (b) has no file in this build",
+        "--strict refuses",
+    ]);
 }
