@@ -6,8 +6,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    connect, eventually, finish_within, http_get, read_response, spawn, terminate, wait_for, Db,
-    Engine, Project, Receiver, Reply, Run, Service, WEBHOOK_SECRET,
+    connect, eventually, finish_within, http_get, read_response, send_signal, spawn, terminate,
+    wait_for, Db, Engine, Project, Receiver, Reply, Run, Service, WEBHOOK_SECRET,
 };
 
 const BOUND: Duration = Duration::from_secs(15);
@@ -203,4 +203,39 @@ fn sigterm_during_a_long_migration_rolls_back_frees_the_lock_and_exits_143() {
         .code(0)
         .secret_free();
     assert_eq!(db.versions(), [1, 2]);
+}
+
+/// Ctrl-C (SIGINT) during `up` inside a long migration: the same clean stop as SIGTERM, with
+/// the shell's code for an interrupt, 130.
+#[test]
+fn sigint_during_up_rolls_back_frees_the_lock_and_exits_130() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::new();
+    p.write(
+        "1_long.up.sql",
+        "CREATE TABLE made_before_the_sleep (id bigint);\nSELECT pg_sleep(30);\n",
+    );
+    let started = Instant::now();
+    let child = spawn(&mut p.command(Some(&db), &["up"]));
+    let pid = child.id();
+    wait_for("the long migration to run", BOUND, || {
+        (sleeping_backends(&db) == 1 && advisory_locks(&db) == 1).then_some(())
+    });
+
+    send_signal(pid, "INT");
+    let signalled = Instant::now();
+    let run = finish_within(child, started, Duration::from_secs(10));
+    run.code(130).stderr_has(&["SIGINT"]);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "exit 130 only {:?} after SIGINT: {run:?}",
+        signalled.elapsed()
+    );
+    eventually(
+        "the advisory lock to be released",
+        Duration::from_secs(3),
+        || advisory_locks(&db) == 0 && sleeping_backends(&db) == 0,
+    );
+    assert!(!db.table_exists("made_before_the_sleep"), "rolled back");
+    assert!(db.versions().is_empty());
 }

@@ -234,11 +234,17 @@ impl Drop for Service {
 
 /// Sends SIGTERM to `pid` with kill(1).
 pub fn terminate(pid: u32) {
+    send_signal(pid, "TERM");
+}
+
+/// Sends signal `name` (`TERM`, `INT`, …) to process `pid`.
+pub fn send_signal(pid: u32, name: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
         .status()
         .expect("running kill");
-    assert!(status.success(), "kill -TERM {pid} failed: {status}");
+    assert!(status.success(), "kill -{name} {pid} failed: {status}");
 }
 
 /// Waits for a spawned child started at `started` to exit within `bound`; kills it and panics
