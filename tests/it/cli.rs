@@ -201,6 +201,16 @@ fn config_errors_exit_2_naming_the_key_and_source() {
     ]);
     cmd.env("SHIPGATE_LOCK_WAIT", "also nonsense");
     Run::wait(cmd).code(3);
+    // … and a valid environment variable hides a bad file value.
+    let mut cmd = base(&[
+        "--config",
+        file.to_str().expect("utf-8 path"),
+        "--connect-timeout",
+        "1s",
+        "up",
+    ]);
+    cmd.env("SHIPGATE_LOCK_WAIT", "2s");
+    Run::wait(cmd).code(3);
 }
 
 #[test]
