@@ -292,26 +292,37 @@ impl std::fmt::Debug for Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations (alembic upgrade head)
+    #[command(after_help = EXIT_CODES)]
     Up(Up),
     /// Revert applied migrations with their .down.sql files, newest first (alembic downgrade)
+    #[command(after_help = EXIT_CODES)]
     Down(Down),
     /// Show current version, head, and what is applied, pending, modified, missing or dirty
+    #[command(after_help = EXIT_CODES)]
     Status(Status),
     /// List applied migrations with time, duration, checksum, deploy id and host
+    #[command(after_help = EXIT_CODES)]
     History(History),
     /// Create a new migration file pair named <UTC timestamp>_<name>
+    #[command(after_help = EXIT_CODES)]
     New(New),
     /// Validate migration files; with --database also compare them with history (CI gate)
+    #[command(after_help = EXIT_CODES)]
     Check(Check),
     /// Record every migration up to --version as applied without running it (alembic stamp)
+    #[command(after_help = EXIT_CODES)]
     Baseline(Baseline),
     /// Resolve a dirty migration or accept an edited checksum; every repair is audited
+    #[command(after_help = EXIT_CODES)]
     Repair(Repair),
     /// The pre-deploy hook: validate, wait for the database, lock, apply, record, notify
+    #[command(after_help = EXIT_CODES)]
     Release(Release),
     /// Serve /health, /health/ready, /migrations/status and /metrics until SIGTERM
+    #[command(after_help = EXIT_CODES)]
     Serve(Serve),
     /// Run the release flow, then replace this process with CMD (platforms without a release phase)
+    #[command(after_help = EXIT_CODES)]
     Exec(Exec),
 }
 

@@ -110,20 +110,30 @@ fn every_flag_of_every_command_names_its_environment_variable() {
 #[test]
 fn help_documents_the_exit_codes() {
     let p = Project::new();
-    let run = p.run_offline(&["--help"]);
-    run.code(0);
-    let section: Vec<&str> = run
-        .stdout
-        .lines()
-        .skip_while(|l| !l.starts_with("Exit codes:"))
-        .collect();
-    for code in ["0", "1", "2", "3", "4", "5", "10", "130", "143"] {
-        assert!(
-            section
-                .iter()
-                .any(|l| l.split(|c: char| !c.is_ascii_digit()).any(|w| w == code)),
-            "exit code {code} missing: {run:?}"
-        );
+    let mut helps = vec![vec!["--help".to_owned()]];
+    helps.extend(
+        subcommands(&p)
+            .into_iter()
+            .map(|sub| vec![sub, "--help".to_owned()]),
+    );
+    for args in helps {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = p.run_offline(&args);
+        run.code(0);
+        let section: Vec<&str> = run
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("Exit codes:"))
+            .collect();
+        for code in ["0", "1", "2", "3", "4", "5", "10", "130", "143"] {
+            assert!(
+                section
+                    .iter()
+                    .any(|l| l.split(|c: char| !c.is_ascii_digit()).any(|w| w == code)),
+                "exit code {code} missing from `shipgate {}`: {run:?}",
+                args.join(" ")
+            );
+        }
     }
 }
 
