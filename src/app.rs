@@ -192,6 +192,22 @@ async fn dispatch(
     if config.database_is_default && !matches!(command, Command::New(_) | Command::Check(_)) {
         tracing::info!(database = %config.database, "no DATABASE_URL set; using the embedded default");
     }
+    let read_only = match &command {
+        Command::Status(_) | Command::History(_) | Command::Check(_) => true,
+        Command::Up(args) => args.dry_run,
+        Command::Down(args) => args.dry_run,
+        Command::Release(args) => args.dry_run,
+        _ => false,
+    };
+    let read_only_config;
+    let config = if read_only {
+        let mut c = config.clone();
+        c.engine.read_only = true;
+        read_only_config = c;
+        &read_only_config
+    } else {
+        config
+    };
     match command {
         Command::New(args) => new(&args, config),
         Command::Check(args) => check(&args, config, interrupt).await,

@@ -179,6 +179,9 @@ pub struct EngineSettings {
     pub schema: Option<String>,
     /// SQL run on every connection right after it opens.
     pub session_init: Option<String>,
+    /// The command only reads (status, history, check, dry runs): a SQLite database file that
+    /// does not exist is read as an empty database instead of being created.
+    pub read_only: bool,
 }
 
 impl EngineSettings {
@@ -758,6 +761,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         table_prefix,
         schema,
         session_init: layer.session_init.clone().filter(|s| !s.trim().is_empty()),
+        read_only: false,
     };
     let policy = Policy {
         strict: boolean("strict", &layer.strict)?,

@@ -696,7 +696,8 @@ impl Backend {
                 let row = rows.into_iter().next().unwrap_or_default();
                 let got = row.first().cloned().flatten().as_deref() == Some("t");
                 let pid = row.get(1).cloned().flatten().unwrap_or_default();
-                if pid == key.backend_pid.to_string() {
+                // A pid the server did not report (0) cannot be compared: trust the lock.
+                if key.backend_pid == 0 || pid == key.backend_pid.to_string() {
                     return Ok(got);
                 }
                 if got {

@@ -25,13 +25,26 @@ fn options(url: &DatabaseUrl) -> Result<SqliteConnectOptions, DbError> {
     })
 }
 
-/// Opens the run's one connection, creating the database file if it is missing.
+/// Opens the run's one connection, creating the database file if it is missing — except for
+/// a command that only reads, which sees a missing file as an empty database and leaves the
+/// disk as it was.
 pub async fn connect(
     url: &DatabaseUrl,
     settings: &EngineSettings,
 ) -> Result<SqliteConnection, DbError> {
-    let opts = options(url)?
-        .create_if_missing(true)
+    let mut opts = options(url)?;
+    let file = opts.get_filename();
+    let missing = file != std::path::Path::new(":memory:") && !file.exists();
+    if settings.read_only && missing {
+        tracing::info!(database = %url.redacted(), "the database file does not exist yet: reading it as an empty database, not creating it");
+        opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(|e| DbError {
+            kind: ErrorKind::Config,
+            message: e.to_string(),
+            code: None,
+        })?;
+    }
+    let opts = opts
+        .create_if_missing(!settings.read_only)
         .busy_timeout(settings.lock_timeout)
         .disable_statement_logging();
     SqliteConnection::connect_with(&opts)

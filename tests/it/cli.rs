@@ -382,3 +382,43 @@ fn without_a_database_url_release_uses_the_embedded_default_and_says_so() {
     run.code(0);
     assert!(!run.stderr.contains(note), "{run:?}");
 }
+
+/// Commands that only read leave a SQLite database that does not exist yet uncreated, and
+/// report it as empty: everything pending.
+#[test]
+fn read_only_commands_do_not_create_a_sqlite_database() {
+    let p = Project::new();
+    p.write(
+        "1_users.up.sql",
+        "CREATE TABLE users (id integer PRIMARY KEY);\n",
+    );
+    let db_file = p.root().join("shipgate.db");
+    let status = p.run_offline(&["status", "--json"]);
+    status
+        .code(0)
+        .stderr_has(&["does not exist yet: reading it as an empty database"]);
+    assert_eq!(status.json()["pending"].as_array().map(Vec::len), Some(1));
+    for args in [
+        &["status", "--exit-code"][..],
+        &["history"][..],
+        &["up", "--dry-run"][..],
+        &["release", "--dry-run"][..],
+        &["down", "--steps", "1", "--dry-run"][..],
+    ] {
+        let run = p.run_offline(args);
+        assert!(
+            matches!(run.code, Some(0 | 10)),
+            "`shipgate {}`: {run:?}",
+            args.join(" ")
+        );
+        assert!(
+            !db_file.exists(),
+            "`shipgate {}` created it",
+            args.join(" ")
+        );
+    }
+    // The first command that writes creates it.
+    p.run_offline(&["up"]).code(0);
+    assert!(db_file.is_file());
+    p.run_offline(&["status", "--exit-code"]).code(0);
+}
