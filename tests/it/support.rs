@@ -21,10 +21,12 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Row};
 use tempfile::TempDir;
 
+pub mod mariadbserver;
 pub mod pgbouncer;
 pub mod pgcluster;
 pub mod proxy;
 mod receiver;
+mod scratch;
 mod service;
 
 pub use receiver::{Delivery, Receiver, Reply};

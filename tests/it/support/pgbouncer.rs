@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use super::scratch::{self, is_root, run};
+
 /// A running PgBouncer.
 pub struct PgBouncer {
     /// The port it listens on (127.0.0.1).
@@ -29,14 +31,7 @@ impl PgBouncer {
             "{} missing: apt-get install pgbouncer (.ci/run installs it)",
             bin.display()
         );
-        let dir = tempfile::Builder::new()
-            .prefix("shipgate-pgbouncer-")
-            .tempdir_in("/tmp")
-            .expect("a temporary directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a spare port")
-            .port();
+        let (dir, port) = scratch::dir_and_port("shipgate-pgbouncer-");
         let upstream = std::env::var("PGPORT").unwrap_or_else(|_| "5432".into());
         let ini = dir.path().join("pgbouncer.ini");
         let users = dir.path().join("users.txt");
@@ -57,12 +52,9 @@ impl PgBouncer {
         .expect("config file");
         let mut cmd = Command::new(&bin);
         if is_root() {
-            let chown = Command::new("chown")
+            run(Command::new("chown")
                 .args(["-R", "postgres"])
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(chown.success(), "chown postgres {}", dir.path().display());
+                .arg(dir.path()));
             cmd.args(["-u", "postgres"]);
         }
         let child = cmd
@@ -102,11 +94,4 @@ impl Drop for PgBouncer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

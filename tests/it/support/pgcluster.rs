@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
 
+use super::scratch::{self, is_root, run};
+
 /// Where Debian puts the server binaries; `SHIPGATE_IT_PG_BIN` overrides it.
 fn bin(tool: &str) -> PathBuf {
     let dir = std::env::var("SHIPGATE_IT_PG_BIN").unwrap_or_else(|_| {
@@ -29,13 +31,6 @@ fn bin(tool: &str) -> PathBuf {
     Path::new(&dir).join(tool)
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// A private PostgreSQL server.
 pub struct PgCluster {
     /// The port it listens on (127.0.0.1).
@@ -47,17 +42,10 @@ pub struct PgCluster {
 impl PgCluster {
     /// Creates a cluster and starts it.
     pub fn start() -> PgCluster {
-        let dir = tempfile::Builder::new()
-            .prefix("shipgate-pg-")
-            .tempdir_in("/tmp")
-            .expect("a temporary directory");
+        let (dir, port) = scratch::dir_and_port("shipgate-pg-");
         if is_root() {
             run(Command::new("chown").arg("postgres").arg(dir.path()));
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a spare port")
-            .port();
         let mut cluster = PgCluster {
             port,
             dir,
@@ -185,15 +173,4 @@ impl Drop for PgCluster {
                 .output();
         }
     }
-}
-
-/// Runs `cmd` and panics with its output unless it succeeds.
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
