@@ -296,7 +296,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
         return finish(backend, Err(e)).await;
     }
     if args.dry_run {
-        let result = dry_run_plan(&mut backend, &set, &policy, config).await;
+        let result = dry_run_plan(&mut backend, &set, history, &policy, config).await;
         let (plan, refusal) = finish(backend, result).await?;
         print_dry_run(&plan, &set, &policy);
         if let Some(e) = refusal {
@@ -350,14 +350,16 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     Ok(Exit::Success)
 }
 
-/// The plan of a dry run, and the refusal the release gate would answer with, if any.
+/// The plan of a dry run from `history` (as `load_and_connect` read it), and the refusal the
+/// release gate would answer with, if any.
 pub(crate) async fn dry_run_plan(
     backend: &mut Backend,
     set: &MigrationSet,
+    history: apply::PlanHistory,
     policy: &Policy,
     config: &Config,
 ) -> Result<(Plan, Option<migrate::Error>), migrate::Error> {
-    let (_, plan) = apply::plan(backend, set, policy).await?;
+    let plan = migrate::plan::compute(&history.unwrap_or_default(), set, policy);
     if plan.pending.is_empty() {
         return Ok((plan, None));
     }

@@ -134,7 +134,10 @@ async fn dry_run(
         &mut interrupt,
     )
     .await?;
-    let result = crate::app::dry_run_plan(&mut backend, &set, &policy, config).await;
+    let result = match apply::read_plan_history(&mut backend).await {
+        Ok(history) => crate::app::dry_run_plan(&mut backend, &set, history, &policy, config).await,
+        Err(e) => Err(e),
+    };
     let (plan, refusal) = crate::app::finish(backend, result).await?;
     crate::app::print_dry_run(&plan, &set, &policy);
     if let Some(e) = &refusal {

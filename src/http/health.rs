@@ -2,9 +2,8 @@
 
 use std::sync::atomic::Ordering;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -29,11 +28,7 @@ pub async fn live(State(state): State<Shared>) -> Response {
     body.extend_from_slice(PREFIX.as_bytes());
     body.extend_from_slice(uptime.as_bytes());
     body.push(b'}');
-    let mut response = Response::new(Body::from(body));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(HEALTH_JSON));
-    response
+    super::typed(body, HEALTH_JSON)
 }
 
 /// 200 only when the database answers, nothing is pending, dirty or modified, no release runs

@@ -85,6 +85,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(Arc::new(state))
 }
 
+/// A 200 with `body` and a static Content-Type, built directly (no `IntoResponse` tuple, which
+/// would insert `text/plain` first and then copy the type over it).
+fn typed(
+    body: impl Into<axum::body::Body>,
+    content_type: &'static str,
+) -> Response<axum::body::Body> {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and lets
 /// in-flight requests finish for at most `drain`.
 ///

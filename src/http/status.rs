@@ -1,6 +1,5 @@
 //! `/migrations/status`: the cached snapshot plus the release running in this process.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,10 +40,5 @@ pub async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response
     } else {
         "null".into()
     };
-    let mut response = Response::new(Body::from(snapshot.to_json_with(&in_progress)));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    super::typed(snapshot.to_json_with(&in_progress), "application/json")
 }

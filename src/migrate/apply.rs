@@ -100,11 +100,11 @@ pub async fn load_and_connect(
     };
     let connecting = async {
         let mut backend = connect(url, settings, deploy, interrupt).await?;
-        match backend.read_history_for_plan().await {
+        match read_plan_history(&mut backend).await {
             Ok(history) => Ok((backend, history)),
             Err(e) => {
                 backend.close().await;
-                Err(Error::db("reading migration history")(e))
+                Err(e)
             }
         }
     };
@@ -158,13 +158,17 @@ pub async fn plan(
     set: &MigrationSet,
     policy: &Policy,
 ) -> Result<(Vec<HistoryRow>, Plan), Error> {
-    let history = backend
-        .read_history_for_plan()
-        .await
-        .map_err(Error::db("reading migration history"))?
-        .unwrap_or_default();
+    let history = read_plan_history(backend).await?.unwrap_or_default();
     let plan = plan::compute(&history, set, policy);
     Ok((history, plan))
+}
+
+/// The history planning needs (the lean read), or `None` without shipgate's tables.
+pub async fn read_plan_history(backend: &mut Backend) -> Result<PlanHistory, Error> {
+    backend
+        .read_history_for_plan()
+        .await
+        .map_err(Error::db("reading migration history"))
 }
 
 /// Checks a `--to` target against the files.
@@ -497,20 +501,27 @@ async fn up_locked(
     )
     .await;
     if let Some(id) = run_id {
-        let (outcome, error) = match &result {
-            Ok(_) if applied.is_empty() => (RunOutcome::NothingToDo, None),
-            Ok(_) => (RunOutcome::Succeeded, None),
-            Err(Error::Interrupted(_)) => return result.map(|plan| (applied, plan)),
-            Err(e) => (RunOutcome::Failed, Some(e.to_string())),
-        };
-        if let Err(e) = backend
-            .finish_run(id, outcome, applied.len(), error.as_deref())
-            .await
-        {
-            tracing::warn!(error = %e, run_id = id, "could not record the run's outcome");
-        }
+        close_run(backend, id, &result, applied.len()).await;
     }
     result.map(|plan| (applied, plan))
+}
+
+/// Closes run `id` with the outcome of `result`, which changed `count` migrations (none:
+/// `nothing_to_do`). An interrupted run is left open: its session is about to be ended, and the
+/// next locked run closes the row as `aborted`.
+async fn close_run<T>(backend: &mut Backend, id: i64, result: &Result<T, Error>, count: usize) {
+    let (outcome, error) = match result {
+        Ok(_) if count == 0 => (RunOutcome::NothingToDo, None),
+        Ok(_) => (RunOutcome::Succeeded, None),
+        Err(Error::Interrupted(_)) => return,
+        Err(e) => (RunOutcome::Failed, Some(e.to_string())),
+    };
+    if let Err(e) = backend
+        .finish_run(id, outcome, count, error.as_deref())
+        .await
+    {
+        tracing::warn!(error = %e, run_id = id, "could not record the run's outcome");
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -696,14 +707,16 @@ async fn apply_untracked(
     let statements = backend.statements(&m.up).into_owned();
     let total = statements.len();
     for (i, statement) in statements.iter().enumerate() {
-        let step = Step {
-            version: m.version,
-            index: i,
-            sql: &statement.sql,
-            timeouts: t,
+        match exec_step(
+            backend,
+            (m.version, i),
+            &statement.sql,
+            t,
             lock_retries,
-        };
-        match exec_step(backend, step, interrupt).await? {
+            interrupt,
+        )
+        .await?
+        {
             Ok(attempts) => retries += attempts,
             Err(error) => {
                 let message = format!("statement {} (line {}): {error}", i + 1, statement.line);
@@ -762,31 +775,23 @@ async fn apply_untracked(
     Ok(retries)
 }
 
-/// One statement of a file run statement by statement (no-transaction files, MySQL).
-#[derive(Clone, Copy)]
-struct Step<'a> {
-    version: Version,
-    /// Zero-based position in the file.
-    index: usize,
-    sql: &'a str,
-    timeouts: Timeouts,
-    lock_retries: u32,
-}
-
-/// Runs one statement, retrying it after a lock timeout (see [`retrying`]). `Ok(Ok(retries))`
-/// when it committed, `Ok(Err(_))` with the database's error when it failed, `Err` when a
-/// signal interrupted it.
+/// Runs statement `index` (zero-based) of migration `version`'s file, retrying it after a lock
+/// timeout (see [`retrying`]). `Ok(Ok(retries))` when it committed, `Ok(Err(_))` with the
+/// database's error when it failed, `Err` when a signal interrupted it.
 async fn exec_step(
     backend: &mut Backend,
-    step: Step<'_>,
+    (version, index): (Version, usize),
+    sql: &str,
+    t: Timeouts,
+    lock_retries: u32,
     interrupt: &mut Interrupt,
 ) -> Result<Result<u32, DbError>, Error> {
     let done = retrying(
         backend,
-        step.lock_retries,
+        lock_retries,
         interrupt,
-        Attempt::Statement(step.version, step.index),
-        async |b: &mut Backend| b.exec_statement(step.sql, step.timeouts).await,
+        Attempt::Statement(version, index),
+        async |b: &mut Backend| b.exec_statement(sql, t).await,
     )
     .await?;
     Ok(done.map(|((), retries)| retries))
@@ -975,18 +980,7 @@ async fn down_locked(
         &mut reverted,
     )
     .await;
-    let (outcome, error) = match &result {
-        Ok(()) => (RunOutcome::Succeeded, None),
-        // The session is about to be ended; the next locked run closes the row as aborted.
-        Err(Error::Interrupted(_)) => return result.map(|()| reverted),
-        Err(e) => (RunOutcome::Failed, Some(e.to_string())),
-    };
-    if let Err(e) = backend
-        .finish_run(run_id, outcome, reverted.len(), error.as_deref())
-        .await
-    {
-        tracing::warn!(error = %e, run_id, "could not record the run's outcome");
-    }
+    close_run(backend, run_id, &result, reverted.len()).await;
     result.map(|()| reverted)
 }
 
@@ -1043,14 +1037,15 @@ async fn revert_each(
             let statements = backend.statements(script).into_owned();
             let total = statements.len();
             for (i, statement) in statements.iter().enumerate() {
-                let step = Step {
-                    version: m.version,
-                    index: i,
-                    sql: &statement.sql,
-                    timeouts: t,
-                    lock_retries: settings.lock_retries,
-                };
-                if let Err(error) = exec_step(backend, step, interrupt).await? {
+                let step = exec_step(
+                    backend,
+                    (m.version, i),
+                    &statement.sql,
+                    t,
+                    settings.lock_retries,
+                    interrupt,
+                );
+                if let Err(error) = step.await? {
                     let message = format!(
                         "revert stopped at statement {} (line {}) of {file}: {error}; {i} statement(s) before it had committed",
                         i + 1,

@@ -253,10 +253,12 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceErrors> {
         }])
     })?;
     for name in names {
-        let path = dir.join(&name);
         match read_at(&dir_fd, &name, &mut buf) {
             Ok(()) => prepared.push(prepare(dir, name, &buf)),
-            Err(source) => unreadable.push(SourceError::UnreadableFile { file: path, source }),
+            Err(source) => unreadable.push(SourceError::UnreadableFile {
+                file: dir.join(&name),
+                source,
+            }),
         }
     }
     if !unreadable.is_empty() {
@@ -288,7 +290,7 @@ fn list(dir: &Path) -> Result<Vec<String>, SourceErrors> {
             }
             continue;
         };
-        if !name.ends_with(".sql") || name.starts_with('.') {
+        if !is_sql_file_name(&name) {
             continue;
         }
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -301,6 +303,12 @@ fn list(dir: &Path) -> Result<Vec<String>, SourceErrors> {
     }
     names.sort_unstable();
     Ok(names)
+}
+
+/// Whether a directory entry is a migration file at all: other files (a README, `.keep`,
+/// another tool's sum file) are not.
+fn is_sql_file_name(name: &str) -> bool {
+    name.ends_with(".sql") && !name.starts_with('.')
 }
 
 /// Reads file `name` of the open directory `dir` into `buf` (cleared first). Opening relative
@@ -321,7 +329,7 @@ pub fn parse(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<MigrationS
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let prepared = files
         .into_iter()
-        .filter(|(name, _)| name.ends_with(".sql") && !name.starts_with('.'))
+        .filter(|(name, _)| is_sql_file_name(name))
         .map(|(name, bytes)| prepare(dir, name, &bytes))
         .collect();
     assemble(dir, prepared)

@@ -37,11 +37,7 @@ pub async fn connect(
     let missing = file != std::path::Path::new(":memory:") && !file.exists();
     if settings.read_only && missing {
         tracing::info!(database = %url.redacted(), "the database file does not exist yet: reading it as an empty database, not creating it");
-        opts = SqliteConnectOptions::from_str("sqlite::memory:").map_err(|e| DbError {
-            kind: ErrorKind::Config,
-            message: e.to_string(),
-            code: None,
-        })?;
+        opts = SqliteConnectOptions::from_str("sqlite::memory:").expect("a constant, valid URL");
     }
     let opts = opts
         .create_if_missing(!settings.read_only)
