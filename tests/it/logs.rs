@@ -34,11 +34,7 @@ fn json_lines(run: &Run) -> Vec<serde_json::Value> {
 #[test]
 fn every_line_of_a_release_is_a_json_log_object_without_secrets() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
-    p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    );
+    let p = Project::with_users();
     let hooks = Receiver::start(Reply::Accept);
     let release = |extra: &[&str]| {
         let mut args = vec!["release"];
@@ -109,11 +105,7 @@ fn every_line_of_a_release_is_a_json_log_object_without_secrets() {
 
 #[test]
 fn an_unreachable_database_and_a_bad_secret_are_reported_as_json_without_secrets() {
-    let p = Project::new();
-    p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    );
+    let p = Project::with_users();
 
     // Nothing listens on port 9: the connect wait runs out.
     let mut cmd = p.command(

@@ -18,12 +18,8 @@ const STOP_BOUND: Duration = Duration::from_secs(10);
 #[test]
 fn a_successful_release_rolls_out_once_the_service_is_ready() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
+    let p = Project::with_users();
     p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    )
-    .write(
         "2_plans.up.sql",
         "CREATE TABLE plans (id bigint PRIMARY KEY);\n",
     );
@@ -55,12 +51,8 @@ fn a_successful_release_rolls_out_once_the_service_is_ready() {
 #[test]
 fn a_failing_release_is_refused_announced_and_keeps_readiness_at_503() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
+    let p = Project::with_users();
     p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    )
-    .write(
         "2_broken.up.sql",
         "CREATE TABLE half_done (id bigint);\nSELECT * FROM no_such_table;\n",
     );
@@ -159,11 +151,7 @@ fn a_failing_release_is_refused_announced_and_keeps_readiness_at_503() {
 #[test]
 fn a_dry_run_prints_the_plan_and_the_sql_and_changes_nothing() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
-    p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    );
+    let p = Project::with_users();
     let hooks = Receiver::start(Reply::Accept);
 
     let mut cmd = p.platform_command(&db, &["release", "--dry-run"]);
@@ -185,11 +173,7 @@ fn a_dry_run_prints_the_plan_and_the_sql_and_changes_nothing() {
 #[test]
 fn exec_runs_the_release_then_becomes_the_command() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
-    p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    );
+    let p = Project::with_users();
     let script = "echo \"pid=$$ marker=$SHIPGATE_IT_MARKER args=$0,$1\"; exit 7";
 
     // The same process (pid), environment and arguments; the command's exit code.

@@ -129,12 +129,8 @@ fn advisory_locks(db: &Db) -> i64 {
 #[test]
 fn sigterm_during_a_long_migration_rolls_back_frees_the_lock_and_exits_143() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
+    let p = Project::with_users();
     p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    )
-    .write(
         "2_long.up.sql",
         "CREATE TABLE made_before_the_sleep (id bigint);\nSELECT pg_sleep(30);\n",
     );

@@ -27,12 +27,8 @@ fn status_until(
 #[test]
 fn migrations_status_needs_the_token_and_shows_a_run_from_another_process() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
+    let p = Project::with_users();
     p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    )
-    .write(
         "2_plans.up.sql",
         "CREATE TABLE plans (id bigint PRIMARY KEY);\n",
     );
@@ -147,12 +143,8 @@ fn migrations_status_needs_the_token_and_shows_a_run_from_another_process() {
 #[test]
 fn release_serve_shows_the_migration_in_progress_and_who_holds_the_lock() {
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
+    let p = Project::with_users();
     p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    )
-    .write(
         "2_backfill.up.sql",
         "CREATE TABLE backfill (id bigint);\nSELECT pg_sleep(3);\n",
     );
@@ -203,11 +195,7 @@ fn transactions(db: &Db) -> i64 {
 fn a_burst_of_1000_status_requests_costs_a_handful_of_queries() {
     const REQUESTS: usize = 1000;
     let db = Db::new(Engine::Postgres);
-    let p = Project::new();
-    p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    );
+    let p = Project::with_users();
     Run::wait(p.platform_command(&db, &["release"]))
         .code(0)
         .secret_free();

@@ -670,6 +670,16 @@ impl Project {
         names
     }
 
+    /// A project whose first migration, `1_users.up.sql`, creates table `users`.
+    pub fn with_users() -> Project {
+        let p = Project::new();
+        p.write(
+            "1_users.up.sql",
+            "CREATE TABLE users (id bigint PRIMARY KEY);\n",
+        );
+        p
+    }
+
     /// A `shipgate` command in this project: environment cleared, text logs, bounded waits,
     /// `DATABASE_URL` set when `db` is given. Arguments and variables can still be added.
     pub fn command(&self, db: Option<&Db>, args: &[&str]) -> Command {

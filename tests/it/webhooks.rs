@@ -8,16 +8,6 @@ use crate::support::{
     assert_secret_free, Db, Delivery, Engine, Project, Receiver, Reply, Run, WEBHOOK_SECRET,
 };
 
-/// A project with one migration to apply.
-fn project() -> Project {
-    let p = Project::new();
-    p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY);\n",
-    );
-    p
-}
-
 /// `release` against `db` with `hooks` as the receiver and extra arguments.
 fn release(p: &Project, db: &Db, hooks: &Receiver, extra: &[&str]) -> Run {
     let mut args = vec!["release"];
@@ -71,7 +61,7 @@ fn one_message(kind: &str, attempts: &[Delivery]) -> String {
 #[test]
 fn a_receiver_failing_twice_gets_three_attempts_per_event_under_one_id() {
     let db = Db::new(Engine::Postgres);
-    let p = project();
+    let p = Project::with_users();
     let hooks = Receiver::start(Reply::FailFirst(2));
 
     let run = release(&p, &db, &hooks, &[]);
@@ -108,7 +98,7 @@ fn a_receiver_failing_twice_gets_three_attempts_per_event_under_one_id() {
 #[test]
 fn a_hanging_receiver_is_cut_at_the_webhook_timeout_and_the_release_succeeds() {
     let db = Db::new(Engine::Postgres);
-    let p = project();
+    let p = Project::with_users();
     let hooks = Receiver::start(Reply::Hang);
 
     let run = release(
@@ -151,7 +141,7 @@ fn a_hanging_receiver_is_cut_at_the_webhook_timeout_and_the_release_succeeds() {
 #[test]
 fn an_undelivered_webhook_fails_the_release_only_with_require_notify() {
     let db = Db::new(Engine::Postgres);
-    let p = project();
+    let p = Project::with_users();
     let hooks = Receiver::start(Reply::AlwaysFail);
 
     let run = release(&p, &db, &hooks, &["--webhook-retries", "0"]);
