@@ -729,13 +729,6 @@ async fn apply_untracked(
                 });
             }
         }
-        backend
-            .record_progress(m.version, i + 1)
-            .await
-            .map_err(Error::db(format!(
-                "recording progress of migration {}",
-                m.version
-            )))?;
         progress.update(|p| {
             if let Some(c) = p.current.as_mut() {
                 c.statements_done = Some(i + 1);
@@ -776,8 +769,9 @@ async fn apply_untracked(
 }
 
 /// Runs statement `index` (zero-based) of migration `version`'s file, retrying it after a lock
-/// timeout (see [`retrying`]). `Ok(Ok(retries))` when it committed, `Ok(Err(_))` with the
-/// database's error when it failed, `Err` when a signal interrupted it.
+/// timeout (see [`retrying`]), and records in history that it committed.
+/// `Ok(Ok(retries))` when it committed, `Ok(Err(_))` with the database's error when it failed,
+/// `Err` when a signal interrupted it or the progress could not be recorded.
 async fn exec_step(
     backend: &mut Backend,
     (version, index): (Version, usize),
@@ -794,6 +788,14 @@ async fn exec_step(
         async |b: &mut Backend| b.exec_statement(sql, t).await,
     )
     .await?;
+    if done.is_ok() {
+        backend
+            .record_progress(version, index + 1)
+            .await
+            .map_err(Error::db(format!(
+                "recording progress of migration {version}"
+            )))?;
+    }
     Ok(done.map(|((), retries)| retries))
 }
 
@@ -1059,13 +1061,6 @@ async fn revert_each(
                         statements: Some((i, total)),
                     });
                 }
-                backend
-                    .record_progress(m.version, i + 1)
-                    .await
-                    .map_err(Error::db(format!(
-                        "recording progress of reverting migration {}",
-                        m.version
-                    )))?;
             }
             backend
                 .reset_session_timeouts()
