@@ -189,7 +189,25 @@ async fn dispatch(
     config: &Config,
     interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    if config.database_is_default && !matches!(command, Command::New(_) | Command::Check(_)) {
+    let uses_database = match &command {
+        Command::New(_) => false,
+        Command::Check(args) => args.database.is_some(),
+        _ => true,
+    };
+    if config.database_is_default && uses_database {
+        if let Some(platform) = config.platform {
+            return Err(Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!(
+                    "no database URL: DATABASE_URL is not set (or is empty), and this is a {} deploy ({} is set). \
+                     The embedded default ({}) is for a developer's machine: a deploy must never migrate a throwaway file. \
+                     Set DATABASE_URL (or --database-url, or database_url in the config file); to use SQLite here on purpose, set it to a sqlite:// URL",
+                    platform.name,
+                    platform.variable,
+                    config::DEFAULT_DATABASE_URL,
+                ),
+            ));
+        }
         tracing::info!(database = %config.database, "no DATABASE_URL set; using the embedded default");
     }
     let read_only = match &command {
@@ -1008,12 +1026,18 @@ async fn repair(
             ))
         }
     };
-    if let (Action::AcceptChecksum(_), None | Some("")) =
-        (action, args.reason.as_deref().map(str::trim))
-    {
+    // Every repair rewrites history by hand: the audit row must say why.
+    if matches!(args.reason.as_deref().map(str::trim), None | Some("")) {
+        let (flag, why) = match action {
+            Action::AcceptChecksum(_) => ("--accept-checksum", "why the edit is safe"),
+            Action::MarkApplied(_) => ("--mark-applied", "how the migration was finished"),
+            Action::MarkRolledBack(_) => ("--mark-rolled-back", "how its changes were undone"),
+        };
         return Err(Failure::new(
             Exit::Usage,
-            anyhow::anyhow!("--accept-checksum needs --reason \"why the edit is safe\""),
+            anyhow::anyhow!(
+                "{flag} needs --reason \"{why}\" (written to the audit table); nothing was changed"
+            ),
         ));
     }
     // An edited file is what accept-checksum is for; other problems in the set still stop it.

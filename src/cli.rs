@@ -21,6 +21,27 @@ Exit codes:
   10   pending migrations (status --exit-code only)
   130  interrupted (SIGINT), 143 terminated (SIGTERM)";
 
+/// A switch's environment variable: the spellings clap's boolish parser takes (true/false,
+/// 1/0, yes/no, y/n, on/off), and empty as unset (false), so `SHIPGATE_DRY_RUN=` is not an error.
+fn boolish(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(false),
+        v => clap::builder::TypedValueParser::parse_ref(
+            &clap::builder::BoolishValueParser::new(),
+            &clap::Command::new("shipgate"),
+            None,
+            std::ffi::OsStr::new(v),
+        )
+        .map_err(|_| format!("{value:?} is not a boolean (true/false, 1/0, yes/no, on/off)")),
+    }
+}
+
+/// A path; empty is accepted here and treated as unset by `config` (an empty variable never
+/// overrides the config file).
+fn path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
 /// shipgate: apply database migrations safely before every rollout.
 #[derive(Debug, Parser)]
 #[command(name = "shipgate", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
@@ -48,11 +69,11 @@ pub struct Global {
     pub database_url: Option<String>,
 
     /// Directory of migration files [default: migrations]
-    #[arg(long, global = true, env = "SHIPGATE_MIGRATIONS", value_name = "DIR")]
+    #[arg(long, global = true, env = "SHIPGATE_MIGRATIONS", value_name = "DIR", value_parser = path)]
     pub migrations: Option<PathBuf>,
 
     /// Config file [default: config/shipgate.toml when present]
-    #[arg(long, global = true, env = "SHIPGATE_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, env = "SHIPGATE_CONFIG", value_name = "PATH", value_parser = path)]
     pub config: Option<PathBuf>,
 
     /// Log format [default: json when stdout is not a terminal, else text]
@@ -333,10 +354,10 @@ pub struct Release {
     #[arg(long, env = "SHIPGATE_TO", value_name = "VERSION")]
     pub to: Option<i64>,
     /// Print the plan and the SQL that would run; change nothing
-    #[arg(long, env = "SHIPGATE_DRY_RUN")]
+    #[arg(long, env = "SHIPGATE_DRY_RUN", value_parser = boolish)]
     pub dry_run: bool,
     /// Serve the HTTP endpoints while the release runs
-    #[arg(long, env = "SHIPGATE_SERVE")]
+    #[arg(long, env = "SHIPGATE_SERVE", value_parser = boolish)]
     pub serve: bool,
 }
 
@@ -344,7 +365,7 @@ pub struct Release {
 #[derive(Debug, Args)]
 pub struct Serve {
     /// Run the release flow first, answering 503 on /health/ready until it succeeds
-    #[arg(long, env = "SHIPGATE_MIGRATE")]
+    #[arg(long, env = "SHIPGATE_MIGRATE", value_parser = boolish)]
     pub migrate: bool,
 }
 
@@ -368,7 +389,7 @@ pub struct Up {
     #[arg(long, env = "SHIPGATE_TO", value_name = "VERSION")]
     pub to: Option<i64>,
     /// Print the plan and the SQL that would run; change nothing
-    #[arg(long, env = "SHIPGATE_DRY_RUN")]
+    #[arg(long, env = "SHIPGATE_DRY_RUN", value_parser = boolish)]
     pub dry_run: bool,
 }
 
@@ -383,10 +404,10 @@ pub struct Down {
     #[arg(long, env = "SHIPGATE_STEPS", value_name = "N")]
     pub steps: Option<u32>,
     /// Do not ask for confirmation (required when stdin is not a terminal)
-    #[arg(long, env = "SHIPGATE_YES")]
+    #[arg(long, env = "SHIPGATE_YES", value_parser = boolish)]
     pub yes: bool,
     /// Print what would be reverted and the SQL; change nothing
-    #[arg(long, env = "SHIPGATE_DRY_RUN")]
+    #[arg(long, env = "SHIPGATE_DRY_RUN", value_parser = boolish)]
     pub dry_run: bool,
     /// Why (written to the audit table with each reverted migration)
     #[arg(long, env = "SHIPGATE_REASON")]
@@ -397,10 +418,10 @@ pub struct Down {
 #[derive(Debug, Args)]
 pub struct Status {
     /// Print JSON
-    #[arg(long, env = "SHIPGATE_JSON")]
+    #[arg(long, env = "SHIPGATE_JSON", value_parser = boolish)]
     pub json: bool,
     /// Exit 10 when migrations are pending
-    #[arg(long, env = "SHIPGATE_EXIT_CODE")]
+    #[arg(long, env = "SHIPGATE_EXIT_CODE", value_parser = boolish)]
     pub exit_code: bool,
 }
 
@@ -408,7 +429,7 @@ pub struct Status {
 #[derive(Debug, Args)]
 pub struct History {
     /// Print JSON
-    #[arg(long, env = "SHIPGATE_JSON")]
+    #[arg(long, env = "SHIPGATE_JSON", value_parser = boolish)]
     pub json: bool,
 }
 
@@ -418,7 +439,7 @@ pub struct New {
     /// What the migration does, e.g. "add users email"; written in snake_case
     pub name: String,
     /// Create only the up file (an irreversible migration)
-    #[arg(long, env = "SHIPGATE_NO_DOWN")]
+    #[arg(long, env = "SHIPGATE_NO_DOWN", value_parser = boolish)]
     pub no_down: bool,
 }
 
@@ -470,15 +491,10 @@ pub struct Repair {
     /// Forget a dirty migration so the next run applies it again (you undid it by hand)
     #[arg(long, env = "SHIPGATE_MARK_ROLLED_BACK", value_name = "VERSION")]
     pub mark_rolled_back: Option<i64>,
-    /// Record the edited file's checksum for an applied migration (needs --reason)
-    #[arg(
-        long,
-        env = "SHIPGATE_ACCEPT_CHECKSUM",
-        value_name = "VERSION",
-        requires = "reason"
-    )]
+    /// Record the edited file's checksum for an applied migration
+    #[arg(long, env = "SHIPGATE_ACCEPT_CHECKSUM", value_name = "VERSION")]
     pub accept_checksum: Option<i64>,
-    /// Why (written to the audit table)
+    /// Why (required; written to the audit table)
     #[arg(long, env = "SHIPGATE_REASON")]
     pub reason: Option<String>,
 }

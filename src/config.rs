@@ -36,6 +36,9 @@ pub struct Config {
     pub database: DatabaseUrl,
     /// True when no URL was configured and the embedded SQLite default is used.
     pub database_is_default: bool,
+    /// The hosting platform detected from its own environment variables, if any. With one, a
+    /// missing database URL is a configuration error rather than the embedded default.
+    pub platform: Option<Platform>,
     /// The migrations directory.
     pub migrations: PathBuf,
     /// Log output format; `None` picks by whether stdout is a terminal.
@@ -205,8 +208,14 @@ pub enum LogFormat {
 pub struct DeployInfo {
     /// The platform's deploy/release id.
     pub deploy_id: Option<String>,
+    /// The platform variable `deploy_id` came from (`None`: the flag, variable or file key).
+    #[serde(skip)]
+    pub deploy_id_source: Option<&'static str>,
     /// The application version: commit or image.
     pub app_version: Option<String>,
+    /// The platform variable `app_version` came from.
+    #[serde(skip)]
+    pub app_version_source: Option<&'static str>,
     /// This host's name.
     pub host: String,
     /// This process's id.
@@ -232,6 +241,45 @@ impl DeployInfo {
         name
     }
 }
+
+/// A hosting platform, detected from a variable it sets in every deploy's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Platform {
+    /// The platform's name.
+    pub name: &'static str,
+    /// The variable that gave it away.
+    pub variable: &'static str,
+}
+
+/// Variables each platform sets in its deploys (and that a developer's machine does not).
+const PLATFORM_VARIABLES: &[(&str, &str)] = &[
+    ("Railway", "RAILWAY_ENVIRONMENT"),
+    ("Railway", "RAILWAY_ENVIRONMENT_NAME"),
+    ("Railway", "RAILWAY_PROJECT_ID"),
+    ("Railway", "RAILWAY_SERVICE_ID"),
+    ("Railway", "RAILWAY_DEPLOYMENT_ID"),
+    ("Heroku", "DYNO"),
+    ("Heroku", "HEROKU_APP_ID"),
+    ("Heroku", "HEROKU_RELEASE_VERSION"),
+    ("Fly.io", "FLY_APP_NAME"),
+    ("Fly.io", "FLY_MACHINE_ID"),
+    ("Render", "RENDER"),
+    ("Render", "RENDER_SERVICE_ID"),
+    ("Kubernetes", "KUBERNETES_SERVICE_HOST"),
+];
+
+/// The platform this process runs on, from the first of its variables that is set (non-empty).
+fn detect_platform() -> Option<Platform> {
+    PLATFORM_VARIABLES.iter().find_map(|&(name, variable)| {
+        std::env::var_os(variable)
+            .filter(|v| !v.is_empty())
+            .map(|_| Platform { name, variable })
+    })
+}
+
+/// The longest deploy id or app version shipgate records (MySQL's columns hold 512 characters;
+/// real platform ids are UUIDs, numbers or image references far below this).
+pub const MAX_DEPLOY_TEXT: usize = 255;
 
 /// A database URL. Its `Debug` and `Display` never show the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -560,7 +608,7 @@ const KEYS: &[(&str, &str, &str)] = &[
 /// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
 /// file and the platform's environment.
 pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError> {
-    let (file, explicit) = match &global.config {
+    let (file, explicit) = match global.config.as_ref().filter(|p| !p.as_os_str().is_empty()) {
         Some(path) => (Some(path.clone()), true),
         None => {
             let default = PathBuf::from(DEFAULT_CONFIG_FILE);
@@ -581,37 +629,44 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         None => None,
     };
 
+    // An empty (or blank) flag or variable is unset: it never overrides the config file, so
+    // `DATABASE_URL=` or `SHIPGATE_STATUS_TOKEN=` cannot empty a configured value.
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
     let cli = Layer {
-        database_url: global.database_url.clone(),
-        migrations: global.migrations.as_ref().map(|p| p.display().to_string()),
-        log_format: global.log_format.clone(),
-        connect_timeout: global.connect_timeout.clone(),
-        lock_wait: global.lock_wait.clone(),
-        lock_timeout: global.lock_timeout.clone(),
-        lock_retries: global.lock_retries.clone().map(LooseU32::Text),
-        statement_timeout: global.statement_timeout.clone(),
-        io_timeout: global.io_timeout.clone(),
-        table_prefix: global.table_prefix.clone(),
-        schema: global.schema.clone(),
-        strict: global.strict.clone().map(LooseBool::Text),
-        allow_out_of_order: global.allow_out_of_order.clone().map(LooseBool::Text),
-        deploy_id: global.deploy_id.clone(),
-        session_init: global.session_init.clone(),
-        port: global.port.clone().map(LooseU32::Text),
-        status_token: global.status_token.clone(),
-        webhook_url: global.webhook_url.clone(),
-        webhook_secret: global.webhook_secret.clone(),
-        webhook_timeout: global.webhook_timeout.clone(),
-        webhook_retries: global.webhook_retries.clone().map(LooseU32::Text),
-        require_notify: global.require_notify.clone().map(LooseBool::Text),
-        request_timeout: global.request_timeout.clone(),
-        shutdown_delay: global.shutdown_delay.clone(),
-        shutdown_timeout: global.shutdown_timeout.clone(),
-        lint_gate: global.lint_gate.clone(),
-        lint_severity: global.lint_severity.clone().map(LooseMap::Text),
-        large_table_rows: global.large_table_rows.clone().map(LooseU32::Text),
-        large_table_size: global.large_table_size.clone().map(LooseU32::Text),
-        allow_contract: global.allow_contract.clone().map(LooseBool::Text),
+        database_url: given(&global.database_url),
+        migrations: global
+            .migrations
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .filter(|s| !s.trim().is_empty()),
+        log_format: given(&global.log_format),
+        connect_timeout: given(&global.connect_timeout),
+        lock_wait: given(&global.lock_wait),
+        lock_timeout: given(&global.lock_timeout),
+        lock_retries: given(&global.lock_retries).map(LooseU32::Text),
+        statement_timeout: given(&global.statement_timeout),
+        io_timeout: given(&global.io_timeout),
+        table_prefix: given(&global.table_prefix),
+        schema: given(&global.schema),
+        strict: given(&global.strict).map(LooseBool::Text),
+        allow_out_of_order: given(&global.allow_out_of_order).map(LooseBool::Text),
+        deploy_id: given(&global.deploy_id),
+        session_init: given(&global.session_init),
+        port: given(&global.port).map(LooseU32::Text),
+        status_token: given(&global.status_token),
+        webhook_url: given(&global.webhook_url),
+        webhook_secret: given(&global.webhook_secret),
+        webhook_timeout: given(&global.webhook_timeout),
+        webhook_retries: given(&global.webhook_retries).map(LooseU32::Text),
+        require_notify: given(&global.require_notify).map(LooseBool::Text),
+        request_timeout: given(&global.request_timeout),
+        shutdown_delay: given(&global.shutdown_delay),
+        shutdown_timeout: given(&global.shutdown_timeout),
+        lint_gate: given(&global.lint_gate),
+        lint_severity: given(&global.lint_severity).map(LooseMap::Text),
+        large_table_rows: given(&global.large_table_rows).map(LooseU32::Text),
+        large_table_size: given(&global.large_table_size).map(LooseU32::Text),
+        allow_contract: given(&global.allow_contract).map(LooseBool::Text),
     };
     let mut figment = Figment::new();
     if let Some(text) = &file_text {
@@ -628,7 +683,11 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             .find(|(k, ..)| *k == key)
             .copied()
             .unwrap_or((key, key, key));
-        match matches.value_source(id) {
+        // An empty flag or variable was dropped above: the value came from the file.
+        let given = matches
+            .get_raw(id)
+            .is_some_and(|mut raw| raw.any(|v| !v.to_string_lossy().trim().is_empty()));
+        match matches.value_source(id).filter(|_| given) {
             Some(ValueSource::CommandLine) => Origin::Flag(flag.to_owned()),
             Some(ValueSource::EnvVariable) => Origin::Env(env.to_owned()),
             _ => match (&file, &file_text) {
@@ -670,13 +729,18 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             None => Ok(false),
             Some(LooseBool::Bool(b)) => Ok(*b),
             Some(LooseBool::Text(t)) => match t.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Ok(true),
-                "false" | "0" | "no" | "off" | "" => Ok(false),
-                _ => Err(invalid(key, t, "true or false")),
+                "true" | "t" | "1" | "yes" | "y" | "on" => Ok(true),
+                "false" | "f" | "0" | "no" | "n" | "off" | "" => Ok(false),
+                _ => Err(invalid(
+                    key,
+                    t,
+                    "true or false (also 1/0, yes/no, y/n, on/off)",
+                )),
             },
         }
     };
 
+    let platform = detect_platform();
     let (database, database_is_default) = match layer.database_url.as_deref().map(str::trim) {
         Some(url) if !url.is_empty() => (DatabaseUrl::new(url), false),
         _ => (DatabaseUrl::new(DEFAULT_DATABASE_URL), true),
@@ -911,6 +975,40 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         },
         allow_contract: boolean("allow_contract", &layer.allow_contract)?,
     };
+    let deploy = deploy_info(layer.deploy_id.clone());
+    for (key, value, source) in [
+        ("deploy_id", &deploy.deploy_id, deploy.deploy_id_source),
+        (
+            "app_version",
+            &deploy.app_version,
+            deploy.app_version_source,
+        ),
+    ] {
+        let Some(value) = value else { continue };
+        let problem = if value.chars().count() > MAX_DEPLOY_TEXT {
+            Some(format!(
+                "at most {MAX_DEPLOY_TEXT} characters (got {})",
+                value.chars().count()
+            ))
+        } else if value.chars().any(char::is_control) {
+            Some("text without control characters".to_owned())
+        } else {
+            None
+        };
+        if let Some(expected) = problem {
+            let shown: String = value.chars().take(40).filter(|c| !c.is_control()).collect();
+            let origin = match source {
+                Some(variable) => Origin::Env(variable.to_owned()),
+                None => origin(key),
+            };
+            return Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                value: format!("{shown}…"),
+                origin,
+                expected,
+            });
+        }
+    }
     Ok(Config {
         lint,
         service,
@@ -918,11 +1016,12 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         require_notify,
         database,
         database_is_default,
+        platform,
         migrations: PathBuf::from(layer.migrations.unwrap_or_else(|| "migrations".into())),
         log_format,
         engine,
         policy,
-        deploy: deploy_info(layer.deploy_id),
+        deploy,
     })
 }
 
@@ -998,24 +1097,27 @@ fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> C
 
 /// Reads the platform's deploy variables. `explicit` (flag, env or file) wins.
 fn deploy_info(explicit: Option<String>) -> DeployInfo {
-    let first = |vars: &[&str]| {
-        vars.iter().find_map(|v| {
+    fn first(vars: &[&'static str]) -> Option<(String, &'static str)> {
+        vars.iter().find_map(|&v| {
             std::env::var(v)
                 .ok()
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
+                .map(|s| (s, v))
         })
-    };
-    let deploy_id = explicit.filter(|s| !s.trim().is_empty()).or_else(|| {
-        first(&[
+    }
+    let (deploy_id, deploy_id_source) = match explicit.filter(|s| !s.trim().is_empty()) {
+        Some(id) => (Some(id), None),
+        None => first(&[
             "RAILWAY_DEPLOYMENT_ID",
             "HEROKU_RELEASE_VERSION",
             "RENDER_DEPLOY_ID",
             "FLY_MACHINE_VERSION",
             "GITHUB_RUN_ID",
         ])
-    });
-    let app_version = first(&[
+        .map_or((None, None), |(id, var)| (Some(id), Some(var))),
+    };
+    let (app_version, app_version_source) = first(&[
         "SHIPGATE_APP_VERSION",
         "RAILWAY_GIT_COMMIT_SHA",
         "HEROKU_SLUG_COMMIT",
@@ -1023,12 +1125,16 @@ fn deploy_info(explicit: Option<String>) -> DeployInfo {
         "RENDER_GIT_COMMIT",
         "FLY_IMAGE_REF",
         "GITHUB_SHA",
-    ]);
+    ])
+    .map_or((None, None), |(v, var)| (Some(v), Some(var)));
     let host = first(&["RAILWAY_REPLICA_ID", "HOSTNAME"])
+        .map(|(h, _)| h)
         .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
     DeployInfo {
         deploy_id,
+        deploy_id_source,
         app_version,
+        app_version_source,
         host,
         pid: std::process::id(),
     }

@@ -182,7 +182,17 @@ fn a_failed_no_transaction_file_is_dirty_until_marked_rolled_back(engine: Engine
     fail_no_transaction(&db, &p);
 
     // Repair only touches dirty rows.
-    p.run(&db, &["repair", "--mark-rolled-back", "2"]).code(5);
+    p.run(
+        &db,
+        &[
+            "repair",
+            "--mark-rolled-back",
+            "2",
+            "--reason",
+            "checked by hand",
+        ],
+    )
+    .code(5);
 
     // The operator undoes the committed statements by hand, then tells shipgate.
     db.exec("DROP TABLE nt_first");
@@ -258,7 +268,17 @@ fn a_failed_no_transaction_file_finished_by_hand_is_marked_applied(engine: Engin
     assert_eq!(audit[0].after.as_deref(), Some("state applied"));
 
     // A second repair of the same version is refused: it is no longer dirty.
-    p.run(&db, &["repair", "--mark-applied", "1"]).code(5);
+    p.run(
+        &db,
+        &[
+            "repair",
+            "--mark-applied",
+            "1",
+            "--reason",
+            "checked by hand",
+        ],
+    )
+    .code(5);
     assert_eq!(db.audit().len(), 1);
 
     p.run(&db, &["up"])
@@ -321,7 +341,17 @@ fn a_revert_that_stops_part_way_leaves_the_migration_dirty(engine: Engine) {
 
     // The operator finishes the revert by hand and says so; `up` then applies 2 again.
     db.exec("DROP TABLE pair_a");
-    p.run(&db, &["repair", "--mark-rolled-back", "2"]).code(0);
+    p.run(
+        &db,
+        &[
+            "repair",
+            "--mark-rolled-back",
+            "2",
+            "--reason",
+            "checked by hand",
+        ],
+    )
+    .code(0);
     assert_eq!(db.versions(), [1]);
     p.run(&db, &["up"]).code(0);
     assert_eq!(db.versions(), [1, 2]);

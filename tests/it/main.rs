@@ -14,6 +14,7 @@ mod support;
 mod apply;
 mod cli;
 mod concurrency;
+mod config_env;
 mod connect;
 mod deploy_files;
 mod edits;

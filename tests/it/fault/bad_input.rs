@@ -162,6 +162,10 @@ fn cases() -> Vec<Case> {
         case("repair without an action", 2, &["required"]).args(&["repair"]),
         case("accept-checksum without a reason", 2, &["--reason"])
             .args(&["repair", "--accept-checksum", "1"]),
+        case("mark-rolled-back without a reason", 2, &["--mark-rolled-back needs --reason"])
+            .args(&["repair", "--mark-rolled-back", "1"]),
+        case("mark-applied with an empty reason", 2, &["--mark-applied needs --reason"])
+            .args(&["repair", "--mark-applied", "1", "--reason", " "]),
         case("--to that is not a version", 2, &["notanumber"]).args(&["up", "--to", "notanumber"]),
         case("down without a range", 2, &["required"]).args(&["down", "--yes"]),
         case("--to a version that does not exist", 5, &["--to 7", "no migration with that version"])
