@@ -452,7 +452,17 @@ async fn down(
         Ok((history, _)) => history,
         Err(e) => return finish(backend, Err(e)).await,
     };
-    let targets = match apply::select_down(&history, &set, range) {
+    if let Some(r) = history
+        .iter()
+        .find(|r| r.state == migrate::plan::State::Running)
+    {
+        tracing::info!(
+            migration_version = r.version,
+            "migration {} is recorded as running: another run may be applying it; the revert waits for the migration lock and decides under it",
+            r.version
+        );
+    }
+    let targets = match apply::select_down(&history, &set, range, apply::Seen::Unlocked) {
         Ok(t) => t,
         Err(e) => return finish(backend, Err(e)).await,
     };
@@ -504,10 +514,12 @@ async fn down(
             return Ok(Exit::Success);
         }
     }
+    let expected: Vec<i64> = targets.iter().map(|m| m.version).collect();
     let result = apply::down(
         &mut backend,
         &set,
         range,
+        &expected,
         args.reason.as_deref(),
         &config.engine,
         &config.deploy,
@@ -547,7 +559,21 @@ async fn status(
     }
     .await;
     let (server_version, plan, lock_holder) = finish(backend, result).await?;
-    let blockers = plan.blockers(&config.policy);
+    // A `running` row while the lock is held is a live run's migration in progress, not a
+    // crash: it blocks nothing (the next run waits for the lock, then sees the outcome).
+    let in_progress: Vec<_> = plan
+        .dirty
+        .iter()
+        .filter(|d| lock_holder.is_some() && d.state == migrate::plan::State::Running)
+        .collect();
+    let blockers: Vec<_> = plan
+        .blockers(&config.policy)
+        .into_iter()
+        .filter(|b| {
+            !matches!(b, migrate::plan::Blocker::Dirty(d)
+                if lock_holder.is_some() && d.state == migrate::plan::State::Running)
+        })
+        .collect();
     if args.json {
         json_out(&json!({
             "engine": engine,
@@ -563,6 +589,7 @@ async fn status(
             "out_of_order": plan.out_of_order,
             "dirty": plan.dirty,
             "lock_holder": lock_holder,
+            "in_progress": in_progress,
             "problems": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }));
     } else {
@@ -593,6 +620,12 @@ async fn status(
             out(format!(
                 "  missing     {} {} (applied, no file in this build)",
                 e.version, e.name
+            ));
+        }
+        for d in &in_progress {
+            out(format!(
+                "  in progress {} {} (being applied by the lock holder)",
+                d.version, d.name
             ));
         }
         for b in &blockers {

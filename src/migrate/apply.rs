@@ -881,24 +881,72 @@ pub struct Reverted {
     pub duration_ms: u64,
 }
 
-/// The versions `range` selects from history, newest first, each with its down script; refuses
-/// when a dirty row exists or a selected migration has no down file.
+/// Whether history was read under the migration lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Without the lock: a `running` row may be a live run's migration (it holds the lock and
+    /// will finish it), so it counts as applied for choosing what to revert.
+    Unlocked,
+    /// Under the lock: every `running` or `failed` row is dirty.
+    Locked,
+}
+
+/// The versions `range` selects from history, newest first, each with its down script.
+/// Refuses, before anything changes, when a migration is dirty, when `--to` names a version
+/// that is not applied (0 reverts everything), when `--steps` asks for more than is applied,
+/// or when a selected migration has no down file.
 pub fn select_down<'s>(
     history: &[HistoryRow],
     set: &'s MigrationSet,
     range: DownRange,
+    seen: Seen,
 ) -> Result<Vec<&'s Migration>, Error> {
-    if let Some(d) = history.iter().find(|r| r.state != State::Applied) {
+    let dirty = |r: &&HistoryRow| match seen {
+        Seen::Locked => r.state != State::Applied,
+        Seen::Unlocked => r.state == State::Failed,
+    };
+    if let Some(d) = history.iter().find(dirty) {
         return Err(Error::Refused(format!(
-            "migration {} is dirty (state {}); resolve it with `shipgate repair` before reverting",
+            "migration {} is dirty (state {}); resolve it with `shipgate repair` before reverting; nothing was reverted",
             d.version,
             d.state.as_str()
         )));
     }
     let mut applied: Vec<&HistoryRow> = history.iter().collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let newest: Vec<String> = applied
+        .iter()
+        .take(5)
+        .map(|r| r.version.to_string())
+        .collect();
+    let listed = if newest.is_empty() {
+        "none is applied".to_owned()
+    } else {
+        format!("{} applied, newest {}", applied.len(), newest.join(", "))
+    };
     let chosen: Vec<&HistoryRow> = match range {
+        DownRange::To(v) if v != 0 && !applied.iter().any(|r| r.version == v) => {
+            return Err(Error::Refused(format!(
+                "down --to {v}: version {v} is not applied ({listed}); --to names the applied version to stay at (0 reverts everything); nothing was reverted"
+            )))
+        }
         DownRange::To(v) => applied.into_iter().take_while(|r| r.version > v).collect(),
+        DownRange::Steps(0) => {
+            return Err(Error::Refused(
+                "down --steps 0: give at least 1; nothing was reverted".into(),
+            ))
+        }
+        DownRange::Steps(n) if applied.is_empty() => {
+            return Err(Error::Refused(format!(
+                "down --steps {n}: no migration is applied; nothing was reverted"
+            )))
+        }
+        DownRange::Steps(n) if n as usize > applied.len() => {
+            return Err(Error::Refused(format!(
+                "down --steps {n}: only {} migration(s) are applied ({listed}); nothing was reverted",
+                applied.len()
+            )))
+        }
         DownRange::Steps(n) => applied.into_iter().take(n as usize).collect(),
     };
     let mut out = Vec::new();
@@ -928,22 +976,30 @@ pub fn select_down<'s>(
 
 /// Reverts the migrations `range` selects, newest first, each in its own transaction (a
 /// no-transaction down file runs statement by statement, then its row is removed).
+///
+/// `expected` is what the caller showed (and the operator confirmed) from history read
+/// without the lock; a live run may hold the lock, so this waits for it like `up`, chooses
+/// again under it, and refuses if the choice changed meanwhile.
 #[tracing::instrument(skip_all)]
+#[allow(clippy::too_many_arguments)]
 pub async fn down(
     backend: &mut Backend,
     set: &MigrationSet,
     range: DownRange,
+    expected: &[Version],
     reason: Option<&str>,
     settings: &EngineSettings,
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
 ) -> Result<Vec<Reverted>, Error> {
-    let (history, _) = plan(backend, set, &Policy::default()).await?;
-    if select_down(&history, set, range)?.is_empty() {
+    if expected.is_empty() {
         return Ok(Vec::new());
     }
     lock::acquire(backend, settings.lock_wait, interrupt).await?;
-    let result = down_locked(backend, set, range, reason, settings, deploy, interrupt).await;
+    let result = down_locked(
+        backend, set, range, expected, reason, settings, deploy, interrupt,
+    )
+    .await;
     if let Err(e @ Error::Interrupted(_)) = result {
         return Err(e);
     }
@@ -951,17 +1007,33 @@ pub async fn down(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn down_locked(
     backend: &mut Backend,
     set: &MigrationSet,
     range: DownRange,
+    expected: &[Version],
     reason: Option<&str>,
     settings: &EngineSettings,
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
 ) -> Result<Vec<Reverted>, Error> {
     let (history, _) = plan(backend, set, &Policy::default()).await?;
-    let targets = select_down(&history, set, range)?;
+    let targets = select_down(&history, set, range, Seen::Locked)?;
+    let chosen: Vec<Version> = targets.iter().map(|m| m.version).collect();
+    if chosen != expected {
+        let list = |v: &[Version]| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(Error::Refused(format!(
+            "history changed while waiting for the migration lock: the revert was to undo {} and would now undo {}; nothing was reverted, run down again",
+            list(expected),
+            list(&chosen)
+        )));
+    }
     let run_id = open_run(
         backend,
         Some("down"),

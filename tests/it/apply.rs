@@ -25,6 +25,7 @@ fn three_tables() -> Project {
 on_every_engine!(
     up_to_stops_then_applies_the_rest_and_a_rerun_is_a_no_op,
     down_to_reverts_newest_first_with_audit_rows,
+    down_refuses_a_range_that_is_not_applied,
     status_json_reports_every_field,
     history_json_reports_every_field,
     baseline_records_without_running,
@@ -160,6 +161,7 @@ fn status_json_reports_every_field(engine: Engine) {
             "dirty",
             "engine",
             "head_version",
+            "in_progress",
             "lock_holder",
             "migrations_dir",
             "missing",
@@ -398,4 +400,38 @@ fn out_of_order_missing_and_irreversible_follow_the_policy(engine: Engine) {
         "applied migration 20 (b) has no file in this build",
         "--strict refuses",
     ]);
+}
+
+/// `--to` must name an applied version (0: everything) and `--steps` no more than is applied:
+/// a mistyped version or an oversized count is refused before anything changes.
+fn down_refuses_a_range_that_is_not_applied(engine: Engine) {
+    let db = Db::new(engine);
+    let p = three_tables();
+    p.run(&db, &["up"]).code(0);
+    for (args, says) in [
+        (&["--to", "20"][..], "version 20 is not applied"),
+        (&["--to=-1"], "version -1 is not applied"),
+        (&["--steps", "4"], "only 3 migration(s) are applied"),
+        (&["--steps", "99"], "only 3 migration(s) are applied"),
+        (&["--steps", "0"], "--steps 0"),
+    ] {
+        let mut full = vec!["down", "--yes", "--reason", "test"];
+        full.extend_from_slice(args);
+        p.run(&db, &full)
+            .code(5)
+            .stderr_has(&[says, "nothing was reverted"]);
+        assert_eq!(db.versions(), [1, 2, 3], "{args:?} changed history");
+        assert!(db.table_exists("t3"), "{args:?} reverted");
+        assert!(db.audit().is_empty(), "{args:?} wrote an audit row");
+    }
+    // The newest applied version: nothing newer, nothing to do.
+    p.run(&db, &["down", "--yes", "--to", "3"])
+        .code(0)
+        .stdout_has(&["nothing to revert"]);
+    // 0 reverts everything.
+    p.run(&db, &["down", "--yes", "--to", "0"])
+        .code(0)
+        .stdout_has(&["reverted 3 migration(s)"]);
+    assert_eq!(db.versions(), Vec::<i64>::new());
+    assert!(!db.table_exists("t1"));
 }

@@ -403,7 +403,7 @@ fn read_only_commands_do_not_create_a_sqlite_database() {
         &["history"][..],
         &["up", "--dry-run"][..],
         &["release", "--dry-run"][..],
-        &["down", "--steps", "1", "--dry-run"][..],
+        &["down", "--to", "0", "--dry-run"][..],
     ] {
         let run = p.run_offline(args);
         assert!(

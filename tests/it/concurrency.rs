@@ -106,3 +106,67 @@ fn eight_processes_finish_a_half_applied_set_exactly_once(engine: Engine) {
     assert_eq!(db.versions(), (1..=25).collect::<Vec<_>>());
     race(&db, &p, 26);
 }
+
+/// While another process's run is live (its migration recorded `running`, the lock held),
+/// `down` waits for the lock like `up` instead of calling the row dirty, then reverts what it
+/// was asked to once the run has finished; `status --exit-code` does not call it dirty either.
+fn down_waits_for_a_live_run_instead_of_calling_it_dirty(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    let sleep = match engine {
+        Engine::Postgres => "SELECT pg_sleep(4);",
+        Engine::Mariadb => "SELECT SLEEP(4);",
+        Engine::Sqlite => unreachable!("SQLite runs one writer; its lock test is in lock.rs"),
+    };
+    p.write(
+        "1_base.up.sql",
+        "CREATE TABLE base (id integer PRIMARY KEY);\n",
+    )
+    .write(
+        "2_slow.up.sql",
+        &format!("-- shipgate:no-transaction\nCREATE TABLE slow (id integer);\n{sleep}\n"),
+    )
+    .write("2_slow.down.sql", "DROP TABLE slow;\n");
+    let mut up = p.command(Some(&db), &["up"]);
+    let started = Instant::now();
+    let up = spawn(&mut up);
+    crate::support::wait_for(
+        "migration 2 running",
+        std::time::Duration::from_secs(20),
+        || {
+            (db.table_exists("shipgate_migrations")
+            && db.int("SELECT count(*) FROM shipgate_migrations WHERE version = 2 AND state = 'running'") == 1)
+            .then_some(())
+        },
+    );
+    let status = p.run(&db, &["status", "--exit-code"]);
+    assert_ne!(status.code, Some(5), "a live run is not dirty: {status:?}");
+    status.stdout_has(&["in progress 2"]);
+    let down = p.run(
+        &db,
+        &[
+            "down",
+            "--steps",
+            "1",
+            "--yes",
+            "--reason",
+            "undo the slow one",
+        ],
+    );
+    Run::finish(up, started).code(0);
+    down.code(0).stdout_has(&["reverted 2 slow"]);
+    assert_eq!(db.versions(), [1]);
+    assert!(!db.table_exists("slow"));
+}
+
+mod down_waits_for_a_live_run {
+    use crate::support::Engine;
+    #[test]
+    fn postgres() {
+        super::down_waits_for_a_live_run_instead_of_calling_it_dirty(Engine::Postgres)
+    }
+    #[test]
+    fn mariadb() {
+        super::down_waits_for_a_live_run_instead_of_calling_it_dirty(Engine::Mariadb)
+    }
+}
