@@ -107,8 +107,8 @@ pub fn exit_for(e: &migrate::Error) -> Exit {
         E::Failed { .. } | E::RevertFailed { .. } | E::LockLost { .. } | E::Database { .. } => {
             Exit::MigrationFailed
         }
-        E::Interrupted(Signal::Interrupt) => Exit::Interrupted,
-        E::Interrupted(Signal::Terminate) => Exit::Terminated,
+        E::Interrupted(Signal::Interrupt, _) => Exit::Interrupted,
+        E::Interrupted(Signal::Terminate, _) => Exit::Terminated,
     }
 }
 
@@ -275,7 +275,7 @@ pub(crate) async fn finish<T>(
     result: Result<T, migrate::Error>,
 ) -> Result<T, Failure> {
     match result {
-        Err(e @ migrate::Error::Interrupted(_)) => {
+        Err(e @ migrate::Error::Interrupted(..)) => {
             backend.abort(Duration::from_secs(5)).await;
             Err(e.into())
         }
@@ -1150,11 +1150,11 @@ mod tests {
                 Exit::Usage,
             ),
             (
-                migrate::Error::Interrupted(Signal::Terminate),
+                migrate::Error::Interrupted(Signal::Terminate, migrate::Stage::Running),
                 Exit::Terminated,
             ),
             (
-                migrate::Error::Interrupted(Signal::Interrupt),
+                migrate::Error::Interrupted(Signal::Interrupt, migrate::Stage::Running),
                 Exit::Interrupted,
             ),
         ];

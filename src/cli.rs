@@ -19,6 +19,7 @@ Exit codes:
   5    validation failed: file problems, edited checksum, missing, out of order, dirty,
        an unacknowledged lint error (check, and the release gate of up/release)
   10   pending migrations (status --exit-code only)
+  127  exec could not start its command (nothing was released)
   130  interrupted (SIGINT), 143 terminated (SIGTERM)";
 
 /// A switch's environment variable: the spellings clap's boolish parser takes (true/false,

@@ -96,16 +96,23 @@ pub async fn exec_command(
     config: &Config,
     interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    let exit = run(config, None, interrupt, &Progress::default()).await?;
-    if exit != Exit::Success {
-        return Ok(exit);
-    }
     let Some((program, rest)) = args.command.split_first() else {
         return Err(Failure::new(
             Exit::Usage,
             anyhow::anyhow!("exec needs a command to run"),
         ));
     };
+    // A command that cannot start would leave a migrated database and no app: check first.
+    if let Err(why) = executable(program) {
+        return Err(Failure::new(
+            Exit::CannotExec,
+            anyhow::anyhow!("cannot exec {program}: {why}; nothing was released"),
+        ));
+    }
+    let exit = run(config, None, interrupt, &Progress::default()).await?;
+    if exit != Exit::Success {
+        return Ok(exit);
+    }
     tracing::info!(command = %program, "release done; handing the process over");
     use std::os::unix::process::CommandExt;
     // Only returns on failure: on success this process image is replaced.
@@ -114,6 +121,33 @@ pub async fn exec_command(
         Exit::CannotExec,
         anyhow::anyhow!("cannot exec {program}: {error}"),
     ))
+}
+
+/// Whether `program` names a file this process may execute: a path as given, or a name found
+/// in `PATH` the way `execvp` looks it up.
+fn executable(program: &str) -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.is_empty() {
+        return Err("the command is empty".into());
+    }
+    if program.contains('/') {
+        let path = std::path::PathBuf::from(program);
+        return if runnable(&path) {
+            Ok(path)
+        } else if path.exists() {
+            Err("not an executable file".into())
+        } else {
+            Err("no such file".into())
+        };
+    }
+    let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|p| runnable(p))
+        .ok_or_else(|| "not found in PATH".into())
 }
 
 async fn dry_run(
@@ -179,7 +213,7 @@ pub async fn run(
     };
     let result = release(config, &policy, &mut interrupt, progress).await;
     match &result {
-        Err(migrate::Error::Interrupted(signal)) => {
+        Err(migrate::Error::Interrupted(signal, _)) => {
             let why = format!("interrupted by {signal}");
             close_run(config, progress, RunOutcome::Aborted, &why).await;
         }
@@ -306,7 +340,7 @@ async fn release(
     )
     .await;
     match result {
-        Err(e @ migrate::Error::Interrupted(_)) => {
+        Err(e @ migrate::Error::Interrupted(..)) => {
             backend.abort(ABORT_BOUND).await;
             Err(e)
         }
@@ -362,7 +396,7 @@ fn next_step(e: &migrate::Error) -> &'static str {
         E::RevertFailed { .. } => "inspect the database: the down file stopped part-way; finish or undo it by hand",
         E::LockLost { .. } => "connect shipgate directly or through a session-mode pool, then deploy again",
         E::Database { .. } => "check the database's health and deploy again",
-        E::Interrupted(_) => "the release was stopped; deploy again to finish it",
+        E::Interrupted(..) => "the release was stopped; deploy again to finish it",
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Timeouts};
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
-use super::{jitter, lock, Error, Interrupt};
+use super::{jitter, lock, Error, Interrupt, Stage};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings, GateMode, LintSettings};
 use crate::lint::{self, Catalog, LintOptions, TableStats};
 
@@ -40,7 +40,7 @@ pub async fn connect(
         let bound = remaining.clamp(Duration::from_millis(100), CONNECT_ATTEMPT_MAX);
         let result = tokio::select! {
             r = tokio::time::timeout(bound, Backend::connect(url, settings, deploy)) => r,
-            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Waiting)),
         };
         let error = match result {
             Ok(Ok(backend)) => return Ok(backend),
@@ -71,7 +71,7 @@ pub async fn connect(
         tracing::warn!(attempt, database = %url, error = %error, retry_in_ms = sleep.as_millis() as u64, "database not reachable yet");
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Waiting)),
         }
         delay = (delay * 2).min(CONNECT_BACKOFF_MAX);
     }
@@ -308,7 +308,7 @@ pub async fn up(
     let waited = lock::acquire(backend, settings.lock_wait, interrupt).await?;
     metrics::histogram!("shipgate_lock_wait_seconds").record(waited.as_secs_f64());
     let result = up_locked(backend, set, policy, settings, deploy, interrupt, options).await;
-    if let Err(e @ Error::Interrupted(_)) = result {
+    if let Err(e @ Error::Interrupted(..)) = result {
         // The connection may be mid-statement; the caller aborts the session instead.
         return Err(e);
     }
@@ -513,7 +513,7 @@ async fn close_run<T>(backend: &mut Backend, id: i64, result: &Result<T, Error>,
     let (outcome, error) = match result {
         Ok(_) if count == 0 => (RunOutcome::NothingToDo, None),
         Ok(_) => (RunOutcome::Succeeded, None),
-        Err(Error::Interrupted(_)) => return,
+        Err(Error::Interrupted(..)) => return,
         Err(e) => (RunOutcome::Failed, Some(e.to_string())),
     };
     if let Err(e) = backend
@@ -559,7 +559,7 @@ async fn apply_pending(
         let retries = match result {
             Ok(retries) => retries,
             Err(e) => {
-                if !matches!(e, Error::Interrupted(_)) {
+                if !matches!(e, Error::Interrupted(..)) {
                     metrics::counter!("shipgate_migration_failures_total").increment(1);
                 }
                 return Err(e);
@@ -633,7 +633,7 @@ async fn apply_one(
     loop {
         let result = tokio::select! {
             r = backend.apply_in_transaction(&m.up, &record, t) => r,
-            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
         };
         match result {
             Ok(()) => return Ok(attempt),
@@ -664,7 +664,7 @@ async fn apply_one(
 async fn wait_or_interrupt(d: Duration, interrupt: &mut Interrupt) -> Result<(), Error> {
     tokio::select! {
         () = tokio::time::sleep(d) => Ok(()),
-        signal = interrupt.wait() => Err(Error::Interrupted(signal)),
+        signal = interrupt.wait() => Err(Error::Interrupted(signal, Stage::Waiting)),
     }
 }
 
@@ -825,7 +825,7 @@ async fn retrying<T>(
     loop {
         let result = tokio::select! {
             r = op(backend) => r,
-            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
         };
         match result {
             Ok(value) => return Ok(Ok((value, attempt))),
@@ -1000,7 +1000,7 @@ pub async fn down(
         backend, set, range, expected, reason, settings, deploy, interrupt,
     )
     .await;
-    if let Err(e @ Error::Interrupted(_)) = result {
+    if let Err(e @ Error::Interrupted(..)) = result {
         return Err(e);
     }
     release(backend).await;
@@ -1148,7 +1148,7 @@ async fn revert_each(
         } else {
             let result = tokio::select! {
                 r = backend.revert_in_transaction(script, m.version, &audit, t) => r,
-                signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+                signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
             };
             match result {
                 Ok(()) => {}

@@ -121,6 +121,47 @@ impl DbError {
         }
     }
 
+    /// A failed connection attempt. What the server (or the TLS handshake) refuses the same
+    /// way on every attempt is a configuration error (exit 2 at once, with the server's
+    /// reason): a database or role that does not exist, a wrong password, a setting out of
+    /// range, TLS required on one side and absent on the other. Anything else (refused, reset,
+    /// starting up, too many connections) may pass, and is waited out as an outage.
+    pub(crate) fn from_connect(err: sqlx::Error, engine: Engine) -> DbError {
+        let tls_config = matches!(&err, sqlx::Error::Tls(e) if {
+            let m = e.to_string();
+            m.contains("does not support TLS")
+                || m.contains("TLS upgrade required")
+                || m.contains("certificate")
+        });
+        let mut e = DbError::from_sqlx(err, engine);
+        let refused = match (engine, e.code.as_deref()) {
+            // invalid_catalog_name, invalid_authorization_specification, invalid_password;
+            // data exception and syntax or access rule (a bad `options` setting).
+            (Engine::Postgres, Some(c)) => {
+                matches!(c, "3D000" | "28000" | "28P01")
+                    || c.starts_with("22")
+                    || c.starts_with("42")
+            }
+            // Access denied (user, password, database), unknown database, an authentication
+            // method the client lacks, insecure transport refused.
+            (Engine::Mysql, Some(c)) => {
+                matches!(c, "1044" | "1045" | "1049" | "1251" | "1698" | "3159")
+            }
+            _ => false,
+        };
+        if refused || tls_config {
+            e.kind = ErrorKind::Config;
+            e.message = format!(
+                "{} (the server refuses this the same way on every attempt: check the URL's database, user, password and TLS settings)",
+                crate::config::redact(&e.message)
+            );
+        } else {
+            e.kind = ErrorKind::Connection;
+            e.message = crate::config::redact(&e.message);
+        }
+        e
+    }
+
     pub(crate) fn query(message: impl Into<String>) -> DbError {
         DbError {
             kind: ErrorKind::Query,

@@ -77,7 +77,7 @@ pub async fn acquire(
             .max(Duration::from_millis(1));
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
-            signal = interrupt.wait() => return Err(Error::Interrupted(signal)),
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, super::Stage::Waiting)),
         }
         poll = (poll * 2).min(POLL_MAX);
     }

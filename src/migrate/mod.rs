@@ -70,6 +70,15 @@ impl Interrupt {
     }
 }
 
+/// What a run was doing when a signal interrupted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Connecting, waiting for the lock or between attempts: nothing ran on the server.
+    Waiting,
+    /// A statement (of a migration, a revert or shipgate's own bookkeeping) was running.
+    Running,
+}
+
 /// Why a run did not succeed. Every message names the migration, file or URL concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -157,8 +166,11 @@ pub enum Error {
         error: DbError,
     },
     /// The process was asked to stop.
-    #[error("interrupted by {0}; the migration in progress was rolled back by the server (a no-transaction migration stays dirty)")]
-    Interrupted(Signal),
+    #[error("interrupted by {signal}{}", match .1 {
+        Stage::Waiting => "; no statement was running, nothing was in progress",
+        Stage::Running => "; the statement in progress was rolled back by the server (a migration run statement by statement stays dirty)",
+    }, signal = .0)]
+    Interrupted(Signal, Stage),
 }
 
 fn failed_text(

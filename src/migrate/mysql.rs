@@ -65,11 +65,7 @@ pub async fn connect(
     let opts = options(url)?;
     let mut conn = MySqlConnection::connect_with(&opts)
         .await
-        .map_err(|e| DbError {
-            kind: ErrorKind::Connection,
-            message: redact(&e.to_string()),
-            code: None,
-        })?;
+        .map_err(|e| DbError::from_connect(e, crate::config::Engine::Mysql))?;
     // Executor methods on the concrete connection keep the future `Send` (see backend::exec).
     let rows = sqlx::Executor::fetch_all(&mut conn, sqlx::raw_sql("SELECT VERSION()"))
         .await

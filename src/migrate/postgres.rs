@@ -60,24 +60,9 @@ pub async fn connect(
     deploy: &DeployInfo,
 ) -> Result<PgConnection, DbError> {
     let opts = options(url, settings, &deploy.application_name())?;
-    PgConnection::connect_with(&opts).await.map_err(|e| {
-        let code = match &e {
-            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
-            _ => None,
-        };
-        // A setting the server refuses (data exception, class 22: a value out of range; syntax
-        // or access rule, class 42: an unknown parameter) is refused the same way on every
-        // attempt: a configuration error, not an outage to wait out.
-        let kind = match code.as_deref() {
-            Some(c) if c.starts_with("22") || c.starts_with("42") => ErrorKind::Config,
-            _ => ErrorKind::Connection,
-        };
-        DbError {
-            kind,
-            message: crate::config::redact(&e.to_string()),
-            code,
-        }
-    })
+    PgConnection::connect_with(&opts)
+        .await
+        .map_err(|e| DbError::from_connect(e, crate::config::Engine::Postgres))
 }
 
 /// The advisory lock's key, and the server session that took it.

@@ -99,3 +99,23 @@ fn a_mariadb_url_reaches_the_mysql_backend() {
     assert_eq!(status["engine"], "mysql");
     assert_eq!(status["current_version"], 1);
 }
+
+/// A signal while shipgate is still waiting for the database ends the run at once (143) and
+/// says that nothing was in progress: no "rolled back by the server" for a statement that never
+/// ran.
+#[test]
+fn a_signal_during_the_connect_wait_says_nothing_was_in_progress() {
+    let (url, ..) = unreachable(Engine::Postgres);
+    let p = Project::new();
+    p.write("1_a.up.sql", "SELECT 1;\n");
+    let mut cmd = p.command(None, &["release", "--connect-timeout", "60s"]);
+    cmd.env("DATABASE_URL", url);
+    let started = std::time::Instant::now();
+    let child = crate::support::spawn(&mut cmd);
+    std::thread::sleep(Duration::from_millis(800));
+    crate::support::terminate(child.id());
+    let run = crate::support::finish_within(child, started, Duration::from_secs(10));
+    run.code(143)
+        .stderr_has(&["interrupted by SIGTERM", "nothing was in progress"]);
+    assert!(!run.stderr.contains("rolled back by the server"), "{run:?}");
+}

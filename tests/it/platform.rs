@@ -198,3 +198,30 @@ fn exec_runs_the_release_then_becomes_the_command() {
     run.code(1).secret_free();
     assert!(!run.stdout.contains("started"), "{run:?}");
 }
+
+#[test]
+fn exec_of_a_command_that_cannot_start_releases_nothing() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    p.write_root("not-executable.sh", "echo hi\n");
+    for (command, says) in [
+        ("/nonexistent/cmd", "no such file"),
+        ("no-such-command-shipgate-it", "not found in PATH"),
+        ("./not-executable.sh", "not an executable file"),
+        ("/tmp", "not an executable file"),
+    ] {
+        let run = Run::wait(p.platform_command(&db, &["exec", "--", command, "arg"]));
+        run.code(127)
+            .stderr_has(&["cannot exec", command, says, "nothing was released"])
+            .secret_free();
+        assert!(
+            !db.table_exists("shipgate_migrations"),
+            "{command}: the release ran"
+        );
+    }
+    // A name found in PATH starts (after the release).
+    let mut cmd = p.platform_command(&db, &["exec", "--", "true"]);
+    cmd.env("PATH", "/usr/bin:/bin");
+    Run::wait(cmd).code(0);
+    assert_eq!(db.versions(), [1]);
+}

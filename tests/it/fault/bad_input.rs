@@ -181,6 +181,17 @@ fn cases() -> Vec<Case> {
         case("a server nobody listens on", 3, &["unreachable after", "u:***@127.0.0.1:1/db"])
             .env("DATABASE_URL", format!("postgres://u:{DB_PASSWORD}@127.0.0.1:1/db"))
             .env("SHIPGATE_CONNECT_TIMEOUT", "1s"),
+        // What the server refuses on every attempt fails at once (exit 2), not after the wait.
+        case("a database that does not exist", 2, &["does not exist", "3D000", "no_such_db_x"])
+            .env("DATABASE_URL", format!("postgres://postgres:{DB_PASSWORD}@127.0.0.1:5432/no_such_db_x")),
+        case("a role that does not exist", 2, &["no_such_role_x", "does not exist", "28000"])
+            .env("DATABASE_URL", format!("postgres://no_such_role_x:{DB_PASSWORD}@127.0.0.1:5432/postgres")),
+        case("a wrong MySQL password", 2, &["Access denied", "1045", "root:***@"])
+            .env("DATABASE_URL", format!("mysql://root:{DB_PASSWORD}@127.0.0.1:3306/test")),
+        case("a MySQL database that does not exist", 2, &["Unknown database", "1049"])
+            .env("DATABASE_URL", "mysql://root@127.0.0.1:3306/no_such_db_x"),
+        case("TLS required by the URL, not offered by the server", 2, &["does not support TLS"])
+            .env("DATABASE_URL", "mysql://root@127.0.0.1:3306/test?ssl-mode=REQUIRED"),
         case("a session_init that fails", 2, &["session_init failed"])
             .env("SHIPGATE_SESSION_INIT", "SELEKT 1"),
     ]
