@@ -360,8 +360,19 @@ impl Dialect {
     /// An expression as text (all reads go through text so rows decode the same everywhere).
     pub(crate) fn text(self, expr: &str) -> String {
         match self {
-            Dialect::Mysql => format!("CAST({expr} AS CHAR)"),
+            Dialect::Mysql => format!("CONVERT({expr} USING utf8mb4) COLLATE utf8mb4_bin"),
             _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// A text column as it is read back: on MySQL/MariaDB in one explicit character set and
+    /// collation, so that a `UNION` of shipgate's tables (in the database's default collation)
+    /// with `information_schema` (utf8mb3) and casts (the connection's collation) never mixes
+    /// collations (error 1271 on servers whose defaults differ, e.g. Debian's MariaDB).
+    pub(crate) fn str(self, expr: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("CONVERT({expr} USING utf8mb4) COLLATE utf8mb4_bin"),
+            _ => expr.to_owned(),
         }
     }
 
@@ -392,9 +403,9 @@ impl Dialect {
             }
             Dialect::Sqlite => column.to_owned(),
             // %f is microseconds; keep milliseconds like the other engines.
-            Dialect::Mysql => {
-                format!("CONCAT(LEFT(DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')")
-            }
+            Dialect::Mysql => self.str(&format!(
+                "CONCAT(LEFT(DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%f'), 23), 'Z')"
+            )),
         }
     }
 
@@ -1233,11 +1244,18 @@ impl Backend {
     fn history_columns(&self) -> String {
         let d = self.dialect;
         format!(
-            "{}, name, checksum, state, {}, error, {}, {}, applied_by, deploy_id, app_version",
+            "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
             d.text("version"),
+            d.str("name"),
+            d.str("checksum"),
+            d.str("state"),
             d.text("statements_done"),
+            d.str("error"),
             d.time_text("applied_at"),
             d.text("execution_ms"),
+            d.str("applied_by"),
+            d.str("deploy_id"),
+            d.str("app_version"),
         )
     }
 
@@ -1245,11 +1263,17 @@ impl Backend {
     fn run_columns(&self) -> String {
         let d = self.dialect;
         format!(
-            "{}, command, {}, {}, outcome, {}, error, deploy_id, host, app_version",
+            "{}, {}, {}, {}, {}, {}, {}, {}, {}, {}",
             d.text("id"),
+            d.str("command"),
             d.time_text("started_at"),
             d.time_text("finished_at"),
+            d.str("outcome"),
             d.text("applied"),
+            d.str("error"),
+            d.str("deploy_id"),
+            d.str("host"),
+            d.str("app_version"),
         )
     }
 

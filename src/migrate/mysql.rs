@@ -162,8 +162,10 @@ impl LockName {
     /// Holder: connection id, user, client host, since (start of its current state).
     pub fn holder_sql(&self) -> String {
         format!(
-            "SELECT CAST(p.ID AS CHAR), CONCAT('user ', p.USER), p.HOST, \
-             DATE_FORMAT(UTC_TIMESTAMP() - INTERVAL p.TIME SECOND, '%Y-%m-%dT%H:%i:%sZ') \
+            "SELECT CONVERT(p.ID USING utf8mb4) COLLATE utf8mb4_bin, \
+             CONVERT(CONCAT('user ', p.USER) USING utf8mb4) COLLATE utf8mb4_bin, \
+             CONVERT(p.HOST USING utf8mb4) COLLATE utf8mb4_bin, \
+             CONVERT(DATE_FORMAT(UTC_TIMESTAMP() - INTERVAL p.TIME SECOND, '%Y-%m-%dT%H:%i:%sZ') USING utf8mb4) COLLATE utf8mb4_bin \
              FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK('{}')",
             self.name
         )

@@ -268,3 +268,31 @@ fn a_burst_of_1000_status_requests_costs_a_handful_of_queries() {
     service.terminate();
     service.wait(BOUND).code(0).secret_free();
 }
+
+/// MariaDB whose database collation differs from the connection's (Debian's defaults give
+/// this): the status refresher's one statement joins shipgate's tables, casts and
+/// `information_schema.PROCESSLIST` (utf8mb3), and must still read, so the service turns ready.
+#[test]
+fn mariadb_with_a_database_collation_unlike_the_connections_turns_ready() {
+    let db = Db::new(Engine::Mariadb);
+    db.exec(&format!(
+        "ALTER DATABASE `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        db.name()
+    ));
+    let p = Project::with_users();
+    Run::wait(p.platform_command(&db, &["release"])).code(0);
+    let service = Service::start(p.platform_command(&db, &["serve"]));
+    let ready = service.wait_ready(BOUND);
+    assert_eq!(ready.json()["status"], "pass", "{ready:?}");
+    let status = status_until(&service, "status with history", |s| {
+        s["current_version"] == 1
+    });
+    assert_eq!(status["pending"].as_array().map(Vec::len), Some(0));
+    assert!(
+        !service.stderr().contains("1271"),
+        "collation errors: {}",
+        service.stderr()
+    );
+    service.terminate();
+    service.wait(BOUND).code(0);
+}
