@@ -200,8 +200,10 @@ async fn refresh_loop(
     let mut last_success: Option<f64> = None;
     loop {
         let mut snap = Snapshot::empty(&config);
-        if let Err(e) = &set {
-            snap.files_error = Some(e.clone());
+        match &set {
+            // The head comes from the files: known whether or not the database answers.
+            Ok(set) => snap.head_version = set.head(),
+            Err(e) => snap.files_error = Some(e.clone()),
         }
         match refresh(&config, &mut backend, &mut server_version).await {
             Ok(rows) => {

@@ -296,3 +296,29 @@ fn mariadb_with_a_database_collation_unlike_the_connections_turns_ready() {
     service.terminate();
     service.wait(BOUND).code(0);
 }
+
+/// While the database does not answer, the status still says which head this build expects
+/// (it comes from the files), and readiness says why it is not ready.
+#[test]
+fn the_head_is_known_while_the_database_is_down() {
+    let p = Project::with_users();
+    p.write("2_more.up.sql", "CREATE TABLE more (id integer);\n");
+    let mut cmd = p.command(None, &["serve", "--connect-timeout", "1s"]);
+    cmd.env(
+        "DATABASE_URL",
+        format!("postgres://u:{DB_PASSWORD}@127.0.0.1:1/db"),
+    )
+    .env("SHIPGATE_LOG_FORMAT", "json")
+    .env("SHIPGATE_STATUS_TOKEN", STATUS_TOKEN)
+    .env("PORT", "0");
+    let service = Service::start(cmd);
+    let s = status_until(&service, "a refresh that failed", |s| {
+        s["database_ok"] == false && s["error"] != "not read yet"
+    });
+    assert_eq!(s["head_version"], 2, "{s}");
+    assert_eq!(s["current_version"], serde_json::Value::Null, "{s}");
+    let ready = service.get("/health/ready");
+    assert_eq!(ready.status, 503, "{ready:?}");
+    service.terminate();
+    service.wait(BOUND).code(0).secret_free();
+}
