@@ -251,25 +251,67 @@ pub async fn run(
         }
     };
     let mut notify_failed = false;
+    // A signal that arrives while the receivers are being told: the platform is stopping us.
+    let mut stopped_while_notifying = None;
     if let Some(n) = &notifier {
         let interrupted = matches!(exit, Exit::Interrupted | Exit::Terminated);
-        // The platform is stopping us: do not outlive its grace period waiting on receivers.
+        // Both events share one deadline; after a signal, at most ABORT_BOUND more, so the
+        // process never outlives the platform's grace period waiting on receivers.
         let bound = if interrupted { ABORT_BOUND } else { n.bound() };
-        let mut failures = Vec::new();
-        if let Some(task) = started_event {
-            match tokio::time::timeout(bound, task).await {
-                Ok(Ok(f)) => failures.extend(f),
-                _ => tracing::warn!("release.started notification did not finish in time"),
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut started_task = started_event;
+        let finished = {
+            // The outcome goes out now, alongside whatever is left of `release.started`
+            // (a hanging receiver must not make the two wait one after the other).
+            let final_event = event(kind, data);
+            let deliver = async {
+                let started = async {
+                    match started_task.as_mut() {
+                        Some(task) => task.await.unwrap_or_default(),
+                        None => Vec::new(),
+                    }
+                };
+                let (mut failures, more) = tokio::join!(started, n.send(&final_event));
+                failures.extend(more);
+                failures
+            };
+            tokio::pin!(deliver);
+            tokio::select! {
+                f = tokio::time::timeout_at(deadline, &mut deliver) => f.ok(),
+                signal = interrupt.wait(), if !interrupted => {
+                    stopped_while_notifying = Some(signal);
+                    tracing::warn!(signal = %signal, bound_ms = ABORT_BOUND.as_millis() as u64, "signal received while sending notifications: giving them at most the abort bound");
+                    let cut = deadline.min(tokio::time::Instant::now() + ABORT_BOUND);
+                    tokio::time::timeout_at(cut, &mut deliver).await.ok()
+                }
+            }
+        };
+        if let Some(task) = started_task {
+            task.abort();
+        }
+        match finished {
+            Some(failures) => {
+                for f in &failures {
+                    tracing::error!(error = %f, "webhook notification failed");
+                }
+                notify_failed = !failures.is_empty();
+            }
+            None => {
+                tracing::warn!(
+                    event = kind,
+                    "notifications did not finish in time; stopped sending"
+                );
+                notify_failed = true;
             }
         }
-        match tokio::time::timeout(bound, n.send(&event(kind, data))).await {
-            Ok(f) => failures.extend(f),
-            Err(_) => tracing::warn!(event = kind, "notification did not finish in time"),
-        }
-        for f in &failures {
-            tracing::error!(error = %f, "webhook notification failed");
-        }
-        notify_failed = !failures.is_empty();
+    }
+    if let (Some(signal), Ok(report)) = (stopped_while_notifying, &result) {
+        let exit = match signal {
+            migrate::Signal::Interrupt => Exit::Interrupted,
+            migrate::Signal::Terminate => Exit::Terminated,
+        };
+        tracing::error!(exit_code = exit as u8, applied = report.applied.len(), next = "the database is migrated; deploy again to finish the rollout", "release applied {} migration(s), then was stopped by {signal} while sending notifications", report.applied.len());
+        return Ok(exit);
     }
 
     match result {

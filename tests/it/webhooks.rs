@@ -177,3 +177,53 @@ fn an_undelivered_webhook_fails_the_release_only_with_require_notify() {
         "{run:?}"
     );
 }
+
+/// SIGTERM while the receivers hang: the platform is stopping the process, so delivery gets at
+/// most 5 s more and the exit code says it was stopped (143), although the migrations applied.
+/// Without a signal, both events share one bound (they are not waited for one after the other).
+#[test]
+fn a_signal_while_a_receiver_hangs_ends_the_release_within_the_abort_bound() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    let hooks = Receiver::start(Reply::Hang);
+    let mut cmd = p.platform_command(&db, &["release", "--webhook-timeout", "60s"]);
+    cmd.env("SHIPGATE_WEBHOOK_URL", &hooks.url);
+    let started = std::time::Instant::now();
+    let child = crate::support::spawn(&mut cmd);
+    crate::support::wait_for("the release to apply", Duration::from_secs(20), || {
+        (db.table_exists("shipgate_migrations") && db.versions() == [1]).then_some(())
+    });
+    crate::support::wait_for(
+        "both events to reach the receiver",
+        Duration::from_secs(20),
+        || (hooks.of_type("release.succeeded").len() == 1).then_some(()),
+    );
+    let signalled = std::time::Instant::now();
+    crate::support::terminate(child.id());
+    let run = crate::support::finish_within(child, started, Duration::from_secs(15));
+    let after = signalled.elapsed();
+    run.code(143)
+        .stderr_has(&["stopped by SIGTERM while sending notifications"])
+        .secret_free();
+    assert!(
+        after < Duration::from_secs(7),
+        "exited {after:?} after SIGTERM, past the 5 s abort bound: {run:?}"
+    );
+    assert_eq!(db.versions(), [1], "the release itself completed");
+
+    // No signal: one shared bound for both events (2 attempts of 500 ms, a backoff ≤ 500 ms).
+    let p = Project::with_users();
+    let db = Db::new(Engine::Postgres);
+    let hooks = Receiver::start(Reply::Hang);
+    let run = release(
+        &p,
+        &db,
+        &hooks,
+        &["--webhook-timeout", "500ms", "--webhook-retries", "1"],
+    );
+    run.code(0);
+    assert!(
+        run.elapsed < Duration::from_millis(3500),
+        "the two events were bounded one after the other: {run:?}"
+    );
+}
