@@ -280,14 +280,8 @@ pub async fn up(
     if !in_flight && plan.pending.is_empty() && (tables_exist || options.record_run.is_none()) {
         warn_missing(&plan);
         if let Some(command) = options.record_run {
-            let id = backend
-                .start_run(command, deploy)
-                .await
-                .map_err(Error::db("recording the run"))?;
-            backend
-                .finish_run(id, RunOutcome::NothingToDo, 0, None)
-                .await
-                .map_err(Error::db("recording the run"))?;
+            record_nothing_to_do(backend, command, deploy, settings.lock_retries, interrupt)
+                .await?;
         }
         return Ok(UpReport {
             applied: Vec::new(),
@@ -385,6 +379,60 @@ pub async fn gate(
     Ok(())
 }
 
+/// The no-op release's run row, written like every other write of shipgate's (a lock timeout,
+/// or SQLite's busy database while another process writes, is retried). When it finds rows
+/// left open by a run that was killed after its last migration (the no-op path otherwise never
+/// takes the lock, so nothing would close them), it tries the lock once: held, the rows belong
+/// to a live run and stay; free, they are closed as `aborted`.
+async fn record_nothing_to_do(
+    backend: &mut Backend,
+    command: &str,
+    deploy: &DeployInfo,
+    lock_retries: u32,
+    interrupt: &mut Interrupt,
+) -> Result<(), Error> {
+    let (open, _) = retrying(
+        backend,
+        lock_retries,
+        interrupt,
+        Attempt::OpeningRun,
+        async |b: &mut Backend| {
+            b.record_closed_run(command, deploy, RunOutcome::NothingToDo, None)
+                .await
+        },
+    )
+    .await?
+    .map_err(Error::db("recording the run"))?;
+    if open == 0 {
+        return Ok(());
+    }
+    match backend.try_lock().await {
+        Ok(true) => {
+            let closed = retrying(
+                backend,
+                lock_retries,
+                interrupt,
+                Attempt::OpeningRun,
+                async |b: &mut Backend| b.close_orphaned_runs().await,
+            )
+            .await;
+            release(backend).await;
+            match closed? {
+                Ok(_) => tracing::info!(
+                    runs = open,
+                    "closed run rows left open by a killed run as aborted"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not close run rows left open by a killed run")
+                }
+            }
+        }
+        Ok(false) => tracing::debug!("open run rows belong to a run that holds the lock"),
+        Err(e) => tracing::warn!(error = %e, "could not check the run rows left open"),
+    }
+    Ok(())
+}
+
 /// A release refused before the lock still leaves a failed run row, so `serve` can say why.
 async fn record_refusal(
     backend: &mut Backend,
@@ -396,14 +444,10 @@ async fn record_refusal(
         return;
     };
     let message = e.to_string();
-    let result = async {
-        let id = backend.start_run(command, deploy).await?;
-        backend
-            .finish_run(id, RunOutcome::Failed, 0, Some(&message))
-            .await
-    }
-    .await;
-    if let Err(e) = result {
+    if let Err(e) = backend
+        .record_closed_run(command, deploy, RunOutcome::Failed, Some(&message))
+        .await
+    {
         tracing::warn!(error = %e, "could not record the refused run");
     }
 }

@@ -456,7 +456,11 @@ impl Tables {
 
 enum Conn {
     Postgres(sqlx::PgConnection),
-    Sqlite(sqlx::SqliteConnection),
+    /// The connection, and the flag that interrupts its running statement.
+    Sqlite(
+        sqlx::SqliteConnection,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ),
     /// The connection, and whether the server is MariaDB (its statement timeout differs).
     Mysql(sqlx::MySqlConnection, bool),
 }
@@ -497,7 +501,10 @@ impl Backend {
         let engine = url.engine().map_err(DbError::query)?;
         let conn = match engine {
             Engine::Postgres => Conn::Postgres(postgres::connect(url, settings, deploy).await?),
-            Engine::Sqlite => Conn::Sqlite(sqlite::connect(url, settings).await?),
+            Engine::Sqlite => {
+                let (conn, stop) = sqlite::connect(url, settings).await?;
+                Conn::Sqlite(conn, stop)
+            }
             Engine::Mysql => {
                 let (conn, mariadb) = mysql::connect(url, settings).await?;
                 Conn::Mysql(conn, mariadb)
@@ -534,7 +541,7 @@ impl Backend {
     pub fn engine(&self) -> Engine {
         match self.conn {
             Conn::Postgres(_) => Engine::Postgres,
-            Conn::Sqlite(_) => Engine::Sqlite,
+            Conn::Sqlite(..) => Engine::Sqlite,
             Conn::Mysql(..) => Engine::Mysql,
         }
     }
@@ -559,7 +566,7 @@ impl Backend {
                 Conn::Postgres(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
                     .await
                     .map(drop),
-                Conn::Sqlite(c) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
+                Conn::Sqlite(c, _) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
                     .await
                     .map(drop),
                 Conn::Mysql(c, _) => sqlx::Executor::execute(&mut *c, sqlx::raw_sql(sql))
@@ -583,7 +590,7 @@ impl Backend {
                 Conn::Postgres(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
                     .await
                     .map(|rows| rows.iter().map(texts).collect()),
-                Conn::Sqlite(c) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
+                Conn::Sqlite(c, _) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
                     .await
                     .map(|rows| rows.iter().map(texts).collect()),
                 Conn::Mysql(c, _) => sqlx::Executor::fetch_all(&mut *c, sqlx::raw_sql(sql))
@@ -630,7 +637,7 @@ impl Backend {
     /// stalled by a network, and abandoning one mid-statement would gain nothing.
     fn internal_bound(&self) -> Option<Duration> {
         match self.conn {
-            Conn::Sqlite(_) => None,
+            Conn::Sqlite(..) => None,
             _ => self
                 .settings
                 .io_timeout
@@ -646,7 +653,7 @@ impl Backend {
         let enforced = match self.conn {
             Conn::Postgres(_) => true,
             Conn::Mysql(_, mariadb) => mariadb,
-            Conn::Sqlite(_) => false,
+            Conn::Sqlite(..) => false,
         };
         let (true, Some(st), Some(io)) = (enforced, t.statement_timeout, self.settings.io_timeout)
         else {
@@ -1369,6 +1376,37 @@ impl Backend {
             .ok_or_else(|| DbError::query("inserting a run row returned no id"))
     }
 
+    /// Records a run that ends as it starts (nothing to do, or refused before the lock) as one
+    /// closed `shipgate_runs` row, in one statement, so no open row of it is ever visible. Also
+    /// returns how many rows are open (runs in progress, or left open by killed ones).
+    pub async fn record_closed_run(
+        &mut self,
+        command: &str,
+        deploy: &DeployInfo,
+        outcome: RunOutcome,
+        error: Option<&str>,
+    ) -> Result<i64, DbError> {
+        let d = self.dialect;
+        let runs = &self.tables.runs;
+        let insert = format!(
+            "INSERT INTO {runs} (command, started_at, finished_at, outcome, applied, error, deploy_id, host, app_version) VALUES ({}, {now}, {now}, '{}', 0, {}, {}, {}, {})",
+            d.quote(command),
+            outcome.as_str(),
+            d.opt(error),
+            d.opt(deploy.deploy_id.as_deref()),
+            d.quote(&deploy.applied_by()),
+            d.opt(deploy.app_version.as_deref()),
+            now = d.now(),
+        );
+        let open = format!("SELECT count(*) FROM {runs} WHERE finished_at IS NULL");
+        let sql = match d {
+            Dialect::Mysql => format!("{insert};\nSELECT CAST(({open}) AS CHAR)"),
+            _ => format!("{insert} RETURNING {}", d.text(&format!("({open})"))),
+        };
+        let rows = self.rows(&sql).await?;
+        Ok(first(&rows).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
     /// Closes the `shipgate_runs` rows left open by runs that died (SIGKILL, a lost connection)
     /// as `aborted`. Call under the lock: a row is open only while its run holds the lock, so
     /// any open row seen by the lock's holder belongs to a run that is gone.
@@ -1468,7 +1506,14 @@ impl Backend {
                     postgres::terminate(&url, &settings, key, bound).await;
                 }
             }
-            Conn::Sqlite(c) => drop(c),
+            Conn::Sqlite(c, stop) => {
+                // Interrupt the statement in progress (its transaction rolls back), then wait,
+                // within the bound, for the worker to finish with the connection.
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                if tokio::time::timeout(bound, c.close()).await.is_err() {
+                    tracing::warn!("the SQLite statement did not stop within the bound");
+                }
+            }
             Conn::Mysql(c, _) => {
                 drop(c);
                 if let Some(id) = mysql_lock.as_ref().map(|l| l.connection_id) {
@@ -1487,7 +1532,7 @@ impl Backend {
         }
         let closed = match self.conn {
             Conn::Postgres(c) => tokio::time::timeout(CLOSE_BOUND, c.close()).await.is_ok(),
-            Conn::Sqlite(c) => tokio::time::timeout(CLOSE_BOUND, c.close()).await.is_ok(),
+            Conn::Sqlite(c, _) => tokio::time::timeout(CLOSE_BOUND, c.close()).await.is_ok(),
             Conn::Mysql(c, _) => tokio::time::timeout(CLOSE_BOUND, c.close()).await.is_ok(),
         };
         if !closed {

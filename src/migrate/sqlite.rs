@@ -9,6 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -31,7 +33,7 @@ fn options(url: &DatabaseUrl) -> Result<SqliteConnectOptions, DbError> {
 pub async fn connect(
     url: &DatabaseUrl,
     settings: &EngineSettings,
-) -> Result<SqliteConnection, DbError> {
+) -> Result<(SqliteConnection, Arc<AtomicBool>), DbError> {
     let mut opts = options(url)?;
     let file = opts.get_filename();
     let missing = file != std::path::Path::new(":memory:") && !file.exists();
@@ -43,13 +45,26 @@ pub async fn connect(
         .create_if_missing(!settings.read_only)
         .busy_timeout(settings.lock_timeout)
         .disable_statement_logging();
-    SqliteConnection::connect_with(&opts)
+    let connection_error = |e: sqlx::Error| DbError {
+        kind: ErrorKind::Connection,
+        message: e.to_string(),
+        code: None,
+    };
+    let mut conn = SqliteConnection::connect_with(&opts)
         .await
-        .map_err(|e| DbError {
-            kind: ErrorKind::Connection,
-            message: e.to_string(),
-            code: None,
-        })
+        .map_err(connection_error)?;
+    // SQLite runs a statement on the connection's worker thread, where dropping the
+    // connection cannot reach it: a signal would leave it running (holding the write lock)
+    // until the process exits. SQLite's progress handler is its way to interrupt a statement:
+    // once `stop` is set the statement fails with SQLITE_INTERRUPT and its transaction rolls
+    // back at once, so the run's outcome can be recorded from another connection.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    conn.lock_handle()
+        .await
+        .map_err(connection_error)?
+        .set_progress_handler(1000, move || !flag.load(Ordering::Relaxed));
+    Ok((conn, stop))
 }
 
 /// `PRAGMA busy_timeout` plays the role of lock_timeout; SQLite has no statement timeout.

@@ -27,6 +27,7 @@ mod metrics;
 mod middleware;
 mod platform;
 mod pooler;
+mod runs;
 mod session;
 mod shutdown;
 mod source;
