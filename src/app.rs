@@ -788,8 +788,13 @@ fn source_finding(e: &SourceError) -> Finding {
         | SourceError::DuplicateVersion { file, .. }
         | SourceError::DownWithoutUp { file, .. }
         | SourceError::NotUtf8 { file, .. }
+        | SourceError::NotRegularFile { file, .. }
+        | SourceError::DanglingLink { file, .. }
+        | SourceError::TooLarge { file, .. }
+        | SourceError::ForeignLayout { file, .. }
         | SourceError::EmptyUp { file } => (Some(file), None),
-        SourceError::UnknownDirective { file, line, .. }
+        SourceError::ForeignMarker { file, line, .. }
+        | SourceError::UnknownDirective { file, line, .. }
         | SourceError::BadDirective { file, line, .. }
         | SourceError::TransactionControl { file, line, .. } => (Some(file), Some(*line)),
     };

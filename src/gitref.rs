@@ -58,9 +58,10 @@ fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>, GitError> {
     Ok(out.stdout)
 }
 
-/// Only migration-looking files directly in the directory.
+/// Only migration-looking files directly in the directory (the extension in any case, as
+/// `source` reads them).
 fn is_sql(name: &str) -> bool {
-    name.ends_with(".sql") && !name.contains('/') && !name.starts_with('.')
+    source::is_sql_file_name(name) && !name.contains('/')
 }
 
 /// Reads how `dir` differs from `reference` (the working tree, untracked files included).
@@ -179,7 +180,7 @@ pub fn compare(set: &MigrationSet, changes: &Changes) -> (BTreeSet<Version>, Vec
         }
     }
     for name in &changes.removed {
-        if name.ends_with(".down.sql") {
+        if source::is_down_file_name(name) {
             continue;
         }
         findings.push(finding(

@@ -1,12 +1,13 @@
 //! The migration engine: files, plans, backends, the lock, and applying.
 //!
-//! `source` and `plan` are pure; `backend` (with `postgres` and `sqlite`) is the only I/O
+//! `source` (with `foreign`, the layouts it refuses) and `plan` are pure; `backend` (with `postgres` and `sqlite`) is the only I/O
 //! against the database; `lock`, `apply` and `repair` drive a backend through a run with every
 //! wait bounded and the lock released on every path. [`Error`] is what callers branch on; the
 //! mapping to exit codes lives in `app`, once.
 
 pub mod apply;
 pub mod backend;
+pub mod foreign;
 pub mod lock;
 mod mysql;
 pub mod plan;

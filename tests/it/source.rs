@@ -1,7 +1,14 @@
 //! Malformed migration directories: every class of problem exits 5 with a message naming the
-//! file, before anything is written to the database.
+//! file, before anything is written to the database. That includes another tool's layout
+//! (never read as "nothing to do") and files that are not regular files; upper-case
+//! extensions are read.
 
-use crate::support::{Db, Engine, Project};
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{checksum, Db, Engine, Project, Run};
 
 const VALID: (&str, &[u8]) = ("1_valid.up.sql", b"CREATE TABLE valid (id integer);\n");
 
@@ -76,24 +83,121 @@ const CASES: &[Case] = &[
             "no-transactions",
         ],
     },
+    Case {
+        what: "diesel directory",
+        files: &[
+            VALID,
+            ("2024-01-01-000000_create_users/up.sql", b"CREATE TABLE users (id integer);\n"),
+            ("2024-01-01-000000_create_users/down.sql", b"DROP TABLE users;\n"),
+        ],
+        expect: &["2024-01-01-000000_create_users/", "diesel"],
+    },
+    Case {
+        what: "Prisma directory",
+        files: &[
+            VALID,
+            ("20240101000000_init/migration.sql", b"CREATE TABLE users (id integer);\n"),
+        ],
+        expect: &["20240101000000_init/migration.sql", "Prisma"],
+    },
+    Case {
+        what: "Prisma lock file",
+        files: &[VALID, ("migration_lock.toml", b"provider = \"postgresql\"\n")],
+        expect: &["migration_lock.toml", "Prisma"],
+    },
+    Case {
+        what: "Flyway versioned file",
+        files: &[VALID, ("V2__add_users.sql", b"CREATE TABLE users (id integer);\n")],
+        expect: &["V2__add_users.sql", "Flyway"],
+    },
+    Case {
+        what: "Flyway undo file",
+        files: &[VALID, ("U1.1__drop_users.sql", b"DROP TABLE users;\n")],
+        expect: &["U1.1__drop_users.sql", "Flyway"],
+    },
+    Case {
+        what: "Flyway repeatable file",
+        files: &[VALID, ("R__views.sql", b"CREATE VIEW v AS SELECT 1 AS one;\n")],
+        expect: &["R__views.sql", "Flyway"],
+    },
+    Case {
+        what: "goose file",
+        files: &[
+            VALID,
+            (
+                "2_users.sql",
+                b"-- +goose Up\nCREATE TABLE users (id integer);\n\n-- +goose Down\nDROP TABLE users;\n",
+            ),
+        ],
+        expect: &["2_users.sql:1", "goose", "+goose Up"],
+    },
+    Case {
+        what: "goose file, lower-case annotations",
+        files: &[
+            VALID,
+            ("2_users.up.sql", b"--+goose up\nCREATE TABLE users (id integer);\n-- +goose down\nDROP TABLE users;\n"),
+        ],
+        expect: &["2_users.up.sql:1", "goose"],
+    },
+    Case {
+        what: "dbmate file",
+        files: &[
+            VALID,
+            (
+                "20240101000000_users.sql",
+                b"-- migrate:up\nCREATE TABLE users (id integer);\n\n-- migrate:down\nDROP TABLE users;\n",
+            ),
+        ],
+        expect: &["20240101000000_users.sql:1", "dbmate", "migrate:up"],
+    },
+    Case {
+        what: "dbmate down section alone",
+        files: &[
+            VALID,
+            (
+                "2_users.sql",
+                b"CREATE TABLE users (id integer);\n--migrate:down transaction:false\nDROP TABLE users;\n",
+            ),
+        ],
+        expect: &["2_users.sql:2", "dbmate", "migrate:down"],
+    },
 ];
+
+impl Case {
+    /// A project holding the case's files (a `/` in a name makes the subdirectory).
+    fn project(&self) -> Project {
+        let p = Project::new();
+        for (name, bytes) in self.files {
+            if let Some((subdir, _)) = name.split_once('/') {
+                std::fs::create_dir_all(p.migrations().join(subdir))
+                    .expect("creating a subdirectory");
+            }
+            p.write_bytes(name, bytes);
+        }
+        p
+    }
+}
 
 on_every_engine!(each_malformed_directory_exits_5_and_writes_nothing);
 
 fn each_malformed_directory_exits_5_and_writes_nothing(engine: Engine) {
     let db = Db::new(engine);
     for case in CASES {
-        let p = Project::new();
-        for (name, bytes) in case.files {
-            p.write_bytes(name, bytes);
-        }
-        for command in [&["up"][..], &["status"], &["baseline", "--version", "1"]] {
+        let p = case.project();
+        let commands = [
+            &["up"][..],
+            &["release"],
+            &["status"],
+            &["baseline", "--version", "1"],
+        ];
+        for command in commands {
             let run = p.run(&db, command);
             assert_eq!(run.code, Some(5), "{} ({command:?}): {run:?}", case.what);
             let error = run
                 .stderr
                 .lines()
-                .find(|l| l.starts_with("shipgate: error:"))
+                // `release` reports through its log line, other commands through the error line.
+                .find(|l| l.starts_with("shipgate: error:") || l.contains("release failed:"))
                 .unwrap_or_else(|| panic!("{}: no error line: {run:?}", case.what));
             assert!(error.contains("problem"), "{}: {run:?}", case.what);
             for f in case.expect {
@@ -117,6 +221,11 @@ fn each_malformed_directory_exits_5_and_writes_nothing(engine: Engine) {
             case.what
         );
         assert!(!db.table_exists("valid"), "{}: a migration ran", case.what);
+        assert!(
+            !db.table_exists("users"),
+            "{}: a foreign migration ran",
+            case.what
+        );
     }
 
     // A directory that cannot be read.
@@ -128,4 +237,207 @@ fn each_malformed_directory_exits_5_and_writes_nothing(engine: Engine) {
         .code(5)
         .stdout_has(&["does/not/exist"]);
     assert!(!db.table_exists("shipgate_migrations"));
+}
+
+on_every_engine!(
+    another_tools_directory_is_never_nothing_to_do,
+    upper_case_extensions_are_read_as_migrations,
+    only_regular_files_of_bounded_size_are_read,
+);
+
+/// Directories of one other tool's files and nothing else.
+const ALONE: &[Case] = &[
+    Case {
+        what: "diesel",
+        files: &[
+            ("2024-01-01-000000_create_users/up.sql", b"CREATE TABLE users (id integer);\n"),
+            ("2024-01-01-000000_create_users/down.sql", b"DROP TABLE users;\n"),
+        ],
+        expect: &["2024-01-01-000000_create_users/", "diesel"],
+    },
+    Case {
+        what: "goose",
+        files: &[(
+            "20240101000000_users.sql",
+            b"-- +goose Up\nCREATE TABLE users (id integer);\nINSERT INTO users VALUES (1);\n\n-- +goose Down\nDROP TABLE users;\n",
+        )],
+        expect: &["20240101000000_users.sql:1", "goose"],
+    },
+    Case {
+        what: "dbmate",
+        files: &[(
+            "20240101000000_users.sql",
+            b"-- migrate:up\nCREATE TABLE users (id integer);\nINSERT INTO users VALUES (1);\n\n-- migrate:down\nDROP TABLE users;\n",
+        )],
+        expect: &["20240101000000_users.sql:1", "dbmate"],
+    },
+];
+
+/// Directories written for another tool, alone (as a user who points shipgate at them has
+/// them): refused, where reading them as an empty native directory would "succeed" with
+/// nothing applied, and running a goose or dbmate file whole would run its down section too.
+fn another_tools_directory_is_never_nothing_to_do(engine: Engine) {
+    let db = Db::new(engine);
+    for case in ALONE {
+        let p = case.project();
+        for command in [&["release"][..], &["up"]] {
+            let run = p.run(&db, command);
+            assert_eq!(run.code, Some(5), "{} ({command:?}): {run:?}", case.what);
+            run.stderr_has(case.expect);
+        }
+        assert!(!db.table_exists("users"), "{}: a migration ran", case.what);
+        assert!(
+            !db.table_exists("shipgate_migrations"),
+            "{}: shipgate wrote to the database",
+            case.what
+        );
+    }
+
+    // An empty directory, or one with nothing but notes, is a project with no migrations yet.
+    let p = Project::new();
+    p.run(&db, &["up"]).code(0).stdout_has(&["nothing to do"]);
+    p.write("README.md", "Migrations go here.\n")
+        .write(".keep", "");
+    p.run(&db, &["up"]).code(0).stdout_has(&["nothing to do"]);
+}
+
+/// `2_second.SQL` and `3_third.up.SQL` are migrations: the server does not care about the
+/// case of a file name, and a skipped migration is a deploy that did not happen. The
+/// history keeps the name as written; a down file pairs with its up file in any case.
+fn upper_case_extensions_are_read_as_migrations(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    let second = "CREATE TABLE second (id integer);\n";
+    let third = "CREATE TABLE third (id integer);\n";
+    p.write("1_first.sql", "CREATE TABLE first (id integer);\n")
+        .write("2_second.SQL", second)
+        .write("3_third.up.SQL", third)
+        .write("3_third.Down.Sql", "DROP TABLE third;\n");
+    p.run(&db, &["release"]).code(0);
+    assert_eq!(db.versions(), [1, 2, 3]);
+    assert!(db.table_exists("second") && db.table_exists("third"));
+    let history = db.history();
+    assert_eq!(
+        (history[1].name.as_str(), history[1].checksum.as_str()),
+        ("second", checksum(second).as_str())
+    );
+    assert_eq!(
+        (history[2].name.as_str(), history[2].checksum.as_str()),
+        ("third", checksum(third).as_str())
+    );
+
+    p.run(&db, &["down", "--to", "2", "--yes"]).code(0);
+    assert_eq!(db.versions(), [1, 2]);
+    assert!(!db.table_exists("third"), "the .Down.Sql file reverted 3");
+
+    // Same version in two cases is the duplicate it looks like.
+    p.write("2_second.sql", second);
+    p.run(&db, &["up"]).code(5).stderr_has(&[
+        "duplicate version 2",
+        "2_second.SQL",
+        "2_second.sql",
+    ]);
+}
+
+/// A FIFO, a device, a dangling link or a huge file named like a migration is refused with
+/// the file named, promptly: a FIFO must not block the run, a device must not be read until
+/// memory runs out. A link to a regular file is followed.
+fn only_regular_files_of_bounded_size_are_read(engine: Engine) {
+    let db = Db::new(engine);
+    let setups: &[Special] = &[
+        Special {
+            what: "FIFO",
+            make: |dir| {
+                let status = std::process::Command::new("mkfifo")
+                    .arg(dir.join("2_pipe.sql"))
+                    .status()
+                    .expect("running mkfifo");
+                assert!(status.success(), "mkfifo: {status}");
+            },
+            expect: &["2_pipe.sql", "not a regular file", "FIFO"],
+        },
+        Special {
+            what: "link to /dev/zero",
+            make: |dir| symlink("/dev/zero", dir.join("2_zero.sql")).expect("symlink"),
+            expect: &["2_zero.sql", "not a regular file", "character device"],
+        },
+        Special {
+            what: "dangling link",
+            make: |dir| symlink("gone/2_gone.sql", dir.join("2_gone.sql")).expect("symlink"),
+            expect: &["2_gone.sql", "dangling symbolic link", "gone/2_gone.sql"],
+        },
+        Special {
+            what: "file over the size limit",
+            make: |dir| {
+                // Sparse: the limit must be enforced before the bytes are read.
+                let file = std::fs::File::create(dir.join("2_big.sql")).expect("create");
+                file.set_len(64 * 1024 * 1024 + 1).expect("set_len");
+            },
+            expect: &["2_big.sql", "larger than", "64 MiB"],
+        },
+    ];
+    for Special { what, make, expect } in setups {
+        let p = Project::new();
+        p.write_bytes(VALID.0, VALID.1);
+        make(&p.migrations());
+        for command in [&["release"][..], &["up"], &["check"]] {
+            let run = Run::wait_within(bounded_memory(p.command(Some(&db), command)), BOUND);
+            assert_eq!(run.code, Some(5), "{what} ({command:?}): {run:?}");
+            let output = format!("{}{}", run.stdout, run.stderr);
+            for f in *expect {
+                assert!(
+                    output.contains(f),
+                    "{what} ({command:?}): lacks {f:?}: {run:?}"
+                );
+            }
+        }
+        assert!(!db.table_exists("valid"), "{what}: a migration ran");
+        assert!(
+            !db.table_exists("shipgate_migrations"),
+            "{what}: shipgate wrote to the database"
+        );
+    }
+
+    // A link to a regular file elsewhere is read like the file.
+    let p = Project::new();
+    let target = p.write_root("2_shared.sql", "CREATE TABLE shared (id integer);\n");
+    symlink(&target, p.migrations().join("2_shared.sql")).expect("symlink");
+    p.run(&db, &["up"]).code(0);
+    assert!(db.table_exists("shared"));
+}
+
+/// A migrations directory entry that is not a regular file of a sensible size.
+struct Special {
+    what: &'static str,
+    /// Creates the entry in the directory given.
+    make: fn(&Path),
+    /// Fragments the output must contain.
+    expect: &'static [&'static str],
+}
+
+/// How long a refused run may take: no connect wait, no lock wait, only the files.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// `cmd` under a 4 GiB address-space limit, so that reading a device whole fails fast instead
+/// of taking the test machine's memory.
+fn bounded_memory(cmd: Command) -> Command {
+    let mut bounded = Command::new("prlimit");
+    bounded
+        .arg("--as=4294967296")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in cmd.get_envs() {
+        if let Some(value) = value {
+            bounded.env(key, value);
+        }
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        bounded.current_dir(dir);
+    }
+    bounded
 }
