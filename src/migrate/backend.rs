@@ -443,11 +443,21 @@ impl Backend {
         deploy: &DeployInfo,
     ) -> Result<Backend, DbError> {
         let engine = url.engine().map_err(DbError::query)?;
+        // A driver may quote what it was given (a database name, a parameter) in its message:
+        // every connect error passes through the URL's own scrubbing before anyone prints it.
+        let scrub = |mut e: DbError| {
+            e.message = url.scrub(&e.message);
+            e
+        };
         let conn = match engine {
-            Engine::Postgres => Conn::Postgres(postgres::connect(url, settings, deploy).await?),
-            Engine::Sqlite => Conn::Sqlite(sqlite::connect(url, settings).await?),
+            Engine::Postgres => Conn::Postgres(
+                postgres::connect(url, settings, deploy)
+                    .await
+                    .map_err(scrub)?,
+            ),
+            Engine::Sqlite => Conn::Sqlite(sqlite::connect(url, settings).await.map_err(scrub)?),
             Engine::Mysql => {
-                let (conn, mariadb) = mysql::connect(url, settings).await?;
+                let (conn, mariadb) = mysql::connect(url, settings).await.map_err(scrub)?;
                 Conn::Mysql(conn, mariadb)
             }
         };
