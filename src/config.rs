@@ -1223,8 +1223,17 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// The config file's problems, named by file, key and line, never by value: a file holds the
+/// database password and the tokens, and both the TOML parser's message (which quotes the
+/// offending line) and serde's (`found string "…"`) would print them.
 fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> ConfigError {
     let path = path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_owned);
+    if let Some(syntax) = text.and_then(syntax_error) {
+        return ConfigError::File {
+            path,
+            message: syntax,
+        };
+    }
     let mut messages = Vec::new();
     for e in err {
         let key = e.path.last().cloned();
@@ -1236,15 +1245,15 @@ fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> C
                     .unwrap_or_default();
                 format!("unknown key `{field}`{line}; see config/shipgate.toml for every key")
             }
-            figment::error::Kind::Message(m) => m.clone(),
             kind => {
                 let line = key
                     .as_deref()
                     .and_then(|k| text.and_then(|t| line_of(t, k)));
+                let kind = kind_text(kind);
                 match (key, line) {
                     (Some(k), Some(l)) => format!("key `{k}` (line {l}): {kind}"),
                     (Some(k), None) => format!("key `{k}`: {kind}"),
-                    _ => kind.to_string(),
+                    _ => kind,
                 }
             }
         };
@@ -1253,6 +1262,65 @@ fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> C
     ConfigError::File {
         path,
         message: messages.join("; "),
+    }
+}
+
+/// A TOML syntax error as `TOML syntax error at line L, column C (key `k`): what`, without
+/// the line's text. `None` when `text` parses.
+fn syntax_error(text: &str) -> Option<String> {
+    let e = text.parse::<toml::Table>().err()?;
+    let mut at = String::new();
+    if let Some(span) = e.span() {
+        let offset = span.start.min(text.len());
+        let before = text.get(..offset).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        at = format!(" at line {line}, column {column}");
+        let line_text = text.lines().nth(line - 1).unwrap_or("").trim_start();
+        let key_len = line_text
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(line_text.len());
+        if key_len > 0 && line_text[key_len..].trim_start().starts_with('=') {
+            at.push_str(&format!(" (key `{}`)", &line_text[..key_len]));
+        }
+    }
+    // The parser's own description ("invalid basic string", "duplicate key `x`…") names
+    // no value; its first line is kept, the quoted source snippet never.
+    let what = e.message().lines().next().unwrap_or("").trim().to_owned();
+    Some(format!("TOML syntax error{at}: {what}"))
+}
+
+/// A deserialization problem in words that name types, never the value found.
+fn kind_text(kind: &figment::error::Kind) -> String {
+    use figment::error::{Actual, Kind};
+    let found = |a: &Actual| match a {
+        Actual::Bool(_) => "a boolean".to_owned(),
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer".to_owned(),
+        Actual::Float(_) => "a float".to_owned(),
+        Actual::Char(_) | Actual::Str(_) => "a string".to_owned(),
+        Actual::Bytes(_) => "bytes".to_owned(),
+        Actual::Seq => "an array".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        _ => "another type".to_owned(),
+    };
+    match kind {
+        Kind::InvalidType(a, expected) => format!("expected {expected}, found {}", found(a)),
+        Kind::InvalidValue(a, expected) => {
+            format!("invalid value ({}): expected {expected}", found(a))
+        }
+        Kind::InvalidLength(n, expected) => format!("{n} items: expected {expected}"),
+        Kind::UnknownVariant(_, expected) => format!("expected one of {}", expected.join(", ")),
+        Kind::MissingField(field) => format!("missing key `{field}`"),
+        Kind::DuplicateField(field) => format!("duplicate key `{field}`"),
+        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => "number out of range".to_owned(),
+        Kind::Unsupported(a) => format!("unsupported value ({})", found(a)),
+        Kind::UnsupportedKey(a, expected) => {
+            format!("unsupported key ({}): expected {expected}", found(a))
+        }
+        // Custom messages (untagged enums, figment's own) name types, not values; the first
+        // line only, in case one ever quotes its input below.
+        Kind::Message(m) => m.lines().next().unwrap_or("").to_owned(),
+        Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
     }
 }
 
@@ -1358,6 +1426,18 @@ mod tests {
                 "unsupported scheme `mysql2`",
             ),
             ("lock_wait = [\n", "config file FILE"),
+            (
+                "\ndatabase_url = \"postgres://u:pw@h/db\n",
+                "TOML syntax error at line 2, column 37 (key `database_url`): invalid basic string",
+            ),
+            (
+                "status_token = pw@\n",
+                "TOML syntax error at line 1, column 16",
+            ),
+            (
+                "status_token = 1234\n",
+                "key `status_token` (line 1): expected a string, found an integer",
+            ),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {
             let path = dir.path().join(format!("c{i}.toml"));
@@ -1369,6 +1449,7 @@ mod tests {
             let want = want.replace("FILE", &path_text);
             assert!(err.contains(&want), "{text:?}: got {err:?}, want {want:?}");
             assert!(!err.contains("pw@"), "password leaked: {err}");
+            assert!(!err.contains("1234"), "token leaked: {err}");
         }
     }
 
