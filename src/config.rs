@@ -22,7 +22,7 @@ use crate::cli::Global;
 use crate::lint::{self, Severity, Threshold};
 use crate::migrate::plan::Policy;
 use crate::migrate::source::{MAX_SERVER_TIMEOUT, MAX_SERVER_TIMEOUT_TEXT};
-use crate::notify::WebhookSettings;
+use crate::notify::{WebhookSettings, WebhookUrl};
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://shipgate.db";
@@ -1052,12 +1052,12 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         .map(str::trim)
         .filter(|u| !u.is_empty())
     {
-        match url::Url::parse(raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => urls.push(u),
-            _ => {
+        match WebhookUrl::parse(raw) {
+            Ok(u) => urls.push(u),
+            Err(shown) => {
                 return Err(invalid(
                     "webhook_url",
-                    &redact(raw),
+                    &shown,
                     "comma-separated http:// or https:// URLs",
                 ))
             }
