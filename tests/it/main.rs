@@ -26,6 +26,7 @@ mod metrics;
 mod middleware;
 mod platform;
 mod pooler;
+mod secrets;
 mod session;
 mod shutdown;
 mod source;
