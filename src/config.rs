@@ -22,7 +22,7 @@ use crate::cli::Global;
 use crate::lint::{self, Severity, Threshold};
 use crate::migrate::plan::Policy;
 use crate::migrate::source::{MAX_SERVER_TIMEOUT, MAX_SERVER_TIMEOUT_TEXT};
-use crate::notify::WebhookSettings;
+use crate::notify::{WebhookSettings, WebhookUrl};
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://shipgate.db";
@@ -318,18 +318,75 @@ impl DatabaseUrl {
         &self.0
     }
 
-    /// The engine, from the scheme.
+    /// The engine, from the scheme, once the URL is known to say what it means: a PostgreSQL or
+    /// MySQL URL must be `scheme://…`, parse, and have no `@` after its host. Anything else
+    /// (`postgres:user:pw@host/db`, a password with an unencoded `/`, `?`, `#` or `@`) would
+    /// be read differently by the driver than written — the password sent as a database name,
+    /// or part of it printed as a host — so it is refused before any connection.
     pub fn engine(&self) -> Result<Engine, String> {
-        let scheme = self.0.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
-        match scheme.as_deref() {
-            Some("postgres" | "postgresql") => Ok(Engine::Postgres),
-            Some("sqlite") => Ok(Engine::Sqlite),
-            Some("mysql" | "mariadb") => Ok(Engine::Mysql),
-            Some(other) => Err(format!(
-                "unsupported scheme `{other}` (expected postgres://, mysql://, mariadb:// or sqlite://)"
-            )),
-            None => Err("not a URL (expected postgres://…, mysql://… or sqlite://…)".into()),
+        const EXPECTED: &str = "postgres://, mysql://, mariadb:// or sqlite://";
+        let Some(scheme) = scheme_of(&self.0) else {
+            return Err(format!("not a URL (expected {EXPECTED})"));
+        };
+        let rest = &self.0[scheme.len() + 1..];
+        let engine = match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => Engine::Postgres,
+            "sqlite" => return Ok(Engine::Sqlite),
+            "mysql" | "mariadb" => Engine::Mysql,
+            // Without `//` the "scheme" may be a user name: print it only in a URL's shape.
+            other if rest.starts_with("//") => {
+                return Err(format!(
+                    "unsupported scheme `{other}` (expected {EXPECTED})"
+                ))
+            }
+            _ => return Err(format!("not a URL (expected {EXPECTED})")),
+        };
+        let shape = "scheme://user:password@host:port/database, with `@ : / ? #` in the user \
+                     name or password percent-encoded (%40 %3A %2F %3F %23)";
+        let Some(after) = rest.strip_prefix("//") else {
+            return Err(format!("{shape}; the `//` after `{scheme}:` is missing"));
+        };
+        if let Err(e) = url::Url::parse(&self.0) {
+            return Err(format!("{shape}; the URL does not parse ({e})"));
         }
+        let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        if after[authority_end..].contains('@') {
+            return Err(format!("{shape}; an `@` after the host is ambiguous"));
+        }
+        Ok(engine)
+    }
+
+    /// `text` (a driver's error message) with this URL's secrets masked wherever they appear:
+    /// raw, percent-decoded or -encoded, or inside another URL or a `key=value` pair.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut secrets = Vec::new();
+        for span in secret_spans(&self.0) {
+            let raw = &self.0[span];
+            // Lenient readings end the secret at its last `@` (`pw@host/db` after `user:`),
+            // and start it after the first `:` (`user:pw@host` with no scheme at all).
+            let before_at = raw.rsplit_once('@').map(|(before, _)| before);
+            let bases = [
+                Some(raw),
+                before_at,
+                before_at.and_then(|b| b.split_once(':')).map(|(_, pw)| pw),
+            ];
+            for base in bases.into_iter().flatten() {
+                let decoded = percent_decode(base);
+                secrets.push(base.to_owned());
+                secrets.push(base.replace('+', " "));
+                secrets.push(percent_encode(base));
+                secrets.push(percent_encode(&decoded));
+                secrets.push(decoded);
+            }
+        }
+        // A secret of one or two characters would mask half the message; it is no secret.
+        secrets.retain(|s| s.chars().count() >= 3);
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_owned();
+        for secret in &secrets {
+            out = out.replace(secret.as_str(), "***");
+        }
+        redact_message(&out)
     }
 
     /// The URL with its password replaced by `***`.
@@ -350,32 +407,235 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// Replaces the password of a URL, in its userinfo or a `password=` query parameter, with `***`.
-/// Works on strings that do not parse as URLs too, so that a malformed URL is safe to print.
+/// A database URL with every secret it can carry replaced by `***`.
+///
+/// `scheme://…` forms: the userinfo password is masked under both readings of the URL — the
+/// strict one (the authority ends at the first `/`, `?` or `#`) and the lenient one (the
+/// userinfo ends at the last `@`, as when a password holds an unencoded `/`, `?`, `#` or `@`) —
+/// so neither can leak; so is the value of every query parameter whose name looks secret
+/// ([`secret_key`]), case-insensitively and percent-decoded. A database URL without `//` prints
+/// as its scheme and user name (`postgres:user:***`): nothing after that is known to be safe to
+/// print. SQLite URLs (`sqlite:path`) keep their path; any other string prints as `***`.
 pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = scheme_end + 3;
-        let authority_end = out[rest..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@') {
-            let userinfo = &out[rest..rest + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest + colon + 1..rest + at, "***");
+    mask(url, secret_spans(url))
+}
+
+/// The byte ranges of `url` that [`redact`] masks.
+fn secret_spans(url: &str) -> Vec<std::ops::Range<usize>> {
+    let Some(scheme) = scheme_of(url) else {
+        return std::iter::once(0..url.len()).collect();
+    };
+    let after = scheme.len() + 1;
+    let rest = &url[after..];
+    if rest.starts_with("//") {
+        return url_spans(url, after + 2);
+    }
+    if scheme.eq_ignore_ascii_case("sqlite") {
+        return param_spans(url, after, false);
+    }
+    let known = matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "postgres" | "postgresql" | "mysql" | "mariadb"
+    );
+    // Without `//` an unknown "scheme" may be a user name or a password: print none of it.
+    match rest.split_once(':') {
+        _ if !known => std::iter::once(0..url.len()).collect(),
+        Some((user, _)) if !user.is_empty() && !user.contains(['@', '/', '?', '#']) => {
+            std::iter::once(after + user.len() + 1..url.len()).collect()
+        }
+        _ => std::iter::once(after..url.len()).collect(),
+    }
+}
+
+/// Free text (a driver's error message) with secrets masked: in each word (text between
+/// whitespace and quotes) that holds a `scheme://…` URL, what [`redact`] masks; in any word
+/// with a `:` before its last `@` (`user:password@host`, with or without a scheme), what lies
+/// between them; and the value of every secret-looking `key=value` pair. Unlike [`redact`],
+/// text that holds none of these is kept as it is.
+pub fn redact_message(text: &str) -> String {
+    let mut spans = Vec::new();
+    let is_break = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>');
+    let mut offset = 0;
+    for word in text.split(is_break) {
+        let start = offset;
+        offset += word.len()
+            + text[start + word.len()..]
+                .chars()
+                .next()
+                .map_or(0, char::len_utf8);
+        if let Some(sep) = word.find("://") {
+            let scheme_start = word[..sep]
+                .char_indices()
+                .rev()
+                .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                .last()
+                .map_or(sep, |(j, _)| j);
+            if scheme_start < sep {
+                let url = &word[scheme_start..];
+                let shift = start + scheme_start;
+                spans.extend(
+                    url_spans(url, sep - scheme_start + 3)
+                        .into_iter()
+                        .map(|s| s.start + shift..s.end + shift),
+                );
+            }
+        } else if let Some(at) = word.rfind('@') {
+            if let Some(colon) = word[..at].find(':') {
+                spans.push(start + colon + 1..start + at);
             }
         }
     }
-    for key in ["password=", "sslpassword="] {
-        let mut from = 0;
-        while let Some(i) = out[from..].find(key) {
-            let start = from + i + key.len();
-            let end = out[start..].find('&').map_or(out.len(), |j| start + j);
-            out.replace_range(start..end, "***");
-            from = start + 3;
+    spans.extend(param_spans(text, 0, true));
+    mask(text, spans)
+}
+
+/// Whether a URL query parameter (or `key=value` pair) with this name holds a secret:
+/// `password`, `sslpassword`, `pass`, `passwd`, `pwd`, tokens, keys, secrets, signatures…,
+/// in any case, ignoring `-`, `_` and `.`. Generous on purpose: masking `sslkey`'s file path
+/// costs nothing, printing a passphrase costs a rotation.
+pub fn secret_key(key: &str) -> bool {
+    let key: String = percent_decode(key)
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "credential",
+        "sig",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+/// The scheme of `url` (`[A-Za-z][A-Za-z0-9+.-]*` before the first `:`), if it has one.
+fn scheme_of(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
+/// The byte ranges of `url`'s secrets, its authority starting at `start` (after `://`).
+fn url_spans(url: &str, start: usize) -> Vec<std::ops::Range<usize>> {
+    let rest = &url[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let mut spans = Vec::new();
+    for at in [rest[..authority_end].rfind('@'), rest.rfind('@')]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(colon) = rest[..at].find(':') {
+            spans.push(start + colon + 1..start + at);
         }
     }
+    spans.extend(param_spans(url, start, false));
+    spans
+}
+
+/// The byte ranges of the values of secret-looking `key=value` pairs in `text[start..]`. In a
+/// URL a value runs to the next `&` that starts another `key=`, else to the end (a password
+/// may hold `#`); in free text it also stops at whitespace or a quote.
+fn param_spans(text: &str, start: usize, free_text: bool) -> Vec<std::ops::Range<usize>> {
+    let is_key =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']' | '%');
+    let starts_pair = |s: &str| {
+        let key_len = s.find(|c: char| !is_key(c)).unwrap_or(s.len());
+        key_len > 0 && s[key_len..].starts_with('=')
+    };
+    let mut spans = Vec::new();
+    for (eq, _) in text.match_indices('=').filter(|(i, _)| *i >= start) {
+        let key_start = text[start..eq]
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| is_key(*c))
+            .last()
+            .map_or(eq, |(j, _)| start + j);
+        if key_start == eq || !secret_key(&text[key_start..eq]) {
+            continue;
+        }
+        let value = eq + 1;
+        let mut end = text.len();
+        for (i, c) in text[value..].char_indices() {
+            let stop = match c {
+                '&' => starts_pair(&text[value + i + 1..]),
+                c if free_text => c.is_whitespace() || matches!(c, '"' | '\'' | '`'),
+                _ => false,
+            };
+            if stop {
+                end = value + i;
+                break;
+            }
+        }
+        spans.push(value..end);
+    }
+    spans
+}
+
+/// `text` with each non-empty span replaced by `***`; overlapping or touching spans merge.
+fn mask(text: &str, mut spans: Vec<std::ops::Range<usize>>) -> String {
+    spans.retain(|s| !s.is_empty());
+    spans.sort_by_key(|s| s.start);
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+            _ => merged.push(span),
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for span in merged {
+        out.push_str(&text[done..span.start]);
+        out.push_str("***");
+        done = span.end;
+    }
+    out.push_str(&text[done..]);
     out
+}
+
+/// Every byte but ASCII letters and digits as `%XX`, as sqlx encodes a password it prints.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `%XX` sequences decoded (invalid UTF-8 replaced), for comparing names and secrets.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Where a setting's value came from.
@@ -856,12 +1116,12 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         .map(str::trim)
         .filter(|u| !u.is_empty())
     {
-        match url::Url::parse(raw) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => urls.push(u),
-            _ => {
+        match WebhookUrl::parse(raw) {
+            Ok(u) => urls.push(u),
+            Err(shown) => {
                 return Err(invalid(
                     "webhook_url",
-                    &redact(raw),
+                    &shown,
                     "comma-separated http:// or https:// URLs",
                 ))
             }
@@ -1062,8 +1322,17 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
+/// The config file's problems, named by file, key and line, never by value: a file holds the
+/// database password and the tokens, and both the TOML parser's message (which quotes the
+/// offending line) and serde's (`found string "…"`) would print them.
 fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> ConfigError {
     let path = path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_owned);
+    if let Some(syntax) = text.and_then(syntax_error) {
+        return ConfigError::File {
+            path,
+            message: syntax,
+        };
+    }
     let mut messages = Vec::new();
     for e in err {
         let key = e.path.last().cloned();
@@ -1075,15 +1344,15 @@ fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> C
                     .unwrap_or_default();
                 format!("unknown key `{field}`{line}; see config/shipgate.toml for every key")
             }
-            figment::error::Kind::Message(m) => m.clone(),
             kind => {
                 let line = key
                     .as_deref()
                     .and_then(|k| text.and_then(|t| line_of(t, k)));
+                let kind = kind_text(kind);
                 match (key, line) {
                     (Some(k), Some(l)) => format!("key `{k}` (line {l}): {kind}"),
                     (Some(k), None) => format!("key `{k}`: {kind}"),
-                    _ => kind.to_string(),
+                    _ => kind,
                 }
             }
         };
@@ -1092,6 +1361,65 @@ fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> C
     ConfigError::File {
         path,
         message: messages.join("; "),
+    }
+}
+
+/// A TOML syntax error as `TOML syntax error at line L, column C (key `k`): what`, without
+/// the line's text. `None` when `text` parses.
+fn syntax_error(text: &str) -> Option<String> {
+    let e = text.parse::<toml::Table>().err()?;
+    let mut at = String::new();
+    if let Some(span) = e.span() {
+        let offset = span.start.min(text.len());
+        let before = text.get(..offset).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        at = format!(" at line {line}, column {column}");
+        let line_text = text.lines().nth(line - 1).unwrap_or("").trim_start();
+        let key_len = line_text
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(line_text.len());
+        if key_len > 0 && line_text[key_len..].trim_start().starts_with('=') {
+            at.push_str(&format!(" (key `{}`)", &line_text[..key_len]));
+        }
+    }
+    // The parser's own description ("invalid basic string", "duplicate key `x`…") names
+    // no value; its first line is kept, the quoted source snippet never.
+    let what = e.message().lines().next().unwrap_or("").trim().to_owned();
+    Some(format!("TOML syntax error{at}: {what}"))
+}
+
+/// A deserialization problem in words that name types, never the value found.
+fn kind_text(kind: &figment::error::Kind) -> String {
+    use figment::error::{Actual, Kind};
+    let found = |a: &Actual| match a {
+        Actual::Bool(_) => "a boolean".to_owned(),
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer".to_owned(),
+        Actual::Float(_) => "a float".to_owned(),
+        Actual::Char(_) | Actual::Str(_) => "a string".to_owned(),
+        Actual::Bytes(_) => "bytes".to_owned(),
+        Actual::Seq => "an array".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        _ => "another type".to_owned(),
+    };
+    match kind {
+        Kind::InvalidType(a, expected) => format!("expected {expected}, found {}", found(a)),
+        Kind::InvalidValue(a, expected) => {
+            format!("invalid value ({}): expected {expected}", found(a))
+        }
+        Kind::InvalidLength(n, expected) => format!("{n} items: expected {expected}"),
+        Kind::UnknownVariant(_, expected) => format!("expected one of {}", expected.join(", ")),
+        Kind::MissingField(field) => format!("missing key `{field}`"),
+        Kind::DuplicateField(field) => format!("duplicate key `{field}`"),
+        Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => "number out of range".to_owned(),
+        Kind::Unsupported(a) => format!("unsupported value ({})", found(a)),
+        Kind::UnsupportedKey(a, expected) => {
+            format!("unsupported key ({}): expected {expected}", found(a))
+        }
+        // Custom messages (untagged enums, figment's own) name types, not values; the first
+        // line only, in case one ever quotes its input below.
+        Kind::Message(m) => m.lines().next().unwrap_or("").to_owned(),
+        Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
     }
 }
 
@@ -1204,6 +1532,18 @@ mod tests {
                 "unsupported scheme `mysql2`",
             ),
             ("lock_wait = [\n", "config file FILE"),
+            (
+                "\ndatabase_url = \"postgres://u:pw@h/db\n",
+                "TOML syntax error at line 2, column 37 (key `database_url`): invalid basic string",
+            ),
+            (
+                "status_token = pw@\n",
+                "TOML syntax error at line 1, column 16",
+            ),
+            (
+                "status_token = 1234\n",
+                "key `status_token` (line 1): expected a string, found an integer",
+            ),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {
             let path = dir.path().join(format!("c{i}.toml"));
@@ -1215,6 +1555,7 @@ mod tests {
             let want = want.replace("FILE", &path_text);
             assert!(err.contains(&want), "{text:?}: got {err:?}, want {want:?}");
             assert!(!err.contains("pw@"), "password leaked: {err}");
+            assert!(!err.contains("1234"), "token leaked: {err}");
         }
     }
 
@@ -1250,14 +1591,126 @@ mod tests {
                 "postgres://u@h/db?password=***&x=1",
             ),
             ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+            // Unencoded `?`, `#` and `/` in the password: the userinfo ends at the last `@`.
+            (
+                "postgres://u:S3cr?t#x/y@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            ("mysql://root:a/b?c@h/db", "mysql://root:***@h/db"),
+            ("postgres://u:123/x@h/db", "postgres://u:***@h/db"),
+            // Every secret-looking parameter, in any case, percent-encoded names too.
+            (
+                "postgres://u@h/db?sslpassword=k1&sslmode=require",
+                "postgres://u@h/db?sslpassword=***&sslmode=require",
+            ),
+            (
+                "postgres://u@h/db?PASSWORD=k2",
+                "postgres://u@h/db?PASSWORD=***",
+            ),
+            (
+                "postgres://u@h/db?Pwd=k3&pass=k4",
+                "postgres://u@h/db?Pwd=***&pass=***",
+            ),
+            (
+                "postgres://u@h/db?pass%77ord=k5",
+                "postgres://u@h/db?pass%77ord=***",
+            ),
+            // A parameter value with `&` or `#`: masked up to the next `key=`, or to the end.
+            (
+                "postgres://u@h/db?password=a&b#c",
+                "postgres://u@h/db?password=***",
+            ),
+            // An `@` in the query: both readings are masked.
+            ("postgres://u@h:5432/db?password=p@ss", "postgres://u@h:***"),
+            // Not `scheme://…`: the scheme and, for a known engine, the user name only.
+            ("postgres:user:pw@host/db", "postgres:user:***"),
+            ("postgresql:pw@host/db", "postgresql:***"),
+            ("mysql:root:pw@host/db", "mysql:root:***"),
+            ("user:pw@host/db", "***"),
+            ("hunter2:", "***"),
+            ("pw@host/db", "***"),
+            ("not a url:secret@", "***"),
             ("sqlite://shipgate.db", "sqlite://shipgate.db"),
-            ("not a url:secret@", "not a url:secret@"),
+            ("sqlite:shipgate.db?mode=rwc", "sqlite:shipgate.db?mode=rwc"),
+            ("sqlite::memory:", "sqlite::memory:"),
         ];
         for (url, want) in cases {
             assert_eq!(redact(url), want, "{url}");
         }
         let url = DatabaseUrl::new("postgres://u:hunter2@h/db");
         assert!(!format!("{url:?} {url}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redacts_urls_and_secret_pairs_inside_messages() {
+        for (text, want) in [
+            (
+                "cannot reach postgres://u:pw/x@h/db: refused",
+                "cannot reach postgres://u:***@h/db: refused",
+            ),
+            (
+                "bad option password=hunter2 given",
+                "bad option password=*** given",
+            ),
+            (
+                "error returned from database: timeout",
+                "error returned from database: timeout",
+            ),
+            (
+                "key \"sslpassword\" value \"x\"",
+                "key \"sslpassword\" value \"x\"",
+            ),
+        ] {
+            assert_eq!(redact_message(text), want, "{text}");
+        }
+        let url = DatabaseUrl::new("postgres://u:p%40ss%2Fword@h/db?sslpassword=k3y-phrase");
+        let message = "database \"p@ss/word\" p%40ss%2Fword: k3y-phrase";
+        assert_eq!(url.scrub(message), "database \"***\" ***: ***");
+    }
+
+    #[test]
+    fn refuses_database_urls_the_driver_would_misread() {
+        for (url, want) in [
+            (
+                "postgres:user:pw@host/db",
+                Err("`//` after `postgres:` is missing"),
+            ),
+            (
+                "mysql:root:pw@host/db",
+                Err("`//` after `mysql:` is missing"),
+            ),
+            (
+                "postgres://u:S3c?t@h/db",
+                Err("does not parse (invalid port number)"),
+            ),
+            ("postgres://u:12/x@h/db", Err("an `@` after the host")),
+            ("postgres://u:1#x@h/db", Err("an `@` after the host")),
+            ("user:pw@host/db", Err("not a URL")),
+            ("pw@host", Err("not a URL")),
+            ("http://h/db", Err("unsupported scheme `http`")),
+            (
+                "postgres://u:p%3Fw@h:5432/db?sslmode=disable",
+                Ok(Engine::Postgres),
+            ),
+            ("postgres://u:p@ss@h/db", Ok(Engine::Postgres)),
+            (
+                "postgres:///db?host=/var/run/postgresql",
+                Ok(Engine::Postgres),
+            ),
+            ("mariadb://root@127.0.0.1:3306/db", Ok(Engine::Mysql)),
+            ("sqlite:shipgate.db", Ok(Engine::Sqlite)),
+            ("sqlite::memory:", Ok(Engine::Sqlite)),
+        ] {
+            let got = DatabaseUrl::new(url).engine();
+            match (&got, want) {
+                (Ok(e), Ok(w)) => assert_eq!(*e, w, "{url}"),
+                (Err(e), Err(w)) => {
+                    assert!(e.contains(w), "{url}: {e}");
+                    assert!(!e.contains("pw") && !e.contains("S3c"), "{url}: {e}");
+                }
+                _ => panic!("{url}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]
@@ -1454,6 +1907,53 @@ mod properties {
             } else {
                 let e = result.expect_err("out of range").to_string();
                 prop_assert!(e.contains("at most 24d") && e.contains("_timeout = "), "{}", e);
+            }
+        }
+
+        #[test]
+        fn a_password_in_any_url_form_is_never_printed(
+            tail in "[A-Za-z0-9?#/@:&=%+ ._~!$'()*,;-]{1,16}",
+            form in 0usize..14,
+        ) {
+            // A distinctive prefix: the password can only appear in the output by leaking.
+            let password = format!("Zq7{tail}");
+            let encoded: String = password
+                .bytes()
+                .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+                .collect();
+            let url = match form {
+                0 => format!("postgres://u:{password}@db.example:5432/app"),
+                1 => format!("postgres://u:{password}@db.example/app?sslmode=require"),
+                2 => format!("postgresql://u:{password}@db.example"),
+                3 => format!("mysql://u:{password}@db.example:3306/app"),
+                4 => format!("mariadb://u:{password}@db.example/app"),
+                5 => format!("postgres:u:{password}@db.example/app"),
+                6 => format!("mysql:u:{password}@db.example/app"),
+                7 => format!("u:{password}@db.example/app"),
+                8 => format!("postgres://u@db.example/app?password={password}"),
+                9 => format!("postgres://u@db.example/app?sslpassword={password}&sslmode=require"),
+                10 => format!("postgres://u@db.example/app?PASSWORD={password}"),
+                11 => format!("postgres://u:{encoded}@db.example/app"),
+                12 => format!("postgres://u:{password}@[::1]:5432/app"),
+                _ => password.clone(),
+            };
+            let db = DatabaseUrl::new(url.as_str());
+            let message = format!("database \"{password}\" ({encoded}) refused {url}");
+            let printed = [
+                redact(&url),
+                format!("{db} {db:?}"),
+                db.engine().err().unwrap_or_default(),
+                db.scrub(&message),
+            ];
+            // In free text a URL ends at whitespace or a quote: a password holding one is
+            // masked up to there only; a bare password in a sentence is just a word.
+            let one_word = !password.contains(|c: char| c.is_whitespace() || c == '\'');
+            let printed = printed.into_iter().chain(
+                (one_word && form < 13).then(|| redact_message(&format!("connecting to {url} failed"))),
+            );
+            for text in printed {
+                prop_assert!(!text.contains(&password), "{} printed {}", url, text);
+                prop_assert!(!text.contains(&encoded), "{} printed {}", url, text);
             }
         }
 

@@ -15,7 +15,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::config::{redact, WebhookSecret};
+use crate::config::{redact_message, WebhookSecret};
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
@@ -24,13 +24,66 @@ const BACKOFF_MAX: Duration = Duration::from_secs(8);
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
     /// Receivers.
-    pub urls: Vec<url::Url>,
+    pub urls: Vec<WebhookUrl>,
     /// Signing secret (`whsec_…`); unsigned when absent.
     pub secret: Option<WebhookSecret>,
     /// Per-attempt timeout.
     pub timeout: Duration,
     /// Retries after the first attempt.
     pub retries: u32,
+}
+
+/// A receiver's URL. Hook services put their token in the path (`/services/T0/B0/XXXX`) or the
+/// query (`?token=…`), so `Display` and `Debug` print the scheme, host and port only, with the
+/// path and query masked: `https://hooks.example.com/***`. Only [`WebhookUrl::expose`] gives
+/// the whole URL, to send a request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    /// An `http://` or `https://` URL with a host; otherwise the text to print in the error,
+    /// masked the same way.
+    pub fn parse(raw: &str) -> Result<WebhookUrl, String> {
+        match url::Url::parse(raw) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                Ok(WebhookUrl(u))
+            }
+            Ok(u) => Err(WebhookUrl(u).to_string()),
+            Err(_) => Err(match raw.split_once("://") {
+                Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                    format!("{scheme}://***")
+                }
+                _ => "***".to_owned(),
+            }),
+        }
+    }
+
+    /// The whole URL, token included: only for sending.
+    pub fn expose(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = &self.0;
+        write!(f, "{}://{}", u.scheme(), u.host_str().unwrap_or("***"))?;
+        if let Some(port) = u.port() {
+            write!(f, ":{port}")?;
+        }
+        let bare = u.path() == "/"
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && u.username().is_empty()
+            && u.password().is_none();
+        f.write_str(if bare { "/" } else { "/***" })
+    }
+}
+
+impl fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookUrl({self})")
+    }
 }
 
 /// One notification in the Standard Webhooks payload shape.
@@ -51,7 +104,7 @@ pub struct Event {
 pub struct NotifyError {
     /// The event type.
     pub event: &'static str,
-    /// The receiver, with any password redacted.
+    /// The receiver, printed without its path, query or userinfo ([`WebhookUrl`]).
     pub url: String,
     /// Attempts made.
     pub attempts: u32,
@@ -131,10 +184,10 @@ impl Notifier {
         failures
     }
 
-    #[tracing::instrument(skip_all, fields(event = kind, url = %redact(url.as_str())))]
+    #[tracing::instrument(skip_all, fields(event = kind, url = %url))]
     async fn deliver(
         &self,
-        url: &url::Url,
+        url: &WebhookUrl,
         kind: &'static str,
         id: &str,
         body: &[u8],
@@ -146,7 +199,7 @@ impl Notifier {
             let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
             let mut request = self
                 .client
-                .post(url.clone())
+                .post(url.expose().clone())
                 .header("content-type", "application/json")
                 .header("webhook-id", id)
                 .header("webhook-timestamp", timestamp.to_string())
@@ -166,7 +219,7 @@ impl Notifier {
                         crate::migrate::human(self.settings.timeout)
                     )
                 }
-                Err(e) => last = redact(&e.without_url().to_string()),
+                Err(e) => last = redact_message(&e.without_url().to_string()),
             }
             if attempt < attempts {
                 let wait = crate::migrate::jitter(delay);
@@ -177,7 +230,7 @@ impl Notifier {
         }
         Err(NotifyError {
             event: kind,
-            url: redact(url.as_str()),
+            url: url.to_string(),
             attempts,
             last,
         })
@@ -210,6 +263,40 @@ pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prints_a_webhook_url_without_its_path_query_or_userinfo() {
+        for (raw, want) in [
+            (
+                "https://hooks.example.com/services/T0/B0/Xtok3n?token=q7",
+                Ok("https://hooks.example.com/***"),
+            ),
+            (
+                "http://u:pw@127.0.0.1:9/hook#frag",
+                Ok("http://127.0.0.1:9/***"),
+            ),
+            (
+                "https://hooks.example.com/",
+                Ok("https://hooks.example.com/"),
+            ),
+            (
+                "https://hooks.example.com?token=q7",
+                Ok("https://hooks.example.com/***"),
+            ),
+            (
+                "ftp://hooks.example.com/Xtok3n",
+                Err("ftp://hooks.example.com/***"),
+            ),
+            ("https://[Xtok3n/", Err("https://***")),
+            ("Xtok3n", Err("***")),
+        ] {
+            let got = WebhookUrl::parse(raw).map(|u| {
+                assert_eq!(format!("{u:?}"), format!("WebhookUrl({u})"));
+                u.to_string()
+            });
+            assert_eq!(got.as_deref().map_err(String::as_str), want, "{raw}");
+        }
+    }
 
     #[test]
     fn signs_like_the_standard_webhooks_reference() {

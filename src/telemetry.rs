@@ -3,16 +3,20 @@
 //! Text on a terminal; otherwise one JSON object per line with a top-level `message`, a
 //! lowercase `level` and flat fields (`migration_version`, `duration_ms`, `deploy_id`), as
 //! Railway's log view expects. `RUST_LOG` overrides the level chosen by `-v`/`-q`. Logs go to
-//! stderr so that stdout carries only command output (`status --json`, summaries).
+//! stderr so that stdout carries only command output (`status --json`, summaries). Driver events
+//! known to print secrets are dropped here, whatever `RUST_LOG` says.
 
 use std::fmt;
 use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
+use tracing::{Event, Metadata, Subscriber};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -36,15 +40,35 @@ pub fn init(format: Option<LogFormat>, verbosity: i8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // The guard is a global filter on top of `RUST_LOG`: no directive can turn it off.
+    let guard = filter_fn(|meta| !echoes_secrets(meta));
     let result = match format {
         LogFormat::Text => builder
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(guard)
             .try_init(),
-        LogFormat::Json => builder.event_format(FlatJson).try_init(),
+        LogFormat::Json => builder
+            .event_format(FlatJson)
+            .finish()
+            .with(guard)
+            .try_init(),
     };
     // A second init (tests calling `run` twice in one process) keeps the first subscriber.
     drop(result);
+}
+
+/// Events of the database driver that print what shipgate must not: sqlx warns about every
+/// connection parameter it does not know *with its value* (`?sslpassword=…`, `?PASSWORD=…`),
+/// and about a malformed `.pgpass` line by printing the line, password included. Those are
+/// dropped whatever the level; shipgate reports connection problems itself, redacted.
+fn echoes_secrets(meta: &Metadata<'_>) -> bool {
+    match meta.target() {
+        "sqlx_postgres::options::parse" => true,
+        "sqlx_postgres::options::pgpass" => meta.fields().field("line").is_some(),
+        _ => false,
+    }
 }
 
 /// One JSON object per event: timestamp, lowercase level, message, then the event's fields.

@@ -153,11 +153,11 @@ impl DbError {
             e.kind = ErrorKind::Config;
             e.message = format!(
                 "{} (the server refuses this the same way on every attempt: check the URL's database, user, password and TLS settings)",
-                crate::config::redact(&e.message)
+                crate::config::redact_message(&e.message)
             );
         } else {
             e.kind = ErrorKind::Connection;
-            e.message = crate::config::redact(&e.message);
+            e.message = crate::config::redact_message(&e.message);
         }
         e
     }
@@ -499,14 +499,24 @@ impl Backend {
         deploy: &DeployInfo,
     ) -> Result<Backend, DbError> {
         let engine = url.engine().map_err(DbError::query)?;
+        // A driver may quote what it was given (a database name, a parameter) in its message:
+        // every connect error passes through the URL's own scrubbing before anyone prints it.
+        let scrub = |mut e: DbError| {
+            e.message = url.scrub(&e.message);
+            e
+        };
         let conn = match engine {
-            Engine::Postgres => Conn::Postgres(postgres::connect(url, settings, deploy).await?),
+            Engine::Postgres => Conn::Postgres(
+                postgres::connect(url, settings, deploy)
+                    .await
+                    .map_err(scrub)?,
+            ),
             Engine::Sqlite => {
-                let (conn, stop) = sqlite::connect(url, settings).await?;
+                let (conn, stop) = sqlite::connect(url, settings).await.map_err(scrub)?;
                 Conn::Sqlite(conn, stop)
             }
             Engine::Mysql => {
-                let (conn, mariadb) = mysql::connect(url, settings).await?;
+                let (conn, mariadb) = mysql::connect(url, settings).await.map_err(scrub)?;
                 Conn::Mysql(conn, mariadb)
             }
         };

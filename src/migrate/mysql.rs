@@ -14,7 +14,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection};
 
 use super::backend::{Backend, DbError, ErrorKind, Tables, Timeouts};
-use crate::config::{redact, DatabaseUrl, EngineSettings};
+use crate::config::{redact_message, DatabaseUrl, EngineSettings};
 
 /// `ER_NO_SUCH_TABLE`.
 pub const ER_NO_SUCH_TABLE: &str = "1146";
@@ -43,7 +43,7 @@ fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions, DbError> {
         message: format!(
             "invalid MySQL URL {}: {}",
             url.redacted(),
-            redact(&e.to_string())
+            redact_message(&e.to_string())
         ),
         code: None,
     })?;

@@ -29,7 +29,7 @@ fn options(
         message: format!(
             "invalid PostgreSQL URL {}: {}",
             url.redacted(),
-            crate::config::redact(&e.to_string())
+            crate::config::redact_message(&e.to_string())
         ),
         code: None,
     })?;

@@ -28,6 +28,7 @@ mod middleware;
 mod platform;
 mod pooler;
 mod runs;
+mod secrets;
 mod session;
 mod shutdown;
 mod source;
