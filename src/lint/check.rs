@@ -20,6 +20,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
+use super::postgres::Verdict;
 use super::{Catalog, Size};
 use crate::config::Engine;
 use crate::migrate::source::Migration;
@@ -227,10 +228,7 @@ impl File<'_> {
         let words = first_words(code, 3);
         let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
         if w(0) == "do" && self.engine == Engine::Postgres {
-            self.hit(
-                "opaque-sql",
-                "DO block: its body runs procedural code that shipgate cannot check".into(),
-            );
+            self.grammar_verdict(code, line);
             return;
         }
         // sqlparser does not know DROP INDEX CONCURRENTLY: read it without the keyword.
@@ -251,6 +249,11 @@ impl File<'_> {
         };
         let statements = match Parser::parse_sql(&*dialect(self.engine), text) {
             Ok(s) => s,
+            // PostgreSQL's own grammar decides what sqlparser cannot read.
+            Err(_) if self.engine == Engine::Postgres => {
+                self.grammar_verdict(code, line);
+                return;
+            }
             Err(e) => {
                 self.hit(
                     "opaque-sql",
@@ -264,6 +267,30 @@ impl File<'_> {
         };
         for s in &statements {
             self.parsed(s, concurrently_drop, line);
+        }
+    }
+
+    /// Lints a PostgreSQL statement by what PostgreSQL's grammar says of it: the statements a
+    /// `DO` block runs are linted like top-level ones; what the grammar reads but the lint
+    /// cannot analyse, or rejects, is reported as `opaque-sql`.
+    fn grammar_verdict(&mut self, code: &str, line: usize) {
+        match super::postgres::verdict(code) {
+            Verdict::Safe => {}
+            Verdict::Runs { statements, opaque } => {
+                for inner in &statements {
+                    self.statement(inner, line);
+                }
+                if let Some(why) = opaque {
+                    self.hit("opaque-sql", why);
+                }
+            }
+            Verdict::Unchecked(why) => self.hit("opaque-sql", why),
+            Verdict::Invalid(e) => self.hit(
+                "opaque-sql",
+                format!(
+                    "PostgreSQL's grammar rejects this statement ({e}), so it cannot be checked"
+                ),
+            ),
         }
     }
 

@@ -9,6 +9,7 @@
 //! the database; callers do, and decide what a finding blocks.
 
 mod check;
+mod postgres;
 pub mod rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

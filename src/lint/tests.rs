@@ -436,3 +436,45 @@ fn unknown_sizes_count_as_large() {
         );
     }
 }
+
+#[test]
+fn postgresql_statements_are_read_by_postgresqls_grammar() {
+    // Valid PostgreSQL that the general parser cannot read is not opaque.
+    for sql in [
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql COST 100 AS $$ BEGIN RETURN 1; END $$;",
+        "ALTER TABLE users ALTER CONSTRAINT users_fk DEFERRABLE;",
+        "ALTER SEQUENCE users_id_seq RENAME TO users_id_seq2;",
+        "CREATE STATISTICS users_st (dependencies) ON a, b FROM users;",
+    ] {
+        assert_eq!(
+            flagged(PG, &[("1_a.up.sql", sql)]),
+            Vec::<String>::new(),
+            "{sql}"
+        );
+    }
+    // A DO block's static statements are linted like top-level ones.
+    let got = flagged(
+        PG,
+        &[(
+            "1_a.up.sql",
+            "DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_class WHERE relname = 'users') THEN DROP TABLE users; END IF; END $$;",
+        )],
+    );
+    assert_eq!(got, ["drop-table"]);
+    let guarded = "DO $$ BEGIN CREATE TYPE mood AS ENUM ('ok'); EXCEPTION WHEN duplicate_object THEN NULL; END $$;";
+    assert_eq!(
+        flagged(PG, &[("1_a.up.sql", guarded)]),
+        Vec::<String>::new()
+    );
+    // Dynamic SQL stays opaque; so does what the grammar rejects.
+    assert_eq!(
+        flagged(
+            PG,
+            &[(
+                "1_a.up.sql",
+                "DO $$ BEGIN EXECUTE format('DROP TABLE %I', 'users'); END $$;"
+            )]
+        ),
+        ["opaque-sql"]
+    );
+}

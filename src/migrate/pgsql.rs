@@ -139,9 +139,7 @@ fn control_of(kind: i32) -> Option<Control> {
             Some(Control::Commit)
         }
         K::TransStmtRollback | K::TransStmtRollbackPrepared => Some(Control::Rollback),
-        K::TransStmtSavepoint | K::TransStmtRelease | K::TransStmtRollbackTo | K::Undefined => {
-            None
-        }
+        K::TransStmtSavepoint | K::TransStmtRelease | K::TransStmtRollbackTo | K::Undefined => None,
     }
 }
 
@@ -310,7 +308,10 @@ mod tests {
         for (sql, want) in [
             ("BEGIN", Some(Control::Begin)),
             ("begin work", Some(Control::Begin)),
-            ("START TRANSACTION ISOLATION LEVEL SERIALIZABLE", Some(Control::Begin)),
+            (
+                "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                Some(Control::Begin),
+            ),
             ("END", Some(Control::Commit)),
             ("COMMIT AND CHAIN", Some(Control::Commit)),
             ("PREPARE TRANSACTION 'x'", Some(Control::Commit)),
@@ -330,7 +331,8 @@ mod tests {
 
     #[test]
     fn a_file_the_grammar_rejects_is_split_by_the_scanner() {
-        let file = read("CREATE TABLE t (id int);\nSELEKT 1;\nCOMMIT;\nSELECT 'a;b';\n").expect("readable");
+        let file = read("CREATE TABLE t (id int);\nSELEKT 1;\nCOMMIT;\nSELECT 'a;b';\n")
+            .expect("readable");
         assert!(file.syntax_error.is_some());
         let got: Vec<_> = file
             .statements
@@ -350,15 +352,25 @@ mod tests {
 
     #[test]
     fn positions_are_exact_and_comment_only_text_is_no_statement() {
-        let file = read("-- header\n/* a; b */\n  SELECT 1; -- trailing\n\n\tSELECT\n 2;\n-- end only\n")
-            .expect("readable");
+        let file =
+            read("-- header\n/* a; b */\n  SELECT 1; -- trailing\n\n\tSELECT\n 2;\n-- end only\n")
+                .expect("readable");
         let got: Vec<_> = file
             .statements
             .iter()
-            .map(|s| (s.statement.line, s.statement.column, s.statement.sql.as_str()))
+            .map(|s| {
+                (
+                    s.statement.line,
+                    s.statement.column,
+                    s.statement.sql.as_str(),
+                )
+            })
             .collect();
         assert_eq!(got, [(3, 3, "SELECT 1"), (5, 2, "SELECT\n 2")]);
-        assert!(read("-- nothing\n/* here */\n").expect("readable").statements.is_empty());
+        assert!(read("-- nothing\n/* here */\n")
+            .expect("readable")
+            .statements
+            .is_empty());
         assert!(read("").expect("readable").statements.is_empty());
     }
 
