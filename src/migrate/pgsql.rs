@@ -176,9 +176,9 @@ fn from_tokens(sql: &str, lines: &Lines, tokens: &[protobuf::ScanToken]) -> Vec<
             parens += 1;
         } else if kind == i32::from(b')') {
             parens = parens.saturating_sub(1);
-        } else if kind == Token::Atomic as i32 && previous == Some(Token::BeginP as i32) {
-            atomic += 1;
-        } else if atomic > 0 && kind == Token::Case as i32 {
+        } else if (kind == Token::Atomic as i32 && previous == Some(Token::BeginP as i32))
+            || (atomic > 0 && kind == Token::Case as i32)
+        {
             atomic += 1;
         } else if atomic > 0 && kind == Token::EndP as i32 {
             atomic -= 1;
