@@ -16,6 +16,7 @@ mod cli;
 mod concurrency;
 mod config_env;
 mod connect;
+mod corpus;
 mod deploy_files;
 mod edits;
 mod failures;

@@ -1,0 +1,2 @@
+DROP PROCEDURE credit_account;
+DROP TRIGGER accounts_name_default;

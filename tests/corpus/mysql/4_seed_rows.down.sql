@@ -1,0 +1,1 @@
+DELETE FROM accounts WHERE email IN ('a@example.com', 'b@example.com');

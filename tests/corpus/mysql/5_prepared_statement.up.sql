@@ -1,0 +1,4 @@
+SET @ddl = 'ALTER TABLE accounts ADD COLUMN plan VARCHAR(20) NULL';
+PREPARE stmt FROM @ddl;
+EXECUTE stmt;
+DEALLOCATE PREPARE stmt;

@@ -1,0 +1,3 @@
+DROP DOMAIN email;
+DROP TYPE money_amount;
+DROP TYPE account_status;

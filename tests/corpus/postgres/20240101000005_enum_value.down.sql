@@ -1,0 +1,1 @@
+-- Irreversible: PostgreSQL cannot drop an enum value.

@@ -1,0 +1,1 @@
+-- Irreversible data type widening.

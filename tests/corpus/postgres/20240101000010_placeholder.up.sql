@@ -1,0 +1,1 @@
+-- Kept to hold this version: the change it made was reverted in 20240101000009.

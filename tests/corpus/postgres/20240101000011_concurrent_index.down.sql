@@ -1,0 +1,2 @@
+-- shipgate:no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS invoices_account_idx;

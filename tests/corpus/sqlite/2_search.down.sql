@@ -1,0 +1,2 @@
+DROP TRIGGER accounts_fts_insert;
+DROP TABLE accounts_fts;

@@ -1,0 +1,2 @@
+DELETE FROM settings WHERE key = 'theme';
+DELETE FROM accounts WHERE email = 'a@example.com';

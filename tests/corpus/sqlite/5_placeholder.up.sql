@@ -1,0 +1,1 @@
+-- Kept to hold this version.
