@@ -284,9 +284,9 @@ impl File<'_> {
             Key::Table(t) => self.catalog.table(t),
             Key::Index(i) => self.catalog.index(i),
             Key::Schema(n) | Key::Database(n) => {
-                let existed = self
-                    .catalog
-                    .has_namespace(n, matches!(key, Key::Database(_)));
+                // A MySQL schema is a database.
+                let database = matches!(key, Key::Database(_)) || self.engine == Engine::Mysql;
+                let existed = self.catalog.has_namespace(n, database);
                 if existed {
                     Size::Small
                 } else {

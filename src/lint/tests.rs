@@ -620,6 +620,17 @@ fn existing_means_before_the_run_exactly() {
     for (files, want) in cases {
         assert_eq!(refused(PG, files, &live), *want, "{files:?}");
     }
+    // On MySQL a schema is a database.
+    let mut mysql = catalog(&[], &[], &[]);
+    mysql.add_database("legacy");
+    assert_eq!(
+        refused(MY, &[("1_a.up.sql", "DROP SCHEMA legacy;")], &mysql),
+        ["drop-schema"]
+    );
+    assert_eq!(
+        refused(MY, &[("1_a.up.sql", "DROP SCHEMA IF EXISTS gone;")], &mysql),
+        Vec::<String>::new()
+    );
     // Without a database, a column the set added in an earlier file still exists for the
     // file that drops it, but not in the file that adds it.
     assert_eq!(
