@@ -99,7 +99,7 @@ impl Failure {
 pub fn exit_for(e: &migrate::Error) -> Exit {
     use migrate::Error as E;
     match e {
-        E::Source(_) | E::Blocked(_) | E::Lint(_) | E::Contract(_) => Exit::Invalid,
+        E::Source(_) | E::Blocked(_) | E::Gate(_) | E::Contract(_) => Exit::Invalid,
         E::Refused(_) => Exit::Invalid,
         E::Config { .. } => Exit::Usage,
         E::Unreachable { .. } => Exit::Unreachable,
@@ -332,7 +332,9 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
         &config.deploy,
         &mut interrupt,
         &apply::UpOptions {
-            gate: Some(config.lint.clone()),
+            gate: Some(std::sync::Arc::new(crate::gate::ReleaseGate(
+                config.lint.clone(),
+            ))),
             ..apply::UpOptions::default()
         },
     )
@@ -381,9 +383,9 @@ pub(crate) async fn dry_run_plan(
     if plan.pending.is_empty() {
         return Ok((plan, None));
     }
-    match apply::gate(backend, set, &plan, &config.lint).await {
+    match crate::gate::check(backend, set, &plan, &config.lint).await {
         Ok(()) => Ok((plan, None)),
-        Err(e @ (migrate::Error::Lint(_) | migrate::Error::Contract(_))) => Ok((plan, Some(e))),
+        Err(e @ (migrate::Error::Gate(_) | migrate::Error::Contract(_))) => Ok((plan, Some(e))),
         Err(e) => Err(e),
     }
 }
@@ -729,7 +731,8 @@ fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
          -- Directives go in this leading comment block, e.g.:\n\
          --   -- shipgate:no-transaction     (for CREATE INDEX CONCURRENTLY)\n\
          --   -- shipgate:lock-timeout 10s\n\
-         -- An up file without SQL fails `shipgate check`.\n"
+         -- Until it holds SQL it is a no-op: `shipgate check` warns (empty-up) and a\n\
+         -- release would record it as applied; an empty down file makes it irreversible.\n"
     );
     let mut files = vec![(up, up_text)];
     if !args.no_down {
@@ -792,7 +795,7 @@ fn source_finding(e: &SourceError) -> Finding {
         | SourceError::DanglingLink { file, .. }
         | SourceError::TooLarge { file, .. }
         | SourceError::ForeignLayout { file, .. }
-        | SourceError::EmptyUp { file } => (Some(file), None),
+        | SourceError::DownNotPaired { file, .. } => (Some(file), None),
         SourceError::ForeignMarker { file, line, .. }
         | SourceError::UnknownDirective { file, line, .. }
         | SourceError::BadDirective { file, line, .. }
@@ -807,11 +810,11 @@ fn source_finding(e: &SourceError) -> Finding {
 }
 
 /// The engine whose dialect and hazards `check` applies: the `--database` URL's, else the
-/// configured URL's, else PostgreSQL (the embedded SQLite default is for trying shipgate out,
-/// not what a CI job lints for).
+/// configured URL's — the embedded SQLite default included, which is the database `up` would
+/// migrate (a CI job for another engine names its URL; `check` does not connect without
+/// `--database`).
 fn check_engine(args: &cli::Check, config: &Config) -> Engine {
     let url = match args.database.as_deref() {
-        Some("") | None if config.database_is_default => return Engine::Postgres,
         Some("") | None => config.database.clone(),
         Some(url) => DatabaseUrl::new(url),
     };
@@ -827,6 +830,7 @@ async fn check(
     let mut count = 0;
     let mut linted = 0;
     let engine = check_engine(args, config);
+    let mut catalog = Catalog::Assumed;
     match source::load(&config.migrations) {
         Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
         Ok(set) => {
@@ -856,8 +860,16 @@ async fn check(
                     ));
                 }
                 let mut backend = connect(config, &url, &mut interrupt).await?;
-                let result = apply::plan(&mut backend, &set, &config.policy).await;
-                let (_, plan) = finish(backend, result).await?;
+                let result = match apply::plan(&mut backend, &set, &config.policy).await {
+                    // The catalog exactly as the release gate reads it.
+                    Ok((_, plan)) => crate::gate::catalog(&mut backend, config.lint.threshold)
+                        .await
+                        .map(|c| (plan, c))
+                        .map_err(migrate::Error::db("reading the catalog")),
+                    Err(e) => Err(e),
+                };
+                let (plan, live) = finish(backend, result).await?;
+                catalog = live;
                 for b in plan.blockers(&config.policy) {
                     let file = match &b {
                         migrate::plan::Blocker::Modified(m) => Some(m.file.clone()),
@@ -877,8 +889,9 @@ async fn check(
                 engine,
                 severities: config.lint.severities.clone(),
                 only,
+                verdict: lint::Verdict::Check,
             };
-            findings.extend(lint::lint(&set, &options, &Catalog::Assumed));
+            findings.extend(lint::lint(&set, &options, &catalog));
         }
     }
     let (acknowledged, findings): (Vec<Finding>, Vec<Finding>) =
@@ -906,6 +919,12 @@ async fn check(
             }
             if !acknowledged.is_empty() {
                 notes.push(format!("{} acknowledged finding(s)", acknowledged.len()));
+            }
+            if config.database_is_default && args.database.is_none() {
+                notes.push(
+                    "the embedded SQLite default; set DATABASE_URL to lint for PostgreSQL or MySQL"
+                        .to_owned(),
+                );
             }
             let notes = if notes.is_empty() {
                 String::new()

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::cli::Global;
+pub use crate::engine::Engine;
 use crate::lint::{self, Severity, Threshold};
 use crate::migrate::plan::Policy;
 use crate::migrate::source::{MAX_SERVER_TIMEOUT, MAX_SERVER_TIMEOUT_TEXT};
@@ -284,28 +285,6 @@ pub const MAX_DEPLOY_TEXT: usize = 255;
 /// A database URL. Its `Debug` and `Display` never show the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(String);
-
-/// The database engines shipgate speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Engine {
-    /// PostgreSQL.
-    Postgres,
-    /// SQLite.
-    Sqlite,
-    /// MySQL or MariaDB.
-    Mysql,
-}
-
-impl fmt::Display for Engine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Engine::Postgres => "postgres",
-            Engine::Sqlite => "sqlite",
-            Engine::Mysql => "mysql",
-        })
-    }
-}
 
 impl DatabaseUrl {
     /// Wraps a URL; see [`DatabaseUrl::engine`] for validation.

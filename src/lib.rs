@@ -1,6 +1,7 @@
 //! shipgate applies database migrations safely before every rollout.
 //!
 //! A tour, in reading order:
+//! - [`engine`] names the database engines, the one type every layer shares;
 //! - [`cli`] declares the command line; [`config`] layers flags, environment, the config file
 //!   and defaults into one validated [`config::Config`];
 //! - [`migrate`] is the engine: [`migrate::source`] reads migration files and
@@ -9,8 +10,9 @@
 //!   [`migrate::lock`] and [`migrate::repair`] drive a run;
 //! - [`release`] is the pre-deploy flow and the service around it: [`status`] caches what the
 //!   database says, [`http`] serves it, [`notify`] sends the webhooks;
-//! - [`lint`] is the migration safety lint (pure): sqlparser-based rules run by `check` in CI
-//!   and by the release gate of `up`/`release` against the live database's table sizes;
+//! - [`lint`] is the migration safety lint (pure): sqlparser-based rules run by `check` in CI;
+//!   [`gate`] is the release gate of `up`/`release`, which runs it against the live catalog
+//!   and refuses only what endangers that database;
 //!   [`gitref`] reads the files as they were at a git ref for `check --against-git`;
 //! - [`app`] has one function per command and maps every outcome to an exit code;
 //! - [`telemetry`] sets up logs.
@@ -18,6 +20,8 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod engine;
+pub mod gate;
 pub mod gitref;
 pub mod http;
 pub mod lint;

@@ -368,7 +368,9 @@ async fn release(
     let options = UpOptions {
         record_run: Some("release"),
         progress: progress.clone(),
-        gate: Some(config.lint.clone()),
+        gate: Some(std::sync::Arc::new(crate::gate::ReleaseGate(
+            config.lint.clone(),
+        ))),
     };
     let result = apply::up(
         &mut backend,
@@ -427,7 +429,7 @@ fn next_step(e: &migrate::Error) -> &'static str {
         E::Source(_) => "fix the migration files named above and deploy again; nothing was applied",
         E::Blocked(_) => "resolve the history problem named above (see `shipgate status`), then deploy again; nothing was applied",
         E::Refused(_) => "correct the request named above; nothing was applied",
-        E::Lint(_) => "make the migrations named above safe, or acknowledge each finding with `-- shipgate:allow <rule> <reason>`, then deploy again; nothing was applied",
+        E::Gate(_) => "make the migrations named above safe, or acknowledge each finding with `-- shipgate:allow <rule> <reason>`, then deploy again; nothing was applied",
         E::Contract(_) => "release the contract migration with --allow-contract (SHIPGATE_ALLOW_CONTRACT=true) once the old app version has drained; nothing was applied",
         E::Config { .. } => "fix DATABASE_URL or the connection settings; nothing was applied",
         E::Unreachable { .. } => "check DATABASE_URL and that the database accepts connections from this service, then deploy again",

@@ -22,7 +22,7 @@ use sqlparser::parser::Parser;
 
 use super::postgres::Verdict;
 use super::{Catalog, Size};
-use crate::config::Engine;
+use crate::engine::Engine;
 use crate::migrate::source::Migration;
 use crate::migrate::split::{self, Flavor, Statement};
 
@@ -36,6 +36,9 @@ pub(super) struct Hit {
     pub column: usize,
     /// The lines whose comments belong to the statement: `[first, code)`.
     pub comments: (usize, usize),
+    /// The statement names a large table that existed before the run (what makes a statement
+    /// shipgate cannot read refuse a release).
+    pub names_large: bool,
 }
 
 /// What kind of object a name refers to.
@@ -45,6 +48,8 @@ enum Key {
     Index(String),
     Schema(String),
     Database(String),
+    /// (table, column).
+    Column(String, String),
 }
 
 /// What a run has seen so far: objects created in scope (the file without a database, the
@@ -52,6 +57,14 @@ enum Key {
 #[derive(Debug, Default)]
 pub(super) struct State {
     created: HashSet<Key>,
+    /// Objects dropped in scope: whatever the catalog says, they no longer exist.
+    gone: HashSet<Key>,
+    /// Temporary tables created so far (they live in the run's session): never large, never
+    /// seen by another session.
+    temporary: HashSet<String>,
+    /// Column types as the files so far declared them, (table, column) → type: with the
+    /// catalog's, what tells a binary-coercible type change from a rewrite.
+    types: HashMap<(String, String), String>,
     /// Constraints added NOT VALID: name → (table, column when it is `col IS NOT NULL`).
     not_valid: HashMap<String, (String, Option<String>)>,
     /// Validated `CHECK (col IS NOT NULL)` constraints: (table, column).
@@ -62,6 +75,17 @@ impl State {
     /// Starts a new scope of "created by this file" (used without a database).
     pub fn forget_created(&mut self) {
         self.created.clear();
+        self.gone.clear();
+    }
+
+    fn create(&mut self, key: Key) {
+        self.gone.remove(&key);
+        self.created.insert(key);
+    }
+
+    fn remove(&mut self, key: Key) {
+        self.created.remove(&key);
+        self.gone.insert(key);
     }
 }
 
@@ -85,7 +109,21 @@ struct File<'a> {
     touched_existing: std::cell::Cell<bool>,
     /// `mysql-multiple-ddl` already reported for this file.
     ddl_flagged: bool,
-    hits: Vec<(&'static str, String)>,
+    /// Tables this file created (an `INSERT … VALUES` into one takes no risk).
+    created_here: HashSet<String>,
+    /// Names a table created in this file was renamed to: on SQLite, what completes the
+    /// documented table rebuild (create new, copy, drop old, rename new to old).
+    renamed_onto: HashSet<String>,
+    hits: Vec<RawHit>,
+}
+
+/// A hit of the statement being analysed.
+struct RawHit {
+    rule: &'static str,
+    message: String,
+    names_large: bool,
+    /// A SQLite `drop-table` of this table, which a later rename may show to be a rebuild.
+    rebuild_of: Option<String>,
 }
 
 /// Analyses the up script of `m`, updating `state`.
@@ -111,21 +149,39 @@ pub(super) fn migration(
         ddl: 0,
         touched_existing: std::cell::Cell::new(false),
         ddl_flagged: false,
+        created_here: HashSet::new(),
+        renamed_onto: HashSet::new(),
         hits: Vec::new(),
     };
     let mut out = Vec::new();
+    let mut held = Vec::new();
     for s in &statements {
         let (code_line, column) = code_start(s);
         file.statement(&s.sql, code_line);
-        for (rule, message) in file.hits.drain(..) {
-            out.push(Hit {
-                rule,
-                message,
+        for raw in file.hits.drain(..) {
+            let hit = Hit {
+                rule: raw.rule,
+                message: raw.message,
                 line: code_line,
                 column,
                 comments: (s.line, code_line),
-            });
+                names_large: raw.names_large,
+            };
+            match raw.rebuild_of {
+                Some(table) => held.push((table, hit)),
+                None => out.push(hit),
+            }
         }
+    }
+    // A drop that no rename of a new table onto its name completed is a drop after all.
+    let dropped: Vec<Hit> = held
+        .into_iter()
+        .filter(|(table, _)| !file.renamed_onto.contains(table))
+        .map(|(_, hit)| hit)
+        .collect();
+    if !dropped.is_empty() {
+        out.extend(dropped);
+        out.sort_by_key(|h| (h.line, h.column));
     }
     out
 }
@@ -196,19 +252,78 @@ fn ident(i: &ast::Ident) -> String {
 
 impl File<'_> {
     fn hit(&mut self, rule: &'static str, message: String) {
-        self.hits.push((rule, message));
+        self.hits.push(RawHit {
+            rule,
+            message,
+            names_large: false,
+            rebuild_of: None,
+        });
+    }
+
+    /// An `opaque-sql` hit, noting whether the statement's text (string literals included:
+    /// dynamic SQL names its tables there) names a large table that existed before the run.
+    fn opaque(&mut self, message: String, code: &str) {
+        let names_large = self.catalog.is_live()
+            && code
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+                .filter(|w| !w.is_empty())
+                .any(|w| self.large(&w.to_lowercase()));
+        self.hits.push(RawHit {
+            rule: "opaque-sql",
+            message,
+            names_large,
+            rebuild_of: None,
+        });
     }
 
     fn size(&self, key: &Key) -> Size {
-        if self.state.created.contains(key) {
+        if self.state.created.contains(key) || self.state.gone.contains(key) {
             return Size::New;
         }
         match key {
+            Key::Table(t) if self.state.temporary.contains(t) => Size::New,
             Key::Table(t) => self.catalog.table(t),
             Key::Index(i) => self.catalog.index(i),
-            // Schemas and databases are not read from the server: they count as existing.
-            Key::Schema(_) | Key::Database(_) => Size::Small,
+            Key::Schema(n) | Key::Database(n) => {
+                // A MySQL schema is a database.
+                let database = matches!(key, Key::Database(_)) || self.engine == Engine::Mysql;
+                let existed = self.catalog.has_namespace(n, database);
+                if existed {
+                    Size::Small
+                } else {
+                    Size::New
+                }
+            }
+            Key::Column(t, c) => {
+                if self.size(&Key::Table(t.clone())) == Size::New
+                    || self.catalog.column(t, c).is_none()
+                {
+                    Size::New
+                } else {
+                    Size::Small
+                }
+            }
         }
+    }
+
+    /// The type a column had before this statement, when the files so far or the catalog say.
+    fn column_type(&self, table: &str, column: &str) -> Option<String> {
+        let key = (table.to_owned(), column.to_owned());
+        if let Some(t) = self.state.types.get(&key) {
+            return Some(t.clone());
+        }
+        if self.state.created.contains(&Key::Table(table.to_owned())) {
+            return None;
+        }
+        self.catalog
+            .column(table, column)
+            .flatten()
+            .map(str::to_owned)
+    }
+
+    /// Created in scope, temporary, or absent from the database: nobody else uses it yet.
+    fn is_new(&self, table: &str) -> bool {
+        self.size(&Key::Table(table.to_owned())) == Size::New
     }
 
     fn large(&self, table: &str) -> bool {
@@ -255,18 +370,18 @@ impl File<'_> {
                 return;
             }
             Err(e) => {
-                self.hit(
-                    "opaque-sql",
+                self.opaque(
                     format!(
                         "the {} parser cannot read this statement ({e}), so it cannot be checked",
                         self.engine
                     ),
+                    code,
                 );
                 return;
             }
         };
         for s in &statements {
-            self.parsed(s, concurrently_drop, line);
+            self.parsed(s, concurrently_drop, line, code);
         }
     }
 
@@ -281,27 +396,38 @@ impl File<'_> {
                     self.statement(inner, line);
                 }
                 if let Some(why) = opaque {
-                    self.hit("opaque-sql", why);
+                    self.opaque(why, code);
                 }
             }
-            Verdict::Unchecked(why) => self.hit("opaque-sql", why),
-            Verdict::Invalid(e) => self.hit(
-                "opaque-sql",
+            Verdict::Unchecked(why) => self.opaque(why, code),
+            Verdict::Invalid(e) => self.opaque(
                 format!(
                     "PostgreSQL's grammar rejects this statement ({e}), so it cannot be checked"
                 ),
+                code,
             ),
         }
     }
 
-    fn parsed(&mut self, s: &ast::Statement, concurrently_drop: bool, line: usize) {
+    fn parsed(&mut self, s: &ast::Statement, concurrently_drop: bool, line: usize, code: &str) {
         use ast::Statement as S;
         let mut exclusive: Vec<String> = Vec::new();
         let mut dml = false;
         let mut is_ddl = true;
         match s {
             S::CreateTable(ct) => {
-                self.state.created.insert(Key::Table(name(&ct.name)));
+                let table = name(&ct.name);
+                if ct.temporary {
+                    self.state.temporary.insert(table.clone());
+                }
+                for c in &ct.columns {
+                    self.state.types.insert(
+                        (table.clone(), ident(&c.name)),
+                        c.data_type.to_string().to_lowercase(),
+                    );
+                }
+                self.created_here.insert(table.clone());
+                self.state.create(Key::Table(table));
             }
             S::CreateIndex(ci) => self.create_index(ci),
             S::CreateSchema { schema_name, .. } => {
@@ -311,10 +437,10 @@ impl File<'_> {
                     }
                     ast::SchemaName::UnnamedAuthorization(i) => ident(i),
                 };
-                self.state.created.insert(Key::Schema(n));
+                self.state.create(Key::Schema(n));
             }
             S::CreateDatabase { db_name, .. } => {
-                self.state.created.insert(Key::Database(name(db_name)));
+                self.state.create(Key::Database(name(db_name)));
             }
             S::Drop {
                 object_type, names, ..
@@ -350,7 +476,14 @@ impl File<'_> {
             }
             S::Update(u) => {
                 is_ddl = false;
-                dml = true;
+                // Rows of a table nobody else sees yet (created in scope, temporary) are the
+                // batch's own: changing them lengthens no lock on anyone's table.
+                dml = match &u.table.relation {
+                    TableFactor::Table { name: t, .. } => {
+                        !(self.is_new(&name(t)) && u.from.is_none() && u.table.joins.is_empty())
+                    }
+                    _ => true,
+                };
                 if u.selection.is_none() {
                     if let TableFactor::Table { name: t, .. } = &u.table.relation {
                         let table = name(t);
@@ -365,11 +498,15 @@ impl File<'_> {
             }
             S::Delete(d) => {
                 is_ddl = false;
-                dml = true;
+                let tables = match &d.from {
+                    ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+                };
+                let own = tables.iter().all(|t| {
+                    t.joins.is_empty()
+                        && matches!(&t.relation, TableFactor::Table { name: n, .. } if self.is_new(&name(n)))
+                });
+                dml = !(own && d.using.is_none());
                 if d.selection.is_none() {
-                    let tables = match &d.from {
-                        ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
-                    };
                     for t in tables {
                         if let TableFactor::Table { name: n, .. } = &t.relation {
                             let table = name(n);
@@ -383,7 +520,20 @@ impl File<'_> {
                     }
                 }
             }
-            S::Insert(_) | S::Merge(_) | S::Copy { .. } => {
+            S::Insert(insert) => {
+                is_ddl = false;
+                // Literal rows into a table nobody else sees yet touch nothing of anyone's.
+                let into_new = match &insert.table {
+                    ast::TableObject::TableName(n) => self.is_new(&name(n)),
+                    _ => false,
+                };
+                let literal = insert
+                    .source
+                    .as_ref()
+                    .is_some_and(|q| matches!(q.body.as_ref(), ast::SetExpr::Values(_)));
+                dml = !(into_new && literal);
+            }
+            S::Merge(_) | S::Copy { .. } => {
                 is_ddl = false;
                 dml = true;
             }
@@ -393,19 +543,19 @@ impl File<'_> {
             }
             S::Execute { .. } => {
                 is_ddl = false;
-                self.hit(
-                    "opaque-sql",
+                self.opaque(
                     "EXECUTE runs a prepared or dynamic statement that shipgate cannot see".into(),
+                    code,
                 );
             }
             S::Call(f) => {
                 is_ddl = false;
-                self.hit(
-                    "opaque-sql",
+                self.opaque(
                     format!(
                         "CALL {} runs a procedure whose statements shipgate cannot see",
                         f.name
                     ),
+                    code,
                 );
             }
             S::CreateView(_)
@@ -471,7 +621,7 @@ impl File<'_> {
             );
         }
         if let Some(n) = &ci.name {
-            self.state.created.insert(Key::Index(name(n)));
+            self.state.create(Key::Index(name(n)));
         }
     }
 
@@ -506,10 +656,19 @@ impl File<'_> {
         match object_type {
             ObjectType::Table => {
                 if self.existed(Key::Table(object.clone())) {
-                    self.hit("drop-table", format!("DROP TABLE {object}"));
+                    // On SQLite the file may go on to rename a new copy onto this name: the
+                    // documented way to alter a table there, under the database's write lock.
+                    let rebuild_of = (self.engine == Engine::Sqlite).then(|| object.clone());
+                    self.hits.push(RawHit {
+                        rule: "drop-table",
+                        message: format!("DROP TABLE {object}"),
+                        names_large: false,
+                        rebuild_of,
+                    });
                 }
                 exclusive.push(object.clone());
-                self.state.created.remove(&Key::Table(object));
+                self.state.temporary.remove(&object);
+                self.state.remove(Key::Table(object));
             }
             ObjectType::Index => {
                 if concurrently {
@@ -521,17 +680,19 @@ impl File<'_> {
                         format!("DROP INDEX {object} without CONCURRENTLY locks its table against reads and writes"),
                     );
                 }
-                self.state.created.remove(&Key::Index(object));
+                self.state.remove(Key::Index(object));
             }
             ObjectType::Schema => {
                 if self.existed(Key::Schema(object.clone())) {
                     self.hit("drop-schema", format!("DROP SCHEMA {object}"));
                 }
+                self.state.remove(Key::Schema(object));
             }
             ObjectType::Database => {
                 if self.existed(Key::Database(object.clone())) {
                     self.hit("drop-database", format!("DROP DATABASE {object}"));
                 }
+                self.state.remove(Key::Database(object));
             }
             _ => {}
         }
@@ -541,7 +702,27 @@ impl File<'_> {
         if self.existed(Key::Table(old.to_owned())) {
             self.hit("rename-table", format!("table {old} renamed to {new}"));
         } else {
-            self.state.created.insert(Key::Table(new.to_owned()));
+            if self.created_here.remove(old) {
+                self.created_here.insert(new.to_owned());
+                self.renamed_onto.insert(new.to_owned());
+            }
+            let moved: Vec<((String, String), String)> = self
+                .state
+                .types
+                .iter()
+                .filter(|((t, _), _)| t == old)
+                .map(|((_, c), ty)| ((new.to_owned(), c.clone()), ty.clone()))
+                .collect();
+            self.state.types.extend(moved);
+            self.state.remove(Key::Table(old.to_owned()));
+            let replaced = Key::Table(new.to_owned());
+            if self.state.gone.remove(&replaced) {
+                // It takes the place of a table this run dropped (a rebuild): as big as that
+                // one was, and as much in use.
+                self.state.created.remove(&replaced);
+            } else {
+                self.state.create(replaced);
+            }
         }
     }
 
@@ -554,7 +735,13 @@ impl File<'_> {
             let mut takes_exclusive = true;
             match op {
                 O::AddColumn { column_def, .. } => {
-                    self.add_column(&table, column_def, large, existed)
+                    self.add_column(&table, column_def, large, existed);
+                    let col = ident(&column_def.name);
+                    self.state.types.insert(
+                        (table.clone(), col.clone()),
+                        column_def.data_type.to_string().to_lowercase(),
+                    );
+                    self.state.create(Key::Column(table.clone(), col));
                 }
                 O::AddConstraint {
                     constraint,
@@ -638,13 +825,27 @@ impl File<'_> {
                                 );
                             }
                         }
-                        AlterColumnOperation::SetDataType { data_type, .. } => {
-                            if large {
+                        AlterColumnOperation::SetDataType {
+                            data_type, using, ..
+                        } => {
+                            let new = data_type.to_string().to_lowercase();
+                            let old = self.column_type(&table, &col);
+                            // `USING col` leaves the contents as they are; any other expression
+                            // computes every row.
+                            let same_contents = using.as_ref().is_none_or(
+                                |u| matches!(u, Expr::Identifier(i) if ident(i) == col),
+                            );
+                            let free = self.engine == Engine::Postgres
+                                && same_contents
+                                && old.as_deref().is_some_and(|o| binary_coercible(o, &new));
+                            if large && !free {
+                                let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
                                 self.hit(
                                     "column-type-change",
-                                    format!("{table}.{col} changed to {data_type}"),
+                                    format!("{table}.{col} changed{from} to {data_type}"),
                                 );
                             }
+                            self.state.types.insert((table.clone(), col.clone()), new);
                         }
                         _ => {}
                     }
@@ -683,29 +884,31 @@ impl File<'_> {
                     }
                 }
                 O::DropColumn { column_names, .. } => {
-                    if existed {
-                        for c in column_names {
-                            self.hit(
-                                "drop-column",
-                                format!("column {table}.{} dropped", ident(c)),
-                            );
+                    for c in column_names {
+                        let col = ident(c);
+                        if self.existed(Key::Column(table.clone(), col.clone())) {
+                            self.hit("drop-column", format!("column {table}.{col} dropped"));
                         }
+                        self.state.types.remove(&(table.clone(), col.clone()));
+                        self.state.remove(Key::Column(table.clone(), col));
                     }
                 }
                 O::RenameColumn {
                     old_column_name,
                     new_column_name,
                 } => {
-                    if existed {
+                    let (old, new) = (ident(old_column_name), ident(new_column_name));
+                    if self.existed(Key::Column(table.clone(), old.clone())) {
                         self.hit(
                             "rename-column",
-                            format!(
-                                "column {table}.{} renamed to {}",
-                                ident(old_column_name),
-                                ident(new_column_name)
-                            ),
+                            format!("column {table}.{old} renamed to {new}"),
                         );
                     }
+                    if let Some(ty) = self.state.types.remove(&(table.clone(), old.clone())) {
+                        self.state.types.insert((table.clone(), new.clone()), ty);
+                    }
+                    self.state.remove(Key::Column(table.clone(), old));
+                    self.state.create(Key::Column(table.clone(), new));
                 }
                 O::RenameTable { table_name } => {
                     let new = match table_name {
@@ -828,6 +1031,78 @@ impl File<'_> {
                 format!("{scope} SET {var} outlives this migration"),
             );
         }
+    }
+}
+
+/// A PostgreSQL type as (canonical base name, modifiers): `character varying(200)` and
+/// `VARCHAR(200)` are both `("varchar", [200])`; `timestamp(3) without time zone` is
+/// `("timestamp", [3])`.
+fn pg_type(t: &str) -> (String, Vec<i64>) {
+    let t = t.trim().to_lowercase();
+    let (base, args) = match (t.find('('), t.find(')')) {
+        (Some(open), Some(close)) if open < close => (
+            format!("{} {}", &t[..open], &t[close + 1..]),
+            t[open + 1..close]
+                .split(',')
+                .filter_map(|a| a.trim().parse().ok())
+                .collect(),
+        ),
+        _ => (t.clone(), Vec::new()),
+    };
+    let base = base.split_whitespace().collect::<Vec<_>>().join(" ");
+    let base = match base.as_str() {
+        "character varying" | "varchar" => "varchar",
+        "decimal" | "numeric" => "numeric",
+        "timestamp" | "timestamp without time zone" => "timestamp",
+        "timestamptz" | "timestamp with time zone" => "timestamptz",
+        "time" | "time without time zone" => "time",
+        "timetz" | "time with time zone" => "timetz",
+        "bit varying" | "varbit" => "varbit",
+        "int" | "integer" | "int4" => "int4",
+        "bigint" | "int8" => "int8",
+        "smallint" | "int2" => "int2",
+        "bool" | "boolean" => "bool",
+        "double precision" | "float8" => "float8",
+        "real" | "float4" => "float4",
+        "character" | "char" | "bpchar" => "bpchar",
+        other => other,
+    }
+    .to_owned();
+    (base, args)
+}
+
+/// Whether PostgreSQL changes a column from `old` to `new` without rewriting the table (the
+/// ALTER TABLE notes: the old type is binary coercible to the new one and the contents do not
+/// change): the same type; varchar(n) to varchar(m >= n), varchar or text; text to varchar;
+/// varbit likewise; numeric(p,s) to numeric(q >= p, s) or numeric; timestamp, timestamptz,
+/// time, timetz and interval to a higher precision or none.
+fn binary_coercible(old: &str, new: &str) -> bool {
+    let (old_base, old_args) = pg_type(old);
+    let (new_base, new_args) = pg_type(new);
+    let widens = |old: &[i64], new: &[i64]| match (old.first(), new.first()) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(o), Some(n)) => n >= o,
+    };
+    match (old_base.as_str(), new_base.as_str()) {
+        (o, n) if o == n && old_args == new_args => true,
+        ("varchar", "varchar") | ("varbit", "varbit") => widens(&old_args, &new_args),
+        ("varchar", "text") => true,
+        ("text", "varchar") => new_args.is_empty(),
+        ("numeric", "numeric") => match (old_args.as_slice(), new_args.as_slice()) {
+            (_, []) => true,
+            ([p, rest @ ..], [q, more @ ..]) => {
+                q >= p && rest.first().unwrap_or(&0) == more.first().unwrap_or(&0)
+            }
+            _ => false,
+        },
+        (o, n)
+            if o == n
+                && ["timestamp", "timestamptz", "time", "timetz", "interval"].contains(&o) =>
+        {
+            widens(&old_args, &new_args)
+        }
+        _ => false,
     }
 }
 

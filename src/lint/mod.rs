@@ -5,19 +5,20 @@
 //! holds, or an assumption when there is none) in, [`Finding`]s out. It parses SQL with
 //! sqlparser (PostgreSQL, MySQL or SQLite dialect), applies the rules of [`rules::RULES`],
 //! then the file's `-- shipgate:contract` marker, `-- shipgate:allow <rule> <reason>`
-//! acknowledgements and the configured severities. It never reads files, the environment or
-//! the database; callers do, and decide what a finding blocks.
+//! acknowledgements, the configured severities and the [`Verdict`]: `check` reports everything
+//! about the files, the release gate only what endangers the database in hand. It never reads
+//! files, the environment or the database; callers do, and decide what a finding blocks.
 
 mod check;
 mod postgres;
 pub mod rules;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::config::Engine;
+use crate::engine::Engine;
 use crate::migrate::source::{Allow, MigrationSet, Version};
 
 pub use rules::{Gate, Rule, RULES};
@@ -112,6 +113,18 @@ impl fmt::Display for Finding {
     }
 }
 
+/// Who the findings are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verdict {
+    /// `check` (CI): everything about the files, at the configured severities.
+    #[default]
+    Check,
+    /// The release gate: only what endangers the database in hand refuses. Rules about files
+    /// and reverts ([`Gate::File`]) are at most warnings, and so is a statement shipgate cannot
+    /// read ([`Gate::Opaque`]) unless it names a large table that existed before the run.
+    Release,
+}
+
 /// How to lint.
 #[derive(Debug, Clone)]
 pub struct LintOptions {
@@ -122,6 +135,8 @@ pub struct LintOptions {
     /// Report findings only for these versions (the rest of the set still informs the
     /// analysis without a database). `None`: every migration.
     pub only: Option<BTreeSet<Version>>,
+    /// Who the findings are for.
+    pub verdict: Verdict,
 }
 
 impl LintOptions {
@@ -131,6 +146,7 @@ impl LintOptions {
             engine,
             severities: BTreeMap::new(),
             only: None,
+            verdict: Verdict::Check,
         }
     }
 }
@@ -185,21 +201,32 @@ pub enum Size {
     Large,
 }
 
-/// Which tables exist before this run, and how big they are.
+/// Which objects exist before this run, and how big the tables are.
 #[derive(Debug, Clone)]
 pub enum Catalog {
-    /// No database (CI): every table a file did not create itself counts as existing and large.
+    /// No database (CI): every object a file did not create itself counts as existing, and
+    /// every such table as large.
     Assumed,
-    /// Read from the database before the run: objects created earlier in the pending batch
-    /// are new; hazards count for existing tables above the threshold.
-    Live {
-        /// Tables by lower-cased name.
-        tables: HashMap<String, TableStats>,
-        /// Indexes by lower-cased name, with their table's figures.
-        indexes: HashMap<String, TableStats>,
-        /// When a table counts as large.
-        threshold: Threshold,
-    },
+    /// Read from the database before the run: objects created earlier in the pending batch,
+    /// or absent from it, are new; hazards count for existing tables above the threshold.
+    Live(Box<Live>),
+}
+
+/// What the database holds, read before the run.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Tables by lower-cased name.
+    tables: HashMap<String, TableStats>,
+    /// Indexes by lower-cased name, with their table's figures.
+    indexes: HashMap<String, TableStats>,
+    /// Schemas, lower-cased.
+    schemas: HashSet<String>,
+    /// Databases, lower-cased.
+    databases: HashSet<String>,
+    /// Columns by lower-cased (table, column), with their type as the server prints it.
+    columns: HashMap<(String, String), String>,
+    /// When a table counts as large.
+    threshold: Threshold,
 }
 
 impl Catalog {
@@ -224,15 +251,69 @@ impl Catalog {
             }
             map
         }
-        Catalog::Live {
+        Catalog::Live(Box::new(Live {
             tables: collect(tables),
             indexes: collect(indexes),
+            schemas: HashSet::new(),
+            databases: HashSet::new(),
+            columns: HashMap::new(),
             threshold,
+        }))
+    }
+
+    /// Records a schema that exists (a no-op without a database).
+    pub fn add_schema(&mut self, name: &str) {
+        if let Catalog::Live(live) = self {
+            live.schemas.insert(name.to_lowercase());
+        }
+    }
+
+    /// Records a database that exists (a no-op without a database).
+    pub fn add_database(&mut self, name: &str) {
+        if let Catalog::Live(live) = self {
+            live.databases.insert(name.to_lowercase());
+        }
+    }
+
+    /// Records a column that exists, with its type (a no-op without a database).
+    pub fn add_column(&mut self, table: &str, column: &str, data_type: &str) {
+        if let Catalog::Live(live) = self {
+            live.columns.insert(
+                (table.to_lowercase(), column.to_lowercase()),
+                data_type.to_lowercase(),
+            );
         }
     }
 
     fn is_live(&self) -> bool {
-        matches!(self, Catalog::Live { .. })
+        matches!(self, Catalog::Live(_))
+    }
+
+    /// Whether a schema (`database`: a database) existed; always without a database.
+    fn has_namespace(&self, name: &str, database: bool) -> bool {
+        match self {
+            Catalog::Assumed => true,
+            Catalog::Live(live) => {
+                let set = if database {
+                    &live.databases
+                } else {
+                    &live.schemas
+                };
+                set.contains(&name.to_lowercase())
+            }
+        }
+    }
+
+    /// Whether a column of a table existed (`Some(type)`), as far as the catalog says: without
+    /// a database every column exists, of an unknown type (`Some(None)`).
+    fn column(&self, table: &str, column: &str) -> Option<Option<&str>> {
+        match self {
+            Catalog::Assumed => Some(None),
+            Catalog::Live(live) => live
+                .columns
+                .get(&(table.to_lowercase(), column.to_lowercase()))
+                .map(|t| Some(t.as_str())),
+        }
     }
 
     fn table(&self, name: &str) -> Size {
@@ -246,15 +327,11 @@ impl Catalog {
     fn lookup(&self, name: &str, index: bool) -> Size {
         match self {
             Catalog::Assumed => Size::Large,
-            Catalog::Live {
-                tables,
-                indexes,
-                threshold,
-            } => {
-                let map = if index { indexes } else { tables };
+            Catalog::Live(live) => {
+                let map = if index { &live.indexes } else { &live.tables };
                 match map.get(&name.to_lowercase()) {
                     None => Size::New,
-                    Some(s) if s.is_large(threshold) => Size::Large,
+                    Some(s) if s.is_large(&live.threshold) => Size::Large,
                     Some(_) => Size::Small,
                 }
             }
@@ -287,18 +364,42 @@ pub fn lint(set: &MigrationSet, options: &LintOptions, catalog: &Catalog) -> Vec
         let up_file = m.up.path.display().to_string();
         let up_allows = &m.up.directives.allows;
         let contract = m.up.directives.contract;
+        let mut sink = Sink {
+            out: &mut out,
+            options,
+        };
         for h in hits {
             let covers = |a: &Allow| h.comments.0 <= a.line && a.line < h.comments.1;
             let at = Some((h.line, h.column));
-            push(
-                &mut out, options, h.rule, &up_file, at, h.message, up_allows, contract, covers,
+            sink.push(
+                h.rule,
+                &up_file,
+                at,
+                h.message,
+                up_allows,
+                contract,
+                covers,
+                h.names_large,
             );
         }
-        let is_up_file = up_file.ends_with(".up.sql");
+        if m.up.is_empty() {
+            sink.push(
+                "empty-up",
+                &up_file,
+                Some((1, 1)),
+                format!(
+                    "{} holds no SQL statement: it is applied as a no-op and recorded",
+                    file_name(&up_file)
+                ),
+                up_allows,
+                false,
+                |_| true,
+                false,
+            );
+        }
+        let is_up_file = up_file.to_ascii_lowercase().ends_with(".up.sql");
         if reversible && m.down.is_none() && is_up_file {
-            push(
-                &mut out,
-                options,
+            sink.push(
                 "missing-down",
                 &up_file,
                 Some((1, 1)),
@@ -309,22 +410,26 @@ pub fn lint(set: &MigrationSet, options: &LintOptions, catalog: &Catalog) -> Vec
                 up_allows,
                 false,
                 |_| true,
+                false,
             );
         }
         unknown_allows(&mut out, &up_file, up_allows);
         if let Some(down) = &m.down {
             let down_file = down.path.display().to_string();
-            if down.statements.is_empty() {
-                push(
-                    &mut out,
-                    options,
+            if down.is_empty() {
+                Sink { out: &mut out, options }.push(
                     "empty-down",
                     &down_file,
                     Some((1, 1)),
-                    format!("{} holds no SQL statement", file_name(&down_file)),
+                    format!(
+                        "{} holds no SQL statement: it declares version {} irreversible, and `shipgate down` refuses to revert it",
+                        file_name(&down_file),
+                        m.version
+                    ),
                     &down.directives.allows,
                     false,
                     |_| true,
+                    false,
                 );
             }
             unknown_allows(&mut out, &down_file, &down.directives.allows);
@@ -337,56 +442,75 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push(
-    out: &mut Vec<Finding>,
-    options: &LintOptions,
-    rule_id: &str,
-    file: &str,
-    at: Option<(usize, usize)>,
-    message: String,
-    allows: &[Allow],
-    contract: bool,
-    covers: impl Fn(&Allow) -> bool,
-) {
-    let Some(rule) = rules::find(rule_id) else {
-        return;
-    };
-    if !rule.engines.contains(&options.engine) {
-        return;
-    }
-    let severity = options
-        .severities
-        .get(rule.id)
-        .copied()
-        .unwrap_or(rule.default);
-    if severity == Severity::Off || (rule.contract && contract) {
-        return;
-    }
-    let mut instead = rule.instead.to_owned();
-    let acknowledged = allows
-        .iter()
-        .find(|a| a.rule == rule.id && covers(a))
-        .map(|a| a.reason.clone());
-    let acknowledged = match acknowledged {
-        // Destructive steps are released by the contract marker, not by an acknowledgement.
-        Some(_) if rule.contract => {
-            instead.push_str(" (an allow directive does not release a destructive step: only `-- shipgate:contract` does)");
-            None
+/// Where findings go, with the options that shape them.
+struct Sink<'a> {
+    out: &'a mut Vec<Finding>,
+    options: &'a LintOptions,
+}
+
+impl Sink<'_> {
+    /// `names_large`: the statement names a large table that existed before the run (what
+    /// makes an opaque statement refuse a release).
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        rule_id: &str,
+        file: &str,
+        at: Option<(usize, usize)>,
+        message: String,
+        allows: &[Allow],
+        contract: bool,
+        covers: impl Fn(&Allow) -> bool,
+        names_large: bool,
+    ) {
+        let options = self.options;
+        let Some(rule) = rules::find(rule_id) else {
+            return;
+        };
+        if !rule.engines.contains(&options.engine) {
+            return;
         }
-        other => other,
-    };
-    out.push(Finding {
-        rule: rule.id.to_owned(),
-        severity,
-        file: Some(file.to_owned()),
-        line: at.map(|a| a.0),
-        column: at.map(|a| a.1),
-        message,
-        why: rule.why.to_owned(),
-        instead,
-        acknowledged,
-    });
+        let mut severity = options
+            .severities
+            .get(rule.id)
+            .copied()
+            .unwrap_or(rule.default);
+        if severity == Severity::Off || (rule.contract && contract) {
+            return;
+        }
+        let harmless_here = match rule.gate {
+            Gate::File => true,
+            Gate::Opaque => !names_large,
+            Gate::Large | Gate::Existing | Gate::Fails => false,
+        };
+        if options.verdict == Verdict::Release && harmless_here {
+            severity = severity.min(Severity::Warning);
+        }
+        let mut instead = rule.instead.to_owned();
+        let acknowledged = allows
+            .iter()
+            .find(|a| a.rule == rule.id && covers(a))
+            .map(|a| a.reason.clone());
+        let acknowledged = match acknowledged {
+            // Destructive steps are released by the contract marker, not by an acknowledgement.
+            Some(_) if rule.contract => {
+                instead.push_str(" (an allow directive does not release a destructive step: only `-- shipgate:contract` does)");
+                None
+            }
+            other => other,
+        };
+        self.out.push(Finding {
+            rule: rule.id.to_owned(),
+            severity,
+            file: Some(file.to_owned()),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            message,
+            why: rule.why.to_owned(),
+            instead,
+            acknowledged,
+        });
+    }
 }
 
 fn unknown_allows(out: &mut Vec<Finding>, file: &str, allows: &[Allow]) {

@@ -4,11 +4,11 @@
 //! Owns only data. Ids are a stable contract (they appear in `-- shipgate:allow` directives,
 //! config files and CI annotations): never rename one; retire it instead.
 
-use crate::config::Engine;
+use crate::engine::Engine;
 
 use super::Severity;
 
-/// What must hold for a finding of a rule to count.
+/// What must hold for a finding of a rule to count, and whether it can refuse a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
     /// A lock or rewrite hazard: counts only for a table that existed before this run and is
@@ -17,8 +17,14 @@ pub enum Gate {
     /// Counts only for an object that existed before this run (drops, renames, failures on
     /// existing rows).
     Existing,
-    /// Always counts.
-    Always,
+    /// A statement certain to fail wherever it runs: always counts.
+    Fails,
+    /// About the files, reverts or habits rather than the database in hand: reported by
+    /// `check`, never more than a warning in the release gate.
+    File,
+    /// A statement shipgate cannot read: reported by `check`; in the release gate a warning
+    /// unless it names a large table that existed before the run.
+    Opaque,
 }
 
 /// One lint rule.
@@ -96,7 +102,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "concurrently-in-transaction",
         PG,
-        Gate::Always,
+        Gate::Fails,
         "CONCURRENTLY in a file that runs inside a transaction",
         "PostgreSQL refuses to build or drop an index concurrently inside a transaction block, so this migration fails at deploy time",
         "put the statement alone in its own file with `-- shipgate:no-transaction` in the leading comments",
@@ -104,7 +110,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "concurrently-not-alone",
         PG,
-        Gate::Always,
+        Gate::File,
         "CONCURRENTLY in a file with other statements",
         "a concurrent build that fails leaves an INVALID index behind while the statements before it stay committed, so a retry trips over half-done work",
         "give each CREATE/DROP INDEX CONCURRENTLY its own no-transaction file, with IF NOT EXISTS / IF EXISTS so a retry is harmless",
@@ -162,8 +168,8 @@ pub const RULES: &[Rule] = &[
         PG_MY,
         Gate::Large,
         "column type changed on an existing table",
-        "most type changes rewrite the table and rebuild its indexes under an exclusive lock (on MySQL, a table copy that blocks writes); only binary-compatible changes such as varchar(n) to text avoid it",
-        "add a column of the new type, write both and backfill in batches, move reads, then drop the old column in a contract migration; if this change is binary-compatible, acknowledge it",
+        "a type change rewrites the table and rebuilds its indexes under an ACCESS EXCLUSIVE lock (on MySQL, a table copy that blocks writes), unless the old type is binary coercible to the new one: varchar(n) to varchar(m >= n), to varchar or to text, text to varchar, numeric(p,s) to numeric(q >= p,s) or numeric, a type to itself (shipgate knows the old type from the database, or from the file that created the column)",
+        "add a column of the new type, write both and backfill in batches, move reads, then drop the old column in a contract migration",
     ),
     contract(rule(
         "rename-column",
@@ -248,7 +254,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "timeout-disabled",
         PG_MY,
-        Gate::Always,
+        Gate::File,
         "lock or statement timeout set to 0 (no limit)",
         "0 removes the bound: a statement may wait for a lock forever while every other query on that table queues behind it",
         "keep a finite bound: use the `-- shipgate:lock-timeout 10s` / `-- shipgate:statement-timeout 15m` directives, or SET LOCAL with a finite value",
@@ -256,7 +262,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "timeout-session-level",
         PG_MY,
-        Gate::Always,
+        Gate::File,
         "session-level SET of a lock or statement timeout",
         "a plain SET outlives the migration: it stays on shipgate's connection and silently changes the bounds of every later migration in the run",
         "use SET LOCAL, which ends with the transaction, or the `-- shipgate:lock-timeout` / `-- shipgate:statement-timeout` directives",
@@ -264,23 +270,31 @@ pub const RULES: &[Rule] = &[
     warning(rule(
         "missing-down",
         ALL,
-        Gate::Always,
+        Gate::File,
         "migration has no down file while the rest of the set does",
         "the set is reversible, so operators expect `shipgate down` to work; without a down file a revert across this version is refused in an emergency",
         "write <version>_<name>.down.sql, or rename the up file to <version>_<name>.sql to declare it irreversible",
     )),
-    rule(
+    warning(rule(
         "empty-down",
         ALL,
-        Gate::Always,
-        "down file has no SQL",
-        "`shipgate down` would record the migration as reverted while changing nothing, leaving schema and history out of step",
-        "write the SQL that undoes the up file, or delete the down file and rename the up file to .sql to declare it irreversible",
-    ),
+        Gate::File,
+        "down file has no SQL: the migration is irreversible",
+        "an empty or comment-only down file declares the migration irreversible: `shipgate down` refuses to revert across it, as for a missing down file, which is easy to miss in an emergency",
+        "write the SQL that undoes the up file; if it truly cannot be undone, say so in a comment, or delete the down file and rename the up file to <version>_<name>.sql",
+    )),
+    warning(rule(
+        "empty-up",
+        ALL,
+        Gate::File,
+        "up file has no SQL: a no-op",
+        "a comment-only up file is applied as a deliberate no-op and recorded in history; if SQL was meant to be written there (an unedited `shipgate new` template), adding it later changes an applied file's checksum",
+        "write the migration's SQL before it is released; if the no-op is intended (to hold a version), acknowledge it with `-- shipgate:allow empty-up <reason>`",
+    )),
     rule(
         "mysql-multiple-ddl",
         MY,
-        Gate::Always,
+        Gate::File,
         "more than one DDL statement in a MySQL migration",
         "MySQL commits every DDL statement on its own, so a failure part-way leaves the migration half applied and recorded as dirty",
         "put each DDL statement in its own migration file (several changes to one table can share one ALTER TABLE statement)",
@@ -288,7 +302,7 @@ pub const RULES: &[Rule] = &[
     rule(
         "opaque-sql",
         ALL,
-        Gate::Always,
+        Gate::Opaque,
         "statement shipgate cannot analyse",
         "a statement the parser cannot read, a DO block or dynamic SQL (EXECUTE, CALL) may take any lock or destroy data; passing it silently would hide exactly what this check exists to catch",
         "prefer plain SQL statements; if this one is intended, review it and acknowledge it with `-- shipgate:allow opaque-sql <reason>`",

@@ -156,6 +156,9 @@ const CASES: &[(&str, Engine, Files, Files)] = &[
     ("empty-down", PG,
         &[("1_a.up.sql", "CREATE TABLE a (id int);"), ("1_a.down.sql", "-- nothing to undo\n")],
         &[("1_a.up.sql", "CREATE TABLE a (id int);"), ("1_a.down.sql", "DROP TABLE a;")]),
+    ("empty-up", LITE,
+        &[("1_a.up.sql", "-- write the forward migration here\n")],
+        &[("1_a.up.sql", "-- shipgate:allow empty-up holds version 1: the schema came from a dump\n")]),
     ("mysql-multiple-ddl", MY,
         &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int;\nCREATE INDEX users_a ON users (a);")],
         &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int, ADD INDEX users_a (a);")]),
@@ -435,6 +438,370 @@ fn unknown_sizes_count_as_large() {
             "{rows:?} {bytes:?}"
         );
     }
+}
+
+fn catalog(tables: &[(&str, i64)], columns: &[(&str, &str, &str)], schemas: &[&str]) -> Catalog {
+    let mut c = Catalog::live(
+        tables.iter().map(|(n, rows)| {
+            (
+                n.to_string(),
+                TableStats {
+                    rows: Some(*rows),
+                    bytes: Some(rows * 100),
+                },
+            )
+        }),
+        [],
+        Threshold::default(),
+    );
+    for (t, col, ty) in columns {
+        c.add_column(t, col, ty);
+    }
+    for s in schemas {
+        c.add_schema(s);
+    }
+    c
+}
+
+/// (rule, severity) of every unacknowledged finding for the release gate.
+fn release(engine: Engine, files: &[(&str, &str)], catalog: &Catalog) -> Vec<(String, Severity)> {
+    let options = LintOptions {
+        verdict: Verdict::Release,
+        ..LintOptions::new(engine)
+    };
+    lint(&set(files), &options, catalog)
+        .into_iter()
+        .filter(|f| f.acknowledged.is_none())
+        .map(|f| (f.rule, f.severity))
+        .collect()
+}
+
+fn refused(engine: Engine, files: &[(&str, &str)], catalog: &Catalog) -> Vec<String> {
+    release(engine, files, catalog)
+        .into_iter()
+        .filter(|(_, s)| *s == Severity::Error)
+        .map(|(r, _)| r)
+        .collect()
+}
+
+#[test]
+fn the_release_gate_refuses_only_what_endangers_the_database_in_hand() {
+    let big = catalog(&[("users", 50_000)], &[("users", "email", "text")], &[]);
+    const E: Severity = Severity::Error;
+    const W: Severity = Severity::Warning;
+    type Expected = &'static [(&'static str, Severity)];
+    let cases: &[(Engine, Files, Expected)] = &[
+        // Rules about files and reverts are warnings, whatever the tables.
+        (PG, &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int;"), ("1_a.down.sql", "-- no way back\n"),
+               ("2_b.up.sql", "ALTER TABLE users ADD COLUMN b int;")],
+            &[("empty-down", W), ("missing-down", W)]),
+        (PG, &[("1_a.up.sql", "SET statement_timeout = 0;\nSELECT 1;")],
+            &[("timeout-disabled", W), ("timeout-session-level", W)]),
+        (PG, &[("1_a.up.sql", "-- nothing yet\n")], &[("empty-up", W)]),
+        (MY, &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN a int;\nALTER TABLE users ADD COLUMN b int;")],
+            &[("mysql-multiple-ddl", W)]),
+        (PG, &[("1_a.up.sql", "-- shipgate:no-transaction\nCREATE INDEX CONCURRENTLY a ON users (email);\nSELECT 1;")],
+            &[("concurrently-not-alone", W)]),
+        // A statement shipgate cannot read refuses only when it names a large existing table.
+        // A DO block's static statements are read (PL/pgSQL parser) and linted like top-level
+        // ones; its dynamic SQL is what stays unreadable.
+        (PG, &[("1_a.up.sql", "DO $$ BEGIN PERFORM 1; END $$;")], &[]),
+        (PG, &[("1_a.up.sql", "DO $$ BEGIN EXECUTE 'SELECT ' || 1; END $$;")], &[("opaque-sql", W)]),
+        (PG, &[("1_a.up.sql", "DO $$ BEGIN EXECUTE 'UPDATE users SET email = lower(email)'; END $$;")],
+            &[("opaque-sql", E)]),
+        (PG, &[("1_a.up.sql", "CREATE TABLE t (id int);\nDO $$ BEGIN UPDATE t SET id = 1; END $$;")],
+            &[]),
+        (PG, &[("1_a.up.sql", "DO $$ BEGIN UPDATE users SET email = lower(email); END $$;")],
+            &[("update-without-where", E)]),
+        // Hazards on the large table, and certain failures, refuse.
+        (PG, &[("1_a.up.sql", "CREATE INDEX a ON users (email);")], &[("index-not-concurrent", E)]),
+        (PG, &[("1_a.up.sql", "CREATE INDEX CONCURRENTLY a ON t (id);")], &[("concurrently-in-transaction", E)]),
+    ];
+    for (engine, files, want) in cases {
+        let got = release(*engine, files, &big);
+        let want: Vec<(String, Severity)> = want.iter().map(|(r, s)| (r.to_string(), *s)).collect();
+        assert_eq!(got, want, "{engine} {files:?}");
+    }
+    // `check` reports the same files at their own severities.
+    assert_eq!(
+        flagged(PG, &[("1_a.up.sql", "DO $$ BEGIN EXECUTE 'SELECT ' || 1; END $$;")]),
+        ["opaque-sql"]
+    );
+    let f = run(
+        PG,
+        &[("1_a.up.sql", "DO $$ BEGIN EXECUTE 'SELECT ' || 1; END $$;")],
+        &big,
+    );
+    assert_eq!(f[0].severity, Severity::Error);
+}
+
+/// Real projects' histories, from scratch: nothing refuses on a fresh database.
+#[test]
+fn a_fresh_database_is_never_refused() {
+    let fresh = catalog(&[], &[], &[]);
+    let histories: &[(Engine, Files)] = &[
+        (PG, &[
+            ("1_init.up.sql", "CREATE SCHEMA billing;\nCREATE TABLE users (id bigint PRIMARY KEY, email varchar(200) NOT NULL);\nCREATE TABLE billing.invoices (id bigint, user_id bigint);"),
+            ("1_init.down.sql", ""),
+            ("2_fn.up.sql", "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql COST 100 AS $$ BEGIN NEW.id = 1; RETURN NEW; END $$;"),
+            ("2_fn.down.sql", "-- irreversible"),
+            ("3_guard.up.sql", "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN CREATE TYPE mood AS ENUM ('ok'); END IF; END $$;"),
+            ("4_alter.up.sql", "ALTER TABLE users ALTER COLUMN email TYPE text;\nALTER TABLE users ADD COLUMN age int NOT NULL;\nALTER TABLE users ALTER COLUMN age SET NOT NULL;\nCREATE INDEX users_email ON users (email);\nALTER TABLE users ADD CONSTRAINT fk FOREIGN KEY (id) REFERENCES users (id);"),
+            ("5_cleanup.up.sql", "DROP SCHEMA IF EXISTS legacy CASCADE;\nDROP TABLE IF EXISTS old_users;\nALTER TABLE users DROP COLUMN age;\nUPDATE users SET email = lower(email);\nDROP TABLE billing.invoices;\nDROP SCHEMA billing;"),
+            ("6_seed.up.sql", "-- nothing for now\n"),
+        ]),
+        (MY, &[
+            ("1_init.up.sql", "CREATE TABLE users (id bigint PRIMARY KEY, email varchar(200));\nCREATE INDEX users_email ON users (email);"),
+            ("2_more.up.sql", "ALTER TABLE users ADD COLUMN a int;\nALTER TABLE users MODIFY COLUMN email varchar(500);\nDROP DATABASE IF EXISTS scratch;"),
+        ]),
+        (LITE, &[
+            ("1_init.up.sql", "CREATE TABLE users (id integer PRIMARY KEY, email text);"),
+            ("2_rebuild.up.sql", "CREATE TABLE users_new (id integer PRIMARY KEY, email text NOT NULL);\nINSERT INTO users_new SELECT * FROM users;\nDROP TABLE users;\nALTER TABLE users_new RENAME TO users;"),
+        ]),
+    ];
+    for (engine, files) in histories {
+        assert_eq!(
+            refused(*engine, files, &fresh),
+            Vec::<String>::new(),
+            "{engine}"
+        );
+    }
+}
+
+#[test]
+fn existing_means_before_the_run_exactly() {
+    let live = catalog(
+        &[("users", 3)],
+        &[("users", "email", "text"), ("users", "id", "bigint")],
+        &["public", "billing"],
+    );
+    let cases: &[(Files, &[&str])] = &[
+        (
+            &[("1_a.up.sql", "DROP SCHEMA IF EXISTS legacy CASCADE;")],
+            &[],
+        ),
+        (
+            &[("1_a.up.sql", "DROP SCHEMA billing CASCADE;")],
+            &["drop-schema"],
+        ),
+        (&[("1_a.up.sql", "DROP TABLE IF EXISTS old_users;")], &[]),
+        (
+            &[(
+                "1_a.up.sql",
+                "DROP TABLE users;\nDROP TABLE IF EXISTS users;",
+            )],
+            &["drop-table"],
+        ),
+        // A column a pending migration of the same batch adds is new.
+        (
+            &[
+                ("1_a.up.sql", "ALTER TABLE users ADD COLUMN nickname text;"),
+                ("2_b.up.sql", "ALTER TABLE users DROP COLUMN nickname;"),
+            ],
+            &[],
+        ),
+        (
+            &[
+                ("1_a.up.sql", "ALTER TABLE users ADD COLUMN nickname text;"),
+                (
+                    "2_b.up.sql",
+                    "ALTER TABLE users RENAME COLUMN nickname TO nick;",
+                ),
+            ],
+            &[],
+        ),
+        (
+            &[(
+                "1_a.up.sql",
+                "ALTER TABLE users DROP COLUMN IF EXISTS nickname;",
+            )],
+            &[],
+        ),
+        (
+            &[("1_a.up.sql", "ALTER TABLE users DROP COLUMN email;")],
+            &["drop-column"],
+        ),
+    ];
+    for (files, want) in cases {
+        assert_eq!(refused(PG, files, &live), *want, "{files:?}");
+    }
+    // On MySQL a schema is a database.
+    let mut mysql = catalog(&[], &[], &[]);
+    mysql.add_database("legacy");
+    assert_eq!(
+        refused(MY, &[("1_a.up.sql", "DROP SCHEMA legacy;")], &mysql),
+        ["drop-schema"]
+    );
+    assert_eq!(
+        refused(MY, &[("1_a.up.sql", "DROP SCHEMA IF EXISTS gone;")], &mysql),
+        Vec::<String>::new()
+    );
+    // Without a database, a column the set added in an earlier file still exists for the
+    // file that drops it, but not in the file that adds it.
+    assert_eq!(
+        flagged(
+            PG,
+            &[(
+                "1_a.up.sql",
+                "ALTER TABLE users ADD COLUMN n text;\nALTER TABLE users DROP COLUMN n;"
+            )]
+        ),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn binary_coercible_type_changes_are_not_rewrites() {
+    let change = |from: &str, to: &str| -> Vec<String> {
+        let create = format!("CREATE TABLE t (id bigint, c {from});");
+        let alter = format!("ALTER TABLE t ALTER COLUMN c TYPE {to};");
+        let files = [
+            ("1_a.up.sql", create.as_str()),
+            ("2_b.up.sql", alter.as_str()),
+        ];
+        let without_db = flagged(PG, &files);
+        // The same answer from the type the database reports.
+        let live = catalog(&[("t", 50_000)], &[("t", "c", &pg_format(from))], &[]);
+        let with_db: Vec<String> = run(PG, &files[1..], &live)
+            .into_iter()
+            .map(|f| f.rule)
+            .collect();
+        assert_eq!(without_db, with_db, "{from} -> {to}");
+        without_db
+    };
+    for (from, to) in [
+        ("varchar(200)", "varchar(500)"),
+        ("varchar(200)", "varchar"),
+        ("varchar(200)", "text"),
+        ("character varying(20)", "TEXT"),
+        ("text", "varchar"),
+        ("text", "text"),
+        ("bigint", "int8"),
+        ("numeric(10,2)", "numeric"),
+        ("numeric(10,2)", "numeric(12,2)"),
+        ("timestamp(3)", "timestamp"),
+        ("timestamptz(0)", "timestamptz(6)"),
+    ] {
+        assert!(
+            change(from, to).is_empty(),
+            "{from} -> {to} is not a rewrite"
+        );
+    }
+    for (from, to) in [
+        ("varchar(500)", "varchar(200)"),
+        ("text", "varchar(20)"),
+        ("int", "bigint"),
+        ("numeric(10,2)", "numeric(10,4)"),
+        ("numeric", "numeric(10,2)"),
+        ("timestamp", "timestamptz"),
+        ("varchar(20)", "int"),
+    ] {
+        assert_eq!(
+            change(from, to),
+            ["column-type-change"],
+            "{from} -> {to} rewrites"
+        );
+    }
+    // An unknown old type, or a USING that computes, is a rewrite as far as shipgate knows.
+    assert_eq!(
+        flagged(
+            PG,
+            &[(
+                "1_a.up.sql",
+                "ALTER TABLE users ALTER COLUMN email TYPE text;"
+            )]
+        ),
+        ["column-type-change"]
+    );
+    assert_eq!(
+        flagged(
+            PG,
+            &[
+                ("1_a.up.sql", "CREATE TABLE t (c varchar(20));"),
+                (
+                    "2_b.up.sql",
+                    "ALTER TABLE t ALTER COLUMN c TYPE text USING lower(c);"
+                )
+            ]
+        ),
+        ["column-type-change"]
+    );
+}
+
+/// A type as PostgreSQL's `format_type` prints it.
+fn pg_format(t: &str) -> String {
+    match t {
+        "int" => "integer".to_owned(),
+        "timestamp" => "timestamp without time zone".to_owned(),
+        "timestamp(3)" => "timestamp(3) without time zone".to_owned(),
+        "timestamptz(0)" => "timestamp(0) with time zone".to_owned(),
+        t => t.replace("varchar", "character varying"),
+    }
+}
+
+#[test]
+fn temporary_tables_are_never_large() {
+    let files: Files = &[
+        ("1_a.up.sql", "CREATE TEMP TABLE staging (id int);"),
+        ("2_b.up.sql", "CREATE INDEX staging_id ON staging (id);\nUPDATE staging SET id = 1;\nDELETE FROM staging;\nALTER TABLE staging ADD COLUMN x int NOT NULL;"),
+    ];
+    assert_eq!(flagged(PG, files), Vec::<String>::new());
+    assert_eq!(
+        refused(PG, files, &catalog(&[("staging", 1_000_000)], &[], &[])),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn literal_rows_into_a_table_the_file_created_take_no_risk() {
+    let ok: Files = &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN plan text;\nCREATE TABLE plans (name text);\nINSERT INTO plans (name) VALUES ('free'), ('pro');")];
+    assert_eq!(flagged(PG, ok), Vec::<String>::new());
+    let copy: Files = &[("1_a.up.sql", "ALTER TABLE users ADD COLUMN plan text;\nCREATE TABLE plans (name text);\nINSERT INTO plans (name) SELECT DISTINCT plan FROM users;")];
+    assert_eq!(flagged(PG, copy), ["exclusive-lock-then-more"]);
+    let existing: Files = &[(
+        "1_a.up.sql",
+        "ALTER TABLE users ADD COLUMN plan text;\nINSERT INTO audit (what) VALUES ('x');",
+    )];
+    assert_eq!(flagged(PG, existing), ["exclusive-lock-then-more"]);
+}
+
+#[test]
+fn the_sqlite_table_rebuild_is_not_a_drop() {
+    let rebuild = "CREATE TABLE users_new (id integer PRIMARY KEY, email text NOT NULL);\nINSERT INTO users_new (id, email) SELECT id, coalesce(email, '') FROM users;\nDROP TABLE users;\nALTER TABLE users_new RENAME TO users;\nCREATE INDEX users_email ON users (email);";
+    let files = [("1_a.up.sql", rebuild)];
+    assert_eq!(flagged(LITE, &files), Vec::<String>::new());
+    let live = catalog(&[("users", 50_000)], &[], &[]);
+    assert_eq!(refused(LITE, &files, &live), Vec::<String>::new());
+    // Without the rename it is a drop; on PostgreSQL writers between the copy and the drop
+    // would be lost, so it stays one there.
+    let dropped = [(
+        "1_a.up.sql",
+        "CREATE TABLE users_new (id integer);\nDROP TABLE users;",
+    )];
+    assert_eq!(flagged(LITE, &dropped), ["drop-table"]);
+    assert!(flagged(PG, &files).contains(&"drop-table".to_owned()));
+}
+
+#[test]
+fn empty_files_are_warnings_that_say_what_they_mean() {
+    let f = run(
+        PG,
+        &[
+            ("1_a.up.sql", "-- holds version 1\n"),
+            ("1_a.down.sql", "/* irreversible */\n"),
+        ],
+        &Catalog::Assumed,
+    );
+    let got: Vec<(&str, Severity)> = f.iter().map(|f| (f.rule.as_str(), f.severity)).collect();
+    assert_eq!(
+        got,
+        [
+            ("empty-up", Severity::Warning),
+            ("empty-down", Severity::Warning)
+        ]
+    );
+    assert!(f[1].message.contains("irreversible"), "{}", f[1].message);
+    assert!(f.iter().all(|f| !f.blocks()));
 }
 
 #[test]

@@ -14,8 +14,7 @@ use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Tim
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
 use super::{jitter, lock, Error, Interrupt, Stage};
-use crate::config::{DatabaseUrl, DeployInfo, EngineSettings, GateMode, LintSettings};
-use crate::lint::{self, Catalog, LintOptions, TableStats};
+use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -230,6 +229,19 @@ impl Progress {
     }
 }
 
+/// A check of the pending plan before the lock and before any change, supplied by the caller:
+/// the release gate is policy of the release flow (`crate::gate`), above both the engine and
+/// the lint, so the engine runs it without knowing what it decides by.
+pub trait Gate: Send + Sync + std::fmt::Debug {
+    /// `Ok` lets the run go on; an error refuses it (nothing has been written yet).
+    fn check<'a>(
+        &'a self,
+        backend: &'a mut Backend,
+        set: &'a MigrationSet,
+        plan: &'a Plan,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>>;
+}
+
 /// How `up` records itself: plain (`up`) or as a release run with a `shipgate_runs` row.
 #[derive(Debug, Clone, Default)]
 pub struct UpOptions {
@@ -237,9 +249,8 @@ pub struct UpOptions {
     pub record_run: Option<&'static str>,
     /// Where to publish what is being applied.
     pub progress: Progress,
-    /// The release gate: lint the pending migrations against the live database and hold back
-    /// contract files, before the lock. `None` applies without it.
-    pub gate: Option<LintSettings>,
+    /// The release gate, run on the pending plan before the lock. `None` applies without it.
+    pub gate: Option<std::sync::Arc<dyn Gate>>,
 }
 
 /// Applies what is pending, planned from `history` (read by the caller, normally
@@ -289,9 +300,9 @@ pub async fn up(
             lock_wait_ms: 0,
         });
     }
-    if let Some(gate_settings) = &options.gate {
+    if let Some(gate) = &options.gate {
         if !plan.pending.is_empty() {
-            if let Err(e) = gate(backend, set, &plan, gate_settings).await {
+            if let Err(e) = gate.check(backend, set, &plan).await {
                 if tables_exist {
                     record_refusal(backend, options, deploy, &e).await;
                 }
@@ -312,71 +323,6 @@ pub async fn up(
         plan,
         lock_wait_ms: waited.as_millis() as u64,
     })
-}
-
-/// The release gate, before the lock and before any change: pending contract files need
-/// `allow_contract`; pending files are linted against the tables that exist now, and
-/// unacknowledged errors refuse the run (gate `error`) or are logged (`warn`).
-#[tracing::instrument(skip_all)]
-pub async fn gate(
-    backend: &mut Backend,
-    set: &MigrationSet,
-    plan: &Plan,
-    settings: &LintSettings,
-) -> Result<(), Error> {
-    let pending: std::collections::BTreeSet<Version> =
-        plan.pending.iter().map(|e| e.version).collect();
-    if !settings.allow_contract {
-        let held: Vec<String> = pending
-            .iter()
-            .filter_map(|v| set.get(*v))
-            .filter(|m| m.up.directives.contract)
-            .map(|m| m.up.path.display().to_string())
-            .collect();
-        if !held.is_empty() {
-            return Err(Error::Contract(held));
-        }
-    }
-    if settings.gate == GateMode::Off {
-        return Ok(());
-    }
-    let relations = backend
-        .relations()
-        .await
-        .map_err(Error::db("reading table sizes for the release gate"))?;
-    let stats = |r: &super::backend::Relation| {
-        (
-            r.name.clone(),
-            TableStats {
-                rows: r.rows,
-                bytes: r.bytes,
-            },
-        )
-    };
-    let catalog = Catalog::live(
-        relations.iter().filter(|r| !r.index).map(stats),
-        relations.iter().filter(|r| r.index).map(stats),
-        settings.threshold,
-    );
-    let options = LintOptions {
-        engine: backend.engine(),
-        severities: settings.severities.clone(),
-        only: Some(pending),
-    };
-    let findings = lint::lint(set, &options, &catalog);
-    for f in &findings {
-        match &f.acknowledged {
-            Some(reason) => {
-                tracing::info!(rule = %f.rule, acknowledged = %reason, "lint finding acknowledged: {f}")
-            }
-            None => tracing::warn!(rule = %f.rule, "lint: {f}"),
-        }
-    }
-    let blocking: Vec<lint::Finding> = findings.into_iter().filter(|f| f.blocks()).collect();
-    if !blocking.is_empty() && settings.gate == GateMode::Error {
-        return Err(Error::Lint(blocking));
-    }
-    Ok(())
 }
 
 /// The no-op release's run row, written like every other write of shipgate's (a lock timeout,
@@ -938,7 +884,7 @@ pub enum Seen {
 /// The versions `range` selects from history, newest first, each with its down script.
 /// Refuses, before anything changes, when a migration is dirty, when `--to` names a version
 /// that is not applied (0 reverts everything), when `--steps` asks for more than is applied,
-/// or when a selected migration has no down file.
+/// or when a selected migration has no down file or an empty one (irreversible).
 pub fn select_down<'s>(
     history: &[HistoryRow],
     set: &'s MigrationSet,
@@ -997,12 +943,21 @@ pub fn select_down<'s>(
     let mut problems = Vec::new();
     for r in chosen {
         match set.get(r.version) {
-            Some(m) if m.down.is_some() => out.push(m),
-            Some(m) => problems.push(format!(
-                "migration {} ({}) has no down file",
-                r.version,
-                m.up.path.display()
-            )),
+            Some(m) => match &m.down {
+                Some(down) if !down.is_empty() => out.push(m),
+                // An empty or comment-only down file declares the migration irreversible.
+                Some(down) => problems.push(format!(
+                    "migration {} ({}) is irreversible: its down file {} holds no SQL",
+                    r.version,
+                    m.up.path.display(),
+                    down.path.display()
+                )),
+                None => problems.push(format!(
+                    "migration {} ({}) has no down file",
+                    r.version,
+                    m.up.path.display()
+                )),
+            },
             None => problems.push(format!(
                 "migration {} ({}) has no files in this build",
                 r.version, r.name

@@ -184,6 +184,24 @@ pub struct Relation {
     pub bytes: Option<i64>,
 }
 
+/// A schema, database or column that exists in the database, for the release gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatalogObject {
+    /// A schema (PostgreSQL).
+    Schema(String),
+    /// A database (a MySQL schema is one).
+    Database(String),
+    /// A column of a table, with its type as the server prints it.
+    Column {
+        /// The table, without schema.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its type, e.g. `character varying(200)`.
+        data_type: String,
+    },
+}
+
 /// Who holds the migration lock, as far as the database can tell.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LockHolder {
@@ -1548,6 +1566,54 @@ impl Backend {
         if !closed {
             tracing::warn!("closing the database connection did not finish in time; dropped it");
         }
+    }
+
+    /// Schemas, databases and table columns (with their types as the server prints them), for
+    /// the release gate's exact "existed before this run". One statement.
+    pub async fn catalog_objects(&mut self) -> Result<Vec<CatalogObject>, DbError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => concat!(
+                "SELECT 's', CAST(nspname AS text), NULL, NULL FROM pg_catalog.pg_namespace ",
+                "WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ",
+                "UNION ALL SELECT 'd', CAST(datname AS text), NULL, NULL FROM pg_catalog.pg_database ",
+                "UNION ALL SELECT 'c', CAST(c.relname AS text), CAST(a.attname AS text), ",
+                "pg_catalog.format_type(a.atttypid, a.atttypmod) ",
+                "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid ",
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ",
+                "WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ",
+                "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ",
+                "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
+            ),
+            // A MySQL schema is a database.
+            Dialect::Mysql => concat!(
+                "SELECT 'd', CONVERT(SCHEMA_NAME USING utf8mb4) COLLATE utf8mb4_bin, NULL, NULL ",
+                "FROM information_schema.SCHEMATA UNION ALL ",
+                "SELECT 'c', CONVERT(TABLE_NAME USING utf8mb4) COLLATE utf8mb4_bin, ",
+                "CONVERT(COLUMN_NAME USING utf8mb4) COLLATE utf8mb4_bin, ",
+                "CONVERT(COLUMN_TYPE USING utf8mb4) COLLATE utf8mb4_bin ",
+                "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+            ),
+            Dialect::Sqlite => concat!(
+                "SELECT 'c', m.name, p.name, p.type FROM sqlite_master m, pragma_table_info(m.name) p ",
+                "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+            ),
+        };
+        let rows = self.rows(sql).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                Some(match get(0)?.as_str() {
+                    "s" => CatalogObject::Schema(get(1)?),
+                    "d" => CatalogObject::Database(get(1)?),
+                    _ => CatalogObject::Column {
+                        table: get(1)?,
+                        column: get(2)?,
+                        data_type: get(3).unwrap_or_default(),
+                    },
+                })
+            })
+            .collect())
     }
 }
 

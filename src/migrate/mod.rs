@@ -90,9 +90,9 @@ pub enum Error {
     /// History and files disagree in a way the policy refuses.
     #[error("{}", blockers_text(.0))]
     Blocked(Vec<Blocker>),
-    /// The release gate found unacknowledged error-level lint findings in pending migrations.
-    #[error("{}", lint_text(.0))]
-    Lint(Vec<crate::lint::Finding>),
+    /// The release gate refused the pending migrations; the text lists what it found.
+    #[error("{0}")]
+    Gate(String),
     /// Pending migrations are marked `-- shipgate:contract` and contract migrations are not
     /// allowed in this run.
     #[error("refusing to run: {} pending migration(s) marked `-- shipgate:contract` (destructive): {}; apply them with --allow-contract (SHIPGATE_ALLOW_CONTRACT=true) once the previous app version has drained", .0.len(), .0.join(", "))]
@@ -208,17 +208,6 @@ fn blockers_text(blockers: &[Blocker]) -> String {
     for b in blockers {
         out.push_str("\n  ");
         out.push_str(&b.to_string());
-    }
-    out
-}
-
-fn lint_text(findings: &[crate::lint::Finding]) -> String {
-    let mut out = format!(
-        "refusing to run: {} unacknowledged lint error(s) in pending migrations; no lock was taken and nothing was applied. Fix them, or acknowledge one with `-- shipgate:allow <rule> <reason>` in the comments above its statement",
-        findings.len()
-    );
-    for f in findings {
-        out.push_str(&format!("\n  {f}\n    instead: {}", f.instead));
     }
     out
 }

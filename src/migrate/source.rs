@@ -76,6 +76,14 @@ pub struct Script {
     pub directives: Directives,
 }
 
+impl Script {
+    /// Whether the file holds no SQL statement (only comments and white space): an up file is
+    /// a deliberate no-op, a down file declares its migration irreversible.
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+}
+
 /// The `shipgate:` directives of one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
@@ -218,11 +226,15 @@ pub enum SourceError {
         /// Byte offset of the first invalid sequence.
         offset: usize,
     },
-    /// The up file has nothing but comments and white space.
-    #[error("{}: up file has no SQL statements", file.display())]
-    EmptyUp {
-        /// The file.
+    /// A down file beside an up file of its version that it does not pair with.
+    #[error("{}: down file does not pair with {}: {fix}", file.display(), up.display())]
+    DownNotPaired {
+        /// The down file.
         file: PathBuf,
+        /// The up file of the same version.
+        up: PathBuf,
+        /// What to rename.
+        fix: String,
     },
     /// A `shipgate:` directive shipgate does not know.
     #[error("{}:{line}: unknown directive `shipgate:{name}` (known: no-transaction, lock-timeout, statement-timeout, contract, allow)", file.display())]
@@ -585,7 +597,7 @@ fn prepare(
         return Prepared::failed(file_name, e);
     }
     let mut errors = Vec::new();
-    let Some(script) = script(&path, &text, kind != Kind::Down, &mut errors) else {
+    let Some(script) = script(&path, &text, &mut errors) else {
         return Prepared {
             file_name,
             outcome: Err(errors),
@@ -622,6 +634,14 @@ fn assemble(
 ) -> Result<MigrationSet, SourceErrors> {
     let mut ups: BTreeMap<Version, (String, Kind, Script, String, String)> = BTreeMap::new();
     let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
+    // Every up file by its name, valid or not, to say the right thing about a down file.
+    let up_names: Vec<(Version, String, Kind, String)> = prepared
+        .iter()
+        .filter_map(|p| {
+            let (v, n, k) = parse_file_name(&p.file_name).ok()?;
+            (k != Kind::Down).then(|| (v, n, k, p.file_name.clone()))
+        })
+        .collect();
 
     for Prepared { file_name, outcome } in prepared {
         let Checked {
@@ -658,12 +678,37 @@ fn assemble(
         match ups.get(&version) {
             Some((up_name, Kind::Up, ..)) if *up_name == name => {
                 down_by_version.insert(version, script);
+                continue;
             }
-            _ => errors.push(SourceError::DownWithoutUp {
-                file: dir.join(&file_name),
-                expected: file_name_of(version, &name, Kind::Up),
-            }),
+            _ => {}
         }
+        // Its up file is there but has errors of its own (reported above), or lost to a
+        // duplicate version: saying "without an up file" would send the reader looking for
+        // a file that exists.
+        let up = up_names
+            .iter()
+            .find(|(v, n, k, _)| *v == version && *n == name && *k == Kind::Up);
+        if up.is_some() {
+            continue;
+        }
+        let file = dir.join(&file_name);
+        let expected = file_name_of(version, &name, Kind::Up);
+        let same_version = up_names.iter().find(|(v, ..)| *v == version);
+        errors.push(match same_version {
+            Some((_, up_name, Kind::Irreversible, up_file)) if *up_name == name => {
+                SourceError::DownNotPaired {
+                    file,
+                    up: dir.join(up_file),
+                    fix: format!("a `.sql` file is irreversible by its name; rename it to {expected} to pair them, or delete this down file"),
+                }
+            }
+            Some((_, up_name, _, up_file)) => SourceError::DownNotPaired {
+                file,
+                up: dir.join(up_file),
+                fix: format!("the names differ (`{name}` here, `{up_name}` there, compared exactly); rename one so they match"),
+            },
+            None => SourceError::DownWithoutUp { file, expected },
+        });
     }
 
     if !errors.is_empty() {
@@ -738,15 +783,12 @@ pub fn checksum(bytes: &[u8]) -> Option<String> {
     normalise(bytes).ok().map(|t| hex_sha256(t.as_bytes()))
 }
 
-fn script(path: &Path, text: &str, is_up: bool, errors: &mut Vec<SourceError>) -> Option<Script> {
+fn script(path: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option<Script> {
     let before = errors.len();
     let directives = directives(path, text, errors);
     let statements = split::statements(text);
-    if is_up && statements.is_empty() {
-        errors.push(SourceError::EmptyUp {
-            file: path.to_owned(),
-        });
-    }
+    // A comment-only file is valid: an up file is a deliberate no-op, a down file declares
+    // the migration irreversible (`Script::is_empty`); the lint reports both.
     let mut sql = text.to_owned();
     let mut body: &[Statement] = &statements;
     if !directives.no_transaction {
@@ -985,13 +1027,27 @@ mod tests {
                 &[("1_a.down.sql", "SELECT 1;")],
                 "m/1_a.down.sql: down file without an up file (expected 1_a.up.sql",
             ),
+            // A down file whose up file is there never reads "without an up file": the
+            // up file's own error is the one error, or the message names the up file.
             (
                 &[("1_a.sql", "SELECT 1;"), ("1_a.down.sql", "SELECT 1;")],
-                "down file without an up file",
+                "m/1_a.down.sql: down file does not pair with m/1_a.sql: a `.sql` file is irreversible by its name; rename it to 1_a.up.sql",
             ),
             (
-                &[("1_a.sql", "-- nothing here\n\n/* nor here */")],
-                "m/1_a.sql: up file has no SQL statements",
+                &[("1_Users.up.sql", "SELECT 1;"), ("1_users.DOWN.sql", "SELECT 1;")],
+                "m/1_users.DOWN.sql: down file does not pair with m/1_Users.up.sql: the names differ (`users` here, `Users` there",
+            ),
+            (
+                &[("1_a.up.sql", "SELECT 1;\nCOMMIT;"), ("1_a.down.sql", "SELECT 1;")],
+                "m/1_a.up.sql:2: `COMMIT` in a migration",
+            ),
+            (
+                &[("1_a.UP.sql", "-- shipgate:nope\nSELECT 1;"), ("1_a.down.sql", "SELECT 1;")],
+                "m/1_a.UP.sql:1: unknown directive",
+            ),
+            (
+                &[("1_a.up.sql", "SELECT 1;"), ("1_b.v2.up.sql", "SELECT 1;"), ("1_b.v2.down.sql", "SELECT 1;")],
+                "m/1_b.v2.up.sql: duplicate version 1",
             ),
             (
                 &[("1_a.sql", "-- shipgate:no-transacton\nSELECT 1;")],
@@ -1042,6 +1098,23 @@ mod tests {
     }
 
     #[test]
+    fn comment_only_files_are_valid_and_empty() {
+        let s = set(&[
+            (
+                "1_hold.up.sql",
+                "-- keeps version 1: the schema came from a dump\n\n/* nothing */\n",
+            ),
+            ("1_hold.down.sql", "-- irreversible\n"),
+            ("2_b.sql", "SELECT 1;"),
+        ])
+        .expect("comment-only files are valid");
+        let m = &s.migrations[0];
+        assert!(m.up.is_empty());
+        assert!(m.down.as_ref().is_some_and(Script::is_empty));
+        assert!(!s.migrations[1].up.is_empty());
+    }
+
+    #[test]
     fn reads_extensions_in_any_case_and_keeps_the_file_names() {
         let s = set(&[
             ("1_first.sql", "SELECT 1;"),
@@ -1086,7 +1159,7 @@ mod tests {
     fn reports_every_problem_not_just_the_first() {
         let errs = set(&[
             ("a.sql", "x"),
-            ("1_a.sql", ""),
+            ("1_a.sql", "-- shipgate:nope\nSELECT 1;"),
             ("2_b.down.sql", "SELECT 1;"),
         ])
         .expect_err("must fail");

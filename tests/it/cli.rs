@@ -289,7 +289,7 @@ fn check_validates_files_in_every_format() {
     let doc = p.run_offline(&["check", "--format", "json"]).code(0).json();
     assert_eq!(
         doc,
-        serde_json::json!({"ok": true, "engine": "postgres", "migrations": 2, "linted": 2, "findings": [], "acknowledged": []})
+        serde_json::json!({"ok": true, "engine": "sqlite", "migrations": 2, "linted": 2, "findings": [], "acknowledged": []})
     );
     let github = p.run_offline(&["check", "--format", "github"]);
     github.code(0);

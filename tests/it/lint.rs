@@ -317,9 +317,11 @@ fn check_against_git_lints_only_new_files_and_catches_edits() {
     git(p.root(), &["init", "-q"]);
     git(p.root(), &["add", "."]);
     git(p.root(), &["commit", "-q", "-m", "base"]);
+    // A PostgreSQL project: the configured URL picks the dialect (`check` does not connect).
     let check = |args: &[&str]| {
         let mut cmd = p.command(None, args);
-        cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd.env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", "postgres://ci@127.0.0.1:1/app");
         Run::wait(cmd)
     };
 
@@ -414,4 +416,223 @@ fn the_release_gate_reads_mysql_table_sizes() {
         .write("2_widen_email.up.sql", WIDEN);
     p.run(&fresh, &["release"]).code(0);
     assert_eq!(email_width(&fresh), 400);
+}
+
+on_every_engine!(
+    a_fresh_database_applies_a_real_history_with_no_refusal,
+    against_a_large_table_exactly_the_expected_findings_refuse,
+);
+
+/// A history as real projects write them, on each engine: comment-only up files holding a
+/// version, empty or comment-only down files (irreversible), `IF EXISTS` drops of what is not
+/// there, a column added then dropped in the same batch, a binary-coercible type change, a
+/// temporary table, literal seed rows, and (PostgreSQL) DO blocks and plpgsql functions,
+/// (SQLite) the table rebuild. The first file creates `users`; the last one updates every row.
+fn history(engine: Engine) -> Vec<(&'static str, &'static str)> {
+    let mut files = match engine {
+        Engine::Postgres => vec![
+            ("1_init.up.sql", "CREATE SCHEMA app;\nCREATE TABLE users (id bigint PRIMARY KEY, email varchar(200) NOT NULL);\nCREATE TABLE app.settings (k text);\n"),
+            ("1_init.down.sql", "DROP TABLE app.settings;\nDROP TABLE users;\nDROP SCHEMA app;\n"),
+            ("2_fn.up.sql", "CREATE FUNCTION touch_settings() RETURNS trigger LANGUAGE plpgsql COST 100 SECURITY DEFINER SET search_path = app AS $$ BEGIN NEW.k = lower(NEW.k); RETURN NEW; END $$;\nDO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN CREATE TYPE mood AS ENUM ('ok', 'sad'); END IF; END $$;\n"),
+            ("2_fn.down.sql", ""),
+            ("3_widen.up.sql", "ALTER TABLE users ALTER COLUMN email TYPE varchar(500);\nALTER TABLE users ADD COLUMN nickname text;\n"),
+            ("3_widen.down.sql", "-- irreversible: emails may be longer than 200 by now\n"),
+            ("4_cleanup.up.sql", "DROP SCHEMA IF EXISTS legacy CASCADE;\nDROP TABLE IF EXISTS old_users;\nALTER TABLE users DROP COLUMN nickname;\nCREATE TEMP TABLE staging (id int);\nINSERT INTO staging VALUES (1);\nUPDATE staging SET id = 2;\n"),
+            ("5_seed.up.sql", "CREATE TABLE plans (name text PRIMARY KEY);\nALTER TABLE users ADD COLUMN plan text;\nINSERT INTO plans (name) VALUES ('free'), ('pro');\n"),
+        ],
+        Engine::Mariadb => vec![
+            ("1_init.up.sql", "CREATE TABLE users (id bigint PRIMARY KEY, email varchar(200) NOT NULL);\n"),
+            ("1_init.down.sql", "DROP TABLE users;\n"),
+            ("2_more.up.sql", "ALTER TABLE users ADD COLUMN nickname varchar(50);\nCREATE TABLE plans (name varchar(20) PRIMARY KEY);\n"),
+            ("2_more.down.sql", "-- irreversible\n"),
+            ("3_cleanup.up.sql", "ALTER TABLE users DROP COLUMN nickname;\nDROP TABLE IF EXISTS old_users;\n"),
+            ("4_seed.up.sql", "INSERT INTO plans (name) VALUES ('free'), ('pro');\n"),
+        ],
+        Engine::Sqlite => vec![
+            ("1_init.up.sql", "CREATE TABLE users (id integer PRIMARY KEY, email text);\n"),
+            ("1_init.down.sql", "DROP TABLE users;\n"),
+            ("2_rebuild.up.sql", "CREATE TABLE users_new (id integer PRIMARY KEY, email text NOT NULL DEFAULT '');\nINSERT INTO users_new (id, email) SELECT id, coalesce(email, '') FROM users;\nDROP TABLE users;\nALTER TABLE users_new RENAME TO users;\n"),
+            ("2_rebuild.down.sql", "/* irreversible: NULL emails became '' */\n"),
+            ("3_nickname.up.sql", "ALTER TABLE users ADD COLUMN nickname text;\n"),
+            ("4_cleanup.up.sql", "ALTER TABLE users DROP COLUMN nickname;\nDROP TABLE IF EXISTS old_users;\nCREATE TEMP TABLE staging (id int);\nINSERT INTO staging VALUES (1);\n"),
+        ],
+    };
+    files.push((
+        "6_hold.up.sql",
+        "-- holds version 6: the data fix ran by hand\n",
+    ));
+    files.push(("7_lower.up.sql", "UPDATE users SET email = lower(email);\n"));
+    files
+}
+
+/// Rule ids of the `error [rule]` findings in a refusal.
+fn refused_rules(run: &Run) -> std::collections::BTreeSet<String> {
+    run.stderr
+        .lines()
+        .filter_map(|l| l.split_once(": error [")?.1.split_once(']'))
+        .map(|(rule, _)| rule.to_owned())
+        .collect()
+}
+
+fn a_fresh_database_applies_a_real_history_with_no_refusal(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    for (name, text) in history(engine) {
+        p.write(name, text);
+    }
+    let run = p.run(&db, &["release"]);
+    run.code(0);
+    assert!(refused_rules(&run).is_empty(), "{run:?}");
+    let last = history(engine).len() as i64;
+    let expected: Vec<i64> = db.versions().into_iter().collect();
+    assert_eq!(expected.last(), Some(&7), "{run:?}");
+    assert!(
+        expected.contains(&6),
+        "the comment-only up file is recorded: {expected:?} ({last})"
+    );
+
+    // The empty and comment-only down files declare their migrations irreversible: `down`
+    // refuses before changing anything, naming them.
+    let irreversible = match engine {
+        Engine::Postgres => "migrations/2_fn.down.sql",
+        Engine::Mariadb => "migrations/2_more.down.sql",
+        Engine::Sqlite => "migrations/2_rebuild.down.sql",
+    };
+    p.run(&db, &["down", "--to", "1", "--yes"])
+        .code(5)
+        .stderr_has(&[
+            "is irreversible: its down file",
+            irreversible,
+            "nothing was reverted",
+        ]);
+    assert_eq!(db.versions(), expected);
+
+    // `check` says the same as warnings, with the fix (and reports everything else about the
+    // files, as CI should see them).
+    p.run(&db, &["check"]).stdout_has(&[
+        "warning [empty-down]",
+        "declares version 2 irreversible",
+        "warning [empty-up] 6_hold.up.sql holds no SQL statement",
+    ]);
+}
+
+fn against_a_large_table_exactly_the_expected_findings_refuse(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    let files = history(engine);
+    p.write(files[0].0, files[0].1)
+        .write(files[1].0, files[1].1);
+    p.run(&db, &["up"]).code(0);
+    db.exec(
+        "INSERT INTO users (id, email) VALUES (1, 'A'), (2, 'B'), (3, 'C'), (4, 'D'), (5, 'E'), (6, 'F'), (7, 'G'), (8, 'H'), (9, 'I'), (10, 'J'), (11, 'K'), (12, 'L'), (13, 'M'), (14, 'N'), (15, 'O'), (16, 'P'), (17, 'Q'), (18, 'R'), (19, 'S'), (20, 'T')",
+    );
+    match engine {
+        Engine::Postgres => db.exec("ANALYZE users"),
+        Engine::Mariadb => db.exec("ANALYZE TABLE users"),
+        Engine::Sqlite => {}
+    }
+    for (name, text) in &files[2..] {
+        p.write(name, text);
+    }
+    let large = ["--large-table-rows", "10"];
+    let run = p.run(&db, &[&["release"][..], &large].concat());
+    run.code(5).stderr_has(&[
+        "refusing to run: 1 unacknowledged lint error(s)",
+        "migrations/7_lower.up.sql:1:1: error [update-without-where] UPDATE users without WHERE",
+    ]);
+    assert_eq!(
+        refused_rules(&run).into_iter().collect::<Vec<_>>(),
+        ["update-without-where"],
+        "{run:?}"
+    );
+    assert_eq!(db.versions(), [1], "nothing was applied");
+
+    // `check --database` reads the catalog the same way: what the database makes harmless
+    // (a drop of what is missing or was added in the batch, a widening) is not reported, and
+    // the refusal is among its errors.
+    let doc = p
+        .run(
+            &db,
+            &[&["check", "--database", "--format", "json"][..], &large].concat(),
+        )
+        .json();
+    let findings = doc["findings"].as_array().expect("findings");
+    let errors: std::collections::BTreeSet<&str> = findings
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert!(errors.contains("update-without-where"), "{doc}");
+    for rule in [
+        "drop-schema",
+        "drop-table",
+        "drop-column",
+        "column-type-change",
+    ] {
+        assert!(
+            !findings.iter().any(|f| f["rule"] == rule),
+            "{rule} in {doc}"
+        );
+    }
+
+    // Made safe, the whole batch applies.
+    p.write(
+        "7_lower.up.sql",
+        "UPDATE users SET email = lower(email) WHERE id BETWEEN 1 AND 1000;\n",
+    );
+    p.run(&db, &[&["release"][..], &large].concat()).code(0);
+    assert_eq!(db.versions().last(), Some(&7));
+}
+
+/// PostgreSQL rewrites nothing for a binary-coercible type change (the table keeps its
+/// relfilenode), and the gate lets it through on a large table; a real rewrite is refused.
+#[test]
+fn a_binary_coercible_type_change_passes_the_gate_and_rewrites_nothing() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::new();
+    p.write(
+        "1_users.up.sql",
+        "CREATE TABLE users (id int PRIMARY KEY, email varchar(200) NOT NULL, score numeric(10,2));\n",
+    );
+    p.run(&db, &["up"]).code(0);
+    db.exec("INSERT INTO users SELECT g, 'u' || g, g FROM generate_series(1, 50) g; ANALYZE users");
+    let filenode = || db.int("SELECT pg_relation_filenode('users')");
+    let before = filenode();
+    p.write(
+        "2_widen.up.sql",
+        "ALTER TABLE users ALTER COLUMN email TYPE varchar(500);\nALTER TABLE users ALTER COLUMN score TYPE numeric;\n",
+    )
+    .write("3_text.up.sql", "ALTER TABLE users ALTER COLUMN email TYPE text;\n");
+    p.run(&db, &["release", "--large-table-rows", "10"]).code(0);
+    assert_eq!(filenode(), before, "PostgreSQL rewrote the table");
+
+    p.write(
+        "4_bigint.up.sql",
+        "ALTER TABLE users ALTER COLUMN id TYPE bigint;\n",
+    );
+    p.run(&db, &["release", "--large-table-rows", "10"])
+        .code(5)
+        .stderr_has(&["error [column-type-change] users.id changed from integer to BIGINT"]);
+    p.run(&db, &["release", "--lint-gate", "off"]).code(0);
+    assert_ne!(filenode(), before, "a real rewrite gets a new relfilenode");
+}
+
+/// `check` without DATABASE_URL lints for the embedded SQLite default, and says so; a
+/// configured URL picks the engine without connecting.
+#[test]
+fn check_lints_for_the_database_up_would_migrate() {
+    let p = Project::new();
+    p.write(
+        "1_index.up.sql",
+        "CREATE INDEX users_email ON users (email);\n",
+    );
+    p.run_offline(&["check"]).code(0).stdout_has(&[
+        "1 linted for sqlite",
+        "the embedded SQLite default; set DATABASE_URL to lint for PostgreSQL or MySQL",
+    ]);
+    let mut cmd = p.command(None, &["check"]);
+    cmd.env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none");
+    Run::wait(cmd)
+        .code(5)
+        .stdout_has(&["error [index-not-concurrent]"]);
 }

@@ -64,9 +64,18 @@ const CASES: &[Case] = &[
         expect: &["2_latin1.up.sql", "not valid UTF-8", "offset 11"],
     },
     Case {
-        what: "empty up file",
-        files: &[VALID, ("2_empty.up.sql", b"-- nothing here yet\n\n")],
-        expect: &["2_empty.up.sql", "no SQL statements"],
+        what: "down file beside an irreversible file",
+        files: &[
+            VALID,
+            ("2_Irrev.v2.SQL", b"SELECT 1;\n"),
+            ("2_Irrev.v2.down.sql", b"SELECT 1;\n"),
+        ],
+        expect: &[
+            "2_Irrev.v2.down.sql",
+            "down file does not pair with",
+            "2_Irrev.v2.SQL",
+            "rename it to 2_Irrev.v2.up.sql",
+        ],
     },
     Case {
         what: "unknown directive",
