@@ -47,7 +47,7 @@ pub(super) fn verdict(sql: &str) -> Verdict {
     };
     match node {
         NodeEnum::DoStmt(d) => do_block(d),
-        NodeEnum::CreateFunctionStmt(f) => function(f),
+        NodeEnum::CreateFunctionStmt(f) => function(f, sql),
         // Catalog-only or lock-light statements: no table rewrite, no long exclusive lock.
         NodeEnum::CommentStmt(_)
         | NodeEnum::GrantStmt(_)
@@ -74,6 +74,7 @@ pub(super) fn verdict(sql: &str) -> Verdict {
         | NodeEnum::VariableSetStmt(_)
         | NodeEnum::SelectStmt(_)
         | NodeEnum::ViewStmt(_)
+        | NodeEnum::CreateTableAsStmt(_)
         | NodeEnum::CreateCastStmt(_)
         | NodeEnum::CreateConversionStmt(_)
         | NodeEnum::CreateTransformStmt(_)
@@ -165,13 +166,15 @@ fn do_block(d: &pg_query::protobuf::DoStmt) -> Verdict {
     }
 }
 
-fn function(f: &pg_query::protobuf::CreateFunctionStmt) -> Verdict {
+/// A function: a PL/pgSQL body is read with its own signature (a trigger function knows `NEW`
+/// and `OLD`, parameters are variables), as PostgreSQL's validator would.
+fn function(f: &pg_query::protobuf::CreateFunctionStmt, sql: &str) -> Verdict {
     let language = option(&f.options, "language").unwrap_or("sql");
     match (
         language.to_ascii_lowercase().as_str(),
         option(&f.options, "as"),
     ) {
-        ("plpgsql", Some(body)) => match plpgsql(body) {
+        ("plpgsql", Some(_)) => match pg_query::parse_plpgsql(sql) {
             Ok(_) => Verdict::Safe,
             Err(e) => Verdict::Invalid(format!("function body: {e}")),
         },
@@ -237,6 +240,8 @@ mod tests {
             "GRANT SELECT ON ALL TABLES IN SCHEMA public TO app",
             "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'meh'",
             "CREATE POLICY p ON t USING (owner = current_user)",
+            "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$",
+            "CREATE PROCEDURE p(target int) LANGUAGE plpgsql AS $$ DECLARE n int; BEGIN UPDATE t SET a = target; GET DIAGNOSTICS n = ROW_COUNT; END $$",
         ] {
             assert_eq!(verdict(sql), Verdict::Safe, "{sql}");
         }

@@ -524,7 +524,10 @@ fn the_release_gate_refuses_only_what_endangers_the_database_in_hand() {
     }
     // `check` reports the same files at their own severities.
     assert_eq!(
-        flagged(PG, &[("1_a.up.sql", "DO $$ BEGIN EXECUTE 'SELECT ' || 1; END $$;")]),
+        flagged(
+            PG,
+            &[("1_a.up.sql", "DO $$ BEGIN EXECUTE 'SELECT ' || 1; END $$;")]
+        ),
         ["opaque-sql"]
     );
     let f = run(
