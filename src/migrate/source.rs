@@ -673,21 +673,30 @@ fn assemble(
         ups.insert(version, (name, kind, script, checksum, file_name));
     }
 
+    // A down file pairs with the `.up.sql` file of its version, whatever its name says, as
+    // sqlx and golang-migrate pair them (`30_add_x.up.sql` with `30_drop_x.down.sql`).
     let mut down_by_version: BTreeMap<Version, Script> = BTreeMap::new();
+    let mut down_files: BTreeMap<Version, String> = BTreeMap::new();
     for (version, name, file_name, script) in downs {
-        match ups.get(&version) {
-            Some((up_name, Kind::Up, ..)) if *up_name == name => {
+        if let Some((_, Kind::Up, ..)) = ups.get(&version) {
+            if let Some(other) = down_files.get(&version) {
+                errors.push(SourceError::DuplicateVersion {
+                    file: dir.join(&file_name),
+                    version,
+                    other: dir.join(other),
+                });
+            } else {
+                down_files.insert(version, file_name);
                 down_by_version.insert(version, script);
-                continue;
             }
-            _ => {}
+            continue;
         }
         // Its up file is there but has errors of its own (reported above), or lost to a
         // duplicate version: saying "without an up file" would send the reader looking for
         // a file that exists.
         let up = up_names
             .iter()
-            .find(|(v, n, k, _)| *v == version && *n == name && *k == Kind::Up);
+            .find(|(v, _, k, _)| *v == version && *k == Kind::Up);
         if up.is_some() {
             continue;
         }
@@ -702,10 +711,10 @@ fn assemble(
                     fix: format!("a `.sql` file is irreversible by its name; rename it to {expected} to pair them, or delete this down file"),
                 }
             }
-            Some((_, up_name, _, up_file)) => SourceError::DownNotPaired {
+            Some((_, _, _, up_file)) => SourceError::DownNotPaired {
                 file,
                 up: dir.join(up_file),
-                fix: format!("the names differ (`{name}` here, `{up_name}` there, compared exactly); rename one so they match"),
+                fix: "a `.sql` file is irreversible by its name; rename it to <version>_<name>.up.sql to pair them, or delete this down file".into(),
             },
             None => SourceError::DownWithoutUp { file, expected },
         });
@@ -1034,8 +1043,8 @@ mod tests {
                 "m/1_a.down.sql: down file does not pair with m/1_a.sql: a `.sql` file is irreversible by its name; rename it to 1_a.up.sql",
             ),
             (
-                &[("1_Users.up.sql", "SELECT 1;"), ("1_users.DOWN.sql", "SELECT 1;")],
-                "m/1_users.DOWN.sql: down file does not pair with m/1_Users.up.sql: the names differ (`users` here, `Users` there",
+                &[("1_a.up.sql", "SELECT 1;"), ("1_a.down.sql", "SELECT 1;"), ("1_b.down.sql", "SELECT 1;")],
+                "m/1_b.down.sql: duplicate version 1",
             ),
             (
                 &[("1_a.up.sql", "SELECT 1;\nCOMMIT;"), ("1_a.down.sql", "SELECT 1;")],
@@ -1095,6 +1104,26 @@ mod tests {
             assert_eq!(errs.len(), 1, "{errs:?}");
             assert!(errs[0].contains(want), "got {:?}, want {want:?}", errs[0]);
         }
+    }
+
+    #[test]
+    fn a_down_file_pairs_with_the_up_file_of_its_version_whatever_its_name() {
+        // sqlx and golang-migrate pair by version: real projects name the two differently.
+        let set = set(&[
+            (
+                "30_add_magic_metadata.up.sql",
+                "ALTER TABLE t ADD COLUMN m text;",
+            ),
+            (
+                "30_drop_magic_metadata.down.sql",
+                "ALTER TABLE t DROP COLUMN m;",
+            ),
+        ])
+        .expect("valid");
+        let m = set.get(30).expect("migration 30");
+        assert_eq!(m.name, "add_magic_metadata");
+        let down = m.down.as_ref().expect("paired");
+        assert!(down.path.ends_with("30_drop_magic_metadata.down.sql"));
     }
 
     #[test]
