@@ -909,10 +909,12 @@ impl Backend {
         }
     }
 
-    /// Whether a migration and its history row can commit atomically. Not on MySQL, where DDL
-    /// commits implicitly: there every migration runs statement by statement with progress.
-    pub fn atomic_ddl(&self) -> bool {
-        self.dialect != Dialect::Mysql
+    /// Whether `script` and its history row can commit atomically. On MySQL only a file of data
+    /// changes can ([`split::mysql::data_only`](super::split::mysql::data_only)): DDL and the
+    /// other statements that commit implicitly would commit half of it, so such a file runs
+    /// statement by statement with progress.
+    pub fn atomic(&self, script: &super::source::Script) -> bool {
+        self.dialect != Dialect::Mysql || super::split::mysql::data_only(&script.statements)
     }
 
     /// The tables (and, on PostgreSQL and SQLite, indexes) that exist now, with size estimates,
@@ -964,18 +966,58 @@ impl Backend {
             .collect())
     }
 
-    /// A script's statements as this engine splits them.
+    /// A script's statements, as this engine splits them (the set was read for this engine).
     pub fn statements<'s>(
         &self,
         script: &'s super::source::Script,
-    ) -> std::borrow::Cow<'s, [super::split::Statement]> {
-        match self.dialect {
-            Dialect::Mysql => std::borrow::Cow::Owned(super::split::statements_with(
-                &script.sql,
-                super::split::Flavor::Mysql,
-            )),
-            _ => std::borrow::Cow::Borrowed(&script.statements),
+    ) -> &'s [super::split::Statement] {
+        &script.statements
+    }
+
+    /// The SQL of a script run in one transaction. On MySQL the statements one after the
+    /// other, each as written: the file may hold the client's `DELIMITER` lines, which the
+    /// server does not know.
+    fn script_sql<'s>(&self, script: &'s super::source::Script) -> std::borrow::Cow<'s, str> {
+        if self.dialect != Dialect::Mysql {
+            return std::borrow::Cow::Borrowed(&script.sql);
         }
+        let mut sql = String::with_capacity(script.sql.len() + 3 * script.statements.len());
+        for (i, s) in script.statements.iter().enumerate() {
+            if i > 0 {
+                // A statement may end in a line comment; MySQL refuses an empty statement.
+                sql.push_str("\n;\n");
+            }
+            sql.push_str(&s.sql);
+        }
+        std::borrow::Cow::Owned(sql)
+    }
+
+    /// Runs a transaction batch; on MySQL, whose session timeouts cannot be local to a
+    /// transaction, with the lock verified and the script's timeouts set before and reset after.
+    async fn exec_transaction(
+        &mut self,
+        batch: &str,
+        timeouts: Timeouts,
+        bound: Option<Duration>,
+    ) -> Result<(), DbError> {
+        let mysql = self.dialect == Dialect::Mysql;
+        let custom = mysql && timeouts != self.default_timeouts();
+        if mysql {
+            self.verify_lock().await?;
+        }
+        if custom {
+            self.set_session_timeouts(timeouts).await?;
+        }
+        let result = self.exec_within(batch, bound).await;
+        if result.is_err() {
+            self.rollback().await;
+        }
+        if custom {
+            let reset = self.reset_session_timeouts().await;
+            result?;
+            return reset;
+        }
+        result
     }
 
     fn session_timeouts(&self, t: Timeouts, local: bool) -> String {
@@ -1022,10 +1064,10 @@ impl Backend {
     ) -> Result<(), DbError> {
         let elapsed = self.dialect.elapsed_ms();
         let insert = self.insert_applied_sql(record, State::Applied, elapsed.unwrap_or("0"));
-        let batch = self.transaction_batch(&script.sql, timeouts, &insert);
+        let batch = self.transaction_batch(&self.script_sql(script), timeouts, &insert);
         let bound = self.script_bound(timeouts, script.statements.len());
         let started = std::time::Instant::now();
-        match self.exec_within(&batch, bound).await {
+        match self.exec_transaction(&batch, timeouts, bound).await {
             Ok(()) if elapsed.is_some() => Ok(()),
             Ok(()) => {
                 // The engine cannot time its own transaction: record the time after the commit.
@@ -1039,10 +1081,7 @@ impl Backend {
                 }
                 Ok(())
             }
-            Err(e) => {
-                self.rollback().await;
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
@@ -1051,7 +1090,7 @@ impl Backend {
         let mut batch = String::with_capacity(sql.len() + tail.len() + 512);
         batch.push_str(self.dialect.begin());
         batch.push_str(";\n");
-        if timeouts != self.default_timeouts() {
+        if timeouts != self.default_timeouts() && self.dialect != Dialect::Mysql {
             batch.push_str(&self.session_timeouts(timeouts, true));
         }
         if let (Some(key), Dialect::Postgres) = (&self.pg_lock, self.dialect) {
@@ -1153,15 +1192,9 @@ impl Backend {
             self.tables.migrations,
             self.audit_sql(audit)
         );
-        let batch = self.transaction_batch(&script.sql, timeouts, &tail);
+        let batch = self.transaction_batch(&self.script_sql(script), timeouts, &tail);
         let bound = self.script_bound(timeouts, script.statements.len());
-        match self.exec_within(&batch, bound).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.rollback().await;
-                Err(e)
-            }
-        }
+        self.exec_transaction(&batch, timeouts, bound).await
     }
 
     /// Deletes a history row (after a no-transaction down script ran), with its audit row.
