@@ -200,3 +200,275 @@ fn mariadb_data_only_file_is_atomic() {
     p.run(&db, &["up"]).code(0);
     assert_eq!(db.int("SELECT count(*) FROM seeds"), 2, "applied once");
 }
+
+/// Property tests: shipgate's statement boundaries are the server's. Each generated file mixes
+/// statements that log their index with noise in every lexical form the engine knows (strings
+/// holding `;` and quotes, identifiers in every quoting, comments, trigger bodies). The file
+/// runs whole, as the server splits it; then shipgate's statements run one at a time, each of
+/// which must be exactly one of the server's statements (one log row with its own index, or
+/// one trigger) and must match the generated text; both runs must leave the same rows.
+mod boundaries {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use shipgate::config::Engine as Rules;
+    use shipgate::migrate::split;
+
+    use crate::support::{Db, Engine, Session};
+
+    /// One generated statement: its text, and whether it logs (else it creates a trigger).
+    #[derive(Debug, Clone)]
+    struct Generated {
+        sql: String,
+        logs: bool,
+    }
+
+    fn pick(options: &'static [&'static str]) -> impl Strategy<Value = &'static str> {
+        proptest::sample::select(options)
+    }
+
+    fn sqlite_statement(i: usize) -> impl Strategy<Value = Generated> {
+        let strings = pick(&[
+            "'a;b'",
+            "'it''s; ok'",
+            "'--;'",
+            "'/*;'",
+            "'[;'",
+            "'\"; `'",
+            "'END;'",
+            "x'3b27'",
+            "'line\nbreak;'",
+        ]);
+        let idents = pick(&[
+            "[it's;]",
+            "\"a;\"\"b\"",
+            "`c;``d`",
+            "v",
+            "[end]",
+            "\"trigger\"",
+        ]);
+        let lead = pick(&["", "-- c;'\n", "/* [ ; */ ", "/* /* */ "]);
+        let trail = pick(&["", " /* ;' */", " -- x;\n"]);
+        let temp = pick(&["", "TEMP ", "temporary "]);
+        let end = pick(&["END", "end", "End"]);
+        let inner = pick(&["", "/* c */ ", "-- c;\n"]);
+        (
+            any::<bool>(),
+            strings,
+            idents,
+            lead,
+            trail,
+            temp,
+            end,
+            inner,
+        )
+            .prop_map(move |(logs, s, id, lead, trail, temp, end, inner)| {
+                let sql = if logs {
+                    format!("{lead}INSERT INTO log (k, v) SELECT {i}, {s} AS {id}{trail}")
+                } else {
+                    format!(
+                        "{lead}CREATE {temp}TRIGGER tr_{i} AFTER INSERT ON log WHEN NEW.k = {i} \
+                         BEGIN INSERT INTO fired VALUES ({i}, {s}); \
+                         SELECT CASE WHEN 1 THEN 'x' {end} AS {id}; {inner}{end}"
+                    )
+                };
+                Generated { sql, logs }
+            })
+    }
+
+    fn mysql_statement(i: usize) -> impl Strategy<Value = Generated> {
+        let strings = pick(&[
+            "'a;b'",
+            "'it\\'s; ok'",
+            "'it''s'",
+            "'back\\\\slash;'",
+            "\"dq\\\";\"",
+            "'#;'",
+            "'-- ;'",
+            "'/*!;*/'",
+            "'END;'",
+        ]);
+        let idents = pick(&["`a;b`", "`it``s`", "v", "`begin`"]);
+        let lead = pick(&["", "# c;'\n", "-- c;\n", "/* ; */ ", "--\tx;\n"]);
+        let wrap = any::<bool>();
+        let end = pick(&["END", "end"]);
+        (any::<bool>(), strings, idents, lead, wrap, end).prop_map(
+            move |(logs, s, id, lead, wrap, end)| {
+                let sql = if logs {
+                    let body = format!("INSERT INTO log (k, v) SELECT {i}, {s} AS {id}");
+                    if wrap {
+                        format!("{lead}/*!40101 {body} */")
+                    } else {
+                        format!("{lead}{body}")
+                    }
+                } else {
+                    format!(
+                        "{lead}CREATE TRIGGER tr_{i} AFTER INSERT ON log FOR EACH ROW BEGIN \
+                         IF NEW.k = {i} THEN INSERT INTO fired VALUES ({i}, {s}); END IF; \
+                         SET @x = CASE WHEN 1 THEN 'x' {end}; {end}"
+                    )
+                };
+                Generated { sql, logs }
+            },
+        )
+    }
+
+    fn file(
+        statement: fn(usize) -> BoxedStrategy<Generated>,
+        separators: &'static [&'static str],
+    ) -> impl Strategy<Value = (Vec<Generated>, Vec<&'static str>)> {
+        (1usize..7).prop_flat_map(move |n| {
+            (
+                (0..n).map(statement).collect::<Vec<_>>(),
+                proptest::collection::vec(pick(separators), n),
+            )
+        })
+    }
+
+    /// The file: each statement, `;`, and a separator of white space or comments.
+    fn text(statements: &[Generated], separators: &[&str]) -> String {
+        statements
+            .iter()
+            .zip(separators)
+            .map(|(s, sep)| format!("{};{sep}", s.sql))
+            .collect()
+    }
+
+    struct Case<'a> {
+        session: &'a mut Session,
+        reset: &'a str,
+        state: &'a str,
+        triggers: &'a str,
+    }
+
+    impl Case<'_> {
+        fn check(&mut self, rules: Rules, statements: &[Generated], separators: &[&str]) {
+            let sql = text(statements, separators);
+            let split: Vec<String> = split::statements(&sql, rules)
+                .into_iter()
+                .map(|s| s.sql)
+                .collect();
+            // A comment between two statements belongs to the one after it.
+            let want: Vec<String> = statements
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let before = if i == 0 { "" } else { separators[i - 1] };
+                    format!("{before}{}", s.sql).trim().to_owned()
+                })
+                .collect();
+            assert_eq!(split, want, "shipgate's statements of:\n{sql}");
+
+            self.session.exec(self.reset);
+            self.session.exec(&sql);
+            let whole = self.session.query(self.state);
+
+            self.session.exec(self.reset);
+            for (i, (piece, generated)) in split.iter().zip(statements).enumerate() {
+                let logged = self.session.query("SELECT count(*) FROM log")[0][0].clone();
+                let triggers = self.session.query(self.triggers)[0][0].clone();
+                self.session.exec(piece);
+                let count = |rows: Vec<Vec<Option<String>>>| -> i64 {
+                    rows[0][0]
+                        .as_deref()
+                        .unwrap_or("0")
+                        .parse()
+                        .expect("a count")
+                };
+                let was = |v: Option<String>| -> i64 {
+                    v.as_deref().unwrap_or("0").parse().expect("a count")
+                };
+                let logged_now = count(self.session.query("SELECT count(*) FROM log"));
+                let triggers_now = count(self.session.query(self.triggers));
+                let (rows, made) = if generated.logs { (1, 0) } else { (0, 1) };
+                assert_eq!(
+                    (logged_now - was(logged), triggers_now - was(triggers)),
+                    (rows, made),
+                    "statement {i} is one statement to the server: {piece}\nin:\n{sql}"
+                );
+                let last = self
+                    .session
+                    .query("SELECT CAST(max(k) AS CHAR) FROM log WHERE k IS NOT NULL");
+                if generated.logs {
+                    assert_eq!(
+                        last[0][0].as_deref(),
+                        Some(i.to_string().as_str()),
+                        "{piece}"
+                    );
+                }
+            }
+            assert_eq!(
+                self.session.query(self.state),
+                whole,
+                "one at a time as the whole file:\n{sql}"
+            );
+        }
+    }
+
+    fn runner(cases: u32) -> TestRunner {
+        TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        })
+    }
+
+    /// SQLite's prepare-and-tail loop (sqlx's `raw_sql`) against `split::statements`.
+    #[test]
+    fn sqlite_boundaries_are_sqlites() {
+        let db = Db::new(Engine::Sqlite);
+        std::fs::File::create(db.sqlite_path()).expect("an empty database file");
+        let mut session = db.session();
+        let case = std::cell::RefCell::new(Case {
+            session: &mut session,
+            reset: "DROP TABLE IF EXISTS log; DROP TABLE IF EXISTS fired; \
+                    CREATE TABLE log (k integer, v text); CREATE TABLE fired (k integer, v text);",
+            state: "SELECT CAST(k AS TEXT), v FROM log UNION ALL SELECT 'fired ' || k, v FROM fired \
+                    UNION ALL SELECT 'trigger', name FROM sqlite_master WHERE type = 'trigger' \
+                    UNION ALL SELECT 'trigger', name FROM sqlite_temp_master WHERE type = 'trigger' \
+                    ORDER BY 1, 2",
+            triggers: "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'trigger') + \
+                       (SELECT count(*) FROM sqlite_temp_master WHERE type = 'trigger')",
+        });
+        let strategy = file(
+            |i| sqlite_statement(i).boxed(),
+            &["\n", " ", "\n-- after;'\n", "/* ; */\n", "\r\n"],
+        );
+        runner(200)
+            .run(&strategy, |(statements, separators)| {
+                case.borrow_mut()
+                    .check(Rules::Sqlite, &statements, &separators);
+                Ok(())
+            })
+            .expect("shipgate splits as SQLite does");
+    }
+
+    /// MariaDB's own multi-statement parsing (the whole file in one message) against
+    /// `split::statements`.
+    #[test]
+    fn mariadb_boundaries_are_mariadbs() {
+        let db = Db::new(Engine::Mariadb);
+        let mut session = db.session();
+        let case = std::cell::RefCell::new(Case {
+            session: &mut session,
+            reset: "DROP TABLE IF EXISTS log; DROP TABLE IF EXISTS fired; \
+                    CREATE TABLE log (k int, v text); CREATE TABLE fired (k int, v text)",
+            state: "SELECT CAST(k AS CHAR), v FROM log UNION ALL \
+                    SELECT CONCAT('fired ', k), v FROM fired UNION ALL \
+                    SELECT 'trigger', TRIGGER_NAME FROM information_schema.TRIGGERS \
+                    WHERE TRIGGER_SCHEMA = DATABASE() ORDER BY 1, 2",
+            triggers: "SELECT count(*) FROM information_schema.TRIGGERS \
+                       WHERE TRIGGER_SCHEMA = DATABASE()",
+        });
+        let strategy = file(
+            |i| mysql_statement(i).boxed(),
+            &["\n", " ", "\n# after;'\n", "/* ; */\n", "\r\n"],
+        );
+        runner(48)
+            .run(&strategy, |(statements, separators)| {
+                case.borrow_mut()
+                    .check(Rules::Mysql, &statements, &separators);
+                Ok(())
+            })
+            .expect("shipgate splits as MariaDB does");
+    }
+}
