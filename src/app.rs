@@ -242,7 +242,8 @@ async fn dispatch(
 }
 
 fn load_set(config: &Config) -> Result<MigrationSet, Failure> {
-    source::load(&config.migrations).map_err(|e| migrate::Error::Source(e).into())
+    source::load(&config.migrations, config.database_engine())
+        .map_err(|e| migrate::Error::Source(e).into())
 }
 
 /// The migration files and a connection to the configured database, read and made at once.
@@ -797,6 +798,7 @@ fn source_finding(e: &SourceError) -> Finding {
         | SourceError::ForeignLayout { file, .. }
         | SourceError::DownNotPaired { file, .. } => (Some(file), None),
         SourceError::ForeignMarker { file, line, .. }
+        | SourceError::NulByte { file, line, .. }
         | SourceError::UnknownDirective { file, line, .. }
         | SourceError::BadDirective { file, line, .. }
         | SourceError::TransactionControl { file, line, .. } => (Some(file), Some(*line)),
@@ -831,7 +833,7 @@ async fn check(
     let mut linted = 0;
     let engine = check_engine(args, config);
     let mut catalog = Catalog::Assumed;
-    match source::load(&config.migrations) {
+    match source::load(&config.migrations, engine) {
         Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
         Ok(set) => {
             count = set.migrations.len();

@@ -160,6 +160,14 @@ impl fmt::Debug for WebhookSecret {
     }
 }
 
+impl Config {
+    /// The engine of the database URL, whose rules split the migration files. A URL that names
+    /// none was refused while loading the config; PostgreSQL stands in for it.
+    pub fn database_engine(&self) -> Engine {
+        self.database.engine().unwrap_or(Engine::Postgres)
+    }
+}
+
 /// Bounds and names the migration engine runs with.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {

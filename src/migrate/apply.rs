@@ -14,7 +14,7 @@ use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Tim
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
 use super::{jitter, lock, Error, Interrupt, Stage};
-use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
+use crate::config::{DatabaseUrl, DeployInfo, Engine, EngineSettings};
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -91,7 +91,9 @@ pub async fn load_and_connect(
     interrupt: &mut Interrupt,
 ) -> Result<(MigrationSet, Backend, PlanHistory), Error> {
     let dir = dir.to_owned();
-    let mut loading = tokio::task::spawn_blocking(move || source::load(&dir));
+    // An unreadable URL fails the connect below; the files still split by some engine's rules.
+    let engine = url.engine().unwrap_or(Engine::Postgres);
+    let mut loading = tokio::task::spawn_blocking(move || source::load(&dir, engine));
     let joined = |r: Result<Result<MigrationSet, SourceErrors>, tokio::task::JoinError>| match r {
         Ok(Ok(set)) => Ok(set),
         Ok(Err(e)) => Err(Error::Source(e)),
@@ -533,7 +535,7 @@ async fn apply_pending(
             .get(entry.version)
             .expect("the plan only lists versions from the set");
         let started = Instant::now();
-        let tracked = m.up.directives.no_transaction || !backend.atomic_ddl();
+        let tracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
         let total = backend.statements(&m.up).len();
         options.progress.update(|p| {
             p.current = Some(InProgress {
@@ -607,7 +609,7 @@ async fn apply_one(
     };
     let t = timeouts(&m.up, settings);
     let file = m.up.path.display().to_string();
-    if m.up.directives.no_transaction || !backend.atomic_ddl() {
+    if m.up.directives.no_transaction || !backend.atomic(&m.up) {
         return apply_untracked(
             backend,
             m,
@@ -694,7 +696,7 @@ async fn apply_untracked(
         .await
         .map_err(Error::db("setting the migration's timeouts"))?;
     let started = Instant::now();
-    let statements = backend.statements(&m.up).into_owned();
+    let statements = backend.statements(&m.up).to_vec();
     let total = statements.len();
     for (i, statement) in statements.iter().enumerate() {
         match exec_step(
@@ -1083,7 +1085,7 @@ async fn revert_each(
             deploy,
         };
         let started = Instant::now();
-        if script.directives.no_transaction || !backend.atomic_ddl() {
+        if script.directives.no_transaction || !backend.atomic(script) {
             backend
                 .verify_lock()
                 .await
@@ -1107,7 +1109,7 @@ async fn revert_each(
                 .set_session_timeouts(t)
                 .await
                 .map_err(Error::db("setting the revert's timeouts"))?;
-            let statements = backend.statements(script).into_owned();
+            let statements = backend.statements(script).to_vec();
             let total = statements.len();
             for (i, statement) in statements.iter().enumerate() {
                 let step = exec_step(

@@ -447,6 +447,12 @@ impl Dialect {
     }
 }
 
+/// About how many bytes of a migration file SQLite and MySQL get per message
+/// ([`Backend::script_chunks`]): small enough that SQLite's copy of the rest of each message
+/// per statement stays cheap, large enough that a file of many small statements takes few
+/// round trips.
+const CHUNK: usize = 16 * 1024;
+
 /// The names of shipgate's tables, quoted and qualified for SQL.
 #[derive(Debug, Clone)]
 pub(crate) struct Tables {
@@ -927,10 +933,12 @@ impl Backend {
         }
     }
 
-    /// Whether a migration and its history row can commit atomically. Not on MySQL, where DDL
-    /// commits implicitly: there every migration runs statement by statement with progress.
-    pub fn atomic_ddl(&self) -> bool {
-        self.dialect != Dialect::Mysql
+    /// Whether `script` and its history row can commit atomically. On MySQL only a file of data
+    /// changes can ([`split::mysql::data_only`](super::split::mysql::data_only)): DDL and the
+    /// other statements that commit implicitly would commit half of it, so such a file runs
+    /// statement by statement with progress.
+    pub fn atomic(&self, script: &super::source::Script) -> bool {
+        self.dialect != Dialect::Mysql || super::split::mysql::data_only(&script.statements)
     }
 
     /// The tables (and, on PostgreSQL and SQLite, indexes) that exist now, with size estimates,
@@ -982,18 +990,112 @@ impl Backend {
             .collect())
     }
 
-    /// A script's statements as this engine splits them.
+    /// A script's statements, as this engine splits them (the set was read for this engine).
     pub fn statements<'s>(
         &self,
         script: &'s super::source::Script,
-    ) -> std::borrow::Cow<'s, [super::split::Statement]> {
-        match self.dialect {
-            Dialect::Mysql => std::borrow::Cow::Owned(super::split::statements_with(
-                &script.sql,
-                super::split::Flavor::Mysql,
-            )),
-            _ => std::borrow::Cow::Borrowed(&script.statements),
+    ) -> &'s [super::split::Statement] {
+        &script.statements
+    }
+
+    /// The SQL of a script run in one transaction, in pieces of whole statements of about
+    /// [`CHUNK`] bytes. SQLite copies the rest of the text each time it prepares a statement,
+    /// so one message of a whole file costs the square of its size; MySQL refuses a message
+    /// beyond `max_allowed_packet` and does not know the client's `DELIMITER` lines, so its
+    /// pieces are the statements joined. PostgreSQL takes the file as one message.
+    fn script_chunks<'s>(
+        &self,
+        script: &'s super::source::Script,
+    ) -> Vec<std::borrow::Cow<'s, str>> {
+        use std::borrow::Cow;
+        let engine = match self.dialect {
+            Dialect::Postgres => return vec![Cow::Borrowed(&script.sql)],
+            Dialect::Sqlite => Engine::Sqlite,
+            Dialect::Mysql => Engine::Mysql,
+        };
+        let mut chunks = Vec::new();
+        if engine == Engine::Sqlite {
+            // Slices of the file's own bytes, cut just after a statement's terminator.
+            let mut start = 0;
+            for (_, span) in super::split::spanned(&script.sql, engine) {
+                if span.end - start >= CHUNK {
+                    chunks.push(Cow::Borrowed(&script.sql[start..span.end]));
+                    start = span.end;
+                }
+            }
+            if start < script.sql.len() {
+                chunks.push(Cow::Borrowed(&script.sql[start..]));
+            }
+            return chunks;
         }
+        let mut chunk = String::new();
+        for s in &script.statements {
+            if !chunk.is_empty() {
+                // A statement may end in a line comment; MySQL refuses an empty statement.
+                chunk.push_str("\n;\n");
+            }
+            chunk.push_str(&s.sql);
+            if chunk.len() >= CHUNK {
+                chunks.push(Cow::Owned(std::mem::take(&mut chunk)));
+            }
+        }
+        if !chunk.is_empty() {
+            chunks.push(Cow::Owned(chunk));
+        }
+        chunks
+    }
+
+    /// Runs `script` and then `tail` (shipgate's own bookkeeping) in one transaction, and
+    /// rolls back on error. PostgreSQL: one message, `BEGIN; lock check; file; tail; COMMIT`.
+    /// SQLite and MySQL: the same transaction in several messages ([`Backend::script_chunks`]);
+    /// on MySQL, whose session timeouts cannot be local to a transaction, with the lock
+    /// verified first and the file's timeouts set before and reset after.
+    async fn run_transaction(
+        &mut self,
+        script: &super::source::Script,
+        timeouts: Timeouts,
+        tail: &str,
+    ) -> Result<(), DbError> {
+        let bound = self.script_bound(timeouts, script.statements.len());
+        if self.dialect == Dialect::Postgres {
+            let batch = self.transaction_batch(&script.sql, timeouts, tail);
+            let result = self.exec_within(&batch, bound).await;
+            if result.is_err() {
+                self.rollback().await;
+            }
+            return result;
+        }
+        let mysql = self.dialect == Dialect::Mysql;
+        let custom = timeouts != self.default_timeouts();
+        if mysql {
+            self.verify_lock().await?;
+        }
+        if custom && mysql {
+            self.set_session_timeouts(timeouts).await?;
+        }
+        let mut head = format!("{};\n", self.dialect.begin());
+        if custom && !mysql {
+            head.push_str(&self.session_timeouts(timeouts, true));
+        }
+        let mut result = self.exec(&head).await;
+        for chunk in self.script_chunks(script) {
+            if result.is_err() {
+                break;
+            }
+            result = self.exec_within(&chunk, bound).await;
+        }
+        if result.is_ok() {
+            result = self.exec(&format!("{tail};\nCOMMIT")).await;
+        }
+        if result.is_err() {
+            self.rollback().await;
+        }
+        if custom && mysql {
+            let reset = self.reset_session_timeouts().await;
+            result?;
+            return reset;
+        }
+        result
     }
 
     fn session_timeouts(&self, t: Timeouts, local: bool) -> String {
@@ -1040,10 +1142,8 @@ impl Backend {
     ) -> Result<(), DbError> {
         let elapsed = self.dialect.elapsed_ms();
         let insert = self.insert_applied_sql(record, State::Applied, elapsed.unwrap_or("0"));
-        let batch = self.transaction_batch(&script.sql, timeouts, &insert);
-        let bound = self.script_bound(timeouts, script.statements.len());
         let started = std::time::Instant::now();
-        match self.exec_within(&batch, bound).await {
+        match self.run_transaction(script, timeouts, &insert).await {
             Ok(()) if elapsed.is_some() => Ok(()),
             Ok(()) => {
                 // The engine cannot time its own transaction: record the time after the commit.
@@ -1057,14 +1157,12 @@ impl Backend {
                 }
                 Ok(())
             }
-            Err(e) => {
-                self.rollback().await;
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
-    /// `BEGIN; [timeouts;] [lock check;] <sql> ; <tail>; COMMIT` — one message, one round trip.
+    /// `BEGIN; [timeouts;] [lock check;] <sql> ; <tail>; COMMIT` — one message, one round trip
+    /// (PostgreSQL).
     fn transaction_batch(&self, sql: &str, timeouts: Timeouts, tail: &str) -> String {
         let mut batch = String::with_capacity(sql.len() + tail.len() + 512);
         batch.push_str(self.dialect.begin());
@@ -1171,15 +1269,7 @@ impl Backend {
             self.tables.migrations,
             self.audit_sql(audit)
         );
-        let batch = self.transaction_batch(&script.sql, timeouts, &tail);
-        let bound = self.script_bound(timeouts, script.statements.len());
-        match self.exec_within(&batch, bound).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.rollback().await;
-                Err(e)
-            }
-        }
+        self.run_transaction(script, timeouts, &tail).await
     }
 
     /// Deletes a history row (after a no-transaction down script ran), with its audit row.

@@ -1,9 +1,9 @@
 //! MySQL and MariaDB specifics: connecting, the named lock, session bounds, catalog queries,
 //! DDL of shipgate's tables, error numbers.
 //!
-//! DDL commits implicitly on MySQL, so `backend::Backend::atomic_ddl` is false here and every
-//! migration runs statement by statement with its progress recorded: a failure or a crash
-//! leaves a precise dirty row. The lock is `GET_LOCK(name, 0)`, polled (never a blocking wait),
+//! DDL commits implicitly on MySQL, so `backend::Backend::atomic` is false here for every
+//! file but one of data changes only, and such a migration runs statement by statement with
+//! its progress recorded: a failure or a crash leaves a precise dirty row. The lock is `GET_LOCK(name, 0)`, polled (never a blocking wait),
 //! with a name derived from database and table that fits MySQL's 64-character limit.
 
 use std::str::FromStr;

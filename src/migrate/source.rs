@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::foreign::{self, Layout};
 use super::split::{self, Statement};
+use crate::config::Engine;
 
 /// A migration version: a positive integer, ordered numerically.
 pub type Version = i64;
@@ -66,11 +67,12 @@ pub struct Migration {
 pub struct Script {
     /// Path of the file, as found in the directory.
     pub path: PathBuf,
-    /// The SQL to send when the file runs in one transaction. Equal to the file's text, except
-    /// that a `BEGIN; … COMMIT;` wrapper written by hand (golang-migrate style) is removed
-    /// because shipgate opens the transaction itself.
+    /// The SQL to send when the file runs in one transaction: the file's bytes (less a BOM;
+    /// line endings as written), except that a `BEGIN; … COMMIT;` wrapper written by hand
+    /// (golang-migrate style) is cut out because shipgate opens the transaction itself.
     pub sql: String,
-    /// The statements, in order, as the no-transaction path runs them.
+    /// The statements, in order, split by the rules of the engine the set was read for, as
+    /// the no-transaction path runs them.
     pub statements: Vec<Statement>,
     /// Directives from the file's comments.
     pub directives: Directives,
@@ -226,6 +228,17 @@ pub enum SourceError {
         /// Byte offset of the first invalid sequence.
         offset: usize,
     },
+    /// The file holds a NUL byte: no server reads past one (SQLite stops there), so what would
+    /// run is not what the file says.
+    #[error("{}: NUL byte on line {line} (offset {offset}): a migration file is text, and the database would stop reading it there", file.display())]
+    NulByte {
+        /// The file.
+        file: PathBuf,
+        /// The line it stands on (1-based).
+        line: usize,
+        /// Its byte offset.
+        offset: usize,
+    },
     /// A down file beside an up file of its version that it does not pair with.
     #[error("{}: down file does not pair with {}: {fix}", file.display(), up.display())]
     DownNotPaired {
@@ -304,8 +317,8 @@ enum Kind {
 ///
 /// The every-deploy path reads and hashes every file: each is opened relative to the
 /// directory and read into one reused buffer (openat, fstat, read, read, close), and the result
-/// is what [`parse`] gives for the same bytes.
-pub fn load(dir: &Path) -> Result<MigrationSet, SourceErrors> {
+/// is what [`parse_as`] gives for the same bytes. Statements are split by `engine`'s rules.
+pub fn load(dir: &Path, engine: Engine) -> Result<MigrationSet, SourceErrors> {
     let Listing { names, problems } = list(dir)?;
     let mut buf = Vec::with_capacity(64 * 1024);
     let dir_fd = rustix::fs::open(
@@ -327,7 +340,7 @@ pub fn load(dir: &Path) -> Result<MigrationSet, SourceErrors> {
                 Err(e) => return Prepared::failed(file_name, e),
             };
             match read_at(&dir_fd, &file_name, &mut buf) {
-                Ok(()) => prepare(dir, file_name, parts, &buf),
+                Ok(()) => prepare(dir, file_name, parts, &buf, engine),
                 Err(unread) => {
                     let e = unread.into_error(dir.join(&file_name));
                     Prepared::failed(file_name, e)
@@ -518,14 +531,24 @@ fn dangling(dir: &rustix::fd::OwnedFd, name: &str) -> Unread {
     }
 }
 
-/// Validates `files` (name, contents) found in `dir` into a [`MigrationSet`]. Pure.
-pub fn parse(dir: &Path, mut files: Vec<(String, Vec<u8>)>) -> Result<MigrationSet, SourceErrors> {
+/// Validates `files` (name, contents) found in `dir` into a [`MigrationSet`], splitting
+/// statements by PostgreSQL's rules. Pure.
+pub fn parse(dir: &Path, files: Vec<(String, Vec<u8>)>) -> Result<MigrationSet, SourceErrors> {
+    parse_as(Engine::Postgres, dir, files)
+}
+
+/// [`parse`], splitting statements by `engine`'s rules. Pure.
+pub fn parse_as(
+    engine: Engine,
+    dir: &Path,
+    mut files: Vec<(String, Vec<u8>)>,
+) -> Result<MigrationSet, SourceErrors> {
     files.sort_by(|a, b| a.0.cmp(&b.0));
     let prepared = files
         .into_iter()
         .filter(|(name, _)| is_sql_file_name(name) || foreign::file_name(name).is_some())
         .map(|(name, bytes)| match check_name(dir, &name) {
-            Ok(parts) => prepare(dir, name, parts, &bytes),
+            Ok(parts) => prepare(dir, name, parts, &bytes, engine),
             Err(e) => Prepared::failed(name, e),
         })
         .collect();
@@ -579,14 +602,28 @@ fn prepare(
     file_name: String,
     (version, name, kind): (Version, String, Kind),
     bytes: &[u8],
+    engine: Engine,
 ) -> Prepared {
     let path = dir.join(&file_name);
-    let text = match normalise(bytes) {
-        Ok(text) => text,
+    let raw = match decode(bytes) {
+        Ok(raw) => raw,
         Err(offset) => {
             return Prepared::failed(file_name, SourceError::NotUtf8 { file: path, offset })
         }
     };
+    if let Some(offset) = raw.find('\0') {
+        let text = line_endings(&raw[..offset]);
+        let line = 1 + text.matches('\n').count();
+        let e = SourceError::NulByte {
+            file: path,
+            line,
+            offset,
+        };
+        return Prepared::failed(file_name, e);
+    }
+    // The checksum and the directives read the text with LF line endings; what runs is the
+    // file's own bytes, so a CR inside a string literal stays data.
+    let text = line_endings(raw);
     if let Some(m) = foreign::marker(&text) {
         let e = SourceError::ForeignMarker {
             file: path,
@@ -597,7 +634,7 @@ fn prepare(
         return Prepared::failed(file_name, e);
     }
     let mut errors = Vec::new();
-    let Some(script) = script(&path, &text, &mut errors) else {
+    let Some(script) = script(&path, raw, &text, engine, &mut errors) else {
         return Prepared {
             file_name,
             outcome: Err(errors),
@@ -779,12 +816,22 @@ fn parse_file_name(file_name: &str) -> Result<(Version, String, Kind), String> {
 
 /// UTF-8 check, BOM removal and CRLF/CR → LF. `Err` carries the offset of the first bad byte.
 pub fn normalise(bytes: &[u8]) -> Result<String, usize> {
+    decode(bytes).map(|text| line_endings(text).into_owned())
+}
+
+/// UTF-8 check and BOM removal: the text that runs. `Err` carries the offset of the first bad
+/// byte.
+fn decode(bytes: &[u8]) -> Result<&str, usize> {
     let text = std::str::from_utf8(bytes).map_err(|e| e.valid_up_to())?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// CRLF and lone CR → LF, as the checksum and the directives read a file.
+fn line_endings(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.contains('\r') {
-        return Ok(text.to_owned());
+        return std::borrow::Cow::Borrowed(text);
     }
-    Ok(text.replace("\r\n", "\n").replace('\r', "\n"))
+    std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// The normalised checksum of raw file bytes, as recorded in history.
@@ -792,13 +839,21 @@ pub fn checksum(bytes: &[u8]) -> Option<String> {
     normalise(bytes).ok().map(|t| hex_sha256(t.as_bytes()))
 }
 
-fn script(path: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option<Script> {
+/// The script of one file: `raw` is what runs, `text` the same with LF line endings.
+fn script(
+    path: &Path,
+    raw: &str,
+    text: &str,
+    engine: Engine,
+    errors: &mut Vec<SourceError>,
+) -> Option<Script> {
     let before = errors.len();
     let directives = directives(path, text, errors);
-    let statements = split::statements(text);
+    let (statements, spans): (Vec<Statement>, Vec<_>) =
+        split::spanned(raw, engine).into_iter().unzip();
     // A comment-only file is valid: an up file is a deliberate no-op, a down file declares
     // the migration irreversible (`Script::is_empty`); the lint reports both.
-    let mut sql = text.to_owned();
+    let mut sql = raw.to_owned();
     let mut body: &[Statement] = &statements;
     if !directives.no_transaction {
         let is = |s: &Statement, words: &[&str]| words.iter().any(|w| first_words_are(&s.sql, w));
@@ -818,20 +873,17 @@ fn script(path: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option<Scri
         if let (Some(first), Some(last)) = (statements.first(), statements.last()) {
             if statements.len() >= 2 && is(first, &opens) && is(last, &closes) {
                 body = &statements[1..statements.len() - 1];
-                sql = body.iter().map(|s| format!("{};\n", s.sql)).collect();
+                // The bytes between the wrapper's statements, as written.
+                sql = raw[spans[0].end..spans[spans.len() - 1].start].to_owned();
             }
         }
         // SAVEPOINT, RELEASE and ROLLBACK TO work inside shipgate's transaction; these end it.
-        let control = ["begin", "start", "commit", "end", "rollback", "abort"];
         for s in body {
-            let first = first_word(&s.sql);
-            let is_control = control.iter().any(|k| first.eq_ignore_ascii_case(k))
-                && !starts_with_words(&s.sql, &["rollback", "to"]);
-            if is_control {
+            if let Some(keyword) = split::transaction_control(&s.sql, engine) {
                 errors.push(SourceError::TransactionControl {
                     file: path.to_owned(),
                     line: s.line,
-                    keyword: first.to_uppercase(),
+                    keyword,
                 });
             }
         }
@@ -844,15 +896,6 @@ fn script(path: &Path, text: &str, errors: &mut Vec<SourceError>) -> Option<Scri
     })
 }
 
-/// The first keyword of a statement, after leading comments.
-fn first_word(sql: &str) -> &str {
-    let code = strip_leading_comments(sql);
-    let end = code
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(code.len());
-    &code[..end]
-}
-
 fn first_words_are(sql: &str, words: &str) -> bool {
     let code = strip_leading_comments(sql);
     let mut got = code.split_whitespace();
@@ -860,13 +903,6 @@ fn first_words_are(sql: &str, words: &str) -> bool {
         .split(' ')
         .all(|w| got.next().is_some_and(|g| g.eq_ignore_ascii_case(w)));
     matched && got.next().is_none()
-}
-
-fn starts_with_words(sql: &str, words: &[&str]) -> bool {
-    let mut got = strip_leading_comments(sql).split_whitespace();
-    words
-        .iter()
-        .all(|w| got.next().is_some_and(|g| g.eq_ignore_ascii_case(w)))
 }
 
 fn strip_leading_comments(mut sql: &str) -> &str {
@@ -1215,7 +1251,7 @@ mod tests {
         for (name, text) in &files {
             std::fs::write(dir.path().join(name), text).expect("write");
         }
-        let loaded = load(dir.path()).expect("loads");
+        let loaded = load(dir.path(), Engine::Postgres).expect("loads");
         let bytes = files
             .iter()
             .map(|(n, t)| (n.to_string(), t.as_bytes().to_vec()))
@@ -1227,13 +1263,15 @@ mod tests {
 
         // Problems are reported alike too.
         std::fs::write(dir.path().join("3_dup.sql"), "SELECT 1;\n").expect("write");
-        let from_disk = load(dir.path()).expect_err("duplicate version").to_string();
+        let from_disk = load(dir.path(), Engine::Postgres)
+            .expect_err("duplicate version")
+            .to_string();
         assert!(from_disk.contains("3_dup.sql"), "{from_disk}");
     }
 
     /// The problems `load` reports for `dir`, as text.
     fn load_errors(dir: &Path) -> Vec<String> {
-        let errors = load(dir).expect_err("the directory has problems");
+        let errors = load(dir, Engine::Postgres).expect_err("the directory has problems");
         errors.0.iter().map(ToString::to_string).collect()
     }
 
@@ -1272,7 +1310,7 @@ mod tests {
         for name in ["2_pipe.sql", "3_null.sql", "4_gone.sql", "5_big.sql"] {
             std::fs::remove_file(d.join(name)).expect("remove");
         }
-        let set = load(d).expect("loads");
+        let set = load(d, Engine::Postgres).expect("loads");
         assert_eq!(set.migrations[2].checksum, set.migrations[1].checksum);
         assert_eq!(set.migrations[2].up.path, d.join("7_link.sql"));
     }
@@ -1290,7 +1328,7 @@ mod tests {
         write("seeds/users.sql");
         write(".git/up.sql");
         assert_eq!(
-            load(d)
+            load(d, Engine::Postgres)
                 .expect("other subdirectories are ignored")
                 .migrations
                 .len(),
@@ -1319,11 +1357,17 @@ mod tests {
     #[test]
     fn an_empty_directory_or_one_of_notes_has_no_migrations() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(load(dir.path()).expect("empty").migrations.is_empty());
+        assert!(load(dir.path(), Engine::Postgres)
+            .expect("empty")
+            .migrations
+            .is_empty());
         std::fs::write(dir.path().join("README.md"), "notes").expect("write");
         std::fs::write(dir.path().join(".keep"), "").expect("write");
         std::fs::write(dir.path().join("atlas.sum"), "h1:abc=").expect("write");
-        assert!(load(dir.path()).expect("notes only").migrations.is_empty());
+        assert!(load(dir.path(), Engine::Postgres)
+            .expect("notes only")
+            .migrations
+            .is_empty());
     }
 
     #[test]
@@ -1392,11 +1436,21 @@ mod tests {
         )])
         .expect("valid");
         let up = &s.migrations[0].up;
+        // The bytes between the wrapper's statements, as written.
         assert_eq!(
             up.sql,
-            "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n"
+            "\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n"
         );
         assert_eq!(up.statements.len(), 2);
+        let crlf = set(&[(
+            "1_a.sql",
+            "\u{feff}BEGIN;\r\nINSERT INTO t VALUES ('a\rb');\r\nCOMMIT;\r\n",
+        )])
+        .expect("valid");
+        assert_eq!(
+            crlf.migrations[0].up.sql, "\r\nINSERT INTO t VALUES ('a\rb');\r\n",
+            "line endings and a CR inside a string are kept"
+        );
         let nt = set(&[(
             "1_a.sql",
             "-- shipgate:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;",

@@ -33,5 +33,6 @@ mod secrets;
 mod session;
 mod shutdown;
 mod source;
+mod statements;
 mod status;
 mod webhooks;
