@@ -10,7 +10,6 @@ pub mod backend;
 pub mod foreign;
 pub mod lock;
 mod mysql;
-pub mod pgsql;
 pub mod plan;
 mod postgres;
 pub mod repair;

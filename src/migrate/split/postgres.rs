@@ -1,70 +1,312 @@
-//! PostgreSQL's lexical rules for where statements end.
+//! PostgreSQL's own reading of a migration file, through libpg_query: the server's scanner and
+//! grammar (PostgreSQL 17), compiled in.
 //!
-//! Owns: finding the top-level `;` that end statements, skipping string literals
-//! (`'…'`, `E'…'`, `"…"`), dollar-quoted bodies (`$tag$…$tag$`), line comments and nested block
-//! comments. `BEGIN ATOMIC … END` bodies (SQL-standard function bodies) are kept whole.
+//! Owns where a PostgreSQL statement begins and ends. A file the grammar accepts is split
+//! exactly as the server splits a simple-query message; a file it rejects is split at the
+//! scanner's top-level `;` tokens (the server rejects such a file as a whole when it arrives in
+//! one message, and runs statement-by-statement files one statement at a time, where each meets
+//! its own error). Offsets are the file's own bytes, so line numbers are exact and the SQL that
+//! runs is the file's text. [`read`] also says which statements end or open a transaction, by
+//! the parser's verdict.
 
-use super::lex::{past as skip_until, quoted as skip_quoted};
-use super::Piece;
+use super::lex::past as skip_until;
+use super::{Piece, Statement};
+use pg_query::protobuf::{self, Token, TransactionStmtKind};
+use pg_query::NodeEnum;
 
-/// The stretches between top-level semicolons, by PostgreSQL's rules.
-pub(crate) fn pieces(sql: &str) -> Vec<Piece> {
-    let bytes = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    let mut depth = 0usize;
-    let mut previous = "";
-    let cut = |out: &mut Vec<Piece>, start: usize, end: usize, next: usize| {
-        out.push(Piece {
-            start,
-            end,
-            next,
-            code: has_code(&sql[start..end]),
-        });
+/// What a statement does to the transaction around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// `BEGIN`, `START TRANSACTION`.
+    Begin,
+    /// `COMMIT`, `END`, `COMMIT PREPARED`, `PREPARE TRANSACTION`: ends the transaction.
+    Commit,
+    /// `ROLLBACK`, `ABORT`, `ROLLBACK PREPARED` (not `ROLLBACK TO SAVEPOINT`).
+    Rollback,
+}
+
+/// One statement as PostgreSQL reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgStatement {
+    /// Its text and where its first token stands.
+    pub statement: Statement,
+    /// Byte range in the file, from the first token to the end of the statement (before `;`).
+    pub range: std::ops::Range<usize>,
+    /// Whether it ends or opens the transaction around it.
+    pub control: Option<Control>,
+}
+
+/// A file as PostgreSQL reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgFile {
+    /// Its statements, in order (statements holding only comments are not statements).
+    pub statements: Vec<PgStatement>,
+    /// The grammar's error, when the file does not parse (the split then comes from the
+    /// scanner alone).
+    pub syntax_error: Option<String>,
+}
+
+/// Why a file cannot be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PgError {
+    /// A NUL byte: PostgreSQL ends a query string there, so what follows would never run.
+    #[error("a NUL byte at offset {0}: PostgreSQL would stop reading the file there")]
+    Nul(usize),
+}
+
+/// Reads `sql` the way PostgreSQL does.
+pub fn read(sql: &str) -> Result<PgFile, PgError> {
+    if let Some(at) = sql.bytes().position(|b| b == 0) {
+        return Err(PgError::Nul(at));
+    }
+    let tokens = match pg_query::scan(sql) {
+        Ok(scan) => scan.tokens,
+        // An unterminated quote or comment: the scanner stops; the server would reject the
+        // statement it is in. Everything is one statement from the first code byte.
+        Err(e) => {
+            let start = sql.len() - sql.trim_start().len();
+            let lines = Lines::new(sql);
+            let statements = if sql.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![statement(sql, &lines, start, sql.trim_end().len(), None)]
+            };
+            return Ok(PgFile {
+                statements,
+                syntax_error: Some(e.to_string()),
+            });
+        }
     };
-    while i < bytes.len() {
-        let c = bytes[i];
-        if depth == 0 && c == b';' {
-            cut(&mut out, start, i, i + 1);
-            i += 1;
-            start = i;
-            previous = "";
+    let lines = Lines::new(sql);
+    match pg_query::parse(sql) {
+        Ok(parsed) => Ok(PgFile {
+            statements: from_parse(sql, &lines, &tokens, &parsed.protobuf),
+            syntax_error: None,
+        }),
+        Err(e) => Ok(PgFile {
+            statements: from_tokens(sql, &lines, &tokens),
+            syntax_error: Some(e.to_string()),
+        }),
+    }
+}
+
+fn is_comment(t: &protobuf::ScanToken) -> bool {
+    t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
+}
+
+/// The statements of a file the grammar accepted, at the parser's boundaries.
+fn from_parse(
+    sql: &str,
+    lines: &Lines,
+    tokens: &[protobuf::ScanToken],
+    parsed: &protobuf::ParseResult,
+) -> Vec<PgStatement> {
+    let mut out = Vec::with_capacity(parsed.stmts.len());
+    let mut next_token = 0;
+    for raw in &parsed.stmts {
+        let from = raw.stmt_location.max(0) as usize;
+        let end = if raw.stmt_len <= 0 {
+            sql.len()
+        } else {
+            from + raw.stmt_len as usize
+        };
+        // The statement's first token: the first code token at or after its location.
+        while next_token < tokens.len() && (tokens[next_token].start as usize) < from {
+            next_token += 1;
+        }
+        let first = tokens[next_token..]
+            .iter()
+            .find(|t| !is_comment(t) && (t.start as usize) < end)
+            .map_or(from, |t| t.start as usize);
+        let end = trim_end(sql, first, end);
+        let control = raw
+            .stmt
+            .as_ref()
+            .and_then(|n| n.node.as_ref())
+            .and_then(|node| match node {
+                NodeEnum::TransactionStmt(t) => control_of(t.kind),
+                _ => None,
+            });
+        out.push(statement(sql, lines, first, end, control));
+    }
+    out
+}
+
+fn control_of(kind: i32) -> Option<Control> {
+    use TransactionStmtKind as K;
+    match TransactionStmtKind::try_from(kind).ok()? {
+        K::TransStmtBegin | K::TransStmtStart => Some(Control::Begin),
+        K::TransStmtCommit | K::TransStmtPrepare | K::TransStmtCommitPrepared => {
+            Some(Control::Commit)
+        }
+        K::TransStmtRollback | K::TransStmtRollbackPrepared => Some(Control::Rollback),
+        K::TransStmtSavepoint | K::TransStmtRelease | K::TransStmtRollbackTo | K::Undefined => None,
+    }
+}
+
+/// The statements of a file the grammar rejected: runs of tokens between top-level `;`
+/// tokens, keeping `BEGIN ATOMIC … END` bodies whole.
+fn from_tokens(sql: &str, lines: &Lines, tokens: &[protobuf::ScanToken]) -> Vec<PgStatement> {
+    let mut out = Vec::new();
+    let mut first: Option<usize> = None;
+    let mut first_keyword: Option<usize> = None;
+    let mut last_end = 0;
+    let mut parens = 0usize;
+    let mut atomic = 0usize;
+    let mut previous: Option<i32> = None;
+    for (i, t) in tokens.iter().enumerate() {
+        if is_comment(t) {
             continue;
         }
-        match c {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_until(bytes, i + 2, b"\n"),
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i + 2),
-            b'\'' => {
-                let escapes = i > 0
-                    && matches!(bytes[i - 1], b'E' | b'e')
-                    && !is_ident(bytes, i.wrapping_sub(2));
-                i = skip_quoted(bytes, i + 1, b'\'', escapes);
+        let kind = t.token;
+        if kind == i32::from(b';') && parens == 0 && atomic == 0 {
+            if let Some(start) = first.take() {
+                let end = trim_end(sql, start, last_end);
+                let control = first_keyword.and_then(|k| keyword_control(sql, tokens, k));
+                out.push(statement(sql, lines, start, end, control));
             }
-            b'"' => i = skip_quoted(bytes, i + 1, b'"', false),
-            b'`' => i = skip_quoted(bytes, i + 1, b'`', false),
-            b'$' => i = skip_dollar(bytes, i),
-            _ if c.is_ascii_alphabetic() || c == b'_' => {
-                let end = ident_end(bytes, i);
-                let word = &sql[i..end];
-                let is = |w: &str| word.eq_ignore_ascii_case(w);
-                if is("atomic") && previous.eq_ignore_ascii_case("begin") {
-                    // `BEGIN ATOMIC … END`: the semicolons inside belong to the body.
-                    depth += 1;
-                } else if is("end") && depth > 0 {
-                    depth -= 1;
-                } else if depth > 0 && (is("case") || is("begin")) {
-                    // CASE … END and nested blocks inside an atomic body.
-                    depth += 1;
-                }
-                previous = word;
-                i = end;
-            }
-            _ => i += 1,
+            first_keyword = None;
+            previous = Some(kind);
+            continue;
         }
+        if first.is_none() {
+            first = Some(t.start as usize);
+            first_keyword = Some(i);
+        }
+        if kind == i32::from(b'(') {
+            parens += 1;
+        } else if kind == i32::from(b')') {
+            parens = parens.saturating_sub(1);
+        } else if (kind == Token::Atomic as i32 && previous == Some(Token::BeginP as i32))
+            || (atomic > 0 && kind == Token::Case as i32)
+        {
+            atomic += 1;
+        } else if atomic > 0 && kind == Token::EndP as i32 {
+            atomic -= 1;
+        }
+        last_end = t.end as usize;
+        previous = Some(kind);
     }
-    cut(&mut out, start, bytes.len(), bytes.len());
+    if let Some(start) = first {
+        let end = trim_end(sql, start, last_end.max(start));
+        let control = first_keyword.and_then(|k| keyword_control(sql, tokens, k));
+        out.push(statement(sql, lines, start, end, control));
+    }
     out
+}
+
+/// Transaction control read from a statement's first keywords, for a file the grammar
+/// rejected (the parser's verdict is used whenever there is one).
+fn keyword_control(sql: &str, tokens: &[protobuf::ScanToken], first: usize) -> Option<Control> {
+    let word = |i: usize| {
+        tokens
+            .get(i)
+            .filter(|t| !is_comment(t))
+            .map(|t| sql[t.start as usize..t.end as usize].to_ascii_lowercase())
+    };
+    let code: Vec<usize> = (first..tokens.len())
+        .filter(|&i| !is_comment(&tokens[i]))
+        .take(2)
+        .collect();
+    let w0 = code.first().and_then(|&i| word(i))?;
+    let w1 = code.get(1).and_then(|&i| word(i)).unwrap_or_default();
+    match w0.as_str() {
+        "begin" if w1 != "atomic" => Some(Control::Begin),
+        "start" => Some(Control::Begin),
+        "commit" | "end" => Some(Control::Commit),
+        "rollback" | "abort" if w1 != "to" => Some(Control::Rollback),
+        _ => None,
+    }
+}
+
+/// `end` moved back over trailing white space (the statement's text ends at its last token).
+fn trim_end(sql: &str, start: usize, end: usize) -> usize {
+    let end = end.min(sql.len()).max(start);
+    start + sql[start..end].trim_end().len()
+}
+
+fn statement(
+    sql: &str,
+    lines: &Lines,
+    start: usize,
+    end: usize,
+    control: Option<Control>,
+) -> PgStatement {
+    let (line, column) = lines.position(sql, start);
+    PgStatement {
+        statement: Statement {
+            sql: sql[start..end].to_owned(),
+            line,
+            column,
+        },
+        range: start..end,
+        control,
+    }
+}
+
+/// Line starts of a file, for turning byte offsets into 1-based lines and columns.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(sql: &str) -> Lines {
+        let mut starts = vec![0];
+        starts.extend(
+            sql.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        Lines(starts)
+    }
+
+    /// Line and column (in characters) of byte `offset`.
+    fn position(&self, sql: &str, offset: usize) -> (usize, usize) {
+        let line = self.0.partition_point(|&s| s <= offset);
+        let start = self.0[line - 1];
+        let column = sql
+            .get(start..offset)
+            .map_or(1, |prefix| prefix.chars().count() + 1);
+        (line, column)
+    }
+}
+
+/// The stretches between statement terminators, as PostgreSQL's scanner and grammar find them:
+/// each runs from just after the previous terminator (leading comments included) to the end of
+/// its statement.
+pub(crate) fn pieces(sql: &str) -> Vec<Piece> {
+    let Ok(file) = read(sql) else {
+        // A NUL byte (refused by the file reader before this): one piece, the server's problem.
+        return vec![Piece {
+            start: 0,
+            end: sql.len(),
+            next: sql.len(),
+            code: !sql.trim().is_empty(),
+        }];
+    };
+    let mut out = Vec::with_capacity(file.statements.len());
+    let mut from = 0;
+    for s in &file.statements {
+        let next = terminator_after(sql, s.range.end);
+        out.push(Piece {
+            start: from.min(s.range.start),
+            end: s.range.end,
+            next,
+            code: true,
+        });
+        from = next;
+    }
+    out
+}
+
+/// The first byte after the `;` that ends a statement ending at `end` (the end of the text if
+/// none follows): only white space and comments may stand between.
+fn terminator_after(sql: &str, end: usize) -> usize {
+    let at = skip_trivia(sql.as_bytes(), end);
+    if sql.as_bytes().get(at) == Some(&b';') {
+        at + 1
+    } else {
+        end
+    }
 }
 
 /// The first byte at or after `i` that is not white space or a comment.
@@ -77,34 +319,6 @@ pub(crate) fn skip_trivia(bytes: &[u8], mut i: usize) -> usize {
             _ => return i,
         }
     }
-}
-
-/// Whether `sql` holds anything besides comments and white space.
-fn has_code(sql: &str) -> bool {
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_until(bytes, i + 2, b"\n"),
-            b'/' if bytes.get(i + 1) == Some(&b'*') => i = skip_block_comment(bytes, i + 2),
-            c if c.is_ascii_whitespace() || c == b';' => i += 1,
-            _ => return true,
-        }
-    }
-    false
-}
-
-fn is_ident(bytes: &[u8], i: usize) -> bool {
-    bytes
-        .get(i)
-        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
-
-fn ident_end(bytes: &[u8], mut i: usize) -> usize {
-    while is_ident(bytes, i) || bytes.get(i) == Some(&b'$') {
-        i += 1;
-    }
-    i
 }
 
 fn skip_block_comment(bytes: &[u8], mut i: usize) -> usize {
@@ -124,23 +338,6 @@ fn skip_block_comment(bytes: &[u8], mut i: usize) -> usize {
         }
     }
     bytes.len()
-}
-
-/// Skips `$tag$ … $tag$` starting at the `$` at `i`; a `$` that does not open a dollar quote
-/// (a positional parameter such as `$1`, or part of an identifier) is stepped over.
-fn skip_dollar(bytes: &[u8], i: usize) -> usize {
-    if i > 0 && is_ident(bytes, i - 1) {
-        return i + 1;
-    }
-    let mut j = i + 1;
-    while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
-        j += 1;
-    }
-    if bytes.get(j) != Some(&b'$') || bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-        return i + 1;
-    }
-    let tag = &bytes[i..=j];
-    skip_until(bytes, j + 1, tag)
 }
 
 #[cfg(test)]
@@ -180,7 +377,10 @@ mod tests {
                     "SELECT 2",
                 ],
             ),
-            ("SELECT `a;b` FROM t", &["SELECT `a;b` FROM t"]),
+            // PostgreSQL has no backtick quotes: the server splits there.
+            ("SELECT `a;b` FROM t", &["SELECT `a", "b` FROM t"]),
+            // An identifier may end in `$`: `é$a$` is not a dollar quote.
+            ("SELECT 1 AS é$a$; COMMIT; SELECT 2", &["SELECT 1 AS é$a$", "COMMIT", "SELECT 2"]),
             ("  ;; -- only comments\n/* x */ ;", &[]),
             ("", &[]),
         ];
@@ -230,5 +430,119 @@ mod tests {
         ] {
             let _ = statements(sql);
         }
+    }
+}
+
+#[cfg(test)]
+mod reading {
+    use super::*;
+
+    fn texts(sql: &str) -> Vec<(String, usize, Option<Control>)> {
+        read(sql)
+            .expect("readable")
+            .statements
+            .into_iter()
+            .map(|s| (s.statement.sql, s.statement.line, s.control))
+            .collect()
+    }
+
+    #[test]
+    fn splits_where_the_server_does() {
+        let got = texts("SELECT 1 AS é$a$; COMMIT; SELECT 2;");
+        assert_eq!(
+            got,
+            [
+                ("SELECT 1 AS é$a$".into(), 1, None),
+                ("COMMIT".into(), 1, Some(Control::Commit)),
+                ("SELECT 2".into(), 1, None),
+            ]
+        );
+        let body = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql COST 100 AS $f$\nBEGIN\n  RETURN 1; -- ;\nEND\n$f$;\n-- a comment\n\nCOMMIT;\n";
+        let got = texts(body);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1], ("COMMIT".into(), 8, Some(Control::Commit)));
+        let atomic = "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\nEND;";
+        let got = texts(atomic);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1].2, Some(Control::Commit));
+    }
+
+    #[test]
+    fn knows_every_form_of_transaction_control() {
+        for (sql, want) in [
+            ("BEGIN", Some(Control::Begin)),
+            ("begin work", Some(Control::Begin)),
+            (
+                "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+                Some(Control::Begin),
+            ),
+            ("END", Some(Control::Commit)),
+            ("COMMIT AND CHAIN", Some(Control::Commit)),
+            ("PREPARE TRANSACTION 'x'", Some(Control::Commit)),
+            ("ABORT", Some(Control::Rollback)),
+            ("ROLLBACK", Some(Control::Rollback)),
+            ("ROLLBACK TO SAVEPOINT a", None),
+            ("SAVEPOINT a", None),
+            ("RELEASE SAVEPOINT a", None),
+            ("DO $$ BEGIN COMMIT; END $$", None),
+            ("SELECT 'COMMIT'", None),
+        ] {
+            let got = texts(&format!("{sql};"));
+            assert_eq!(got.len(), 1, "{sql}: {got:?}");
+            assert_eq!(got[0].2, want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_file_the_grammar_rejects_is_split_by_the_scanner() {
+        let file = read("CREATE TABLE t (id int);\nSELEKT 1;\nCOMMIT;\nSELECT 'a;b';\n")
+            .expect("readable");
+        assert!(file.syntax_error.is_some());
+        let got: Vec<_> = file
+            .statements
+            .iter()
+            .map(|s| (s.statement.sql.as_str(), s.statement.line, s.control))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("CREATE TABLE t (id int)", 1, None),
+                ("SELEKT 1", 2, None),
+                ("COMMIT", 3, Some(Control::Commit)),
+                ("SELECT 'a;b'", 4, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn positions_are_exact_and_comment_only_text_is_no_statement() {
+        let file =
+            read("-- header\n/* a; b */\n  SELECT 1; -- trailing\n\n\tSELECT\n 2;\n-- end only\n")
+                .expect("readable");
+        let got: Vec<_> = file
+            .statements
+            .iter()
+            .map(|s| {
+                (
+                    s.statement.line,
+                    s.statement.column,
+                    s.statement.sql.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(got, [(3, 3, "SELECT 1"), (5, 2, "SELECT\n 2")]);
+        assert!(read("-- nothing\n/* here */\n")
+            .expect("readable")
+            .statements
+            .is_empty());
+        assert!(read("").expect("readable").statements.is_empty());
+    }
+
+    #[test]
+    fn a_nul_byte_is_an_error_and_an_unterminated_quote_one_statement() {
+        assert_eq!(read("SELECT 1;\0SELECT 2;"), Err(PgError::Nul(9)));
+        let file = read("SELECT 'open;\nCOMMIT;").expect("readable");
+        assert_eq!(file.statements.len(), 1);
+        assert!(file.syntax_error.is_some());
     }
 }

@@ -70,8 +70,9 @@ fn cases() -> Vec<Case> {
     let bad_utf8 = b"CREATE TABLE t (name text DEFAULT '\xff\xfe');\n";
     vec![
         // Migration files.
-        case("a down file whose up file has the name in another case", 5, &["does not pair with", "the names differ"])
-            .file("1_OK.down.sql", "DROP TABLE ok;\n"),
+        case("two down files for one version", 5, &["1_undo.down.sql", "duplicate version 1"])
+            .file("1_ok.down.sql", "DROP TABLE ok;\n")
+            .file("1_undo.down.sql", "DROP TABLE ok;\n"),
         case("a version that is not a number", 5, &["x_bad.sql", "bad migration file name"])
             .file("x_bad.sql", "SELECT 1;"),
         case("version 0", 5, &["version 0 is not positive"]).file("0_zero.sql", "SELECT 1;"),
