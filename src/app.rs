@@ -315,6 +315,12 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
         return finish(backend, Err(e)).await;
     }
     if args.dry_run {
+        // A dry run prints and lints what would run: every script read.
+        let versions: Vec<i64> = set.migrations.iter().map(|m| m.version).collect();
+        let set = match set.read(versions, backend.engine()) {
+            Ok(set) => set,
+            Err(e) => return finish(backend, Err(migrate::Error::Source(e))).await,
+        };
         let result = dry_run_plan(&mut backend, &set, history, &policy, config).await;
         let (plan, refusal) = finish(backend, result).await?;
         print_dry_run(&plan, &set, &policy);

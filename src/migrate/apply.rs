@@ -91,9 +91,8 @@ pub async fn load_and_connect(
     interrupt: &mut Interrupt,
 ) -> Result<(MigrationSet, Backend, PlanHistory), Error> {
     let dir = dir.to_owned();
-    // An unreadable URL fails the connect below; the files still split by some engine's rules.
-    let engine = url.engine().unwrap_or(Engine::Postgres);
-    let mut loading = tokio::task::spawn_blocking(move || source::load(&dir, engine));
+    // Read, validated and hashed, not split: statements are found only for what will run.
+    let mut loading = tokio::task::spawn_blocking(move || source::load_unread(&dir));
     let joined = |r: Result<Result<MigrationSet, SourceErrors>, tokio::task::JoinError>| match r {
         Ok(Ok(set)) => Ok(set),
         Ok(Err(e)) => Err(Error::Source(e)),
@@ -302,6 +301,17 @@ pub async fn up(
             lock_wait_ms: 0,
         });
     }
+    // Only now are statements found, for the migrations not applied yet: the no-op path above
+    // splits nothing.
+    let set = &match read_unapplied(set, &plan, backend.engine()) {
+        Ok(set) => set,
+        Err(e) => {
+            if tables_exist {
+                record_refusal(backend, options, deploy, &e).await;
+            }
+            return Err(e);
+        }
+    };
     if let Some(gate) = &options.gate {
         if !plan.pending.is_empty() {
             if let Err(e) = gate.check(backend, set, &plan).await {
@@ -325,6 +335,23 @@ pub async fn up(
         plan,
         lock_wait_ms: waited.as_millis() as u64,
     })
+}
+
+/// `set` with the scripts of every migration `plan` does not list as applied read by
+/// `engine`'s rules (statements found, transaction control checked).
+pub fn read_unapplied(
+    set: &MigrationSet,
+    plan: &Plan,
+    engine: Engine,
+) -> Result<MigrationSet, Error> {
+    let applied: std::collections::HashSet<Version> =
+        plan.applied.iter().map(|e| e.version).collect();
+    let versions = set
+        .migrations
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v));
+    set.read(versions, engine).map_err(Error::Source)
 }
 
 /// The no-op release's run row, written like every other write of shipgate's (a lock timeout,
@@ -527,9 +554,11 @@ async fn apply_pending(
     options: &UpOptions,
     applied: &mut Vec<Applied>,
 ) -> Result<Plan, Error> {
-    // Another process may have applied some or all of it while we waited.
+    // Another process may have applied some or all of it while we waited (or reverted some:
+    // what is pending now is read, if it was not already).
     let (_, plan) = plan(backend, set, policy).await?;
     refuse_blockers(&plan, policy)?;
+    let set = &set.read(plan.pending.iter().map(|e| e.version), backend.engine())?;
     for entry in &plan.pending {
         let m = set
             .get(entry.version)

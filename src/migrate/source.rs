@@ -33,6 +33,33 @@ pub struct MigrationSet {
 }
 
 impl MigrationSet {
+    /// The set with the up and down scripts of `versions` read by `engine`'s rules (statements
+    /// found, transaction control checked), as [`load`] would have read them. Scripts already
+    /// read are kept as they are.
+    pub fn read(
+        &self,
+        versions: impl IntoIterator<Item = Version>,
+        engine: Engine,
+    ) -> Result<MigrationSet, SourceErrors> {
+        let mut set = self.clone();
+        let mut errors = Vec::new();
+        for v in versions {
+            let Ok(i) = set.migrations.binary_search_by_key(&v, |m| m.version) else {
+                continue;
+            };
+            let m = &mut set.migrations[i];
+            read_body(&mut m.up, engine, &mut errors);
+            if let Some(down) = m.down.as_mut() {
+                read_body(down, engine, &mut errors);
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(SourceErrors(errors))
+        }
+    }
+
     /// The migration with this version, if the set has it.
     pub fn get(&self, version: Version) -> Option<&Migration> {
         self.migrations
@@ -72,16 +99,22 @@ pub struct Script {
     /// (golang-migrate style) is cut out because shipgate opens the transaction itself.
     pub sql: String,
     /// The statements, in order, split by the rules of the engine the set was read for, as
-    /// the no-transaction path runs them.
+    /// the no-transaction path runs them. Empty until the script is [read](Script::read).
     pub statements: Vec<Statement>,
     /// Directives from the file's comments.
     pub directives: Directives,
+    /// Whether the statements were found (and `sql` unwrapped). [`load`] reads every script;
+    /// [`load_unread`], for the every-deploy path, reads none, and
+    /// [`MigrationSet::read`] reads those that will run.
+    pub read: bool,
 }
 
 impl Script {
     /// Whether the file holds no SQL statement (only comments and white space): an up file is
-    /// a deliberate no-op, a down file declares its migration irreversible.
+    /// a deliberate no-op, a down file declares its migration irreversible. Only meaningful
+    /// once the script is read.
     pub fn is_empty(&self) -> bool {
+        debug_assert!(self.read, "{} was not read", self.path.display());
         self.statements.is_empty()
     }
 }
@@ -319,6 +352,26 @@ enum Kind {
 /// directory and read into one reused buffer (openat, fstat, read, read, close), and the result
 /// is what [`parse_as`] gives for the same bytes. Statements are split by `engine`'s rules.
 pub fn load(dir: &Path, engine: Engine) -> Result<MigrationSet, SourceErrors> {
+    load_with(dir, Reading::Statements(engine))
+}
+
+/// [`load`] without finding statements: files are read, validated (names, encoding,
+/// directives, pairs) and hashed, which is all the every-deploy no-op needs. The scripts that
+/// will run are read afterwards with [`MigrationSet::read`].
+pub fn load_unread(dir: &Path) -> Result<MigrationSet, SourceErrors> {
+    load_with(dir, Reading::Deferred)
+}
+
+/// Whether loading finds each script's statements now.
+#[derive(Debug, Clone, Copy)]
+enum Reading {
+    /// Split by this engine's rules, transaction control checked.
+    Statements(Engine),
+    /// Later, for the scripts that run ([`MigrationSet::read`]).
+    Deferred,
+}
+
+fn load_with(dir: &Path, reading: Reading) -> Result<MigrationSet, SourceErrors> {
     let Listing { names, problems } = list(dir)?;
     let mut buf = Vec::with_capacity(64 * 1024);
     let dir_fd = rustix::fs::open(
@@ -340,7 +393,7 @@ pub fn load(dir: &Path, engine: Engine) -> Result<MigrationSet, SourceErrors> {
                 Err(e) => return Prepared::failed(file_name, e),
             };
             match read_at(&dir_fd, &file_name, &mut buf) {
-                Ok(()) => prepare(dir, file_name, parts, &buf, engine),
+                Ok(()) => prepare(dir, file_name, parts, &buf, reading),
                 Err(unread) => {
                     let e = unread.into_error(dir.join(&file_name));
                     Prepared::failed(file_name, e)
@@ -548,7 +601,7 @@ pub fn parse_as(
         .into_iter()
         .filter(|(name, _)| is_sql_file_name(name) || foreign::file_name(name).is_some())
         .map(|(name, bytes)| match check_name(dir, &name) {
-            Ok(parts) => prepare(dir, name, parts, &bytes, engine),
+            Ok(parts) => prepare(dir, name, parts, &bytes, Reading::Statements(engine)),
             Err(e) => Prepared::failed(name, e),
         })
         .collect();
@@ -602,7 +655,7 @@ fn prepare(
     file_name: String,
     (version, name, kind): (Version, String, Kind),
     bytes: &[u8],
-    engine: Engine,
+    reading: Reading,
 ) -> Prepared {
     let path = dir.join(&file_name);
     let raw = match decode(bytes) {
@@ -634,7 +687,7 @@ fn prepare(
         return Prepared::failed(file_name, e);
     }
     let mut errors = Vec::new();
-    let Some(script) = script(&path, raw, &text, engine, &mut errors) else {
+    let Some(script) = script(&path, raw, &text, reading, &mut errors) else {
         return Prepared {
             file_name,
             outcome: Err(errors),
@@ -844,18 +897,38 @@ fn script(
     path: &Path,
     raw: &str,
     text: &str,
-    engine: Engine,
+    reading: Reading,
     errors: &mut Vec<SourceError>,
 ) -> Option<Script> {
     let before = errors.len();
     let directives = directives(path, text, errors);
+    let mut script = Script {
+        path: path.to_owned(),
+        sql: raw.to_owned(),
+        statements: Vec::new(),
+        directives,
+        read: false,
+    };
+    if let Reading::Statements(engine) = reading {
+        read_body(&mut script, engine, errors);
+    }
+    (errors.len() == before).then_some(script)
+}
+
+/// Finds the statements of an unread `script` by `engine`'s rules, cuts out a hand-written
+/// `BEGIN; … COMMIT;` wrapper, and refuses transaction control inside shipgate's transaction.
+/// A comment-only file is valid: an up file is a deliberate no-op, a down file declares the
+/// migration irreversible (`Script::is_empty`); the lint reports both.
+fn read_body(script: &mut Script, engine: Engine, errors: &mut Vec<SourceError>) {
+    if script.read {
+        return;
+    }
+    let raw = std::mem::take(&mut script.sql);
     let (statements, spans): (Vec<Statement>, Vec<_>) =
-        split::spanned(raw, engine).into_iter().unzip();
-    // A comment-only file is valid: an up file is a deliberate no-op, a down file declares
-    // the migration irreversible (`Script::is_empty`); the lint reports both.
-    let mut sql = raw.to_owned();
+        split::spanned(&raw, engine).into_iter().unzip();
+    let mut sql = raw.clone();
     let mut body: &[Statement] = &statements;
-    if !directives.no_transaction {
+    if !script.directives.no_transaction {
         let is = |s: &Statement, words: &[&str]| words.iter().any(|w| first_words_are(&s.sql, w));
         let opens = [
             "begin",
@@ -881,19 +954,16 @@ fn script(
         for s in body {
             if let Some(keyword) = split::transaction_control(&s.sql, engine) {
                 errors.push(SourceError::TransactionControl {
-                    file: path.to_owned(),
+                    file: script.path.clone(),
                     line: s.line,
                     keyword,
                 });
             }
         }
     }
-    (errors.len() == before).then(|| Script {
-        path: path.to_owned(),
-        sql,
-        statements: body.to_vec(),
-        directives,
-    })
+    script.statements = body.to_vec();
+    script.sql = sql;
+    script.read = true;
 }
 
 fn first_words_are(sql: &str, words: &str) -> bool {
@@ -1140,6 +1210,50 @@ mod tests {
             assert_eq!(errs.len(), 1, "{errs:?}");
             assert!(errs[0].contains(want), "got {:?}, want {want:?}", errs[0]);
         }
+    }
+
+    #[test]
+    fn the_every_deploy_load_splits_nothing_until_a_script_will_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("1_a.up.sql"),
+            "BEGIN;\nCREATE TABLE a (id int);\nCOMMIT;\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join("1_a.down.sql"), "DROP TABLE a;").expect("write");
+        std::fs::write(
+            dir.path().join("2_b.up.sql"),
+            "CREATE TABLE b (id int);\nCOMMIT;\nSELECT 1;\n",
+        )
+        .expect("write");
+        let unread = load_unread(dir.path()).expect("names, encodings and pairs are valid");
+        assert!(unread
+            .migrations
+            .iter()
+            .all(|m| !m.up.read && m.up.statements.is_empty()));
+        assert_eq!(
+            unread
+                .migrations
+                .iter()
+                .map(|m| m.checksum.clone())
+                .collect::<Vec<_>>(),
+            load_unread(dir.path())
+                .expect("again")
+                .migrations
+                .iter()
+                .map(|m| m.checksum.clone())
+                .collect::<Vec<_>>()
+        );
+        // Reading 1 unwraps its hand-written transaction and reads its down file too.
+        let one = unread.read([1], Engine::Postgres).expect("1 reads");
+        let m = one.get(1).expect("1");
+        assert!(m.up.read && m.down.as_ref().is_some_and(|d| d.read));
+        assert_eq!(m.up.sql.trim(), "CREATE TABLE a (id int);");
+        assert!(!one.get(2).expect("2").up.read, "2 was not asked for");
+        // Reading 2 finds what loading everything finds: its COMMIT.
+        let err = unread.read([2], Engine::Postgres).expect_err("2 commits");
+        let full = load(dir.path(), Engine::Postgres).expect_err("the full load refuses 2 too");
+        assert_eq!(err.to_string(), full.to_string());
     }
 
     #[test]
