@@ -24,7 +24,7 @@ use super::postgres::Verdict;
 use super::{Catalog, Size};
 use crate::engine::Engine;
 use crate::migrate::source::Migration;
-use crate::migrate::split::{self, Flavor, Statement};
+use crate::migrate::split::{self, Statement};
 
 /// One rule hit before severities and acknowledgements are applied.
 #[derive(Debug, Clone)]
@@ -134,15 +134,21 @@ pub(super) fn migration(
     engine: Engine,
 ) -> Vec<Hit> {
     let script = &m.up;
-    let statements: Vec<Statement> = match engine {
-        Engine::Mysql => split::statements_with(&script.sql, Flavor::Mysql),
-        _ => script.statements.clone(),
+    // The set was read for this engine; a script the every-deploy path left unread is split
+    // here by the same rules.
+    let statements: Vec<Statement> = if script.read {
+        script.statements.clone()
+    } else {
+        split::statements(&script.sql, engine)
     };
+    // MySQL runs a file of data changes only in one transaction, like the other engines.
+    let transactional = !script.directives.no_transaction
+        && (engine != Engine::Mysql || split::mysql::data_only(&statements));
     let mut file = File {
         state,
         catalog,
         engine,
-        transactional: !script.directives.no_transaction && engine != Engine::Mysql,
+        transactional,
         statements: statements.len(),
         not_valid_here: HashSet::new(),
         holding: None,

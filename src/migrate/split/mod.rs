@@ -125,25 +125,6 @@ pub(crate) struct Piece {
     pub code: bool,
 }
 
-/// Whose lexical rules the lint splits by (the lint's own entry point; everything else calls
-/// [`statements`] with an [`Engine`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    /// PostgreSQL's rules.
-    Standard,
-    /// MySQL's and MariaDB's rules.
-    Mysql,
-}
-
-/// Splits `sql` by the lexical rules of `flavor`: [`statements`] for the matching engine.
-pub fn statements_with(sql: &str, flavor: Flavor) -> Vec<Statement> {
-    let engine = match flavor {
-        Flavor::Standard => Engine::Postgres,
-        Flavor::Mysql => Engine::Mysql,
-    };
-    statements(sql, engine)
-}
-
 /// Where statements start, as line and column: advanced forward only, so numbering every
 /// statement of a file reads the file once. A line ends at LF, CRLF or a lone CR, as the
 /// normalised text the checksum and directives read has it.
