@@ -11,8 +11,7 @@
 
 use super::lex::past as skip_until;
 use super::{Piece, Statement};
-use pg_query::protobuf::{self, Token, TransactionStmtKind};
-use pg_query::NodeEnum;
+use pg_query::protobuf::{self, Token};
 
 /// What a statement does to the transaction around it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,34 +58,49 @@ pub fn read(sql: &str) -> Result<PgFile, PgError> {
     if let Some(at) = sql.bytes().position(|b| b == 0) {
         return Err(PgError::Nul(at));
     }
-    let tokens = match pg_query::scan(sql) {
-        Ok(scan) => scan.tokens,
+    let lines = Lines::new(sql);
+    // The raw parser's statement locations: the server's own boundaries, in linear time (the
+    // full parse tree, which the lint reads per statement, costs far more on large files).
+    if let Ok(pieces) = pg_query::split_with_parser(sql) {
+        let base = sql.as_ptr() as usize;
+        let statements = pieces
+            .iter()
+            .filter_map(|piece| {
+                let from = (piece.as_ptr() as usize).saturating_sub(base);
+                let to = (from + piece.len()).min(sql.len());
+                let first = skip_trivia(sql.as_bytes(), from);
+                if first >= to {
+                    return None;
+                }
+                let end = trim_end(sql, first, to);
+                Some(statement(sql, &lines, first, end))
+            })
+            .collect();
+        return Ok(PgFile {
+            statements,
+            syntax_error: None,
+        });
+    }
+    let syntax_error = pg_query::parse(sql).err().map(|e| e.to_string());
+    match pg_query::scan(sql) {
+        Ok(scan) => Ok(PgFile {
+            statements: from_tokens(sql, &lines, &scan.tokens),
+            syntax_error,
+        }),
         // An unterminated quote or comment: the scanner stops; the server would reject the
         // statement it is in. Everything is one statement from the first code byte.
         Err(e) => {
-            let start = sql.len() - sql.trim_start().len();
-            let lines = Lines::new(sql);
-            let statements = if sql.trim().is_empty() {
+            let start = skip_trivia(sql.as_bytes(), 0);
+            let statements = if start >= sql.len() {
                 Vec::new()
             } else {
-                vec![statement(sql, &lines, start, sql.trim_end().len(), None)]
+                vec![statement(sql, &lines, start, sql.trim_end().len())]
             };
-            return Ok(PgFile {
+            Ok(PgFile {
                 statements,
-                syntax_error: Some(e.to_string()),
-            });
+                syntax_error: Some(syntax_error.unwrap_or_else(|| e.to_string())),
+            })
         }
-    };
-    let lines = Lines::new(sql);
-    match pg_query::parse(sql) {
-        Ok(parsed) => Ok(PgFile {
-            statements: from_parse(sql, &lines, &tokens, &parsed.protobuf),
-            syntax_error: None,
-        }),
-        Err(e) => Ok(PgFile {
-            statements: from_tokens(sql, &lines, &tokens),
-            syntax_error: Some(e.to_string()),
-        }),
     }
 }
 
@@ -94,67 +108,16 @@ fn is_comment(t: &protobuf::ScanToken) -> bool {
     t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
 }
 
-/// The statements of a file the grammar accepted, at the parser's boundaries.
-fn from_parse(
-    sql: &str,
-    lines: &Lines,
-    tokens: &[protobuf::ScanToken],
-    parsed: &protobuf::ParseResult,
-) -> Vec<PgStatement> {
-    let mut out = Vec::with_capacity(parsed.stmts.len());
-    let mut next_token = 0;
-    for raw in &parsed.stmts {
-        let from = raw.stmt_location.max(0) as usize;
-        let end = if raw.stmt_len <= 0 {
-            sql.len()
-        } else {
-            from + raw.stmt_len as usize
-        };
-        // The statement's first token: the first code token at or after its location.
-        while next_token < tokens.len() && (tokens[next_token].start as usize) < from {
-            next_token += 1;
-        }
-        let first = tokens[next_token..]
-            .iter()
-            .find(|t| !is_comment(t) && (t.start as usize) < end)
-            .map_or(from, |t| t.start as usize);
-        let end = trim_end(sql, first, end);
-        let control = raw
-            .stmt
-            .as_ref()
-            .and_then(|n| n.node.as_ref())
-            .and_then(|node| match node {
-                NodeEnum::TransactionStmt(t) => control_of(t.kind),
-                _ => None,
-            });
-        out.push(statement(sql, lines, first, end, control));
-    }
-    out
-}
-
-fn control_of(kind: i32) -> Option<Control> {
-    use TransactionStmtKind as K;
-    match TransactionStmtKind::try_from(kind).ok()? {
-        K::TransStmtBegin | K::TransStmtStart => Some(Control::Begin),
-        K::TransStmtCommit | K::TransStmtPrepare | K::TransStmtCommitPrepared => {
-            Some(Control::Commit)
-        }
-        K::TransStmtRollback | K::TransStmtRollbackPrepared => Some(Control::Rollback),
-        K::TransStmtSavepoint | K::TransStmtRelease | K::TransStmtRollbackTo | K::Undefined => None,
-    }
-}
-
 /// The statements of a file the grammar rejected: runs of tokens between top-level `;`
 /// tokens, keeping `BEGIN ATOMIC … END` bodies whole.
 fn from_tokens(sql: &str, lines: &Lines, tokens: &[protobuf::ScanToken]) -> Vec<PgStatement> {
     let mut out = Vec::new();
     let mut first: Option<usize> = None;
-    let mut first_keyword: Option<usize> = None;
     let mut last_end = 0;
     let mut parens = 0usize;
     let mut atomic = 0usize;
     let mut previous: Option<i32> = None;
-    for (i, t) in tokens.iter().enumerate() {
+    for t in tokens {
         if is_comment(t) {
             continue;
         }
@@ -162,16 +125,13 @@ fn from_tokens(sql: &str, lines: &Lines, tokens: &[protobuf::ScanToken]) -> Vec<
         if kind == i32::from(b';') && parens == 0 && atomic == 0 {
             if let Some(start) = first.take() {
                 let end = trim_end(sql, start, last_end);
-                let control = first_keyword.and_then(|k| keyword_control(sql, tokens, k));
-                out.push(statement(sql, lines, start, end, control));
+                out.push(statement(sql, lines, start, end));
             }
-            first_keyword = None;
             previous = Some(kind);
             continue;
         }
         if first.is_none() {
             first = Some(t.start as usize);
-            first_keyword = Some(i);
         }
         if kind == i32::from(b'(') {
             parens += 1;
@@ -189,31 +149,36 @@ fn from_tokens(sql: &str, lines: &Lines, tokens: &[protobuf::ScanToken]) -> Vec<
     }
     if let Some(start) = first {
         let end = trim_end(sql, start, last_end.max(start));
-        let control = first_keyword.and_then(|k| keyword_control(sql, tokens, k));
-        out.push(statement(sql, lines, start, end, control));
+        out.push(statement(sql, lines, start, end));
     }
     out
 }
 
-/// Transaction control read from a statement's first keywords, for a file the grammar
-/// rejected (the parser's verdict is used whenever there is one).
-fn keyword_control(sql: &str, tokens: &[protobuf::ScanToken], first: usize) -> Option<Control> {
-    let word = |i: usize| {
-        tokens
-            .get(i)
-            .filter(|t| !is_comment(t))
-            .map(|t| sql[t.start as usize..t.end as usize].to_ascii_lowercase())
-    };
-    let code: Vec<usize> = (first..tokens.len())
-        .filter(|&i| !is_comment(&tokens[i]))
-        .take(2)
-        .collect();
-    let w0 = code.first().and_then(|&i| word(i))?;
-    let w1 = code.get(1).and_then(|&i| word(i)).unwrap_or_default();
-    match w0.as_str() {
+/// What a statement does to the transaction around it, from its first keywords (the statement
+/// boundaries are the server's, so its first word is the server's too).
+fn control(text: &str) -> Option<Control> {
+    let bytes = text.as_bytes();
+    let mut words = Vec::with_capacity(2);
+    let mut i = 0;
+    while words.len() < 2 {
+        i = skip_trivia(bytes, i);
+        let end = bytes[i..]
+            .iter()
+            .position(|b| !b.is_ascii_alphabetic())
+            .map_or(bytes.len(), |p| i + p);
+        if end == i {
+            break;
+        }
+        words.push(text[i..end].to_ascii_lowercase());
+        i = end;
+    }
+    let w0 = words.first()?.as_str();
+    let w1 = words.get(1).map_or("", String::as_str);
+    match w0 {
         "begin" if w1 != "atomic" => Some(Control::Begin),
         "start" => Some(Control::Begin),
         "commit" | "end" => Some(Control::Commit),
+        "prepare" if w1 == "transaction" => Some(Control::Commit),
         "rollback" | "abort" if w1 != "to" => Some(Control::Rollback),
         _ => None,
     }
@@ -225,13 +190,7 @@ fn trim_end(sql: &str, start: usize, end: usize) -> usize {
     start + sql[start..end].trim_end().len()
 }
 
-fn statement(
-    sql: &str,
-    lines: &Lines,
-    start: usize,
-    end: usize,
-    control: Option<Control>,
-) -> PgStatement {
+fn statement(sql: &str, lines: &Lines, start: usize, end: usize) -> PgStatement {
     let (line, column) = lines.position(sql, start);
     PgStatement {
         statement: Statement {
@@ -240,7 +199,7 @@ fn statement(
             column,
         },
         range: start..end,
-        control,
+        control: control(&sql[start..end]),
     }
 }
 
