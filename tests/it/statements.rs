@@ -312,6 +312,39 @@ mod boundaries {
         )
     }
 
+    fn postgres_statement(i: usize) -> impl Strategy<Value = Generated> {
+        let strings = pick(&[
+            "'a;b'",
+            "'it''s; ok'",
+            "E'a\\';b'",
+            "$$;'$$",
+            "$q$ '; $$ $q$",
+            "'--;'",
+            "'/*;'",
+            "'$a$;'",
+            "U&'d\\0061t;a'",
+        ]);
+        let idents = pick(&["\"a;\"\"b\"", "é$a$", "v", "\"end\"", "x$1"]);
+        let lead = pick(&["", "-- c;'\n", "/* /* nested; */ */ ", "/* ; $$ */ "]);
+        let body = pick(&["plpgsql", "atomic"]);
+        (any::<bool>(), strings, idents, lead, body).prop_map(move |(logs, s, id, lead, body)| {
+            let sql = if logs {
+                format!("{lead}INSERT INTO log (k, v) SELECT {i}, {s} AS {id}")
+            } else if body == "plpgsql" {
+                format!(
+                    "{lead}CREATE FUNCTION f_{i}() RETURNS text LANGUAGE plpgsql AS $body$ \
+                     BEGIN RETURN {s}; END $body$"
+                )
+            } else {
+                format!(
+                    "{lead}CREATE FUNCTION f_{i}() RETURNS int LANGUAGE sql BEGIN ATOMIC \
+                     SELECT {i}; SELECT CASE WHEN true THEN {i} END; END"
+                )
+            };
+            Generated { sql, logs }
+        })
+    }
+
     fn file(
         statement: fn(usize) -> BoxedStrategy<Generated>,
         separators: &'static [&'static str],
@@ -440,6 +473,38 @@ mod boundaries {
                 Ok(())
             })
             .expect("shipgate splits as SQLite does");
+    }
+
+    /// PostgreSQL's own multi-statement parsing (the whole file in one simple-query message)
+    /// against `split::statements`, which asks libpg_query.
+    #[test]
+    fn postgres_boundaries_are_postgresqls() {
+        let db = Db::new(Engine::Postgres);
+        let mut session = db.session();
+        let functions = "SELECT count(*) FROM pg_proc \
+                         WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'f\\_%'";
+        let case = std::cell::RefCell::new(Case {
+            session: &mut session,
+            reset: "DROP TABLE IF EXISTS log; CREATE TABLE log (k int, v text); \
+                    DO $$ DECLARE r record; BEGIN FOR r IN SELECT oid::regprocedure AS p FROM pg_proc \
+                    WHERE pronamespace = 'public'::regnamespace AND proname LIKE 'f\\_%' \
+                    LOOP EXECUTE 'DROP FUNCTION ' || r.p; END LOOP; END $$",
+            state: "SELECT CAST(k AS TEXT), v FROM log UNION ALL SELECT 'function', proname::text \
+                    FROM pg_proc WHERE pronamespace = 'public'::regnamespace \
+                    AND proname LIKE 'f\\_%' ORDER BY 1, 2",
+            triggers: functions,
+        });
+        let strategy = file(
+            |i| postgres_statement(i).boxed(),
+            &["\n", " ", "\n-- after;'\n", "/* ; */\n", "\r\n"],
+        );
+        runner(64)
+            .run(&strategy, |(statements, separators)| {
+                case.borrow_mut()
+                    .check(Rules::Postgres, &statements, &separators);
+                Ok(())
+            })
+            .expect("shipgate splits as PostgreSQL does");
     }
 
     /// MariaDB's own multi-statement parsing (the whole file in one message) against
