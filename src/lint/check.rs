@@ -397,6 +397,7 @@ impl File<'_> {
     fn grammar_verdict(&mut self, code: &str, line: usize) {
         match super::postgres::verdict(code) {
             Verdict::Safe => {}
+            Verdict::Creates(relation) => self.state.create(Key::Table(relation)),
             Verdict::Runs { statements, opaque } => {
                 for inner in &statements {
                     self.statement(inner, line);

@@ -18,6 +18,9 @@ use pg_query::NodeEnum;
 pub(super) enum Verdict {
     /// Readable, and of a kind that takes no lock or rewrite any rule is about.
     Safe,
+    /// Readable and safe, and it creates this relation (a materialized view, `CREATE TABLE
+    /// … AS`): later statements treat it as new.
+    Creates(String),
     /// A `DO` block: the static statements its body runs, in order, and the reason its body
     /// cannot be fully checked (dynamic SQL), if any.
     Runs {
@@ -48,6 +51,10 @@ pub(super) fn verdict(sql: &str) -> Verdict {
     match node {
         NodeEnum::DoStmt(d) => do_block(d),
         NodeEnum::CreateFunctionStmt(f) => function(f, sql),
+        NodeEnum::CreateTableAsStmt(c) => match c.into.as_ref().and_then(|i| i.rel.as_ref()) {
+            Some(rel) => Verdict::Creates(rel.relname.clone()),
+            None => Verdict::Safe,
+        },
         // Catalog-only or lock-light statements: no table rewrite, no long exclusive lock.
         NodeEnum::CommentStmt(_)
         | NodeEnum::GrantStmt(_)
@@ -74,7 +81,6 @@ pub(super) fn verdict(sql: &str) -> Verdict {
         | NodeEnum::VariableSetStmt(_)
         | NodeEnum::SelectStmt(_)
         | NodeEnum::ViewStmt(_)
-        | NodeEnum::CreateTableAsStmt(_)
         | NodeEnum::CreateCastStmt(_)
         | NodeEnum::CreateConversionStmt(_)
         | NodeEnum::CreateTransformStmt(_)

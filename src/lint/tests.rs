@@ -848,3 +848,12 @@ fn postgresql_statements_are_read_by_postgresqls_grammar() {
         ["opaque-sql"]
     );
 }
+
+#[test]
+fn an_index_on_a_materialized_view_the_file_creates_is_on_a_new_relation() {
+    let files = &[(
+        "1_a.up.sql",
+        "CREATE MATERIALIZED VIEW totals AS SELECT status, count(*) AS n FROM users GROUP BY status WITH DATA;\nCREATE UNIQUE INDEX totals_status_idx ON totals (status);",
+    )];
+    assert_eq!(flagged(PG, files), Vec::<String>::new());
+}
