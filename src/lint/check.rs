@@ -352,6 +352,17 @@ impl File<'_> {
             self.grammar_verdict(code, line);
             return;
         }
+        // PostgreSQL's grammar decides what is a PostgreSQL statement: one it rejects is not
+        // analysed as whatever the more lenient general parser makes of it.
+        if self.engine == Engine::Postgres {
+            if let Some(e) = super::postgres::rejects(code) {
+                self.opaque(
+                    format!("PostgreSQL's grammar rejects this statement ({e}), so it cannot be checked"),
+                    code,
+                );
+                return;
+            }
+        }
         // sqlparser does not know DROP INDEX CONCURRENTLY: read it without the keyword.
         let mut concurrently_drop = false;
         let parsed_sql;

@@ -33,6 +33,11 @@ pub(super) enum Verdict {
     Invalid(String),
 }
 
+/// PostgreSQL's syntax error for `sql`, if its grammar rejects it.
+pub(super) fn rejects(sql: &str) -> Option<String> {
+    pg_query::parse(sql).err().map(|e| e.to_string())
+}
+
 /// Reads `sql`, one statement, with PostgreSQL's grammar.
 pub(super) fn verdict(sql: &str) -> Verdict {
     let parsed = match pg_query::parse(sql) {

@@ -857,3 +857,20 @@ fn an_index_on_a_materialized_view_the_file_creates_is_on_a_new_relation() {
     )];
     assert_eq!(flagged(PG, files), Vec::<String>::new());
 }
+
+#[test]
+fn what_postgresql_rejects_is_not_analysed_as_the_general_parser_reads_it() {
+    // The general parser takes MySQL's table options; PostgreSQL does not.
+    let got = run(
+        PG,
+        &[("1_a.up.sql", "CREATE TABLE t (id int) ENGINE=InnoDB;")],
+        &Catalog::Assumed,
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].rule, "opaque-sql");
+    assert!(
+        got[0].message.contains("PostgreSQL's grammar rejects"),
+        "{}",
+        got[0].message
+    );
+}
