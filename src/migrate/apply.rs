@@ -301,6 +301,29 @@ pub async fn up(
             lock_wait_ms: 0,
         });
     }
+    // A database another tool has been migrating: running shipgate's files from the start
+    // would apply again what that tool applied (SPEC §4). Refused before anything is written.
+    if !tables_exist && !plan.pending.is_empty() {
+        let foreign = backend
+            .foreign_history()
+            .await
+            .map_err(Error::db("looking for another tool's migration history"))?;
+        if let Some(f) = foreign {
+            let newest = f
+                .newest
+                .as_deref()
+                .map(|v| format!(", newest version {v}"))
+                .unwrap_or_default();
+            let version = f.newest.as_deref().unwrap_or("V");
+            return Err(Error::Refused(format!(
+                "refusing to run: this database has no shipgate history but {tool}'s ({table}: {count} row(s){newest}); applying the {pending} pending migration(s) would run again what {tool} already applied. Record what is applied first: `shipgate baseline --version {version} --reason \"switching from {tool}\"` (every migration up to that version counts as applied), then release; nothing was applied",
+                tool = f.tool,
+                table = f.table,
+                count = f.count,
+                pending = plan.pending.len(),
+            )));
+        }
+    }
     // Only now are statements found, for the migrations not applied yet: the no-op path above
     // splits nothing.
     let set = &match read_unapplied(set, &plan, backend.engine()) {

@@ -1705,6 +1705,98 @@ impl Backend {
             })
             .collect())
     }
+
+    /// Another migration tool's history table in this database (the connection's schema), if
+    /// there is one: the tool, its table, how many rows it recorded and its newest version
+    /// when the table has a `version` column. Two statements, run only where shipgate's own
+    /// tables do not exist yet.
+    pub async fn foreign_history(&mut self) -> Result<Option<ForeignHistory>, DbError> {
+        let d = self.dialect;
+        let names = FOREIGN_TABLES
+            .iter()
+            .map(|(table, _)| d.quote(table))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = match d {
+            Dialect::Postgres => format!(
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name IN ({names})"
+            ),
+            Dialect::Sqlite => {
+                format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({names})")
+            }
+            Dialect::Mysql => format!(
+                "SELECT {} FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})",
+                d.str("TABLE_NAME")
+            ),
+        };
+        let found: Vec<String> = self
+            .rows(&sql)
+            .await?
+            .into_iter()
+            .filter_map(|r| first(&[r]))
+            .collect();
+        let Some(&(table, tool)) = FOREIGN_TABLES
+            .iter()
+            .find(|(t, _)| found.iter().any(|f| f == t))
+        else {
+            return Ok(None);
+        };
+        let quoted = d.ident(table);
+        // golang-migrate's `schema_migrations` has a `dirty` column; dbmate's has only `version`.
+        let tool = if table == "schema_migrations" {
+            let probe = format!("SELECT dirty FROM {quoted} WHERE 1 = 0");
+            if self.rows(&probe).await.is_ok() {
+                "golang-migrate"
+            } else {
+                "dbmate"
+            }
+        } else {
+            tool
+        };
+        let count = self
+            .rows(&format!("SELECT {} FROM {quoted}", d.text("count(*)")))
+            .await?;
+        let count = first(&count).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let newest = self
+            .rows(&format!("SELECT {} FROM {quoted}", d.text("max(version)")))
+            .await
+            .ok()
+            .and_then(|rows| first(&rows));
+        Ok(Some(ForeignHistory {
+            tool,
+            table,
+            count,
+            newest,
+        }))
+    }
+}
+
+/// Other tools' history tables, and the tool each belongs to (`schema_migrations` is told apart
+/// by its columns in [`Backend::foreign_history`]).
+const FOREIGN_TABLES: &[(&str, &str)] = &[
+    ("_sqlx_migrations", "sqlx"),
+    ("schema_migrations", "golang-migrate"),
+    ("goose_db_version", "goose"),
+    ("flyway_schema_history", "Flyway"),
+    ("_prisma_migrations", "Prisma"),
+    ("__diesel_schema_migrations", "diesel"),
+    ("atlas_schema_revisions", "Atlas"),
+    ("alembic_version", "Alembic"),
+];
+
+/// Another tool's migration history, found where shipgate has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignHistory {
+    /// The tool.
+    pub tool: &'static str,
+    /// Its history table.
+    pub table: &'static str,
+    /// Rows in it.
+    pub count: i64,
+    /// Its newest version, when the table has a `version` column.
+    pub newest: Option<String>,
 }
 
 /// How long closing a connection, or ending a lost one's server session, may take.

@@ -21,6 +21,7 @@ mod deploy_files;
 mod edits;
 mod failures;
 mod fault;
+mod foreign;
 mod lint;
 mod lock;
 mod logs;
