@@ -1,4 +1,5 @@
-//! Statement analysis: parses each statement of a migration with the engine's dialect and
+//! Statement analysis: parses each statement of a migration (MySQL's and SQLite's with
+//! sqlparser in the engine's dialect, PostgreSQL's with PostgreSQL's own grammar in [`pg`]) and
 //! turns what it does into raw hits, already gated by what the [`Catalog`] says about the
 //! tables it touches.
 //!
@@ -17,10 +18,10 @@ use sqlparser::ast::{
     self, AlterColumnOperation, AlterTableOperation, ColumnOption, ContextModifier, Expr,
     ObjectName, ObjectType, Set, TableConstraint, TableFactor,
 };
-use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::dialect::{Dialect, MySqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
-use super::postgres::Verdict;
+mod pg;
 use super::{Catalog, Size};
 use crate::engine::Engine;
 use crate::migrate::source::Migration;
@@ -223,23 +224,6 @@ fn code_start(s: &Statement) -> (usize, usize) {
     (line, column)
 }
 
-/// The first `n` words of a statement's code, lower-cased.
-fn first_words(code: &str, n: usize) -> Vec<String> {
-    code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| !w.is_empty())
-        .take(n)
-        .map(str::to_ascii_lowercase)
-        .collect()
-}
-
-fn dialect(engine: Engine) -> Box<dyn Dialect> {
-    match engine {
-        Engine::Postgres => Box::new(PostgreSqlDialect {}),
-        Engine::Mysql => Box::new(MySqlDialect {}),
-        Engine::Sqlite => Box::new(SQLiteDialect {}),
-    }
-}
-
 /// The object's own name (last part), lower-cased unless quoted.
 fn name(o: &ObjectName) -> String {
     o.0.last()
@@ -346,46 +330,14 @@ impl File<'_> {
 
     fn statement(&mut self, sql: &str, line: usize) {
         let code = &sql[code_offset(sql)..];
-        let words = first_words(code, 3);
-        let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
-        if w(0) == "do" && self.engine == Engine::Postgres {
-            self.grammar_verdict(code, line);
-            return;
-        }
-        // PostgreSQL's grammar decides what is a PostgreSQL statement: one it rejects is not
-        // analysed as whatever the more lenient general parser makes of it.
-        if self.engine == Engine::Postgres {
-            if let Some(e) = super::postgres::rejects(code) {
-                self.opaque(
-                    format!("PostgreSQL's grammar rejects this statement ({e}), so it cannot be checked"),
-                    code,
-                );
-                return;
-            }
-        }
-        // sqlparser does not know DROP INDEX CONCURRENTLY: read it without the keyword.
-        let mut concurrently_drop = false;
-        let parsed_sql;
-        let text = if self.engine == Engine::Postgres
-            && w(0) == "drop"
-            && w(1) == "index"
-            && w(2) == "concurrently"
-        {
-            concurrently_drop = true;
-            let lower = code.to_ascii_lowercase();
-            let at = lower.find("concurrently").unwrap_or(0);
-            parsed_sql = format!("{}{}", &code[..at], &code[at + "concurrently".len()..]);
-            parsed_sql.as_str()
-        } else {
-            code
+        let dialect: Box<dyn Dialect> = match self.engine {
+            // PostgreSQL statements are read with PostgreSQL's own grammar.
+            Engine::Postgres => return self.postgres(code, line),
+            Engine::Mysql => Box::new(MySqlDialect {}),
+            Engine::Sqlite => Box::new(SQLiteDialect {}),
         };
-        let statements = match Parser::parse_sql(&*dialect(self.engine), text) {
+        let statements = match Parser::parse_sql(&*dialect, code) {
             Ok(s) => s,
-            // PostgreSQL's own grammar decides what sqlparser cannot read.
-            Err(_) if self.engine == Engine::Postgres => {
-                self.grammar_verdict(code, line);
-                return;
-            }
             Err(e) => {
                 self.opaque(
                     format!(
@@ -398,36 +350,11 @@ impl File<'_> {
             }
         };
         for s in &statements {
-            self.parsed(s, concurrently_drop, line, code);
+            self.parsed(s, line, code);
         }
     }
 
-    /// Lints a PostgreSQL statement by what PostgreSQL's grammar says of it: the statements a
-    /// `DO` block runs are linted like top-level ones; what the grammar reads but the lint
-    /// cannot analyse, or rejects, is reported as `opaque-sql`.
-    fn grammar_verdict(&mut self, code: &str, line: usize) {
-        match super::postgres::verdict(code) {
-            Verdict::Safe => {}
-            Verdict::Creates(relation) => self.state.create(Key::Table(relation)),
-            Verdict::Runs { statements, opaque } => {
-                for inner in &statements {
-                    self.statement(inner, line);
-                }
-                if let Some(why) = opaque {
-                    self.opaque(why, code);
-                }
-            }
-            Verdict::Unchecked(why) => self.opaque(why, code),
-            Verdict::Invalid(e) => self.opaque(
-                format!(
-                    "PostgreSQL's grammar rejects this statement ({e}), so it cannot be checked"
-                ),
-                code,
-            ),
-        }
-    }
-
-    fn parsed(&mut self, s: &ast::Statement, concurrently_drop: bool, line: usize, code: &str) {
+    fn parsed(&mut self, s: &ast::Statement, line: usize, code: &str) {
         use ast::Statement as S;
         let mut exclusive: Vec<String> = Vec::new();
         let mut dml = false;
@@ -464,7 +391,7 @@ impl File<'_> {
                 object_type, names, ..
             } => {
                 for n in names {
-                    self.drop(*object_type, n, concurrently_drop, &mut exclusive);
+                    self.drop(*object_type, n, &mut exclusive);
                 }
             }
             S::Truncate(t) => {
@@ -601,6 +528,12 @@ impl File<'_> {
                 );
             }
         }
+        self.locks(exclusive, dml, line);
+    }
+
+    /// What holding `exclusive` (tables this statement locks ACCESS EXCLUSIVE) and changing
+    /// data (`dml`) mean in a transaction that may already hold such a lock.
+    fn locks(&mut self, mut exclusive: Vec<String>, dml: bool, line: usize) {
         if !self.transactional {
             return;
         }
@@ -623,23 +556,34 @@ impl File<'_> {
     }
 
     fn create_index(&mut self, ci: &ast::CreateIndex) {
-        let table = name(&ci.table_name);
-        if ci.concurrently {
-            let existed = self.existed(Key::Table(table.clone()));
+        let index = ci.name.as_ref().map(name);
+        self.index_created(&name(&ci.table_name), index, ci.unique, ci.concurrently);
+    }
+
+    /// `CREATE [UNIQUE] INDEX [CONCURRENTLY] [index] ON table`.
+    fn index_created(
+        &mut self,
+        table: &str,
+        index: Option<String>,
+        unique: bool,
+        concurrently: bool,
+    ) {
+        if concurrently {
+            let existed = self.existed(Key::Table(table.to_owned()));
             self.concurrently("CREATE INDEX CONCURRENTLY", existed);
-        } else if self.large(&table) {
-            let index = ci.name.as_ref().map(|n| format!("{} ", name(n)));
+        } else if self.large(table) {
+            let named = index.as_ref().map(|n| format!("{n} "));
             self.hit(
                 "index-not-concurrent",
                 format!(
                     "CREATE {}INDEX {}on {table} without CONCURRENTLY blocks writes to {table} while it builds",
-                    if ci.unique { "UNIQUE " } else { "" },
-                    index.unwrap_or_default()
+                    if unique { "UNIQUE " } else { "" },
+                    named.unwrap_or_default()
                 ),
             );
         }
-        if let Some(n) = &ci.name {
-            self.state.create(Key::Index(name(n)));
+        if let Some(n) = index {
+            self.state.create(Key::Index(n));
         }
     }
 
@@ -663,16 +607,27 @@ impl File<'_> {
         }
     }
 
-    fn drop(
+    fn drop(&mut self, object_type: ObjectType, n: &ObjectName, exclusive: &mut Vec<String>) {
+        let kind = match object_type {
+            ObjectType::Table => Dropped::Table,
+            ObjectType::Index => Dropped::Index,
+            ObjectType::Schema => Dropped::Schema,
+            ObjectType::Database => Dropped::Database,
+            _ => return,
+        };
+        self.dropped(kind, name(n), false, exclusive);
+    }
+
+    /// `DROP <kind> [CONCURRENTLY] object`.
+    fn dropped(
         &mut self,
-        object_type: ObjectType,
-        n: &ObjectName,
+        kind: Dropped,
+        object: String,
         concurrently: bool,
         exclusive: &mut Vec<String>,
     ) {
-        let object = name(n);
-        match object_type {
-            ObjectType::Table => {
+        match kind {
+            Dropped::Table => {
                 if self.existed(Key::Table(object.clone())) {
                     // On SQLite the file may go on to rename a new copy onto this name: the
                     // documented way to alter a table there, under the database's write lock.
@@ -688,7 +643,7 @@ impl File<'_> {
                 self.state.temporary.remove(&object);
                 self.state.remove(Key::Table(object));
             }
-            ObjectType::Index => {
+            Dropped::Index => {
                 if concurrently {
                     let existed = self.existed(Key::Index(object.clone()));
                     self.concurrently("DROP INDEX CONCURRENTLY", existed);
@@ -700,19 +655,18 @@ impl File<'_> {
                 }
                 self.state.remove(Key::Index(object));
             }
-            ObjectType::Schema => {
+            Dropped::Schema => {
                 if self.existed(Key::Schema(object.clone())) {
                     self.hit("drop-schema", format!("DROP SCHEMA {object}"));
                 }
                 self.state.remove(Key::Schema(object));
             }
-            ObjectType::Database => {
+            Dropped::Database => {
                 if self.existed(Key::Database(object.clone())) {
                     self.hit("drop-database", format!("DROP DATABASE {object}"));
                 }
                 self.state.remove(Key::Database(object));
             }
-            _ => {}
         }
     }
 
@@ -843,20 +797,11 @@ impl File<'_> {
                                 );
                             }
                         }
-                        AlterColumnOperation::SetDataType {
-                            data_type, using, ..
-                        } => {
+                        AlterColumnOperation::SetDataType { data_type, .. } => {
+                            // (PostgreSQL's binary-coercible changes are told apart in `pg`.)
                             let new = data_type.to_string().to_lowercase();
-                            let old = self.column_type(&table, &col);
-                            // `USING col` leaves the contents as they are; any other expression
-                            // computes every row.
-                            let same_contents = using.as_ref().is_none_or(
-                                |u| matches!(u, Expr::Identifier(i) if ident(i) == col),
-                            );
-                            let free = self.engine == Engine::Postgres
-                                && same_contents
-                                && old.as_deref().is_some_and(|o| binary_coercible(o, &new));
-                            if large && !free {
+                            if large {
+                                let old = self.column_type(&table, &col);
                                 let from = old.map(|o| format!(" from {o}")).unwrap_or_default();
                                 self.hit(
                                     "column-type-change",
@@ -1018,7 +963,17 @@ impl File<'_> {
         else {
             return;
         };
-        let var = name(variable);
+        let scope = match scope {
+            Some(ContextModifier::Local) => Scope::Local,
+            Some(ContextModifier::Global) => Scope::Global,
+            _ => Scope::Session,
+        };
+        let value = values.first().map(ToString::to_string);
+        self.timeout(&name(variable), value.as_deref(), scope);
+    }
+
+    /// `SET [scope] var = value`: what it does to the bounds on waiting and running.
+    fn timeout(&mut self, var: &str, value: Option<&str>, scope: Scope) {
         let timeouts: &[&str] = match self.engine {
             Engine::Postgres => &["lock_timeout", "statement_timeout"],
             Engine::Mysql => &[
@@ -1029,27 +984,42 @@ impl File<'_> {
             ],
             Engine::Sqlite => &[],
         };
-        if !timeouts.contains(&var.as_str()) {
+        if !timeouts.contains(&var) {
             return;
         }
-        let zero = values.first().is_some_and(|v| is_zero(&v.to_string()));
-        if zero {
+        if value.is_some_and(is_zero) {
             self.hit(
                 "timeout-disabled",
                 format!("{var} set to 0 removes the bound"),
             );
         }
-        if !matches!(scope, Some(ContextModifier::Local)) {
-            let scope = match scope {
-                Some(ContextModifier::Global) => "global",
-                _ => "session-level",
-            };
-            self.hit(
-                "timeout-session-level",
-                format!("{scope} SET {var} outlives this migration"),
-            );
-        }
+        let scope = match scope {
+            Scope::Local => return,
+            Scope::Global => "global",
+            Scope::Session => "session-level",
+        };
+        self.hit(
+            "timeout-session-level",
+            format!("{scope} SET {var} outlives this migration"),
+        );
     }
+}
+
+/// What a `DROP` removes, of what the rules care about.
+#[derive(Debug, Clone, Copy)]
+enum Dropped {
+    Table,
+    Index,
+    Schema,
+    Database,
+}
+
+/// The scope of a `SET`.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    Local,
+    Session,
+    Global,
 }
 
 /// A PostgreSQL type as (canonical base name, modifiers): `character varying(200)` and

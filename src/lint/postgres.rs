@@ -1,11 +1,11 @@
-//! What PostgreSQL's own grammar (libpg_query) says about a statement the lint's general SQL
-//! parser could not read, and what runs inside a `DO` block.
+//! What PostgreSQL's own grammar (libpg_query) says about a statement whose kind the lint does
+//! not analyse rule by rule, and what runs inside a `DO` block.
 //!
-//! The lint analyses statements with sqlparser; for PostgreSQL that parser does not know every
-//! form the server accepts (`CREATE FUNCTION … COST 100`, `ALTER CONSTRAINT`, `CREATE
-//! STATISTICS`, …). A statement the server's grammar accepts is not unreadable: it is read here
-//! and either known to take no lock the rules care about, or still reported as one the lint
-//! cannot check. A `DO` block runs its body now, so its static SQL statements (read with the
+//! The lint reads every PostgreSQL statement with the server's grammar; the kinds the rules are
+//! about (tables, indexes, constraints, columns, data changes, timeouts) are analysed in
+//! `check::pg`. Any other statement the grammar accepts is not unreadable: it is classified
+//! here as known to take no lock the rules care about, or reported as one the lint cannot
+//! check. A `DO` block runs its body now, so its static SQL statements (read with the
 //! PL/pgSQL parser) are linted like top-level ones; only dynamic SQL (`EXECUTE` of a built
 //! string) stays opaque. A function's body runs when the function is called, not when the
 //! migration runs, so it is only checked to parse.
@@ -33,13 +33,9 @@ pub(super) enum Verdict {
     Invalid(String),
 }
 
-/// PostgreSQL's syntax error for `sql`, if its grammar rejects it.
-pub(super) fn rejects(sql: &str) -> Option<String> {
-    pg_query::parse(sql).err().map(|e| e.to_string())
-}
-
 /// Reads `sql`, one statement, with PostgreSQL's grammar.
-pub(super) fn verdict(sql: &str) -> Verdict {
+#[cfg(test)]
+fn verdict(sql: &str) -> Verdict {
     let parsed = match pg_query::parse(sql) {
         Ok(p) => p,
         Err(e) => return Verdict::Invalid(e.to_string()),
@@ -53,6 +49,11 @@ pub(super) fn verdict(sql: &str) -> Verdict {
     else {
         return Verdict::Safe;
     };
+    classify(node, sql)
+}
+
+/// What the lint makes of a statement it does not analyse rule by rule (`sql` is its text).
+pub(super) fn classify(node: &NodeEnum, sql: &str) -> Verdict {
     match node {
         NodeEnum::DoStmt(d) => do_block(d),
         NodeEnum::CreateFunctionStmt(f) => function(f, sql),
@@ -97,7 +98,25 @@ pub(super) fn verdict(sql: &str) -> Verdict {
         | NodeEnum::AlterFunctionStmt(_)
         | NodeEnum::SecLabelStmt(_)
         | NodeEnum::CreateTrigStmt(_)
-        | NodeEnum::NotifyStmt(_) => Verdict::Safe,
+        | NodeEnum::NotifyStmt(_)
+        // Session and transaction housekeeping, and plans.
+        | NodeEnum::TransactionStmt(_)
+        | NodeEnum::ExplainStmt(_)
+        | NodeEnum::VacuumStmt(_)
+        | NodeEnum::PrepareStmt(_)
+        | NodeEnum::DeallocateStmt(_)
+        | NodeEnum::DeclareCursorStmt(_)
+        | NodeEnum::FetchStmt(_)
+        | NodeEnum::ClosePortalStmt(_)
+        | NodeEnum::DiscardStmt(_)
+        | NodeEnum::ListenStmt(_)
+        | NodeEnum::UnlistenStmt(_)
+        | NodeEnum::VariableShowStmt(_)
+        | NodeEnum::DropRoleStmt(_)
+        // No rule is about these yet: a role's defaults, and REFRESH MATERIALIZED VIEW (it
+        // locks the view it refreshes, no table).
+        | NodeEnum::AlterRoleSetStmt(_)
+        | NodeEnum::RefreshMatViewStmt(_) => Verdict::Safe,
         // Renames of objects that are not tables, columns or indexes.
         NodeEnum::RenameStmt(r) if !renames_a_relation(r.rename_type) => Verdict::Safe,
         // ALTER TABLE … ALTER CONSTRAINT (deferrability) rewrites nothing and validates nothing.

@@ -874,3 +874,40 @@ fn what_postgresql_rejects_is_not_analysed_as_the_general_parser_reads_it() {
         got[0].message
     );
 }
+
+#[test]
+fn postgresql_rules_read_the_servers_parse_tree() {
+    // A data change under a WITH clause is a data change all the same.
+    assert_eq!(
+        flagged(
+            PG,
+            &[(
+                "1_a.up.sql",
+                "WITH x AS (SELECT 1) UPDATE users SET plan = 'free';"
+            )]
+        ),
+        ["update-without-where"]
+    );
+    // Dropping objects no rule is about is read, not opaque.
+    assert_eq!(
+        flagged(
+            PG,
+            &[(
+                "1_a.up.sql",
+                "DROP STATISTICS users_st;\nDROP PUBLICATION users_pub;"
+            )]
+        ),
+        Vec::<String>::new()
+    );
+    // A materialized view the file creates is new, with or without WITH DATA.
+    assert_eq!(
+        flagged(
+            PG,
+            &[(
+                "1_a.up.sql",
+                "CREATE MATERIALIZED VIEW totals AS SELECT 1 AS a;\nCREATE INDEX totals_a ON totals (a);"
+            )]
+        ),
+        Vec::<String>::new()
+    );
+}
