@@ -40,6 +40,8 @@ pub(super) struct Hit {
     /// The statement names a large table that existed before the run (what makes a statement
     /// shipgate cannot read refuse a release).
     pub names_large: bool,
+    /// In a function's body: reported by `check`, never by the release gate.
+    pub deferred: bool,
 }
 
 /// What kind of object a name refers to.
@@ -55,7 +57,7 @@ enum Key {
 
 /// What a run has seen so far: objects created in scope (the file without a database, the
 /// pending batch with one) and constraints that make later steps safe.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct State {
     created: HashSet<Key>,
     /// Objects dropped in scope: whatever the catalog says, they no longer exist.
@@ -125,6 +127,9 @@ struct RawHit {
     names_large: bool,
     /// A SQLite `drop-table` of this table, which a later rename may show to be a rebuild.
     rebuild_of: Option<String>,
+    /// Found in a function's body: it runs when the function is called, so `check` reports it
+    /// and the release gate does not.
+    deferred: bool,
 }
 
 /// Analyses the up script of `m`, updating `state`.
@@ -173,6 +178,7 @@ pub(super) fn migration(
                 column,
                 comments: (s.line, code_line),
                 names_large: raw.names_large,
+                deferred: raw.deferred,
             };
             match raw.rebuild_of {
                 Some(table) => held.push((table, hit)),
@@ -247,6 +253,7 @@ impl File<'_> {
             message,
             names_large: false,
             rebuild_of: None,
+            deferred: false,
         });
     }
 
@@ -263,6 +270,7 @@ impl File<'_> {
             message,
             names_large,
             rebuild_of: None,
+            deferred: false,
         });
     }
 
@@ -637,6 +645,7 @@ impl File<'_> {
                         message: format!("DROP TABLE {object}"),
                         names_large: false,
                         rebuild_of,
+                        deferred: false,
                     });
                 }
                 exclusive.push(object.clone());

@@ -911,3 +911,34 @@ fn postgresql_rules_read_the_servers_parse_tree() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_function_body_is_linted_by_check_but_never_refuses_a_release() {
+    let big = catalog(&[("users", 50_000)], &[("users", "email", "text")], &[]);
+    let file = "CREATE FUNCTION purge() RETURNS void LANGUAGE plpgsql AS $$\nBEGIN\n  DELETE FROM users;\n  DROP TABLE users;\nEND $$;\nCREATE INDEX users_email_idx ON users (email);";
+    // `check` reports what the body would do when called, saying so.
+    let found = run(PG, &[("1_a.up.sql", file)], &Catalog::Assumed);
+    let rules: Vec<&str> = found.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        ["delete-without-where", "drop-table", "index-not-concurrent"],
+        "{found:?}"
+    );
+    assert!(
+        found[0].message.contains("in the body of function purge"),
+        "{}",
+        found[0].message
+    );
+    // The body did not run: the index after it is still on an existing table, not on a
+    // dropped one.
+    assert!(
+        !found[2].message.contains("function"),
+        "{}",
+        found[2].message
+    );
+    // The release gate refuses for the index the migration builds, not for the body.
+    assert_eq!(
+        release(PG, &[("1_a.up.sql", file)], &big),
+        [("index-not-concurrent".to_owned(), Severity::Error)]
+    );
+}

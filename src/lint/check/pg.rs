@@ -49,6 +49,7 @@ impl File<'_> {
                     self.opaque(why, code);
                 }
             }
+            Verdict::Function { name, statements } => self.function_body(&name, &statements, line),
             Verdict::Unchecked(why) => self.opaque(why, code),
             Verdict::Invalid(e) => self.opaque(
                 format!(
@@ -56,6 +57,33 @@ impl File<'_> {
                 ),
                 code,
             ),
+        }
+    }
+
+    /// Lints the statements of a function's body like top-level ones, for `check` only: they
+    /// run when the function is called, not when the migration runs, so they neither change
+    /// what the rest of the file sees nor refuse a release.
+    fn function_body(&mut self, name: &str, statements: &[String], line: usize) {
+        let state = self.state.clone();
+        let holding = self.holding.clone();
+        let not_valid_here = self.not_valid_here.clone();
+        let (ddl, ddl_flagged) = (self.ddl, self.ddl_flagged);
+        let touched = self.touched_existing.get();
+        let first = self.hits.len();
+        for inner in statements {
+            self.statement(inner, line);
+        }
+        *self.state = state;
+        self.holding = holding;
+        self.not_valid_here = not_valid_here;
+        (self.ddl, self.ddl_flagged) = (ddl, ddl_flagged);
+        self.touched_existing.set(touched);
+        for hit in &mut self.hits[first..] {
+            hit.deferred = true;
+            hit.message = format!(
+                "in the body of function {name} (it runs when the function is called, not when this migration runs): {}",
+                hit.message
+            );
         }
     }
 
@@ -475,6 +503,7 @@ impl File<'_> {
                     message,
                     names_large: false,
                     rebuild_of: None,
+                    deferred: false,
                 });
             }
         }
