@@ -317,7 +317,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     if args.dry_run {
         // A dry run prints and lints what would run: every script read.
         let versions: Vec<i64> = set.migrations.iter().map(|m| m.version).collect();
-        let set = match set.read(versions, backend.engine()) {
+        let set = match set.read(versions, backend.split_rules()) {
             Ok(set) => set,
             Err(e) => return finish(backend, Err(migrate::Error::Source(e))).await,
         };

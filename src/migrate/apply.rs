@@ -14,7 +14,7 @@ use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Tim
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
 use super::{jitter, lock, Error, Interrupt, Stage};
-use crate::config::{DatabaseUrl, DeployInfo, Engine, EngineSettings};
+use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -326,7 +326,7 @@ pub async fn up(
     }
     // Only now are statements found, for the migrations not applied yet: the no-op path above
     // splits nothing.
-    let set = &match read_unapplied(set, &plan, backend.engine()) {
+    let set = &match read_unapplied(set, &plan, backend.split_rules()) {
         Ok(set) => set,
         Err(e) => {
             if tables_exist {
@@ -360,12 +360,12 @@ pub async fn up(
     })
 }
 
-/// `set` with the scripts of every migration `plan` does not list as applied read by
-/// `engine`'s rules (statements found, transaction control checked).
+/// `set` with the scripts of every migration `plan` does not list as applied read by `rules`
+/// (statements found, transaction control checked).
 pub fn read_unapplied(
     set: &MigrationSet,
     plan: &Plan,
-    engine: Engine,
+    rules: super::split::Rules,
 ) -> Result<MigrationSet, Error> {
     let applied: std::collections::HashSet<Version> =
         plan.applied.iter().map(|e| e.version).collect();
@@ -374,7 +374,7 @@ pub fn read_unapplied(
         .iter()
         .map(|m| m.version)
         .filter(|v| !applied.contains(v));
-    set.read(versions, engine).map_err(Error::Source)
+    set.read(versions, rules).map_err(Error::Source)
 }
 
 /// The no-op release's run row, written like every other write of shipgate's (a lock timeout,
@@ -581,7 +581,10 @@ async fn apply_pending(
     // what is pending now is read, if it was not already).
     let (_, plan) = plan(backend, set, policy).await?;
     refuse_blockers(&plan, policy)?;
-    let set = &set.read(plan.pending.iter().map(|e| e.version), backend.engine())?;
+    let set = &set.read(
+        plan.pending.iter().map(|e| e.version),
+        backend.split_rules(),
+    )?;
     for entry in &plan.pending {
         let m = set
             .get(entry.version)

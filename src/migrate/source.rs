@@ -39,8 +39,9 @@ impl MigrationSet {
     pub fn read(
         &self,
         versions: impl IntoIterator<Item = Version>,
-        engine: Engine,
+        rules: impl Into<split::Rules>,
     ) -> Result<MigrationSet, SourceErrors> {
+        let rules = rules.into();
         let mut set = self.clone();
         let mut errors = Vec::new();
         for v in versions {
@@ -48,9 +49,9 @@ impl MigrationSet {
                 continue;
             };
             let m = &mut set.migrations[i];
-            read_body(&mut m.up, engine, &mut errors);
+            read_body(&mut m.up, rules, &mut errors);
             if let Some(down) = m.down.as_mut() {
-                read_body(down, engine, &mut errors);
+                read_body(down, rules, &mut errors);
             }
         }
         if errors.is_empty() {
@@ -910,7 +911,7 @@ fn script(
         read: false,
     };
     if let Reading::Statements(engine) = reading {
-        read_body(&mut script, engine, errors);
+        read_body(&mut script, engine.into(), errors);
     }
     (errors.len() == before).then_some(script)
 }
@@ -919,13 +920,14 @@ fn script(
 /// `BEGIN; … COMMIT;` wrapper, and refuses transaction control inside shipgate's transaction.
 /// A comment-only file is valid: an up file is a deliberate no-op, a down file declares the
 /// migration irreversible (`Script::is_empty`); the lint reports both.
-fn read_body(script: &mut Script, engine: Engine, errors: &mut Vec<SourceError>) {
+fn read_body(script: &mut Script, rules: split::Rules, errors: &mut Vec<SourceError>) {
+    let engine = rules.engine;
     if script.read {
         return;
     }
     let raw = std::mem::take(&mut script.sql);
     let (statements, spans): (Vec<Statement>, Vec<_>) =
-        split::spanned(&raw, engine).into_iter().unzip();
+        split::spanned(&raw, rules).into_iter().unzip();
     let mut sql = raw.clone();
     let mut body: &[Statement] = &statements;
     if !script.directives.no_transaction {

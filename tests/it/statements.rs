@@ -537,3 +537,35 @@ mod boundaries {
             .expect("shipgate splits as MariaDB does");
     }
 }
+
+/// A MariaDB session with `NO_BACKSLASH_ESCAPES` (set by `session_init`, as a project that
+/// relies on it does): `'x\'` is a whole string there, so the `COMMIT` after it is a statement
+/// of its own, and shipgate must see it before anything runs.
+#[test]
+fn mariadb_statements_end_where_the_sessions_sql_mode_says() {
+    let db = Db::new(Engine::Mariadb);
+    let p = Project::new();
+    p.write("1_t.up.sql", "CREATE TABLE t (v text);\n").write(
+        "2_rows.up.sql",
+        "INSERT INTO t (v) VALUES ('x\\');\nCOMMIT;\nINSERT INTO t (v) VALUES ('y');\n",
+    );
+    let mode = "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')";
+    let mut cmd = p.command(Some(&db), &["up"]);
+    cmd.env("SHIPGATE_SESSION_INIT", mode);
+    Run::wait(cmd)
+        .code(5)
+        .stderr_has(&["2_rows.up.sql:2", "`COMMIT`"]);
+    assert!(!db.table_exists("t"), "refused before anything ran");
+    // Without the COMMIT the file runs, split as the session reads it: two rows, `x\` and `y`.
+    p.write(
+        "2_rows.up.sql",
+        "INSERT INTO t (v) VALUES ('x\\');\nINSERT INTO t (v) VALUES ('y');\n",
+    );
+    let mut cmd = p.command(Some(&db), &["up"]);
+    cmd.env("SHIPGATE_SESSION_INIT", mode);
+    Run::wait(cmd).code(0);
+    assert_eq!(
+        db.query("SELECT v FROM t ORDER BY v"),
+        [[Some("x\\".to_owned())], [Some("y".to_owned())]]
+    );
+}

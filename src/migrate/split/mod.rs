@@ -34,19 +34,73 @@ pub struct Statement {
     pub column: usize,
 }
 
-/// Splits `sql` into its statements by `engine`'s rules, dropping statements that hold only
-/// comments and white space.
-pub fn statements(sql: &str, engine: Engine) -> Vec<Statement> {
-    spanned(sql, engine).into_iter().map(|(s, _)| s).collect()
+/// The `sql_mode` flags that change where a MySQL/MariaDB statement ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MysqlMode {
+    /// Backslash escapes in strings (on unless `NO_BACKSLASH_ESCAPES`).
+    pub backslash_escapes: bool,
+    /// `"…"` is an identifier, not a string (`ANSI_QUOTES`).
+    pub ansi_quotes: bool,
+}
+
+impl Default for MysqlMode {
+    fn default() -> MysqlMode {
+        MysqlMode {
+            backslash_escapes: true,
+            ansi_quotes: false,
+        }
+    }
+}
+
+impl MysqlMode {
+    /// The flags of a `sql_mode` value as the server prints it.
+    pub fn from_sql_mode(sql_mode: &str) -> MysqlMode {
+        let has = |flag: &str| {
+            sql_mode
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case(flag))
+        };
+        MysqlMode {
+            // ANSI mode includes ANSI_QUOTES; the server prints the expansion too.
+            backslash_escapes: !has("NO_BACKSLASH_ESCAPES"),
+            ansi_quotes: has("ANSI_QUOTES") || has("ANSI"),
+        }
+    }
+}
+
+/// Whose rules a file is split by: the engine, and for MySQL/MariaDB the session's
+/// `sql_mode` flags when shipgate is connected (the default `sql_mode` otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// The engine.
+    pub engine: Engine,
+    /// MySQL's lexical flags.
+    pub mysql: MysqlMode,
+}
+
+impl From<Engine> for Rules {
+    fn from(engine: Engine) -> Rules {
+        Rules {
+            engine,
+            mysql: MysqlMode::default(),
+        }
+    }
+}
+
+/// Splits `sql` into its statements by `rules`, dropping statements that hold only comments
+/// and white space.
+pub fn statements(sql: &str, rules: impl Into<Rules>) -> Vec<Statement> {
+    spanned(sql, rules).into_iter().map(|(s, _)| s).collect()
 }
 
 /// [`statements`], each with the bytes of `sql` it spans: from its first token to the end of
 /// its terminator (or of the text).
-pub fn spanned(sql: &str, engine: Engine) -> Vec<(Statement, Range<usize>)> {
-    let pieces = match engine {
+pub fn spanned(sql: &str, rules: impl Into<Rules>) -> Vec<(Statement, Range<usize>)> {
+    let rules = rules.into();
+    let pieces = match rules.engine {
         Engine::Postgres => postgres::pieces(sql),
         Engine::Sqlite => sqlite::pieces(sql),
-        Engine::Mysql => mysql::pieces(sql),
+        Engine::Mysql => mysql::pieces(sql, rules.mysql),
     };
     let mut lines = Lines::default();
     let mut out = Vec::with_capacity(pieces.len());
@@ -233,5 +287,55 @@ mod tests {
         let lines: Vec<usize> = got.iter().map(|(s, _)| s.line).collect();
         // The CR inside the string is a line break to the normalised text as well.
         assert_eq!(lines, [1, 2, 4]);
+    }
+}
+
+#[cfg(test)]
+mod modes {
+    use super::*;
+
+    fn texts(sql: &str, mode: MysqlMode) -> Vec<String> {
+        statements(
+            sql,
+            Rules {
+                engine: Engine::Mysql,
+                mysql: mode,
+            },
+        )
+        .into_iter()
+        .map(|s| s.sql)
+        .collect()
+    }
+
+    #[test]
+    fn mysql_statements_end_where_the_sessions_sql_mode_says() {
+        let sql = "INSERT INTO t VALUES ('x\\');\nCOMMIT;\nSELECT \"a\\\"; SELECT 2";
+        // The default sql_mode: `\'` escapes the quote, `\"` too.
+        assert_eq!(texts(sql, MysqlMode::default()).len(), 1);
+        // NO_BACKSLASH_ESCAPES: the string ends at `x\'`, so COMMIT is a statement.
+        let nbe = MysqlMode::from_sql_mode("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES");
+        assert!(!nbe.backslash_escapes && !nbe.ansi_quotes);
+        let got = texts(sql, nbe);
+        assert_eq!(got[..2], ["INSERT INTO t VALUES ('x\\')", "COMMIT"]);
+        // ANSI_QUOTES as well: `"a\"` is an identifier, which no backslash escapes.
+        let ansi = MysqlMode::from_sql_mode("ansi_quotes,no_backslash_escapes");
+        assert!(ansi.ansi_quotes);
+        assert_eq!(
+            texts(sql, ansi),
+            [
+                "INSERT INTO t VALUES ('x\\')",
+                "COMMIT",
+                "SELECT \"a\\\"",
+                "SELECT 2"
+            ]
+        );
+        // ANSI_QUOTES alone: `'x\'` still escapes, so the first string runs on.
+        assert_eq!(
+            MysqlMode::from_sql_mode("ANSI"),
+            MysqlMode {
+                backslash_escapes: true,
+                ansi_quotes: true
+            }
+        );
     }
 }

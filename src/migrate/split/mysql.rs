@@ -19,7 +19,7 @@ use super::{leading_words, Piece, Statement};
 use crate::config::Engine;
 
 /// The statements of `sql` as the `mysql` client and the server delimit them.
-pub(crate) fn pieces(sql: &str) -> Vec<Piece> {
+pub(crate) fn pieces(sql: &str, mode: super::MysqlMode) -> Vec<Piece> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
@@ -103,7 +103,10 @@ pub(crate) fn pieces(sql: &str) -> Vec<Piece> {
             b'\'' | b'"' | b'`' => {
                 code = true;
                 after_value = false;
-                i = quoted(bytes, i + 1, c, c != b'`');
+                // Strings take backslash escapes unless NO_BACKSLASH_ESCAPES; identifiers
+                // (backquoted, or double-quoted under ANSI_QUOTES) never do.
+                let identifier = c == b'`' || (c == b'"' && mode.ansi_quotes);
+                i = quoted(bytes, i + 1, c, !identifier && mode.backslash_escapes);
             }
             _ if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80 => {
                 code = true;
