@@ -212,6 +212,7 @@ async fn dispatch(
     }
     let read_only = match &command {
         Command::Status(_) | Command::History(_) | Command::Check(_) => true,
+        Command::Adopt(args) => args.dry_run,
         Command::Up(args) => args.dry_run,
         Command::Down(args) => args.dry_run,
         Command::Release(args) => args.dry_run,
@@ -234,6 +235,7 @@ async fn dispatch(
         Command::Status(args) => status(&args, config, interrupt).await,
         Command::History(args) => history(&args, config, interrupt).await,
         Command::Baseline(args) => baseline(&args, config, interrupt).await,
+        Command::Adopt(args) => adopt(&args, config, interrupt).await,
         Command::Repair(args) => repair(&args, config, interrupt).await,
         Command::Release(args) => crate::release::command(&args, config, interrupt).await,
         Command::Serve(args) => crate::release::serve_command(&args, config, interrupt).await,
@@ -1040,6 +1042,31 @@ async fn baseline(
             backend,
             set,
             args.version,
+            args.reason.as_deref(),
+            &config.engine,
+            &config.deploy,
+            interrupt,
+        )
+        .await
+    })
+    .await
+}
+
+async fn adopt(args: &cli::Adopt, config: &Config, interrupt: Interrupt) -> Result<Exit, Failure> {
+    if !args.dry_run && matches!(args.reason.as_deref().map(str::trim), None | Some("")) {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!(
+                "adopt needs --reason \"why\" (written to the audit table); nothing was changed"
+            ),
+        ));
+    }
+    locked_change(config, interrupt, async |backend, set, interrupt| {
+        migrate::adopt::adopt(
+            backend,
+            set,
+            args.from.as_deref(),
+            args.dry_run,
             args.reason.as_deref(),
             &config.engine,
             &config.deploy,

@@ -334,6 +334,9 @@ pub enum Command {
     /// Record every migration up to --version as applied without running it (alembic stamp)
     #[command(after_help = EXIT_CODES)]
     Baseline(Baseline),
+    /// Take over another tool's history: record exactly what it applied (sqlx, golang-migrate)
+    #[command(after_help = EXIT_CODES)]
+    Adopt(Adopt),
     /// Resolve a dirty migration or accept an edited checksum; every repair is audited
     #[command(after_help = EXIT_CODES)]
     Repair(Repair),
@@ -477,6 +480,20 @@ pub struct Baseline {
     /// Record every migration up to and including this version as applied
     #[arg(long, env = "SHIPGATE_BASELINE_VERSION", value_name = "VERSION")]
     pub version: i64,
+    /// Why (written to the audit table)
+    #[arg(long, env = "SHIPGATE_REASON")]
+    pub reason: Option<String>,
+}
+
+/// `shipgate adopt`.
+#[derive(Debug, Args)]
+pub struct Adopt {
+    /// The tool whose history to take over (default: the one whose table this database has)
+    #[arg(long, env = "SHIPGATE_ADOPT_FROM", value_name = "TOOL")]
+    pub from: Option<String>,
+    /// Read and check the other tool's history; change nothing
+    #[arg(long, env = "SHIPGATE_DRY_RUN", value_parser = boolish)]
+    pub dry_run: bool,
     /// Why (written to the audit table)
     #[arg(long, env = "SHIPGATE_REASON")]
     pub reason: Option<String>,

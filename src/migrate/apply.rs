@@ -315,8 +315,13 @@ pub async fn up(
                 .map(|v| format!(", newest version {v}"))
                 .unwrap_or_default();
             let version = f.newest.as_deref().unwrap_or("V");
+            let how = if matches!(f.tool, "sqlx" | "golang-migrate") {
+                format!("take its history over with `shipgate adopt --from {} --reason \"switching from {}\"` (it records exactly what {} applied, checked against the files)", f.tool, f.tool, f.tool)
+            } else {
+                format!("record what is applied with `shipgate baseline --version {version} --reason \"switching from {}\"` (every migration up to that version counts as applied)", f.tool)
+            };
             return Err(Error::Refused(format!(
-                "refusing to run: this database has no shipgate history but {tool}'s ({table}: {count} row(s){newest}); applying the {pending} pending migration(s) would run again what {tool} already applied. Record what is applied first: `shipgate baseline --version {version} --reason \"switching from {tool}\"` (every migration up to that version counts as applied), then release; nothing was applied",
+                "refusing to run: this database has no shipgate history but {tool}'s ({table}: {count} row(s){newest}); applying the {pending} pending migration(s) would run again what {tool} already applied. First {how}, then release; nothing was applied",
                 tool = f.tool,
                 table = f.table,
                 count = f.count,

@@ -5,6 +5,7 @@
 //! wait bounded and the lock released on every path. [`Error`] is what callers branch on; the
 //! mapping to exit codes lives in `app`, once.
 
+pub mod adopt;
 pub mod apply;
 pub mod backend;
 pub mod foreign;

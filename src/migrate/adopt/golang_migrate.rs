@@ -1,0 +1,46 @@
+//! golang-migrate's `schema_migrations` (`database/postgres/postgres.go` and siblings): one row,
+//! the version the database is at and whether the last migration stopped part-way (`dirty`).
+//! golang-migrate applies in order, so every file up to that version is applied.
+
+use super::{require_files, Applied};
+use crate::migrate::backend::Backend;
+use crate::migrate::source::MigrationSet;
+use crate::migrate::Error;
+
+pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result<Applied, Error> {
+    let text = |c: &str| match backend.engine() {
+        crate::config::Engine::Mysql => format!("CAST({c} AS CHAR)"),
+        _ => format!("CAST({c} AS TEXT)"),
+    };
+    let sql = format!(
+        "SELECT {}, {} FROM schema_migrations",
+        text("version"),
+        text("dirty")
+    );
+    let rows = backend
+        .rows(&sql)
+        .await
+        .map_err(Error::db("reading schema_migrations"))?;
+    let Some(row) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let current: i64 = get(0).parse().map_err(|_| {
+        Error::Refused(format!(
+            "adopt: golang-migrate's version {:?} is not a number; nothing was changed",
+            get(0)
+        ))
+    })?;
+    if matches!(get(1).as_str(), "true" | "1" | "t") {
+        return Err(Error::Refused(format!(
+            "adopt: golang-migrate recorded version {current} as dirty (it stopped part-way): finish or undo it by hand and `migrate force` the version first; nothing was changed"
+        )));
+    }
+    require_files("golang-migrate", set, &[current])?;
+    Ok(set
+        .migrations
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| *v <= current)
+        .collect())
+}
