@@ -2,20 +2,16 @@
 //! the version the database is at and whether the last migration stopped part-way (`dirty`).
 //! golang-migrate applies in order, so every file up to that version is applied.
 
-use super::{require_files, Applied};
+use super::{as_text, require_files, Applied};
 use crate::migrate::backend::Backend;
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
 
 pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result<Applied, Error> {
-    let text = |c: &str| match backend.engine() {
-        crate::config::Engine::Mysql => format!("CAST({c} AS CHAR)"),
-        _ => format!("CAST({c} AS TEXT)"),
-    };
     let sql = format!(
         "SELECT {}, {} FROM schema_migrations",
-        text("version"),
-        text("dirty")
+        as_text(backend, "version"),
+        as_text(backend, "dirty")
     );
     let rows = backend
         .rows(&sql)

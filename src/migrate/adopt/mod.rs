@@ -152,6 +152,14 @@ fn list(versions: &[Version]) -> String {
     }
 }
 
+/// `column` read back as text on `backend`'s engine.
+fn as_text(backend: &Backend, column: &str) -> String {
+    match backend.engine() {
+        crate::config::Engine::Mysql => format!("CAST({column} AS CHAR)"),
+        _ => format!("CAST({column} AS TEXT)"),
+    }
+}
+
 /// Every version must have its file: a recorded migration that this build does not have cannot
 /// be taken over (its checksum and name would be unknown).
 fn require_files(tool: &str, set: &MigrationSet, versions: &[Version]) -> Result<(), Error> {

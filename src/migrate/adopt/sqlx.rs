@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha384};
 
-use super::{require_files, Applied};
+use super::{as_text, require_files, Applied};
 use crate::migrate::backend::Backend;
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
@@ -14,15 +14,11 @@ pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result
         crate::config::Engine::Postgres => "encode(checksum, 'hex')",
         _ => "hex(checksum)",
     };
-    let text = |c: &str| match backend.engine() {
-        crate::config::Engine::Mysql => format!("CAST({c} AS CHAR)"),
-        _ => format!("CAST({c} AS TEXT)"),
-    };
     let sql = format!(
         "SELECT {}, {}, {} FROM _sqlx_migrations ORDER BY version",
-        text("version"),
-        text("success"),
-        text(hex)
+        as_text(backend, "version"),
+        as_text(backend, "success"),
+        as_text(backend, hex)
     );
     let rows = backend
         .rows(&sql)
