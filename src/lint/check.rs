@@ -132,6 +132,20 @@ struct RawHit {
     deferred: bool,
 }
 
+/// A column being added, as either parser read it.
+struct AddedColumn<'a> {
+    table: &'a str,
+    col: &'a str,
+    /// Its type as written, lower-case (`serial` fills it from a sequence).
+    type_name: String,
+    not_null: bool,
+    has_default: bool,
+    /// The default expression's text, when it could be printed.
+    default: Option<String>,
+    /// Identity or stored generated.
+    generated: bool,
+}
+
 /// Analyses the up script of `m`, updating `state`.
 pub(super) fn migration(
     state: &mut State,
@@ -898,6 +912,47 @@ impl File<'_> {
         }
     }
 
+    /// The rules about a column being added, whichever parser read it: `NOT NULL` without a
+    /// default on an existing table, and a value computed for every existing row.
+    fn added_column(&mut self, c: AddedColumn<'_>, large: bool, existed: bool) {
+        let AddedColumn {
+            table,
+            col,
+            type_name,
+            not_null,
+            has_default,
+            default,
+            generated,
+        } = c;
+        let serial = matches!(
+            type_name.as_str(),
+            "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
+        );
+        if not_null && !has_default && !generated && !serial && existed {
+            self.hit(
+                "add-column-not-null-no-default",
+                format!("{table}.{col} is NOT NULL with no default: existing rows have no value"),
+            );
+        }
+        if large {
+            let cause = if serial {
+                Some(format!("its {type_name} type fills it from a sequence"))
+            } else if generated {
+                Some("identity and stored generated columns are computed for every row".into())
+            } else {
+                default.as_deref().and_then(volatile_call).map(|f| {
+                    format!("its default calls {f}(), which is evaluated for every existing row")
+                })
+            };
+            if let Some(cause) = cause {
+                self.hit(
+                    "add-column-volatile-default",
+                    format!("{table}.{col} added with a per-row value: {cause}"),
+                );
+            }
+        }
+    }
+
     fn not_valid(&mut self, constraint: String, table: &str, column: Option<String>) {
         self.not_valid_here.insert(constraint.clone());
         self.state
@@ -907,11 +962,6 @@ impl File<'_> {
 
     fn add_column(&mut self, table: &str, c: &ast::ColumnDef, large: bool, existed: bool) {
         let col = ident(&c.name);
-        let type_name = c.data_type.to_string().to_ascii_lowercase();
-        let serial = matches!(
-            type_name.as_str(),
-            "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
-        );
         let mut not_null = false;
         let mut default = None;
         let mut generated = false;
@@ -923,30 +973,19 @@ impl File<'_> {
                 _ => {}
             }
         }
-        if not_null && default.is_none() && !generated && !serial && existed {
-            self.hit(
-                "add-column-not-null-no-default",
-                format!("{table}.{col} is NOT NULL with no default: existing rows have no value"),
-            );
-        }
-        if large {
-            let cause =
-                if serial {
-                    Some(format!("its {type_name} type fills it from a sequence"))
-                } else if generated {
-                    Some("identity and stored generated columns are computed for every row".into())
-                } else {
-                    default.and_then(|e| volatile_call(&e.to_string())).map(|f| {
-                    format!("its default calls {f}(), which is evaluated for every existing row")
-                })
-                };
-            if let Some(cause) = cause {
-                self.hit(
-                    "add-column-volatile-default",
-                    format!("{table}.{col} added with a per-row value: {cause}"),
-                );
-            }
-        }
+        self.added_column(
+            AddedColumn {
+                table,
+                col: &col,
+                type_name: c.data_type.to_string().to_ascii_lowercase(),
+                not_null,
+                has_default: default.is_some(),
+                default: default.map(ToString::to_string),
+                generated,
+            },
+            large,
+            existed,
+        );
         for o in &c.options {
             match &o.option {
                 ColumnOption::Unique(_) | ColumnOption::PrimaryKey(_) if large => self.hit(

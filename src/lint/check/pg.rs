@@ -9,7 +9,7 @@
 use pg_query::protobuf::{self as pb, AlterTableType, ConstrType, ObjectType, VariableSetKind};
 use pg_query::NodeEnum as N;
 
-use super::{binary_coercible, volatile_call, Dropped, File, Key, RawHit, Scope};
+use super::{binary_coercible, AddedColumn, Dropped, File, Key, Scope};
 use crate::lint::postgres::{self, Verdict};
 
 /// `AccessExclusiveLock` in PostgreSQL's lock modes (`LOCK TABLE` without a mode takes it).
@@ -437,11 +437,6 @@ impl File<'_> {
 
     fn pg_add_column(&mut self, table: &str, c: &pb::ColumnDef, large: bool, existed: bool) {
         let col = &c.colname;
-        let type_name = c.type_name.as_ref().map(type_text).unwrap_or_default();
-        let serial = matches!(
-            type_name.as_str(),
-            "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"
-        );
         let constraints: Vec<&pb::Constraint> = c
             .constraints
             .iter()
@@ -461,34 +456,23 @@ impl File<'_> {
                 _ => {}
             }
         }
-        if not_null && default.is_none() && !generated && !serial && existed {
-            self.hit(
-                "add-column-not-null-no-default",
-                format!("{table}.{col} is NOT NULL with no default: existing rows have no value"),
-            );
-        }
-        if large {
-            let cause = if serial {
-                Some(format!("its {type_name} type fills it from a sequence"))
-            } else if generated {
-                Some("identity and stored generated columns are computed for every row".into())
-            } else {
-                default
-                    .and_then(expression_text)
-                    .and_then(|e| volatile_call(&e))
-                    .map(|f| {
-                        format!(
-                            "its default calls {f}(), which is evaluated for every existing row"
-                        )
-                    })
-            };
-            if let Some(cause) = cause {
-                self.hit(
-                    "add-column-volatile-default",
-                    format!("{table}.{col} added with a per-row value: {cause}"),
-                );
-            }
-        }
+        self.added_column(
+            AddedColumn {
+                table,
+                col,
+                type_name: c.type_name.as_ref().map(type_text).unwrap_or_default(),
+                not_null,
+                has_default: default.is_some(),
+                default: if large {
+                    default.and_then(expression_text)
+                } else {
+                    None
+                },
+                generated,
+            },
+            large,
+            existed,
+        );
         for k in &constraints {
             let (rule, message) = match ConstrType::try_from(k.contype) {
                 Ok(ConstrType::ConstrUnique) => ("unique-not-using-index", format!("{table}.{col} declared UNIQUE inline: its index is built under an exclusive lock")),
@@ -498,13 +482,7 @@ impl File<'_> {
                 _ => continue,
             };
             if large {
-                self.hits.push(RawHit {
-                    rule,
-                    message,
-                    names_large: false,
-                    rebuild_of: None,
-                    deferred: false,
-                });
+                self.hit(rule, message);
             }
         }
     }
@@ -672,6 +650,7 @@ fn type_display(t: &pb::TypeName) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::volatile_call;
     use super::*;
 
     fn column_type(sql: &str) -> String {
