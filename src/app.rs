@@ -319,7 +319,14 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     if args.dry_run {
         // A dry run prints and lints what would run: every script read.
         let versions: Vec<i64> = set.migrations.iter().map(|m| m.version).collect();
-        let set = match set.read(versions, backend.split_rules()) {
+        let rules = match backend.split_rules().await {
+            Ok(rules) => rules,
+            Err(e) => {
+                let e = migrate::Error::db("reading the session's sql_mode")(e);
+                return finish(backend, Err(e)).await;
+            }
+        };
+        let set = match set.read(versions, rules) {
             Ok(set) => set,
             Err(e) => return finish(backend, Err(migrate::Error::Source(e))).await,
         };

@@ -331,7 +331,11 @@ pub async fn up(
     }
     // Only now are statements found, for the migrations not applied yet: the no-op path above
     // splits nothing.
-    let set = &match read_unapplied(set, &plan, backend.split_rules()) {
+    let rules = backend
+        .split_rules()
+        .await
+        .map_err(Error::db("reading the session's sql_mode"))?;
+    let set = &match read_unapplied(set, &plan, rules) {
         Ok(set) => set,
         Err(e) => {
             if tables_exist {
@@ -586,10 +590,11 @@ async fn apply_pending(
     // what is pending now is read, if it was not already).
     let (_, plan) = plan(backend, set, policy).await?;
     refuse_blockers(&plan, policy)?;
-    let set = &set.read(
-        plan.pending.iter().map(|e| e.version),
-        backend.split_rules(),
-    )?;
+    let rules = backend
+        .split_rules()
+        .await
+        .map_err(Error::db("reading the session's sql_mode"))?;
+    let set = &set.read(plan.pending.iter().map(|e| e.version), rules)?;
     for entry in &plan.pending {
         let m = set
             .get(entry.version)

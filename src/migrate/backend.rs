@@ -504,8 +504,8 @@ pub struct Backend {
     /// Set when the connection was lost or stayed silent past its bound: the protocol state is
     /// unknown, so every later call fails at once with this error instead of waiting again.
     lost: Option<DbError>,
-    /// The session's `sql_mode` flags that change where a MySQL statement ends.
-    mysql_mode: super::split::MysqlMode,
+    /// The session's `sql_mode` flags that change where a MySQL statement ends, once read.
+    mysql_mode: Option<super::split::MysqlMode>,
 }
 
 impl fmt::Debug for Backend {
@@ -562,7 +562,7 @@ impl Backend {
             mysql_lock: None,
             sqlite_lock: None,
             lost: None,
-            mysql_mode: super::split::MysqlMode::default(),
+            mysql_mode: None,
         };
         if let Some(sql) = settings.session_init.as_deref() {
             backend.exec(sql).await.map_err(|e| DbError {
@@ -571,24 +571,24 @@ impl Backend {
                 code: e.code,
             })?;
         }
-        if engine == Engine::Mysql {
-            // After session_init, which may set it: the mode the migrations will run under.
-            let rows = backend
-                .rows("SELECT CAST(@@SESSION.sql_mode AS CHAR)")
-                .await?;
-            let mode = first(&rows).unwrap_or_default();
-            backend.mysql_mode = super::split::MysqlMode::from_sql_mode(&mode);
-        }
         Ok(backend)
     }
 
     /// The rules this connection's files are split by: the engine's, and on MySQL/MariaDB the
-    /// session's `sql_mode` flags (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`).
-    pub fn split_rules(&self) -> super::split::Rules {
-        super::split::Rules {
-            engine: self.engine(),
-            mysql: self.mysql_mode,
+    /// session's `sql_mode` flags (`NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES`), read once, after
+    /// `session_init` (which may set it), and only when statements are to be found: the
+    /// every-deploy no-op never asks.
+    pub async fn split_rules(&mut self) -> Result<super::split::Rules, DbError> {
+        let engine = self.engine();
+        if engine == Engine::Mysql && self.mysql_mode.is_none() {
+            let rows = self.rows("SELECT CAST(@@SESSION.sql_mode AS CHAR)").await?;
+            let mode = first(&rows).unwrap_or_default();
+            self.mysql_mode = Some(super::split::MysqlMode::from_sql_mode(&mode));
         }
+        Ok(super::split::Rules {
+            engine,
+            mysql: self.mysql_mode.unwrap_or_default(),
+        })
     }
 
     /// The engine behind this connection.

@@ -54,6 +54,24 @@ async fn locked<T>(
     result
 }
 
+/// History rows for `versions` of `set` (those it has), recorded as applied without running.
+pub(super) fn records<'s>(
+    set: &'s MigrationSet,
+    versions: impl IntoIterator<Item = Version>,
+    deploy: &'s DeployInfo,
+) -> Vec<Record<'s>> {
+    versions
+        .into_iter()
+        .filter_map(|v| set.get(v))
+        .map(|m| Record {
+            version: m.version,
+            name: &m.name,
+            checksum: &m.checksum,
+            deploy,
+        })
+        .collect()
+}
+
 /// Records every migration up to and including `version` as applied without running it.
 pub async fn baseline(
     backend: &mut Backend,
@@ -79,17 +97,14 @@ pub async fn baseline(
             )));
         }
         let known: std::collections::HashSet<Version> = history.iter().map(|r| r.version).collect();
-        let records: Vec<Record<'_>> = set
-            .migrations
-            .iter()
-            .filter(|m| m.version <= version && !known.contains(&m.version))
-            .map(|m| Record {
-                version: m.version,
-                name: &m.name,
-                checksum: &m.checksum,
-                deploy,
-            })
-            .collect();
+        let records = records(
+            set,
+            set.migrations
+                .iter()
+                .map(|m| m.version)
+                .filter(|v| *v <= version && !known.contains(v)),
+            deploy,
+        );
         let versions: Vec<Version> = records.iter().map(|r| r.version).collect();
         if records.is_empty() {
             return Ok(Change {

@@ -10,7 +10,7 @@ mod golang_migrate;
 mod sqlx;
 
 use super::apply::{plan, release};
-use super::backend::{Audit, Backend, ForeignHistory, Record};
+use super::backend::{Audit, Backend, ForeignHistory};
 use super::plan::Policy;
 use super::repair::Change;
 use super::source::{MigrationSet, Version};
@@ -90,16 +90,7 @@ pub async fn adopt(
             .ensure_tables()
             .await
             .map_err(Error::db("creating shipgate's tables"))?;
-        let records: Vec<Record<'_>> = versions
-            .iter()
-            .filter_map(|v| set.get(*v))
-            .map(|m| Record {
-                version: m.version,
-                name: &m.name,
-                checksum: &m.checksum,
-                deploy,
-            })
-            .collect();
+        let records = super::repair::records(set, versions.iter().copied(), deploy);
         let after = format!(
             "recorded {} migration(s) {} applied: {}",
             records.len(),
