@@ -149,7 +149,7 @@ pub fn leading_words(sql: &str, engine: Engine, n: usize) -> Vec<String> {
 
 /// Whether a statement ends the transaction shipgate runs a file in (or starts one inside
 /// it), as `engine` reads it: `BEGIN`, `START TRANSACTION`, `COMMIT`, `END`, `ROLLBACK` (not
-/// `ROLLBACK TO`), `ABORT`; on MySQL also `XA …`, but not the compound statement `BEGIN NOT
+/// `ROLLBACK TO`), `ABORT`, PostgreSQL's `PREPARE TRANSACTION`; on MySQL also `XA …`, but not the compound statement `BEGIN NOT
 /// ATOMIC`. `SAVEPOINT` and `RELEASE` work inside the transaction. The keyword, when it is.
 pub fn transaction_control(sql: &str, engine: Engine) -> Option<String> {
     let words = leading_words(sql, engine, 3);
@@ -161,6 +161,8 @@ pub fn transaction_control(sql: &str, engine: Engine) -> Option<String> {
         "ROLLBACK" => second != Some("TO"),
         "BEGIN" => !(engine == Engine::Mysql && second == Some("NOT")),
         "XA" => engine == Engine::Mysql,
+        // PostgreSQL's two-phase commit: it ends the transaction it prepares.
+        "PREPARE" => engine == Engine::Postgres && second == Some("TRANSACTION"),
         _ => false,
     };
     control.then(|| first.clone())

@@ -13,17 +13,6 @@ use super::lex::past as skip_until;
 use super::{Piece, Statement};
 use pg_query::protobuf::{self, Token};
 
-/// What a statement does to the transaction around it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// `BEGIN`, `START TRANSACTION`.
-    Begin,
-    /// `COMMIT`, `END`, `COMMIT PREPARED`, `PREPARE TRANSACTION`: ends the transaction.
-    Commit,
-    /// `ROLLBACK`, `ABORT`, `ROLLBACK PREPARED` (not `ROLLBACK TO SAVEPOINT`).
-    Rollback,
-}
-
 /// One statement as PostgreSQL reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgStatement {
@@ -31,8 +20,6 @@ pub struct PgStatement {
     pub statement: Statement,
     /// Byte range in the file, from the first token to the end of the statement (before `;`).
     pub range: std::ops::Range<usize>,
-    /// Whether it ends or opens the transaction around it.
-    pub control: Option<Control>,
 }
 
 /// A file as PostgreSQL reads it.
@@ -154,36 +141,6 @@ fn from_tokens(sql: &str, lines: &Lines, tokens: &[protobuf::ScanToken]) -> Vec<
     out
 }
 
-/// What a statement does to the transaction around it, from its first keywords (the statement
-/// boundaries are the server's, so its first word is the server's too).
-fn control(text: &str) -> Option<Control> {
-    let bytes = text.as_bytes();
-    let mut words = Vec::with_capacity(2);
-    let mut i = 0;
-    while words.len() < 2 {
-        i = skip_trivia(bytes, i);
-        let end = bytes[i..]
-            .iter()
-            .position(|b| !b.is_ascii_alphabetic())
-            .map_or(bytes.len(), |p| i + p);
-        if end == i {
-            break;
-        }
-        words.push(text[i..end].to_ascii_lowercase());
-        i = end;
-    }
-    let w0 = words.first()?.as_str();
-    let w1 = words.get(1).map_or("", String::as_str);
-    match w0 {
-        "begin" if w1 != "atomic" => Some(Control::Begin),
-        "start" => Some(Control::Begin),
-        "commit" | "end" => Some(Control::Commit),
-        "prepare" if w1 == "transaction" => Some(Control::Commit),
-        "rollback" | "abort" if w1 != "to" => Some(Control::Rollback),
-        _ => None,
-    }
-}
-
 /// `end` moved back over trailing white space (the statement's text ends at its last token).
 fn trim_end(sql: &str, start: usize, end: usize) -> usize {
     let end = end.min(sql.len()).max(start);
@@ -199,7 +156,6 @@ fn statement(sql: &str, lines: &Lines, start: usize, end: usize) -> PgStatement 
             column,
         },
         range: start..end,
-        control: control(&sql[start..end]),
     }
 }
 
@@ -396,13 +352,22 @@ mod tests {
 mod reading {
     use super::*;
 
-    fn texts(sql: &str) -> Vec<(String, usize, Option<Control>)> {
+    /// Each statement, its line, and the transaction control it is (by the split module's
+    /// one rule, `transaction_control`).
+    fn texts(sql: &str) -> Vec<(String, usize, Option<String>)> {
         read(sql)
             .expect("readable")
             .statements
             .into_iter()
-            .map(|s| (s.statement.sql, s.statement.line, s.control))
+            .map(|s| {
+                let control = control(&s.statement.sql);
+                (s.statement.sql, s.statement.line, control)
+            })
             .collect()
+    }
+
+    fn control(sql: &str) -> Option<String> {
+        super::super::transaction_control(sql, crate::config::Engine::Postgres)
     }
 
     #[test]
@@ -412,34 +377,34 @@ mod reading {
             got,
             [
                 ("SELECT 1 AS é$a$".into(), 1, None),
-                ("COMMIT".into(), 1, Some(Control::Commit)),
+                ("COMMIT".into(), 1, Some("COMMIT".into())),
                 ("SELECT 2".into(), 1, None),
             ]
         );
         let body = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql COST 100 AS $f$\nBEGIN\n  RETURN 1; -- ;\nEND\n$f$;\n-- a comment\n\nCOMMIT;\n";
         let got = texts(body);
         assert_eq!(got.len(), 2, "{got:?}");
-        assert_eq!(got[1], ("COMMIT".into(), 8, Some(Control::Commit)));
+        assert_eq!(got[1], ("COMMIT".into(), 8, Some("COMMIT".into())));
         let atomic = "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\nEND;";
         let got = texts(atomic);
         assert_eq!(got.len(), 2, "{got:?}");
-        assert_eq!(got[1].2, Some(Control::Commit));
+        assert_eq!(got[1].2.as_deref(), Some("END"));
     }
 
     #[test]
     fn knows_every_form_of_transaction_control() {
         for (sql, want) in [
-            ("BEGIN", Some(Control::Begin)),
-            ("begin work", Some(Control::Begin)),
+            ("BEGIN", Some("BEGIN")),
+            ("begin work", Some("BEGIN")),
             (
                 "START TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-                Some(Control::Begin),
+                Some("START"),
             ),
-            ("END", Some(Control::Commit)),
-            ("COMMIT AND CHAIN", Some(Control::Commit)),
-            ("PREPARE TRANSACTION 'x'", Some(Control::Commit)),
-            ("ABORT", Some(Control::Rollback)),
-            ("ROLLBACK", Some(Control::Rollback)),
+            ("END", Some("END")),
+            ("COMMIT AND CHAIN", Some("COMMIT")),
+            ("PREPARE TRANSACTION 'x'", Some("PREPARE")),
+            ("ABORT", Some("ABORT")),
+            ("ROLLBACK", Some("ROLLBACK")),
             ("ROLLBACK TO SAVEPOINT a", None),
             ("SAVEPOINT a", None),
             ("RELEASE SAVEPOINT a", None),
@@ -448,7 +413,7 @@ mod reading {
         ] {
             let got = texts(&format!("{sql};"));
             assert_eq!(got.len(), 1, "{sql}: {got:?}");
-            assert_eq!(got[0].2, want, "{sql}");
+            assert_eq!(got[0].2.as_deref(), want, "{sql}");
         }
     }
 
@@ -460,14 +425,17 @@ mod reading {
         let got: Vec<_> = file
             .statements
             .iter()
-            .map(|s| (s.statement.sql.as_str(), s.statement.line, s.control))
+            .map(|s| {
+                let sql = s.statement.sql.as_str();
+                (sql, s.statement.line, control(sql))
+            })
             .collect();
         assert_eq!(
             got,
             [
                 ("CREATE TABLE t (id int)", 1, None),
                 ("SELEKT 1", 2, None),
-                ("COMMIT", 3, Some(Control::Commit)),
+                ("COMMIT", 3, Some("COMMIT".into())),
                 ("SELECT 'a;b'", 4, None),
             ]
         );
