@@ -6,8 +6,8 @@
 //! scanner's top-level `;` tokens (the server rejects such a file as a whole when it arrives in
 //! one message, and runs statement-by-statement files one statement at a time, where each meets
 //! its own error). Offsets are the file's own bytes, so line numbers are exact and the SQL that
-//! runs is the file's text. [`read`] also says which statements end or open a transaction, by
-//! the parser's verdict.
+//! runs is the file's text. Which statements end or open a transaction is decided once, for
+//! every engine, by `split::transaction_control` on these exact statements.
 
 use super::lex::past as skip_until;
 use super::{Piece, Statement};
