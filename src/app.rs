@@ -21,6 +21,7 @@ use crate::gitref;
 use crate::lint::{self, Catalog, Finding, LintOptions, Severity};
 use crate::migrate::apply::{self, DownRange};
 use crate::migrate::backend::Backend;
+use crate::migrate::layout::{self, Choice, Layout};
 use crate::migrate::plan::{Plan, Policy};
 use crate::migrate::repair::{self, Action};
 use crate::migrate::source::{self, MigrationSet, SourceError};
@@ -244,7 +245,7 @@ async fn dispatch(
 }
 
 fn load_set(config: &Config) -> Result<MigrationSet, Failure> {
-    source::load(&config.migrations, config.database_engine())
+    source::load(&config.migrations, config.layout, config.database_engine())
         .map_err(|e| migrate::Error::Source(e).into())
 }
 
@@ -255,6 +256,7 @@ async fn load_and_connect(
 ) -> Result<(MigrationSet, Backend, apply::PlanHistory), Failure> {
     Ok(apply::load_and_connect(
         &config.migrations,
+        config.layout,
         &config.database,
         &config.engine,
         &config.deploy,
@@ -728,6 +730,14 @@ fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating migrations directory {}", dir.display()))
         .map_err(|e| Failure::new(Exit::Usage, e))?;
+    // The directory's layout (detected, or the configured one); an empty or unreadable
+    // directory gets the configured layout, or shipgate's own.
+    let loaded = source::load_unread(dir, config.layout).ok();
+    let layout = match (&loaded, config.layout) {
+        (Some(set), _) => set.layout,
+        (None, Choice::Forced(layout)) => layout,
+        (None, Choice::Auto) => Layout::Native,
+    };
     let taken = existing_versions(dir);
     let now = time::OffsetDateTime::now_utc();
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
@@ -741,23 +751,28 @@ fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
     while taken.contains(&version) {
         version += 1;
     }
-    let up = dir.join(format!("{version}_{name}.up.sql"));
-    let up_text = format!(
-        "-- {name}: write the forward migration here.\n\
-         -- Directives go in this leading comment block, e.g.:\n\
-         --   -- shipgate:no-transaction     (for CREATE INDEX CONCURRENTLY)\n\
-         --   -- shipgate:lock-timeout 10s\n\
-         -- Until it holds SQL it is a no-op: `shipgate check` warns (empty-up) and a\n\
-         -- release would record it as applied; an empty down file makes it irreversible.\n"
-    );
-    let mut files = vec![(up, up_text)];
-    if !args.no_down {
-        files.push((
-            dir.join(format!("{version}_{name}.down.sql")),
-            format!("-- Revert {name}: undo the up file, newest change first.\n"),
-        ));
-    }
+    let next = loaded
+        .as_ref()
+        .and_then(|set| set.head())
+        .and_then(|v| v.to_string().split('.').next()?.parse::<u64>().ok())
+        .map_or(1, |n| n + 1);
+    let stamp = version.to_string();
+    let files: Vec<_> = layout
+        .template(&layout::New {
+            stamp: &stamp,
+            next,
+            name: &name,
+            down: !args.no_down,
+        })
+        .into_iter()
+        .map(|(file, text)| (dir.join(file), text))
+        .collect();
     for (path, text) in &files {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))
+                .map_err(|e| Failure::new(Exit::Usage, e))?;
+        }
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -779,7 +794,14 @@ fn existing_versions(dir: &Path) -> std::collections::HashSet<i64> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.split_once('_').and_then(|(v, _)| v.parse().ok())
+            // diesel's directories write the timestamp with dashes.
+            let version: String = name
+                .split_once('_')?
+                .0
+                .chars()
+                .filter(|&c| c != '-')
+                .collect();
+            version.parse().ok()
         })
         .collect()
 }
@@ -810,9 +832,10 @@ fn source_finding(e: &SourceError) -> Finding {
         | SourceError::NotRegularFile { file, .. }
         | SourceError::DanglingLink { file, .. }
         | SourceError::TooLarge { file, .. }
-        | SourceError::ForeignLayout { file, .. }
+        | SourceError::Layout { file, .. }
         | SourceError::DownNotPaired { file, .. } => (Some(file), None),
         SourceError::ForeignMarker { file, line, .. }
+        | SourceError::LayoutFile { file, line, .. }
         | SourceError::NulByte { file, line, .. }
         | SourceError::UnknownDirective { file, line, .. }
         | SourceError::BadDirective { file, line, .. }
@@ -848,7 +871,7 @@ async fn check(
     let mut linted = 0;
     let engine = check_engine(args, config);
     let mut catalog = Catalog::Assumed;
-    match source::load(&config.migrations, engine) {
+    match source::load(&config.migrations, config.layout, engine) {
         Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
         Ok(set) => {
             count = set.migrations.len();

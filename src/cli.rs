@@ -73,6 +73,11 @@ pub struct Global {
     #[arg(long, global = true, env = "SHIPGATE_MIGRATIONS", value_name = "DIR", value_parser = path)]
     pub migrations: Option<PathBuf>,
 
+    /// Layout of the migrations directory: auto (detected from its files), native (sqlx,
+    /// golang-migrate), atlas, dbmate, goose, diesel, prisma or flyway [default: auto]
+    #[arg(long, global = true, env = "SHIPGATE_LAYOUT", value_name = "NAME")]
+    pub layout: Option<String>,
+
     /// Config file [default: config/shipgate.toml when present]
     #[arg(long, global = true, env = "SHIPGATE_CONFIG", value_name = "PATH", value_parser = path)]
     pub config: Option<PathBuf>,

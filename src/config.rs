@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use crate::cli::Global;
 pub use crate::engine::Engine;
 use crate::lint::{self, Severity, Threshold};
+use crate::migrate::layout::Choice;
 use crate::migrate::plan::Policy;
 use crate::migrate::source::{MAX_SERVER_TIMEOUT, MAX_SERVER_TIMEOUT_TEXT};
 use crate::notify::{WebhookSettings, WebhookUrl};
@@ -42,6 +43,8 @@ pub struct Config {
     pub platform: Option<Platform>,
     /// The migrations directory.
     pub migrations: PathBuf,
+    /// The layout to read it in: detected, or the one configured.
+    pub layout: Choice,
     /// Log output format; `None` picks by whether stdout is a terminal.
     pub log_format: Option<LogFormat>,
     /// Bounds and names for the migration engine.
@@ -685,6 +688,8 @@ struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     migrations: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    layout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     connect_timeout: Option<String>,
@@ -770,6 +775,7 @@ enum LooseU32 {
 const KEYS: &[(&str, &str, &str)] = &[
     ("database_url", "--database-url", "DATABASE_URL"),
     ("migrations", "--migrations", "SHIPGATE_MIGRATIONS"),
+    ("layout", "--layout", "SHIPGATE_LAYOUT"),
     ("log_format", "--log-format", "SHIPGATE_LOG_FORMAT"),
     (
         "connect_timeout",
@@ -886,6 +892,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             .as_ref()
             .map(|p| p.display().to_string())
             .filter(|s| !s.trim().is_empty()),
+        layout: given(&global.layout),
         log_format: given(&global.log_format),
         connect_timeout: given(&global.connect_timeout),
         lock_wait: given(&global.lock_wait),
@@ -1144,6 +1151,12 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         )?,
     };
     let require_notify = boolean("require_notify", &layer.require_notify)?;
+    let layout = match layer.layout.as_deref() {
+        None => Choice::Auto,
+        Some(key) => {
+            Choice::from_key(key).ok_or_else(|| invalid("layout", key, Choice::EXPECTED))?
+        }
+    };
     let gate = match layer.lint_gate.as_deref().map(str::trim) {
         None | Some("") | Some("error") => GateMode::Error,
         Some("warn" | "warning") => GateMode::Warn,
@@ -1265,6 +1278,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         database_is_default,
         platform,
         migrations: PathBuf::from(layer.migrations.unwrap_or_else(|| "migrations".into())),
+        layout,
         log_format,
         engine,
         policy,

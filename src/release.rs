@@ -155,7 +155,7 @@ async fn dry_run(
     to: Option<i64>,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    let set = source::load(&config.migrations, config.database_engine())
+    let set = source::load(&config.migrations, config.layout, config.database_engine())
         .map_err(migrate::Error::Source)?;
     let policy = Policy {
         target: to,
@@ -360,6 +360,7 @@ async fn release(
 ) -> Result<apply::UpReport, migrate::Error> {
     let (set, mut backend, history) = apply::load_and_connect(
         &config.migrations,
+        config.layout,
         &config.database,
         &config.engine,
         &config.deploy,
@@ -483,8 +484,8 @@ impl Service {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(address = %addr, port = addr.port(), "listening");
         }
-        let set =
-            source::load(&config.migrations, config.database_engine()).map_err(|e| e.to_string());
+        let set = source::load(&config.migrations, config.layout, config.database_engine())
+            .map_err(|e| e.to_string());
         let (stop_refresher, stop_rx) = watch::channel(false);
         let (cache, refresher) = status::spawn(config.clone(), set, stop_rx);
         let phase = Arc::new(Phase::default());

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Timeouts};
+use super::layout::Choice;
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
 use super::{jitter, lock, Error, Interrupt, Stage};
@@ -85,6 +86,7 @@ pub type PlanHistory = Option<Vec<HistoryRow>>;
 /// known, without waiting for a slow connect. Only a SELECT has run when it fails.
 pub async fn load_and_connect(
     dir: &Path,
+    layout: Choice,
     url: &DatabaseUrl,
     settings: &EngineSettings,
     deploy: &DeployInfo,
@@ -92,7 +94,7 @@ pub async fn load_and_connect(
 ) -> Result<(MigrationSet, Backend, PlanHistory), Error> {
     let dir = dir.to_owned();
     // Read, validated and hashed, not split: statements are found only for what will run.
-    let mut loading = tokio::task::spawn_blocking(move || source::load_unread(&dir));
+    let mut loading = tokio::task::spawn_blocking(move || source::load_unread(&dir, layout));
     let joined = |r: Result<Result<MigrationSet, SourceErrors>, tokio::task::JoinError>| match r {
         Ok(Ok(set)) => Ok(set),
         Ok(Err(e)) => Err(Error::Source(e)),

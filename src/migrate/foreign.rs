@@ -1,122 +1,11 @@
-//! Other tools' migration layouts, recognised so that shipgate never misreads them.
+//! goose's and dbmate's section markers, found wherever they stand in a file's text, so that a
+//! file with up and down sections is never run whole (its down section right after its up) by
+//! a layout that does not cut sections.
 //!
-//! shipgate reads its native layout (which is sqlx's and golang-migrate's). A directory written
-//! for diesel, Prisma, Flyway, goose or dbmate would otherwise be read wrongly: its files
-//! skipped as "not migrations" (a release that succeeds with nothing applied), or a goose or
-//! dbmate file run whole, its down section right after its up. Until those layouts are read,
-//! `source` turns every match here into a validation error naming the layout and the file.
-//!
-//! Pure: file names, the names inside a subdirectory, and file text in; what was recognised
-//! out. It must not decide what to do about a match; that is `source`'s job.
+//! Pure: file text in, the first marker out. It must not decide what to do about a match;
+//! that is `source`'s job.
 
-use std::fmt;
-
-/// A migration tool whose layout shipgate recognises but does not read yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// `<version>_<name>/up.sql` and `down.sql` subdirectories.
-    Diesel,
-    /// `<timestamp>_<name>/migration.sql` subdirectories and `migration_lock.toml`.
-    Prisma,
-    /// `V<version>__<description>.sql`, `U…`, `B…` and `R__<description>.sql`.
-    Flyway,
-    /// One file with `-- +goose Up` and `-- +goose Down` sections; Go migrations.
-    Goose,
-    /// One file with `-- migrate:up` and `-- migrate:down` sections.
-    Dbmate,
-}
-
-impl fmt::Display for Layout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Layout::Diesel => "diesel",
-            Layout::Prisma => "Prisma",
-            Layout::Flyway => "Flyway",
-            Layout::Goose => "goose",
-            Layout::Dbmate => "dbmate",
-        })
-    }
-}
-
-/// A file or subdirectory entry recognised as another tool's: the layout and the shape it
-/// has, for the error message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recognised {
-    /// The tool.
-    pub layout: Layout,
-    /// The file's shape in that layout, e.g. "a Flyway versioned migration (`V<version>__<description>.sql`)".
-    pub shape: &'static str,
-}
-
-/// What a file name directly in the migrations directory says about another tool's layout.
-/// Native names (`<version>_<name>.sql` and the like) are never recognised here.
-pub fn file_name(name: &str) -> Option<Recognised> {
-    let found = |layout, shape| Some(Recognised { layout, shape });
-    if name == "migration_lock.toml" {
-        return found(Layout::Prisma, "Prisma's migration lock file");
-    }
-    if let Some(stem) = strip_suffix_ignore_case(name, ".go") {
-        // goose's Go migrations: `00001_create_users.go`. An `embed.go` beside SQL files
-        // has no version and is not one.
-        let versioned = stem.split_once('_').is_some_and(|(v, rest)| {
-            !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty()
-        });
-        return versioned.then_some(Recognised {
-            layout: Layout::Goose,
-            shape: "a goose Go migration (`<version>_<name>.go`)",
-        });
-    }
-    let stem = strip_suffix_ignore_case(name, ".sql")?;
-    if stem.starts_with("R__") {
-        return found(
-            Layout::Flyway,
-            "a Flyway repeatable migration (`R__<description>.sql`)",
-        );
-    }
-    let shape = match stem.as_bytes().first()? {
-        b'V' => "a Flyway versioned migration (`V<version>__<description>.sql`)",
-        b'U' => "a Flyway undo migration (`U<version>__<description>.sql`)",
-        b'B' => "a Flyway baseline migration (`B<version>__<description>.sql`)",
-        _ => return None,
-    };
-    // Flyway versions are digits separated by `.` or `_`: `V1__`, `V1.2__`, `V2_1__`.
-    let (version, _description) = stem[1..].split_once("__")?;
-    let is_version = version.bytes().next().is_some_and(|b| b.is_ascii_digit())
-        && version
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'_');
-    is_version.then_some(Recognised {
-        layout: Layout::Flyway,
-        shape,
-    })
-}
-
-/// What the entries of a subdirectory of the migrations directory say: diesel keeps each
-/// migration in a directory with `up.sql` and `down.sql`, Prisma in one with `migration.sql`.
-/// Returns the recognised entry (the first in name order) and what it is. Any other
-/// subdirectory (seeds, an archive) is not a migration and is left alone.
-pub fn directory<'a>(entries: impl IntoIterator<Item = &'a str>) -> Option<(&'a str, Recognised)> {
-    entries
-        .into_iter()
-        .filter_map(|entry| {
-            let recognised =
-                if entry.eq_ignore_ascii_case("up.sql") || entry.eq_ignore_ascii_case("down.sql") {
-                    Recognised {
-                        layout: Layout::Diesel,
-                        shape: "a diesel migration (`<version>_<name>/up.sql` and `down.sql`)",
-                    }
-                } else if entry.eq_ignore_ascii_case("migration.sql") {
-                    Recognised {
-                        layout: Layout::Prisma,
-                        shape: "a Prisma migration (`<timestamp>_<name>/migration.sql`)",
-                    }
-                } else {
-                    return None;
-                };
-            Some((entry, recognised))
-        })
-        .min_by_key(|(entry, _)| *entry)
-}
+use super::layout::Layout;
 
 /// A goose or dbmate section marker in a file's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,15 +60,6 @@ pub fn marker(text: &str) -> Option<Marker> {
     })
 }
 
-/// `name` without `suffix`, compared ignoring ASCII case: `2_a.SQL` ends with `.sql`.
-pub fn strip_suffix_ignore_case<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
-    let cut = name.len().checked_sub(suffix.len())?;
-    // The bytes matched an ASCII suffix, so `cut` falls on a character boundary.
-    name.as_bytes()[cut..]
-        .eq_ignore_ascii_case(suffix.as_bytes())
-        .then(|| &name[..cut])
-}
-
 fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
     text.as_bytes()
         .get(..prefix.len())
@@ -189,50 +69,6 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recognises_other_tools_file_names() {
-        let cases: &[(&str, Option<Layout>)] = &[
-            ("V1__init.sql", Some(Layout::Flyway)),
-            ("V1.2.10__add_users.sql", Some(Layout::Flyway)),
-            ("V2_1__Add users.SQL", Some(Layout::Flyway)),
-            ("U1.1__drop.sql", Some(Layout::Flyway)),
-            ("B5__baseline.sql", Some(Layout::Flyway)),
-            ("R__views.sql", Some(Layout::Flyway)),
-            ("migration_lock.toml", Some(Layout::Prisma)),
-            ("00001_create_users.go", Some(Layout::Goose)),
-            // Native names, and names that are simply bad, are not another tool's.
-            ("1_init.sql", None),
-            ("20240101000000_V2__x.up.sql", None),
-            ("V2_users.up.sql", None),
-            ("Vx__init.sql", None),
-            ("V__init.sql", None),
-            ("embed.go", None),
-            ("README.md", None),
-            ("atlas.sum", None),
-        ];
-        for (name, want) in cases {
-            assert_eq!(file_name(name).map(|r| r.layout), *want, "{name}");
-        }
-    }
-
-    #[test]
-    fn recognises_diesel_and_prisma_directories() {
-        assert_eq!(
-            directory(["down.sql", "up.sql"]).map(|(e, r)| (e, r.layout)),
-            Some(("down.sql", Layout::Diesel))
-        );
-        assert_eq!(
-            directory(["UP.SQL"]).map(|(e, r)| (e, r.layout)),
-            Some(("UP.SQL", Layout::Diesel))
-        );
-        assert_eq!(
-            directory(["migration.sql", "README.md"]).map(|(e, r)| (e, r.layout)),
-            Some(("migration.sql", Layout::Prisma))
-        );
-        assert_eq!(directory(["seed.sql", "notes.md"]), None);
-        assert_eq!(directory([]), None);
-    }
 
     #[test]
     fn finds_goose_and_dbmate_markers_as_the_tools_do() {
@@ -281,17 +117,5 @@ mod tests {
             marker("SELECT 1;\n  -- +goose Down  \n").map(|m| m.text),
             Some("-- +goose Down".to_owned())
         );
-    }
-
-    #[test]
-    fn strips_a_suffix_in_any_case() {
-        assert_eq!(strip_suffix_ignore_case("2_a.SQL", ".sql"), Some("2_a"));
-        assert_eq!(
-            strip_suffix_ignore_case("3_b.Up.Sql", ".up.sql"),
-            Some("3_b")
-        );
-        assert_eq!(strip_suffix_ignore_case("é.sql", ".sql"), Some("é"));
-        assert_eq!(strip_suffix_ignore_case("sql", ".sql"), None);
-        assert_eq!(strip_suffix_ignore_case("1_aésql", ".sql"), None);
     }
 }

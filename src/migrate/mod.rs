@@ -9,6 +9,7 @@ pub mod adopt;
 pub mod apply;
 pub mod backend;
 pub mod foreign;
+pub mod layout;
 pub mod lock;
 mod mysql;
 pub mod plan;

@@ -16,7 +16,8 @@ use std::time::Duration;
 use rustix::fs::{Mode, OFlags};
 use sha2::{Digest, Sha256};
 
-use super::foreign::{self, Layout};
+use super::foreign;
+use super::layout::{self, Choice, Detected, Kind, Layout, Misfit, Role, Settings};
 use super::split::{self, Statement};
 use crate::config::Engine;
 
@@ -28,6 +29,8 @@ pub type Version = i64;
 pub struct MigrationSet {
     /// The directory the files came from.
     pub dir: PathBuf,
+    /// The layout the directory is in (detected or configured).
+    pub layout: Layout,
     /// Migrations in ascending version order; versions are unique.
     pub migrations: Vec<Migration>,
 }
@@ -230,27 +233,39 @@ pub enum SourceError {
         /// Its size, or at least how much was there to read.
         size: u64,
     },
-    /// A file or subdirectory in another tool's layout, which shipgate does not read yet: a
-    /// directory of them must not look like one with nothing to do.
-    #[error("{}: {shape}: shipgate does not read the {layout} layout yet; convert it to <version>_<name>.up.sql (and .down.sql) files", file.display())]
-    ForeignLayout {
-        /// The file (inside the subdirectory, for diesel and Prisma).
+    /// An entry the directory's layout does not read: another layout's file, or a bad name.
+    #[error("{}: {problem}", file.display())]
+    Layout {
+        /// The file or subdirectory.
         file: PathBuf,
-        /// The tool.
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// A problem in a file of another tool's layout, found by that layout's rules (a goose
+    /// annotation out of place, a dbmate file without a down section).
+    #[error("{}:{line}: {problem} ({layout} layout)", file.display())]
+    LayoutFile {
+        /// The file.
+        file: PathBuf,
+        /// The line (1-based).
+        line: usize,
+        /// The layout.
         layout: Layout,
-        /// What the file is in that layout.
-        shape: &'static str,
+        /// What is wrong and what to do.
+        problem: String,
     },
     /// A goose or dbmate section marker: run whole, the file's down section would run right
     /// after its up section.
-    #[error("{}:{line}: `{marker}` marks a {layout} file with up and down sections; shipgate does not read the {layout} layout yet and never runs such a file whole (its down section would run too): split it into <version>_<name>.up.sql and <version>_<name>.down.sql", file.display())]
+    #[error("{}:{line}: `{marker}` marks a {layout} file with up and down sections, but the directory is read in the {read_as} layout, which never runs such a file whole (its down section would run too): set `layout` to `{}` or `auto`, or split the file", file.display(), layout.key())]
     ForeignMarker {
         /// The file.
         file: PathBuf,
         /// The line of the first marker.
         line: usize,
-        /// The tool.
+        /// The tool whose marker it is.
         layout: Layout,
+        /// The layout the directory is read in.
+        read_as: Layout,
         /// The marker line as written.
         marker: String,
     },
@@ -338,29 +353,20 @@ impl fmt::Display for SourceErrors {
 
 impl std::error::Error for SourceErrors {}
 
-/// Which script of a migration a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Up,
-    Down,
-    /// `<version>_<name>.sql`: an up file with no down counterpart by design.
-    Irreversible,
-}
-
 /// Reads and validates the migrations in `dir`: the only function here that touches the disk.
 ///
 /// The every-deploy path reads and hashes every file: each is opened relative to the
 /// directory and read into one reused buffer (openat, fstat, read, read, close), and the result
 /// is what [`parse_as`] gives for the same bytes. Statements are split by `engine`'s rules.
-pub fn load(dir: &Path, engine: Engine) -> Result<MigrationSet, SourceErrors> {
-    load_with(dir, Reading::Statements(engine))
+pub fn load(dir: &Path, choice: Choice, engine: Engine) -> Result<MigrationSet, SourceErrors> {
+    load_with(dir, choice, Reading::Statements(engine))
 }
 
 /// [`load`] without finding statements: files are read, validated (names, encoding,
 /// directives, pairs) and hashed, which is all the every-deploy no-op needs. The scripts that
 /// will run are read afterwards with [`MigrationSet::read`].
-pub fn load_unread(dir: &Path) -> Result<MigrationSet, SourceErrors> {
-    load_with(dir, Reading::Deferred)
+pub fn load_unread(dir: &Path, choice: Choice) -> Result<MigrationSet, SourceErrors> {
+    load_with(dir, choice, Reading::Deferred)
 }
 
 /// Whether loading finds each script's statements now.
@@ -372,9 +378,12 @@ enum Reading {
     Deferred,
 }
 
-fn load_with(dir: &Path, reading: Reading) -> Result<MigrationSet, SourceErrors> {
-    let Listing { names, problems } = list(dir)?;
-    let mut buf = Vec::with_capacity(64 * 1024);
+fn load_with(dir: &Path, choice: Choice, reading: Reading) -> Result<MigrationSet, SourceErrors> {
+    let Listing {
+        files,
+        dirs,
+        problems,
+    } = list(dir)?;
     let dir_fd = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -386,35 +395,27 @@ fn load_with(dir: &Path, reading: Reading) -> Result<MigrationSet, SourceErrors>
             source: e.into(),
         }])
     })?;
-    let prepared = names
-        .into_iter()
-        .map(|file_name| {
-            let parts = match check_name(dir, &file_name) {
-                Ok(parts) => parts,
-                Err(e) => return Prepared::failed(file_name, e),
-            };
-            match read_at(&dir_fd, &file_name, &mut buf) {
-                Ok(()) => prepare(dir, file_name, parts, &buf, reading),
-                Err(unread) => {
-                    let e = unread.into_error(dir.join(&file_name));
-                    Prepared::failed(file_name, e)
-                }
-            }
-        })
-        .collect();
-    assemble(dir, problems, prepared)
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let read = |path: &str| -> Result<Vec<u8>, Unread> {
+        read_at(&dir_fd, path, &mut buf)?;
+        Ok(std::mem::take(&mut buf))
+    };
+    read_set(dir, &files, &dirs, problems, choice, reading, read)
 }
 
-/// What [`list`] found: the names to read, and the problems seen without reading a file.
+/// The files and subdirectories of a migrations directory, before any is read.
 struct Listing {
-    /// Native `.sql` names and other tools' file names, sorted.
-    names: Vec<String>,
-    /// Non-UTF-8 names that claim to be migrations, and other tools' subdirectories.
+    /// Names of the entries that are not directories, sorted.
+    files: Vec<String>,
+    /// Subdirectories with the names of their entries, sorted.
+    dirs: Vec<(String, Vec<String>)>,
+    /// Non-UTF-8 names that claim to be migrations.
     problems: Vec<SourceError>,
 }
 
-/// The file names in `dir` that are migrations (or another tool's), sorted. Subdirectories
-/// are not read as migrations, but one in diesel's or Prisma's layout is a problem.
+/// Lists `dir` and each subdirectory in it (diesel and Prisma keep a migration in one). Hidden
+/// entries are skipped. A subdirectory that cannot be listed is left alone like any other
+/// non-migration entry (a `lost+found`, say): only its listing could say it is one.
 fn list(dir: &Path) -> Result<Listing, SourceErrors> {
     let unreadable = |source| {
         SourceErrors(vec![SourceError::UnreadableDir {
@@ -422,8 +423,8 @@ fn list(dir: &Path) -> Result<Listing, SourceErrors> {
             source,
         }])
     };
-    let mut names = Vec::new();
-    let mut subdirs = Vec::new();
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
     let mut problems = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(unreadable)? {
         let entry = entry.map_err(unreadable)?;
@@ -449,31 +450,25 @@ fn list(dir: &Path) -> Result<Listing, SourceErrors> {
             Err(_) => false,
         };
         if is_dir {
-            subdirs.push(name);
-        } else if is_sql_file_name(&name) || foreign::file_name(&name).is_some() {
-            names.push(name);
+            let Ok(listing) = std::fs::read_dir(entry.path()) else {
+                continue;
+            };
+            let mut entries: Vec<String> = listing
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            entries.sort_unstable();
+            dirs.push((name, entries));
+        } else {
+            files.push(name);
         }
     }
-    subdirs.sort_unstable();
-    problems.extend(subdirs.iter().filter_map(|sub| foreign_subdir(dir, sub)));
-    names.sort_unstable();
-    Ok(Listing { names, problems })
-}
-
-/// The problem with subdirectory `sub` of `dir`, when it is a diesel or Prisma migration. A
-/// subdirectory that cannot be listed is left alone like any other non-migration entry (a
-/// `lost+found`, say): only its listing could say it is one.
-fn foreign_subdir(dir: &Path, sub: &str) -> Option<SourceError> {
-    let path = dir.join(sub);
-    let entries: Vec<String> = std::fs::read_dir(&path)
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
-    let (entry, found) = foreign::directory(entries.iter().map(String::as_str))?;
-    Some(SourceError::ForeignLayout {
-        file: path.join(entry),
-        layout: found.layout,
-        shape: found.shape,
+    files.sort_unstable();
+    dirs.sort_unstable();
+    Ok(Listing {
+        files,
+        dirs,
+        problems,
     })
 }
 
@@ -481,12 +476,12 @@ fn foreign_subdir(dir: &Path, sub: &str) -> Option<SourceError> {
 /// another tool's sum file) are not. The extension is read in any case (`2_a.SQL`): the server
 /// does not care, and a skipped migration is a deploy that silently did not happen.
 pub fn is_sql_file_name(name: &str) -> bool {
-    foreign::strip_suffix_ignore_case(name, ".sql").is_some() && !name.starts_with('.')
+    layout::strip_suffix_ignore_case(name, ".sql").is_some() && !name.starts_with('.')
 }
 
 /// Whether a migration file name is a down file (`.down.sql` in any case).
 pub fn is_down_file_name(name: &str) -> bool {
-    foreign::strip_suffix_ignore_case(name, ".down.sql").is_some()
+    layout::strip_suffix_ignore_case(name, ".down.sql").is_some()
 }
 
 /// Why a listed file could not be read, before its path is attached.
@@ -586,83 +581,222 @@ fn dangling(dir: &rustix::fd::OwnedFd, name: &str) -> Unread {
 }
 
 /// Validates `files` (name, contents) found in `dir` into a [`MigrationSet`], splitting
-/// statements by PostgreSQL's rules. Pure.
+/// statements by PostgreSQL's rules and detecting the layout. Pure.
 pub fn parse(dir: &Path, files: Vec<(String, Vec<u8>)>) -> Result<MigrationSet, SourceErrors> {
     parse_as(Engine::Postgres, dir, files)
 }
 
-/// [`parse`], splitting statements by `engine`'s rules. Pure.
+/// [`parse`], splitting statements by `engine`'s rules. A name with a `/` is a file in a
+/// subdirectory (`2021_init/migration.sql`). Pure.
 pub fn parse_as(
     engine: Engine,
+    dir: &Path,
+    files: Vec<(String, Vec<u8>)>,
+) -> Result<MigrationSet, SourceErrors> {
+    parse_in(engine, Choice::Auto, dir, files)
+}
+
+/// [`parse_as`] in the layout `choice` says. Pure.
+pub fn parse_in(
+    engine: Engine,
+    choice: Choice,
     dir: &Path,
     mut files: Vec<(String, Vec<u8>)>,
 ) -> Result<MigrationSet, SourceErrors> {
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    let prepared = files
-        .into_iter()
-        .filter(|(name, _)| is_sql_file_name(name) || foreign::file_name(name).is_some())
-        .map(|(name, bytes)| match check_name(dir, &name) {
-            Ok(parts) => prepare(dir, name, parts, &bytes, Reading::Statements(engine)),
-            Err(e) => Prepared::failed(name, e),
-        })
-        .collect();
-    assemble(dir, Vec::new(), prepared)
+    let mut top = Vec::new();
+    let mut dirs: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, _) in &files {
+        match name.split_once('/') {
+            None => top.push(name.clone()),
+            Some((d, entry)) => match dirs.iter_mut().find(|(n, _)| n == d) {
+                Some((_, entries)) => entries.push(entry.to_owned()),
+                None => dirs.push((d.to_owned(), vec![entry.to_owned()])),
+            },
+        }
+    }
+    let read = |path: &str| -> Result<Vec<u8>, Unread> {
+        files
+            .iter()
+            .find(|(n, _)| n == path)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| Unread::Io(std::io::ErrorKind::NotFound.into()))
+    };
+    read_set(
+        dir,
+        &top,
+        &dirs,
+        Vec::new(),
+        choice,
+        Reading::Statements(engine),
+        read,
+    )
 }
 
-/// The version, name and kind a file name gives, or why it is not a native migration name
-/// (another tool's file, or a bad name). Decided from the name alone, before reading.
-fn check_name(dir: &Path, file_name: &str) -> Result<(Version, String, Kind), SourceError> {
-    if let Some(found) = foreign::file_name(file_name) {
-        return Err(SourceError::ForeignLayout {
-            file: dir.join(file_name),
-            layout: found.layout,
-            shape: found.shape,
-        });
+/// The one reading of a listed directory, for [`load`] and [`parse`]: detects the layout
+/// (reading the files a layout with marks needs to see), reads each claimed file once, cuts
+/// sections, and assembles the set.
+fn read_set(
+    dir: &Path,
+    files: &[String],
+    dirs: &[(String, Vec<String>)],
+    mut errors: Vec<SourceError>,
+    choice: Choice,
+    reading: Reading,
+    mut read: impl FnMut(&str) -> Result<Vec<u8>, Unread>,
+) -> Result<MigrationSet, SourceErrors> {
+    // Files directly in the directory are read before the layout is known: goose's and
+    // dbmate's are told from the others by their text. Each file is read once.
+    let mut contents: BTreeMap<String, Result<Vec<u8>, Unread>> = BTreeMap::new();
+    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
+    for name in files.iter().filter(|f| layout::read_to_detect(f)) {
+        let bytes = read(name);
+        if let Some(text) = bytes.as_ref().ok().and_then(|b| decode(b).ok()) {
+            texts.insert(name, text.to_owned());
+        }
+        contents.insert(name.clone(), bytes);
     }
-    parse_file_name(file_name).map_err(|reason| SourceError::BadFileName {
-        file: dir.join(file_name),
-        reason,
+    let detected = layout::detect(files, dirs, choice, &|name| {
+        texts.get(name).map(String::as_str)
+    });
+    let Detected {
+        layout: found,
+        claims,
+        problems,
+    } = detected;
+    errors.extend(problems.into_iter().map(|(entry, misfit)| {
+        let file = dir.join(entry);
+        match misfit {
+            Misfit::BadName {
+                layout: Layout::Native,
+                reason,
+            } => SourceError::BadFileName { file, reason },
+            Misfit::BadName { layout, reason } => SourceError::Layout {
+                file,
+                problem: format!("bad {layout} migration name: {reason}"),
+            },
+            Misfit::Other(problem) => SourceError::Layout { file, problem },
+        }
+    }));
+    let mut prepared = Vec::new();
+    for claim in claims {
+        let settings = claim
+            .files
+            .iter()
+            .filter(|(_, role)| *role == Role::Settings)
+            .map(|(path, _)| {
+                let bytes = contents.remove(path).unwrap_or_else(|| read(path));
+                settings_of(dir, found, path, bytes)
+            })
+            .collect::<Result<Vec<Settings>, SourceError>>();
+        let settings = match settings {
+            Ok(all) => all.into_iter().fold(Settings::default(), |a, s| Settings {
+                no_transaction: a.no_transaction || s.no_transaction,
+            }),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for (path, role) in &claim.files {
+            if *role == Role::Settings {
+                continue;
+            }
+            let bytes = contents.remove(path).unwrap_or_else(|| read(path));
+            let unit = Unit {
+                layout: found,
+                version: claim.version,
+                name: &claim.name,
+                file: path,
+                no_transaction: settings.no_transaction,
+            };
+            prepared.extend(prepare(dir, &unit, *role, bytes, reading));
+        }
+    }
+    assemble(dir, found, errors, prepared)
+}
+
+/// What a layout's claim says about one file, handed to [`prepare`].
+struct Unit<'a> {
+    layout: Layout,
+    version: Option<Version>,
+    name: &'a str,
+    /// Relative to the migrations directory.
+    file: &'a str,
+    /// The layout's settings file says its scripts run outside a transaction.
+    no_transaction: bool,
+}
+
+/// Reads a layout's settings file (diesel's `metadata.toml`).
+fn settings_of(
+    dir: &Path,
+    found: Layout,
+    path: &str,
+    bytes: Result<Vec<u8>, Unread>,
+) -> Result<Settings, SourceError> {
+    let file = dir.join(path);
+    let bytes = bytes.map_err(|u| u.into_error(file.clone()))?;
+    let text = decode(&bytes).map_err(|offset| SourceError::NotUtf8 {
+        file: file.clone(),
+        offset,
+    })?;
+    let read = found
+        .settings()
+        .expect("only layouts that read settings claim settings files");
+    read(&line_endings(text)).map_err(|p| SourceError::LayoutFile {
+        file,
+        line: p.line,
+        layout: found,
+        problem: p.message,
     })
 }
 
-/// One file, checked on its own: name, encoding, directives, statements and (for up files) the
-/// checksum.
+/// One script, checked on its own: name, encoding, directives, statements and (for up
+/// scripts) the checksum.
 struct Prepared {
     file_name: String,
+    version: Option<Version>,
+    name: String,
+    kind: Kind,
     outcome: Result<Checked, Vec<SourceError>>,
 }
 
-impl Prepared {
-    fn failed(file_name: String, e: SourceError) -> Prepared {
-        Prepared {
-            file_name,
-            outcome: Err(vec![e]),
-        }
-    }
-}
-
-/// A file that passed the checks of [`prepare`].
+/// A script that passed the checks of [`prepare`].
 struct Checked {
-    version: Version,
-    name: String,
-    kind: Kind,
     script: Script,
-    /// Up files only.
+    /// Up scripts only.
     checksum: Option<String>,
 }
 
+/// Checks the file `unit` names, read as `role`: one script, or one per section.
 fn prepare(
     dir: &Path,
-    file_name: String,
-    (version, name, kind): (Version, String, Kind),
-    bytes: &[u8],
+    unit: &Unit<'_>,
+    role: Role,
+    bytes: Result<Vec<u8>, Unread>,
     reading: Reading,
-) -> Prepared {
-    let path = dir.join(&file_name);
-    let raw = match decode(bytes) {
+) -> Vec<Prepared> {
+    let path = dir.join(unit.file);
+    let one = |kind: Kind, outcome| Prepared {
+        file_name: unit.file.to_owned(),
+        version: unit.version,
+        name: unit.name.to_owned(),
+        kind,
+        outcome,
+    };
+    let whole_kind = match role {
+        Role::Script(kind) => kind,
+        _ => Kind::Up,
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(unread) => return vec![one(whole_kind, Err(vec![unread.into_error(path)]))],
+    };
+    let raw = match decode(&bytes) {
         Ok(raw) => raw,
         Err(offset) => {
-            return Prepared::failed(file_name, SourceError::NotUtf8 { file: path, offset })
+            let e = SourceError::NotUtf8 { file: path, offset };
+            return vec![one(whole_kind, Err(vec![e]))];
         }
     };
     if let Some(offset) = raw.find('\0') {
@@ -673,8 +807,42 @@ fn prepare(
             line,
             offset,
         };
-        return Prepared::failed(file_name, e);
+        return vec![one(whole_kind, Err(vec![e]))];
     }
+    let Role::Script(kind) = role else {
+        // Sections: the layout cuts the file; each section is a script of its own.
+        let cut = unit
+            .layout
+            .sections()
+            .expect("only layouts with sections claim section files");
+        return match cut(raw) {
+            Err(p) => {
+                let e = SourceError::LayoutFile {
+                    file: path,
+                    line: p.line,
+                    layout: unit.layout,
+                    problem: p.message,
+                };
+                vec![one(Kind::Up, Err(vec![e]))]
+            }
+            Ok(sections) => {
+                let has_down = sections.iter().any(|s| s.kind == Kind::Down);
+                sections
+                    .into_iter()
+                    .map(|s| {
+                        let kind = match s.kind {
+                            Kind::Up if !has_down => Kind::Irreversible,
+                            k => k,
+                        };
+                        let hashed = line_endings(&s.text);
+                        let outcome =
+                            checked(&path, &s.sql, kind, &hashed, s.no_transaction, reading);
+                        one(kind, outcome)
+                    })
+                    .collect()
+            }
+        };
+    };
     // The checksum and the directives read the text with LF line endings; what runs is the
     // file's own bytes, so a CR inside a string literal stays data.
     let text = line_endings(raw);
@@ -683,28 +851,35 @@ fn prepare(
             file: path,
             line: m.line,
             layout: m.layout,
+            read_as: unit.layout,
             marker: m.text,
         };
-        return Prepared::failed(file_name, e);
+        return vec![one(kind, Err(vec![e]))];
     }
+    vec![one(
+        kind,
+        checked(&path, raw, kind, &text, unit.no_transaction, reading),
+    )]
+}
+
+/// The script of `raw` (what runs), its directives read from `hashed`'s lines and its
+/// checksum the SHA-256 of `hashed` (the text with LF line endings: the whole file, or the
+/// section's own text).
+fn checked(
+    path: &Path,
+    raw: &str,
+    kind: Kind,
+    hashed: &str,
+    no_transaction: bool,
+    reading: Reading,
+) -> Result<Checked, Vec<SourceError>> {
     let mut errors = Vec::new();
-    let Some(script) = script(&path, raw, &text, reading, &mut errors) else {
-        return Prepared {
-            file_name,
-            outcome: Err(errors),
-        };
+    let text = line_endings(raw);
+    let Some(script) = script(path, raw, &text, no_transaction, reading, &mut errors) else {
+        return Err(errors);
     };
-    let checksum = (kind != Kind::Down).then(|| hex_sha256(text.as_bytes()));
-    Prepared {
-        file_name,
-        outcome: Ok(Checked {
-            version,
-            name,
-            kind,
-            script,
-            checksum,
-        }),
-    }
+    let checksum = (kind != Kind::Down).then(|| hex_sha256(hashed.as_bytes()));
+    Ok(Checked { script, checksum })
 }
 
 /// Lowercase hex SHA-256, as recorded in history.
@@ -716,43 +891,54 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .to_owned()
 }
 
-/// Checks the files against each other (duplicate versions, down files without an up file) in
-/// file-name order, collecting every problem.
+/// Checks the scripts against each other (duplicate versions, down scripts without an up
+/// script) in file-name order, collecting every problem.
 fn assemble(
     dir: &Path,
+    found: Layout,
     mut errors: Vec<SourceError>,
     prepared: Vec<Prepared>,
 ) -> Result<MigrationSet, SourceErrors> {
     let mut ups: BTreeMap<Version, (String, Kind, Script, String, String)> = BTreeMap::new();
     let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
-    // Every up file by its name, valid or not, to say the right thing about a down file.
+    // Every up script by its file, valid or not, to say the right thing about a down script.
     let up_names: Vec<(Version, String, Kind, String)> = prepared
         .iter()
-        .filter_map(|p| {
-            let (v, n, k) = parse_file_name(&p.file_name).ok()?;
-            (k != Kind::Down).then(|| (v, n, k, p.file_name.clone()))
-        })
+        .filter(|p| p.kind != Kind::Down)
+        .filter_map(|p| Some((p.version?, p.name.clone(), p.kind, p.file_name.clone())))
         .collect();
 
-    for Prepared { file_name, outcome } in prepared {
-        let Checked {
+    for p in prepared {
+        let Prepared {
+            file_name,
             version,
             name,
             kind,
-            script,
-            checksum,
-        } = match outcome {
+            outcome,
+        } = p;
+        let Checked { script, checksum } = match outcome {
             Ok(checked) => checked,
             Err(e) => {
                 errors.extend(e);
                 continue;
             }
         };
+        let Some(version) = version else {
+            errors.push(SourceError::Layout {
+                file: dir.join(&file_name),
+                problem: "a repeatable migration: shipgate does not run them yet".into(),
+            });
+            continue;
+        };
         if kind == Kind::Down {
             downs.push((version, name, file_name, script));
             continue;
         }
         if let Some((.., other_file)) = ups.get(&version) {
+            if *other_file == file_name {
+                // The up section of a file whose down section comes first: not a duplicate.
+                continue;
+            }
             errors.push(SourceError::DuplicateVersion {
                 file: dir.join(&file_name),
                 version,
@@ -764,23 +950,27 @@ fn assemble(
         ups.insert(version, (name, kind, script, checksum, file_name));
     }
 
-    // A down file pairs with the `.up.sql` file of its version, whatever its name says, as
-    // sqlx and golang-migrate pair them (`30_add_x.up.sql` with `30_drop_x.down.sql`).
+    // A down script pairs with the up script of its version, whatever its name says, as sqlx
+    // and golang-migrate pair them (`30_add_x.up.sql` with `30_drop_x.down.sql`).
     let mut down_by_version: BTreeMap<Version, Script> = BTreeMap::new();
     let mut down_files: BTreeMap<Version, String> = BTreeMap::new();
     for (version, name, file_name, script) in downs {
-        if let Some((_, Kind::Up, ..)) = ups.get(&version) {
-            if let Some(other) = down_files.get(&version) {
-                errors.push(SourceError::DuplicateVersion {
-                    file: dir.join(&file_name),
-                    version,
-                    other: dir.join(other),
-                });
-            } else {
-                down_files.insert(version, file_name);
-                down_by_version.insert(version, script);
+        if let Some((_, up_kind, .., up_file)) = ups.get(&version) {
+            // A file with sections pairs with itself even without a down section; a native
+            // `.sql` file is irreversible by its name.
+            if *up_kind == Kind::Up || *up_file == file_name {
+                if let Some(other) = down_files.get(&version) {
+                    errors.push(SourceError::DuplicateVersion {
+                        file: dir.join(&file_name),
+                        version,
+                        other: dir.join(other),
+                    });
+                } else {
+                    down_files.insert(version, file_name);
+                    down_by_version.insert(version, script);
+                }
+                continue;
             }
-            continue;
         }
         // Its up file is there but has errors of its own (reported above), or lost to a
         // duplicate version: saying "without an up file" would send the reader looking for
@@ -792,7 +982,7 @@ fn assemble(
             continue;
         }
         let file = dir.join(&file_name);
-        let expected = file_name_of(version, &name, Kind::Up);
+        let expected = up_file_name(found, version, &name);
         let same_version = up_names.iter().find(|(v, ..)| *v == version);
         errors.push(match same_version {
             Some((_, up_name, Kind::Irreversible, up_file)) if *up_name == name => {
@@ -826,46 +1016,17 @@ fn assemble(
         .collect();
     Ok(MigrationSet {
         dir: dir.to_owned(),
+        layout: found,
         migrations,
     })
 }
 
-fn file_name_of(version: Version, name: &str, kind: Kind) -> String {
-    match kind {
-        Kind::Up => format!("{version}_{name}.up.sql"),
-        Kind::Down => format!("{version}_{name}.down.sql"),
-        Kind::Irreversible => format!("{version}_{name}.sql"),
+/// The up file a down file of `layout` needs beside it, for messages.
+fn up_file_name(layout: Layout, version: Version, name: &str) -> String {
+    match layout {
+        Layout::Flyway => format!("V{version}__{name}.sql"),
+        _ => format!("{version}_{name}.up.sql"),
     }
-}
-
-/// Splits a file name into version, name and kind. The extension is matched in any case.
-fn parse_file_name(file_name: &str) -> Result<(Version, String, Kind), String> {
-    let strip = |suffix| foreign::strip_suffix_ignore_case(file_name, suffix);
-    let (stem, kind) = if let Some(stem) = strip(".up.sql") {
-        (stem, Kind::Up)
-    } else if let Some(stem) = strip(".down.sql") {
-        (stem, Kind::Down)
-    } else if let Some(stem) = strip(".sql") {
-        (stem, Kind::Irreversible)
-    } else {
-        return Err("not a .sql file".into());
-    };
-    let Some((digits, name)) = stem.split_once('_') else {
-        return Err("no `_` between version and name".into());
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("version `{digits}` is not a positive integer"));
-    }
-    let version: Version = digits
-        .parse()
-        .map_err(|_| format!("version `{digits}` is larger than {}", Version::MAX))?;
-    if version == 0 {
-        return Err("version 0 is not positive".into());
-    }
-    if name.is_empty() {
-        return Err("the name after the version is empty".into());
-    }
-    Ok((version, name.to_owned(), kind))
 }
 
 /// UTF-8 check, BOM removal and CRLF/CR → LF. `Err` carries the offset of the first bad byte.
@@ -898,11 +1059,15 @@ fn script(
     path: &Path,
     raw: &str,
     text: &str,
+    no_transaction: bool,
     reading: Reading,
     errors: &mut Vec<SourceError>,
 ) -> Option<Script> {
     let before = errors.len();
-    let directives = directives(path, text, errors);
+    let mut directives = directives(path, text, errors);
+    // The layout's own marker (goose's `NO TRANSACTION`, dbmate's `transaction:false`,
+    // diesel's `run_in_transaction = false`) means what `shipgate:no-transaction` means.
+    directives.no_transaction |= no_transaction;
     let mut script = Script {
         path: path.to_owned(),
         sql: raw.to_owned(),
@@ -1187,20 +1352,12 @@ mod tests {
                 "m/1_a.sql:2: `COMMIT` in a migration that runs inside shipgate's transaction",
             ),
             (
-                &[("V2__add_users.sql", "CREATE TABLE users (id int);")],
-                "m/V2__add_users.sql: a Flyway versioned migration (`V<version>__<description>.sql`): shipgate does not read the Flyway layout yet",
-            ),
-            (
                 &[("R__views.SQL", "CREATE VIEW v AS SELECT 1;")],
-                "m/R__views.SQL: a Flyway repeatable migration",
+                "m/R__views.SQL: bad Flyway migration name: a Flyway repeatable migration",
             ),
             (
-                &[("migration_lock.toml", "provider = \"postgresql\"")],
-                "m/migration_lock.toml: Prisma's migration lock file: shipgate does not read the Prisma layout yet",
-            ),
-            (
-                &[("1_a.sql", "-- +goose Up\nCREATE TABLE t (id int);\n-- +goose Down\nDROP TABLE t;")],
-                "m/1_a.sql:1: `-- +goose Up` marks a goose file with up and down sections",
+                &[("1_a.up.sql", "-- +goose Up\nCREATE TABLE t (id int);\n-- +goose Down\nDROP TABLE t;")],
+                "m/1_a.up.sql:1: `-- +goose Up` marks a goose file with up and down sections, but the directory is read in the shipgate (sqlx/golang-migrate) layout",
             ),
             (
                 &[("1_a.up.sql", "CREATE TABLE t (id int);\n\n-- migrate:down\nDROP TABLE t;")],
@@ -1228,7 +1385,8 @@ mod tests {
             "CREATE TABLE b (id int);\nCOMMIT;\nSELECT 1;\n",
         )
         .expect("write");
-        let unread = load_unread(dir.path()).expect("names, encodings and pairs are valid");
+        let unread =
+            load_unread(dir.path(), Choice::Auto).expect("names, encodings and pairs are valid");
         assert!(unread
             .migrations
             .iter()
@@ -1239,7 +1397,7 @@ mod tests {
                 .iter()
                 .map(|m| m.checksum.clone())
                 .collect::<Vec<_>>(),
-            load_unread(dir.path())
+            load_unread(dir.path(), Choice::Auto)
                 .expect("again")
                 .migrations
                 .iter()
@@ -1254,7 +1412,8 @@ mod tests {
         assert!(!one.get(2).expect("2").up.read, "2 was not asked for");
         // Reading 2 finds what loading everything finds: its COMMIT.
         let err = unread.read([2], Engine::Postgres).expect_err("2 commits");
-        let full = load(dir.path(), Engine::Postgres).expect_err("the full load refuses 2 too");
+        let full = load(dir.path(), Choice::Auto, Engine::Postgres)
+            .expect_err("the full load refuses 2 too");
         assert_eq!(err.to_string(), full.to_string());
     }
 
@@ -1367,7 +1526,7 @@ mod tests {
         for (name, text) in &files {
             std::fs::write(dir.path().join(name), text).expect("write");
         }
-        let loaded = load(dir.path(), Engine::Postgres).expect("loads");
+        let loaded = load(dir.path(), Choice::Auto, Engine::Postgres).expect("loads");
         let bytes = files
             .iter()
             .map(|(n, t)| (n.to_string(), t.as_bytes().to_vec()))
@@ -1379,7 +1538,7 @@ mod tests {
 
         // Problems are reported alike too.
         std::fs::write(dir.path().join("3_dup.sql"), "SELECT 1;\n").expect("write");
-        let from_disk = load(dir.path(), Engine::Postgres)
+        let from_disk = load(dir.path(), Choice::Auto, Engine::Postgres)
             .expect_err("duplicate version")
             .to_string();
         assert!(from_disk.contains("3_dup.sql"), "{from_disk}");
@@ -1387,7 +1546,8 @@ mod tests {
 
     /// The problems `load` reports for `dir`, as text.
     fn load_errors(dir: &Path) -> Vec<String> {
-        let errors = load(dir, Engine::Postgres).expect_err("the directory has problems");
+        let errors =
+            load(dir, Choice::Auto, Engine::Postgres).expect_err("the directory has problems");
         errors.0.iter().map(ToString::to_string).collect()
     }
 
@@ -1426,13 +1586,13 @@ mod tests {
         for name in ["2_pipe.sql", "3_null.sql", "4_gone.sql", "5_big.sql"] {
             std::fs::remove_file(d.join(name)).expect("remove");
         }
-        let set = load(d, Engine::Postgres).expect("loads");
+        let set = load(d, Choice::Auto, Engine::Postgres).expect("loads");
         assert_eq!(set.migrations[2].checksum, set.migrations[1].checksum);
         assert_eq!(set.migrations[2].up.path, d.join("7_link.sql"));
     }
 
     #[test]
-    fn loading_refuses_diesel_and_prisma_subdirectories_but_not_others() {
+    fn loading_reads_diesel_directories_and_refuses_a_mix_of_layouts() {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         let write = |name: &str| {
@@ -1444,7 +1604,7 @@ mod tests {
         write("seeds/users.sql");
         write(".git/up.sql");
         assert_eq!(
-            load(d, Engine::Postgres)
+            load(d, Choice::Auto, Engine::Postgres)
                 .expect("other subdirectories are ignored")
                 .migrations
                 .len(),
@@ -1460,27 +1620,41 @@ mod tests {
         )
         .expect("symlink");
         let p = |name: &str| d.join(name).display().to_string();
+        let mixed = "migration in a directory read as diesel; a directory holds one tool's layout (move it, or set `layout` to the one the directory is in)";
         assert_eq!(
             load_errors(d),
             vec![
-                format!("{}: a diesel migration (`<version>_<name>/up.sql` and `down.sql`): shipgate does not read the diesel layout yet; convert it to <version>_<name>.up.sql (and .down.sql) files", p("2024-01-01-000000_users/down.sql")),
-                format!("{}: a diesel migration (`<version>_<name>/up.sql` and `down.sql`): shipgate does not read the diesel layout yet; convert it to <version>_<name>.up.sql (and .down.sql) files", p("2024-01-03-000000_linked/down.sql")),
-                format!("{}: a Prisma migration (`<timestamp>_<name>/migration.sql`): shipgate does not read the Prisma layout yet; convert it to <version>_<name>.up.sql (and .down.sql) files", p("20240102000000_init/migration.sql")),
+                format!(
+                    "{}: a shipgate (sqlx/golang-migrate) {mixed}",
+                    p("1_ok.sql")
+                ),
+                format!("{}: a Prisma {mixed}", p("20240102000000_init/")),
             ]
         );
+        std::fs::remove_file(d.join("1_ok.sql")).expect("rm");
+        std::fs::remove_dir_all(d.join("20240102000000_init")).expect("rm");
+        let set = load(d, Choice::Auto, Engine::Postgres).expect("a diesel directory");
+        assert_eq!(set.layout, Layout::Diesel);
+        let versions: Vec<String> = set
+            .migrations
+            .iter()
+            .map(|m| m.version.to_string())
+            .collect();
+        assert_eq!(versions, ["20240101000000", "20240103000000"]);
+        assert!(set.migrations.iter().all(|m| m.down.is_some()));
     }
 
     #[test]
     fn an_empty_directory_or_one_of_notes_has_no_migrations() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert!(load(dir.path(), Engine::Postgres)
+        assert!(load(dir.path(), Choice::Auto, Engine::Postgres)
             .expect("empty")
             .migrations
             .is_empty());
         std::fs::write(dir.path().join("README.md"), "notes").expect("write");
         std::fs::write(dir.path().join(".keep"), "").expect("write");
         std::fs::write(dir.path().join("atlas.sum"), "h1:abc=").expect("write");
-        assert!(load(dir.path(), Engine::Postgres)
+        assert!(load(dir.path(), Choice::Auto, Engine::Postgres)
             .expect("notes only")
             .migrations
             .is_empty());
@@ -1593,44 +1767,8 @@ mod properties {
         }
     }
 
-    /// A migration name as projects write them: letters, digits, `_`, `-`, `.`; never empty.
-    fn name() -> impl Strategy<Value = String> {
-        "[A-Za-z0-9][A-Za-z0-9_.-]{0,30}".prop_filter("not a suffix of its own", |n| {
-            let n = n.to_ascii_lowercase();
-            !n.ends_with(".up") && !n.ends_with(".down")
-        })
-    }
-
     proptest! {
         #![proptest_config(config())]
-
-        #[test]
-        fn any_file_name_parses_or_says_why(file in "\\PC{0,40}") {
-            if let Err(reason) = parse_file_name(&file) {
-                prop_assert!(!reason.is_empty());
-            }
-        }
-
-        #[test]
-        fn a_well_formed_name_round_trips(
-            version in 1..=Version::MAX,
-            name in name(),
-            kind in prop_oneof![Just(Kind::Up), Just(Kind::Down), Just(Kind::Irreversible)],
-        ) {
-            let file = file_name_of(version, &name, kind);
-            prop_assert_eq!(parse_file_name(&file), Ok((version, name, kind)));
-        }
-
-        #[test]
-        fn a_version_that_is_not_a_positive_integer_is_refused(
-            digits in "[0-9]{0,3}[^0-9_]?[0-9]{0,3}|0+|[0-9]{20,25}",
-            name in name(),
-        ) {
-            let positive = digits.bytes().all(|b| b.is_ascii_digit())
-                && digits.parse::<Version>().is_ok_and(|v| v > 0);
-            let result = parse_file_name(&format!("{digits}_{name}.up.sql"));
-            prop_assert_eq!(result.is_ok(), positive, "{:?}", result);
-        }
 
         #[test]
         fn any_directory_validates_or_lists_its_problems(

@@ -22,6 +22,7 @@ mod edits;
 mod failures;
 mod fault;
 mod foreign;
+mod layouts;
 mod lint;
 mod lock;
 mod logs;

@@ -1,0 +1,279 @@
+//! Other tools' directories, read as they are: for every layout, `release` applies the files,
+//! the next `release` has nothing to do, `down` reverts where the layout has downs, an edit to
+//! an applied file is caught by its checksum, and the layout's own no-transaction marker runs a
+//! file outside a transaction.
+
+use crate::support::{Db, Engine, Project};
+
+/// One layout's directory: two migrations creating tables `a` and `b`, then the edit that
+/// changes the first one's up script.
+struct Layout {
+    name: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    /// The file holding migration 1's up script, and its edited text.
+    edit: (&'static str, &'static str),
+    /// Whether `down --steps 1` reverts migration 2.
+    has_downs: bool,
+    /// The versions history records, in order.
+    versions: [&'static str; 2],
+}
+
+const LAYOUTS: &[Layout] = &[
+    Layout {
+        name: "dbmate",
+        files: &[
+            ("20240101000000_a.sql", "-- migrate:up\nCREATE TABLE a (id integer);\n\n-- migrate:down\nDROP TABLE a;\n"),
+            ("20240102000000_b.sql", "-- a header comment\n-- migrate:up\nCREATE TABLE b (id integer);\nINSERT INTO b VALUES (1);\n-- migrate:down\nDROP TABLE b;\n"),
+        ],
+        edit: ("20240101000000_a.sql", "-- migrate:up\nCREATE TABLE a (id integer, x integer);\n\n-- migrate:down\nDROP TABLE a;\n"),
+        has_downs: true,
+        versions: ["20240101000000", "20240102000000"],
+    },
+    Layout {
+        name: "goose",
+        files: &[
+            ("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id integer);\n\n-- +goose Down\nDROP TABLE a;\n"),
+            ("00002_b.sql", "-- +goose Up\n-- +goose StatementBegin\nCREATE TABLE b (id integer);\nINSERT INTO b VALUES (1);\n-- +goose StatementEnd\n\n-- +goose Down\n-- +goose StatementBegin\nDROP TABLE b;\n-- +goose StatementEnd\n"),
+        ],
+        edit: ("00001_a.sql", "-- +goose Up\nCREATE TABLE a (id integer, x integer);\n\n-- +goose Down\nDROP TABLE a;\n"),
+        has_downs: true,
+        versions: ["1", "2"],
+    },
+    Layout {
+        name: "diesel",
+        files: &[
+            ("00000000000000_diesel_initial_setup/up.sql", "-- diesel's own setup, empty here\n"),
+            ("00000000000000_diesel_initial_setup/down.sql", "-- nothing\n"),
+            ("2024-01-01-000000_a/up.sql", "CREATE TABLE a (id integer);\n"),
+            ("2024-01-01-000000_a/down.sql", "DROP TABLE a;\n"),
+            ("2024-01-02-000000_b/up.sql", "CREATE TABLE b (id integer);\nINSERT INTO b VALUES (1);\n"),
+            ("2024-01-02-000000_b/down.sql", "DROP TABLE b;\n"),
+        ],
+        edit: ("2024-01-01-000000_a/up.sql", "CREATE TABLE a (id integer, x integer);\n"),
+        has_downs: true,
+        versions: ["20240101000000", "20240102000000"],
+    },
+    Layout {
+        name: "Prisma",
+        files: &[
+            ("migration_lock.toml", "provider = \"postgresql\"\n"),
+            ("20240101000000_a/migration.sql", "-- CreateTable\nCREATE TABLE a (id integer);\n"),
+            ("20240102000000_b/migration.sql", "CREATE TABLE b (id integer);\nINSERT INTO b VALUES (1);\n"),
+        ],
+        edit: ("20240101000000_a/migration.sql", "CREATE TABLE a (id integer, x integer);\n"),
+        has_downs: false,
+        versions: ["20240101000000", "20240102000000"],
+    },
+    Layout {
+        name: "Flyway",
+        files: &[
+            ("V1__create_a.sql", "CREATE TABLE a (id integer);\n"),
+            ("V2__create_b.sql", "CREATE TABLE b (id integer);\nINSERT INTO b VALUES (1);\n"),
+            ("U2__create_b.sql", "DROP TABLE b;\n"),
+        ],
+        edit: ("V1__create_a.sql", "CREATE TABLE a (id integer, x integer);\n"),
+        has_downs: true,
+        versions: ["1", "2"],
+    },
+    Layout {
+        name: "Atlas",
+        files: &[
+            ("20240101000000_a.sql", "CREATE TABLE a (id integer);\n"),
+            ("20240102000000_b.sql", "CREATE TABLE b (id integer);\nINSERT INTO b VALUES (1);\n"),
+            ("atlas.sum", "h1:unchecked\n"),
+        ],
+        edit: ("20240101000000_a.sql", "CREATE TABLE a (id integer, x integer);\n"),
+        has_downs: false,
+        versions: ["20240101000000", "20240102000000"],
+    },
+];
+
+fn project(layout: &Layout) -> Project {
+    let p = Project::new();
+    for (name, text) in layout.files {
+        if let Some((dir, _)) = name.split_once('/') {
+            std::fs::create_dir_all(p.migrations().join(dir)).expect("a migration directory");
+        }
+        p.write(name, text);
+    }
+    p
+}
+
+on_every_engine!(
+    every_layout_applies_is_a_no_op_then_reverts_and_catches_edits,
+    a_forced_layout_refuses_the_files_it_does_not_read,
+);
+
+fn every_layout_applies_is_a_no_op_then_reverts_and_catches_edits(engine: Engine) {
+    for layout in LAYOUTS {
+        // Prisma's lock file names PostgreSQL; Atlas's sum is checked by its own module.
+        if (layout.name == "Prisma" && engine != Engine::Postgres) || layout.name == "Atlas" {
+            continue;
+        }
+        let db = Db::new(engine);
+        let p = project(layout);
+        let what = layout.name;
+        p.run(&db, &["release"]).code(0);
+        assert!(
+            db.table_exists("a") && db.table_exists("b"),
+            "{what}: applied"
+        );
+        let versions: Vec<String> = db
+            .query("SELECT version FROM shipgate_migrations")
+            .into_iter()
+            .filter_map(|r| r[0].clone())
+            .collect();
+        let mut versions = versions;
+        versions.retain(|v| v != "0");
+        versions.sort_by_key(|v| v.parse::<u64>().unwrap_or(u64::MAX));
+        assert_eq!(versions, layout.versions, "{what}: history");
+        assert_eq!(db.int("SELECT count(*) FROM b"), 1, "{what}: b's row once");
+
+        // The every-deploy no-op: nothing runs again.
+        let again = p.run(&db, &["release"]);
+        again.code(0);
+        assert_eq!(
+            db.int("SELECT count(*) FROM b"),
+            1,
+            "{what}: nothing ran twice"
+        );
+
+        if layout.has_downs {
+            p.run(&db, &["down", "--steps", "1", "--yes"]).code(0);
+            assert!(!db.table_exists("b"), "{what}: reverted");
+            assert!(db.table_exists("a"), "{what}: only one step");
+            p.run(&db, &["release"]).code(0);
+            assert!(db.table_exists("b"), "{what}: re-applied");
+        }
+
+        // An edit to the applied up script is caught, whichever file holds it.
+        p.write(layout.edit.0, layout.edit.1);
+        p.run(&db, &["release"])
+            .code(5)
+            .stderr_has(&[layout.edit.0, "repair --accept-checksum"]);
+    }
+}
+
+fn a_forced_layout_refuses_the_files_it_does_not_read(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    p.write("1_a.up.sql", "CREATE TABLE a (id integer);\n")
+        .write("V2__b.sql", "CREATE TABLE b (id integer);\n");
+    // Auto: a mix of layouts is refused, naming the odd file.
+    p.run(&db, &["release"]).code(5).stderr_has(&[
+        "V2__b.sql",
+        "Flyway migration in a directory read as shipgate",
+    ]);
+    p.run(&db, &["release", "--layout", "flyway"])
+        .code(5)
+        .stderr_has(&["1_a.up.sql", "read as Flyway"]);
+    p.run(&db, &["release", "--layout", "liquibase"])
+        .code(2)
+        .stderr_has(&["layout", "liquibase"]);
+    assert!(!db.table_exists("a") && !db.table_exists("b"));
+    assert!(!db.table_exists("shipgate_migrations"));
+}
+
+on_every_engine!(a_layouts_no_transaction_marker_runs_the_file_outside_a_transaction);
+
+/// dbmate's `transaction:false`, goose's `NO TRANSACTION` and diesel's `run_in_transaction =
+/// false` mean what `-- shipgate:no-transaction` means: the statements commit one by one, so
+/// a failing second statement leaves the first one's table (in a transaction it would not).
+fn a_layouts_no_transaction_marker_runs_the_file_outside_a_transaction(engine: Engine) {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "dbmate",
+            &[("1_a.sql", "-- migrate:up transaction:false\nCREATE TABLE a (id integer);\nSELECT * FROM missing_table;\n-- migrate:down\n")],
+        ),
+        (
+            "goose",
+            &[("1_a.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE a (id integer);\nSELECT * FROM missing_table;\n")],
+        ),
+        (
+            "diesel",
+            &[
+                ("2024-01-01-000000_a/up.sql", "CREATE TABLE a (id integer);\nSELECT * FROM missing_table;\n"),
+                ("2024-01-01-000000_a/metadata.toml", "run_in_transaction = false\n"),
+            ],
+        ),
+    ];
+    for (what, files) in cases {
+        let db = Db::new(engine);
+        let p = Project::new();
+        for (name, text) in *files {
+            if let Some((dir, _)) = name.split_once('/') {
+                std::fs::create_dir_all(p.migrations().join(dir)).expect("a migration directory");
+            }
+            p.write(name, text);
+        }
+        p.run(&db, &["release"]).code(1);
+        assert!(
+            db.table_exists("a"),
+            "{what}: the first statement committed on its own"
+        );
+        let state = db.query("SELECT state FROM shipgate_migrations");
+        assert_eq!(state, [[Some("failed".to_owned())]], "{what}");
+    }
+}
+
+/// `shipgate new` writes the form of the layout the directory is in, and what it writes is read
+/// back in that layout (an untouched template is a no-op migration).
+#[test]
+fn new_writes_the_directorys_own_layout() {
+    type Wrote = fn(&[String]) -> bool;
+    let cases: &[(&str, &str, Wrote)] = &[
+        ("goose", "00001_a.sql", |files| {
+            files.iter().any(|f| f.ends_with("_add_x.sql"))
+        }),
+        ("dbmate", "20240101000000_a.sql", |files| {
+            files.iter().any(|f| f.ends_with("_add_x.sql"))
+        }),
+        ("diesel", "2024-01-01-000000_a/up.sql", |files| {
+            files.iter().any(|f| f.ends_with("_add_x/up.sql"))
+                && files.iter().any(|f| f.ends_with("_add_x/down.sql"))
+        }),
+        ("Flyway", "V1__a.sql", |files| {
+            files.iter().any(|f| f == "V2__add_x.sql") && files.iter().any(|f| f == "U2__add_x.sql")
+        }),
+        ("native", "1_a.up.sql", |files| {
+            files.iter().any(|f| f.ends_with("_add_x.up.sql"))
+        }),
+    ];
+    for (what, first, wrote) in cases {
+        let db = Db::new(Engine::Sqlite);
+        std::fs::File::create(db.sqlite_path()).expect("the database file");
+        let p = Project::new();
+        let text = match *what {
+            "goose" => "-- +goose Up\nCREATE TABLE a (id integer);\n",
+            "dbmate" => "-- migrate:up\nCREATE TABLE a (id integer);\n-- migrate:down\n",
+            _ => "CREATE TABLE a (id integer);\n",
+        };
+        if let Some((dir, _)) = first.split_once('/') {
+            std::fs::create_dir_all(p.migrations().join(dir)).expect("a migration directory");
+        }
+        p.write(first, text);
+        p.run(&db, &["new", "add x"]).code(0);
+        let files = walk(&p.migrations());
+        assert!(wrote(&files), "{what}: {files:?}");
+        p.run(&db, &["release"]).code(0);
+        assert_eq!(
+            db.int("SELECT count(*) FROM shipgate_migrations"),
+            2,
+            "{what}"
+        );
+    }
+}
+
+/// Every file under `dir`, relative to it.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("list").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()).into_iter().map(|f| format!("{name}/{f}")));
+        } else {
+            out.push(name);
+        }
+    }
+    out
+}
