@@ -551,6 +551,8 @@ fn read_at(dir: &rustix::fd::OwnedFd, name: &str, buf: &mut Vec<u8>) -> Result<(
         return Err(Unread::TooLarge(size));
     }
     let file = std::fs::File::from(fd);
+    // Sized once: the buffer is handed on with the file's bytes, so each read starts empty.
+    buf.reserve(usize::try_from(size).unwrap_or(0).saturating_add(1));
     // One byte past the limit tells a file that grew after the fstat from one that did not.
     (&file).take(MAX_FILE_SIZE + 1).read_to_end(buf)?;
     let read = buf.len() as u64;
