@@ -20,8 +20,7 @@ use super::foreign::{self, Layout};
 use super::split::{self, Statement};
 use crate::config::Engine;
 
-/// A migration version: a positive integer, ordered numerically.
-pub type Version = i64;
+pub use crate::version::Version;
 
 /// Every migration found in a directory, ordered by version.
 #[derive(Debug, Clone)]
@@ -45,7 +44,7 @@ impl MigrationSet {
         let mut set = self.clone();
         let mut errors = Vec::new();
         for v in versions {
-            let Ok(i) = set.migrations.binary_search_by_key(&v, |m| m.version) else {
+            let Ok(i) = set.migrations.binary_search_by(|m| m.version.cmp(&v)) else {
                 continue;
             };
             let m = &mut set.migrations[i];
@@ -62,16 +61,16 @@ impl MigrationSet {
     }
 
     /// The migration with this version, if the set has it.
-    pub fn get(&self, version: Version) -> Option<&Migration> {
+    pub fn get(&self, version: &Version) -> Option<&Migration> {
         self.migrations
-            .binary_search_by_key(&version, |m| m.version)
+            .binary_search_by(|m| m.version.cmp(version))
             .ok()
             .map(|i| &self.migrations[i])
     }
 
     /// The highest version in the set.
     pub fn head(&self) -> Option<Version> {
-        self.migrations.last().map(|m| m.version)
+        self.migrations.last().map(|m| m.version.clone())
     }
 }
 
@@ -777,7 +776,7 @@ fn assemble(
                     other: dir.join(other),
                 });
             } else {
-                down_files.insert(version, file_name);
+                down_files.insert(version.clone(), file_name);
                 down_by_version.insert(version, script);
             }
             continue;
@@ -792,7 +791,7 @@ fn assemble(
             continue;
         }
         let file = dir.join(&file_name);
-        let expected = file_name_of(version, &name, Kind::Up);
+        let expected = file_name_of(&version, &name, Kind::Up);
         let same_version = up_names.iter().find(|(v, ..)| *v == version);
         errors.push(match same_version {
             Some((_, up_name, Kind::Irreversible, up_file)) if *up_name == name => {
@@ -817,11 +816,11 @@ fn assemble(
     let migrations = ups
         .into_iter()
         .map(|(version, (name, _, up, checksum, _))| Migration {
+            down: down_by_version.remove(&version),
             version,
             name,
             checksum,
             up,
-            down: down_by_version.remove(&version),
         })
         .collect();
     Ok(MigrationSet {
@@ -830,7 +829,7 @@ fn assemble(
     })
 }
 
-fn file_name_of(version: Version, name: &str, kind: Kind) -> String {
+fn file_name_of(version: &Version, name: &str, kind: Kind) -> String {
     match kind {
         Kind::Up => format!("{version}_{name}.up.sql"),
         Kind::Down => format!("{version}_{name}.down.sql"),
@@ -856,16 +855,21 @@ fn parse_file_name(file_name: &str) -> Result<(Version, String, Kind), String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("version `{digits}` is not a positive integer"));
     }
-    let version: Version = digits
+    // The native layout's versions are positive integers that fit an i64, as they always were.
+    let version: i64 = digits
         .parse()
-        .map_err(|_| format!("version `{digits}` is larger than {}", Version::MAX))?;
+        .map_err(|_| format!("version `{digits}` is larger than {}", i64::MAX))?;
     if version == 0 {
         return Err("version 0 is not positive".into());
     }
     if name.is_empty() {
         return Err("the name after the version is empty".into());
     }
-    Ok((version, name.to_owned(), kind))
+    Ok((
+        Version::from_int(version.unsigned_abs()),
+        name.to_owned(),
+        kind,
+    ))
 }
 
 /// UTF-8 check, BOM removal and CRLF/CR → LF. `Err` carries the offset of the first bad byte.
@@ -1103,13 +1107,19 @@ mod tests {
         let got: Vec<(i64, &str, bool)> = s
             .migrations
             .iter()
-            .map(|m| (m.version, m.name.as_str(), m.down.is_some()))
+            .map(|m| {
+                (
+                    m.version.as_int().expect("an integer"),
+                    m.name.as_str(),
+                    m.down.is_some(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             vec![(2, "Add-Users.v2", true), (3, "c", false), (10, "b", false)]
         );
-        assert_eq!(s.head(), Some(10));
+        assert_eq!(s.head(), Some(Version::from_int(10)));
     }
 
     #[test]
@@ -1247,13 +1257,20 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         // Reading 1 unwraps its hand-written transaction and reads its down file too.
-        let one = unread.read([1], Engine::Postgres).expect("1 reads");
-        let m = one.get(1).expect("1");
+        let one = unread
+            .read([Version::from_int(1)], Engine::Postgres)
+            .expect("1 reads");
+        let m = one.get(&Version::from_int(1)).expect("1");
         assert!(m.up.read && m.down.as_ref().is_some_and(|d| d.read));
         assert_eq!(m.up.sql.trim(), "CREATE TABLE a (id int);");
-        assert!(!one.get(2).expect("2").up.read, "2 was not asked for");
+        assert!(
+            !one.get(&Version::from_int(2)).expect("2").up.read,
+            "2 was not asked for"
+        );
         // Reading 2 finds what loading everything finds: its COMMIT.
-        let err = unread.read([2], Engine::Postgres).expect_err("2 commits");
+        let err = unread
+            .read([Version::from_int(2)], Engine::Postgres)
+            .expect_err("2 commits");
         let full = load(dir.path(), Engine::Postgres).expect_err("the full load refuses 2 too");
         assert_eq!(err.to_string(), full.to_string());
     }
@@ -1272,7 +1289,7 @@ mod tests {
             ),
         ])
         .expect("valid");
-        let m = set.get(30).expect("migration 30");
+        let m = set.get(&Version::from_int(30)).expect("migration 30");
         assert_eq!(m.name, "add_magic_metadata");
         let down = m.down.as_ref().expect("paired");
         assert!(down.path.ends_with("30_drop_magic_metadata.down.sql"));
@@ -1309,7 +1326,12 @@ mod tests {
             .iter()
             .map(|m| {
                 let down = m.down.as_ref().map(|d| d.path.as_path());
-                (m.version, m.name.as_str(), m.up.path.as_path(), down)
+                (
+                    m.version.as_int().expect("an integer"),
+                    m.name.as_str(),
+                    m.up.path.as_path(),
+                    down,
+                )
             })
             .collect();
         assert_eq!(
@@ -1613,11 +1635,12 @@ mod properties {
 
         #[test]
         fn a_well_formed_name_round_trips(
-            version in 1..=Version::MAX,
+            version in 1..=i64::MAX,
             name in name(),
             kind in prop_oneof![Just(Kind::Up), Just(Kind::Down), Just(Kind::Irreversible)],
         ) {
-            let file = file_name_of(version, &name, kind);
+            let version = Version::from_int(version.unsigned_abs());
+            let file = file_name_of(&version, &name, kind);
             prop_assert_eq!(parse_file_name(&file), Ok((version, name, kind)));
         }
 
@@ -1627,7 +1650,7 @@ mod properties {
             name in name(),
         ) {
             let positive = digits.bytes().all(|b| b.is_ascii_digit())
-                && digits.parse::<Version>().is_ok_and(|v| v > 0);
+                && digits.parse::<i64>().is_ok_and(|v| v > 0);
             let result = parse_file_name(&format!("{digits}_{name}.up.sql"));
             prop_assert_eq!(result.is_ok(), positive, "{:?}", result);
         }
