@@ -163,17 +163,16 @@ impl PartialOrd for Version {
     }
 }
 
+/// The parts joined with `.`, honouring width and alignment (`{:<16}`) like an integer.
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (first, rest) = self
-            .parts()
-            .split_first()
-            .expect("a version has at least one part");
-        write!(f, "{first}")?;
-        for part in rest {
-            write!(f, ".{part}")?;
+        match &self.0 {
+            Repr::One(n) => fmt::Display::fmt(n, f),
+            Repr::Many(parts) => {
+                let text: Vec<String> = parts.iter().map(u64::to_string).collect();
+                f.pad(&text.join("."))
+            }
         }
-        Ok(())
     }
 }
 
@@ -226,6 +225,7 @@ mod tests {
             assert_eq!(got.to_string(), shown, "{text}");
             assert_eq!(v(shown), got, "{text}: the printed form reads back");
         }
+        assert_eq!(format!("{:<6}|{:>4}", v("1.2"), v("7")), "1.2   |   7");
     }
 
     #[test]
