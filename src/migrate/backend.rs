@@ -464,21 +464,38 @@ pub(crate) struct Tables {
     pub(crate) migrations: String,
     pub(crate) runs: String,
     pub(crate) audit: String,
+    /// The history table's name, neither quoted nor qualified (for catalog lookups).
+    pub(crate) migrations_name: String,
+    /// The audit table's name, neither quoted nor qualified.
+    pub(crate) audit_name: String,
+    /// The configured schema (a database on MySQL), unquoted; `None`: the connection's.
+    pub(crate) schema: Option<String>,
+    dialect: Dialect,
 }
 
 impl Tables {
     fn new(settings: &EngineSettings, d: Dialect) -> Tables {
-        let q = |t: &str| {
-            let table = d.ident(&format!("{}_{t}", settings.table_prefix));
-            match &settings.schema {
-                Some(schema) => format!("{}.{table}", d.ident(schema)),
-                None => table,
-            }
+        let mut t = Tables {
+            migrations: String::new(),
+            runs: String::new(),
+            audit: String::new(),
+            migrations_name: format!("{}_migrations", settings.table_prefix),
+            audit_name: format!("{}_audit", settings.table_prefix),
+            schema: settings.schema.clone(),
+            dialect: d,
         };
-        Tables {
-            migrations: q("migrations"),
-            runs: q("runs"),
-            audit: q("audit"),
+        t.migrations = t.qualified(&t.migrations_name);
+        t.runs = t.qualified(&format!("{}_runs", settings.table_prefix));
+        t.audit = t.qualified(&t.audit_name);
+        t
+    }
+
+    /// `name` quoted and qualified like shipgate's tables.
+    pub(crate) fn qualified(&self, name: &str) -> String {
+        let table = self.dialect.ident(name);
+        match &self.schema {
+            Some(schema) => format!("{}.{table}", self.dialect.ident(schema)),
+            None => table,
         }
     }
 }
@@ -785,16 +802,54 @@ impl Backend {
         }
     }
 
-    /// Creates shipgate's tables if they are missing. Call under the lock.
+    /// Creates shipgate's tables if they are missing, and moves tables an older shipgate
+    /// created (an integer `version` column) to text versions in place, every row and key
+    /// kept. Call under the lock: the every-deploy no-op never gets here. The type check
+    /// travels in the message of the `CREATE` statements, so current tables cost no extra
+    /// round trip; the conversion runs once.
     pub async fn ensure_tables(&mut self) -> Result<(), DbError> {
-        let sql = match self.dialect {
-            Dialect::Postgres => {
-                postgres::create_tables(&self.tables, self.settings.schema.as_deref())
-            }
-            Dialect::Sqlite => sqlite::create_tables(&self.tables),
-            Dialect::Mysql => mysql::create_tables(&self.tables),
+        let t = &self.tables;
+        let (create, types, is_text): (String, String, fn(&str) -> bool) = match self.dialect {
+            Dialect::Postgres => (
+                postgres::create_tables(t, self.settings.schema.as_deref()),
+                postgres::version_types_sql(t),
+                postgres::is_text,
+            ),
+            Dialect::Sqlite => (
+                sqlite::create_tables(t),
+                sqlite::version_types_sql(t),
+                sqlite::is_text,
+            ),
+            Dialect::Mysql => (
+                mysql::create_tables(t),
+                mysql::version_types_sql(t),
+                mysql::is_text,
+            ),
         };
-        self.exec(&sql).await
+        let create = create.trim_end().trim_end_matches(';');
+        let rows = self.rows(&format!("{create};\n{types}")).await?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        let stale = |i: usize| {
+            row.get(i)
+                .cloned()
+                .flatten()
+                .is_some_and(|data_type| !is_text(&data_type))
+        };
+        let (migrations, audit) = (stale(0), stale(1));
+        if !migrations && !audit {
+            return Ok(());
+        }
+        tracing::info!(
+            history = migrations,
+            audit,
+            "storing versions as text: converting the version column of tables an older shipgate created"
+        );
+        let sql = match self.dialect {
+            Dialect::Postgres => postgres::version_as_text_sql(&self.tables, migrations, audit),
+            Dialect::Sqlite => sqlite::version_as_text_sql(&self.tables, migrations, audit),
+            Dialect::Mysql => mysql::version_as_text_sql(&self.tables, migrations, audit),
+        };
+        self.exec_or_rollback(&sql).await
     }
 
     /// The database URL, for messages (its `Display` hides the password).
