@@ -27,6 +27,7 @@ use crate::migrate::repair::{self, Action};
 use crate::migrate::source::{self, MigrationSet, SourceError};
 use crate::migrate::{self, Interrupt, Signal};
 use crate::telemetry;
+use crate::version::Version;
 
 /// The documented exit codes (SPEC §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,8 +301,8 @@ fn json_out(value: &serde_json::Value) {
     out(serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
-fn version_text(v: Option<i64>) -> String {
-    v.map_or_else(|| "none".into(), |v| v.to_string())
+fn version_text(v: Option<&Version>) -> String {
+    v.map_or_else(|| "none".into(), Version::to_string)
 }
 
 fn ms(d: Duration) -> String {
@@ -311,7 +312,7 @@ fn ms(d: Duration) -> String {
 async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result<Exit, Failure> {
     let started = Instant::now();
     let policy = Policy {
-        target: args.to,
+        target: args.to.clone(),
         ..config.policy
     };
     let (set, mut backend, history) = load_and_connect(config, &mut interrupt).await?;
@@ -320,7 +321,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     }
     if args.dry_run {
         // A dry run prints and lints what would run: every script read.
-        let versions: Vec<i64> = set.migrations.iter().map(|m| m.version).collect();
+        let versions: Vec<Version> = set.migrations.iter().map(|m| m.version.clone()).collect();
         let rules = match backend.split_rules().await {
             Ok(rules) => rules,
             Err(e) => {
@@ -361,8 +362,8 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     if report.applied.is_empty() {
         out(format!(
             "nothing to do: at version {} (head {}), {} applied",
-            version_text(report.plan.current),
-            version_text(report.plan.head),
+            version_text(report.plan.current.as_ref()),
+            version_text(report.plan.head.as_ref()),
             report.plan.applied.len()
         ));
     } else {
@@ -376,7 +377,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
             "applied {} migration(s) in {}; now at version {}",
             report.applied.len(),
             ms(started.elapsed()),
-            version_text(report.plan.current)
+            version_text(report.plan.current.as_ref())
         ));
     }
     if !report.plan.beyond_target.is_empty() {
@@ -416,7 +417,7 @@ pub(crate) fn print_dry_run(plan: &Plan, set: &MigrationSet, policy: &Policy) {
     if plan.pending.is_empty() {
         out(format!(
             "dry run: nothing to do: at version {}",
-            version_text(plan.current)
+            version_text(plan.current.as_ref())
         ));
         return;
     }
@@ -425,7 +426,7 @@ pub(crate) fn print_dry_run(plan: &Plan, set: &MigrationSet, policy: &Policy) {
         plan.pending.len()
     ));
     for e in &plan.pending {
-        let Some(m) = set.get(e.version) else {
+        let Some(m) = set.get(&e.version) else {
             continue;
         };
         let mode = if m.up.directives.no_transaction {
@@ -455,8 +456,8 @@ async fn down(
     config: &Config,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    let range = match (args.to, args.steps) {
-        (Some(v), _) => DownRange::To(v),
+    let range = match (&args.to, args.steps) {
+        (Some(v), _) => DownRange::To(v.clone()),
         (None, Some(n)) => DownRange::Steps(n),
         (None, None) => {
             return Err(Failure::new(
@@ -477,12 +478,12 @@ async fn down(
         .find(|r| r.state == migrate::plan::State::Running)
     {
         tracing::info!(
-            migration_version = r.version,
+            migration_version = r.version.field(),
             "migration {} is recorded as running: another run may be applying it; the revert waits for the migration lock and decides under it",
             r.version
         );
     }
-    let targets = match apply::select_down(&history, &set, range, apply::Seen::Unlocked) {
+    let targets = match apply::select_down(&history, &set, &range, apply::Seen::Unlocked) {
         Ok(t) => t,
         Err(e) => return finish(backend, Err(e)).await,
     };
@@ -534,7 +535,7 @@ async fn down(
             return Ok(Exit::Success);
         }
     }
-    let expected: Vec<i64> = targets.iter().map(|m| m.version).collect();
+    let expected: Vec<Version> = targets.iter().map(|m| m.version.clone()).collect();
     let result = apply::down(
         &mut backend,
         &set,
@@ -618,8 +619,14 @@ async fn status(
             config.database.redacted()
         ));
         out(format!("migrations    {}", config.migrations.display()));
-        out(format!("current       {}", version_text(plan.current)));
-        out(format!("head          {}", version_text(plan.head)));
+        out(format!(
+            "current       {}",
+            version_text(plan.current.as_ref())
+        ));
+        out(format!(
+            "head          {}",
+            version_text(plan.head.as_ref())
+        ));
         out(format!("applied       {}", plan.applied.len()));
         out(format!("pending       {}", plan.pending.len()));
         for e in &plan.pending {
@@ -875,7 +882,7 @@ async fn check(
         Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
         Ok(set) => {
             count = set.migrations.len();
-            let mut only: Option<BTreeSet<i64>> = None;
+            let mut only: Option<BTreeSet<Version>> = None;
             if let Some(reference) = &args.against_git {
                 let changes = gitref::changes(&config.migrations, reference).map_err(|e| {
                     Failure::new(
@@ -918,9 +925,10 @@ async fn check(
                     findings.push(problem("history", file, None, b.to_string()));
                 }
                 // Applied files are history: lint what is still to come.
-                let pending: BTreeSet<i64> = plan.pending.iter().map(|e| e.version).collect();
+                let pending: BTreeSet<Version> =
+                    plan.pending.iter().map(|e| e.version.clone()).collect();
                 only = Some(match only {
-                    Some(o) => o.intersection(&pending).copied().collect(),
+                    Some(o) => o.intersection(&pending).cloned().collect(),
                     None => pending,
                 });
             }
@@ -1071,7 +1079,7 @@ async fn baseline(
         repair::baseline(
             backend,
             set,
-            args.version,
+            args.version.clone(),
             args.reason.as_deref(),
             &config.engine,
             &config.deploy,
@@ -1132,13 +1140,13 @@ async fn repair(
     interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     let action = match (
-        args.mark_applied,
-        args.mark_rolled_back,
-        args.accept_checksum,
+        &args.mark_applied,
+        &args.mark_rolled_back,
+        &args.accept_checksum,
     ) {
-        (Some(v), None, None) => Action::MarkApplied(v),
-        (None, Some(v), None) => Action::MarkRolledBack(v),
-        (None, None, Some(v)) => Action::AcceptChecksum(v),
+        (Some(v), None, None) => Action::MarkApplied(v.clone()),
+        (None, Some(v), None) => Action::MarkRolledBack(v.clone()),
+        (None, None, Some(v)) => Action::AcceptChecksum(v.clone()),
         _ => {
             return Err(Failure::new(
                 Exit::Usage,
@@ -1224,7 +1232,7 @@ mod tests {
             ),
             (
                 migrate::Error::Failed {
-                    version: 1,
+                    version: Version::from_int(1),
                     file: "f".into(),
                     error: db.clone(),
                     statements: None,

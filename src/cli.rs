@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+use crate::version::Version;
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0    applied, or nothing to do
@@ -361,7 +363,7 @@ pub enum Command {
 pub struct Release {
     /// Stop after this version
     #[arg(long, env = "SHIPGATE_TO", value_name = "VERSION")]
-    pub to: Option<i64>,
+    pub to: Option<Version>,
     /// Print the plan and the SQL that would run; change nothing
     #[arg(long, env = "SHIPGATE_DRY_RUN", value_parser = boolish)]
     pub dry_run: bool,
@@ -396,7 +398,7 @@ pub struct Exec {
 pub struct Up {
     /// Stop after this version
     #[arg(long, env = "SHIPGATE_TO", value_name = "VERSION")]
-    pub to: Option<i64>,
+    pub to: Option<Version>,
     /// Print the plan and the SQL that would run; change nothing
     #[arg(long, env = "SHIPGATE_DRY_RUN", value_parser = boolish)]
     pub dry_run: bool,
@@ -408,7 +410,7 @@ pub struct Up {
 pub struct Down {
     /// Revert every migration newer than this version (it stays applied)
     #[arg(long, env = "SHIPGATE_DOWN_TO", value_name = "VERSION")]
-    pub to: Option<i64>,
+    pub to: Option<Version>,
     /// Revert this many migrations
     #[arg(long, env = "SHIPGATE_STEPS", value_name = "N")]
     pub steps: Option<u32>,
@@ -484,7 +486,7 @@ pub struct Check {
 pub struct Baseline {
     /// Record every migration up to and including this version as applied
     #[arg(long, env = "SHIPGATE_BASELINE_VERSION", value_name = "VERSION")]
-    pub version: i64,
+    pub version: Version,
     /// Why (written to the audit table)
     #[arg(long, env = "SHIPGATE_REASON")]
     pub reason: Option<String>,
@@ -510,13 +512,13 @@ pub struct Adopt {
 pub struct Repair {
     /// Mark a dirty migration as applied (you finished it by hand)
     #[arg(long, env = "SHIPGATE_MARK_APPLIED", value_name = "VERSION")]
-    pub mark_applied: Option<i64>,
+    pub mark_applied: Option<Version>,
     /// Forget a dirty migration so the next run applies it again (you undid it by hand)
     #[arg(long, env = "SHIPGATE_MARK_ROLLED_BACK", value_name = "VERSION")]
-    pub mark_rolled_back: Option<i64>,
+    pub mark_rolled_back: Option<Version>,
     /// Record the edited file's checksum for an applied migration
     #[arg(long, env = "SHIPGATE_ACCEPT_CHECKSUM", value_name = "VERSION")]
-    pub accept_checksum: Option<i64>,
+    pub accept_checksum: Option<Version>,
     /// Why (required; written to the audit table)
     #[arg(long, env = "SHIPGATE_REASON")]
     pub reason: Option<String>,

@@ -44,11 +44,11 @@ pub async fn check(
     plan: &Plan,
     settings: &LintSettings,
 ) -> Result<(), Error> {
-    let pending: BTreeSet<Version> = plan.pending.iter().map(|e| e.version).collect();
+    let pending: BTreeSet<Version> = plan.pending.iter().map(|e| e.version.clone()).collect();
     if !settings.allow_contract {
         let held: Vec<String> = pending
             .iter()
-            .filter_map(|v| set.get(*v))
+            .filter_map(|v| set.get(v))
             .filter(|m| m.up.directives.contract)
             .map(|m| m.up.path.display().to_string())
             .collect();

@@ -136,7 +136,7 @@ pub fn compare(set: &MigrationSet, changes: &Changes) -> (BTreeSet<Version>, Vec
         set.migrations.iter().find_map(|m| {
             let matches = |p: &Path| p.file_name().is_some_and(|f| f == name);
             (matches(&m.up.path) || m.down.as_ref().is_some_and(|d| matches(&d.path)))
-                .then_some(m.version)
+                .then(|| m.version.clone())
         })
     };
     let mut versions: BTreeSet<Version> =
@@ -176,7 +176,7 @@ pub fn compare(set: &MigrationSet, changes: &Changes) -> (BTreeSet<Version>, Vec
                 ),
                 "revert the edit and put the change in a new migration; if the edit is intended and already applied, run `shipgate repair --accept-checksum` where it was applied",
             ));
-            versions.insert(m.version);
+            versions.insert(m.version.clone());
         }
     }
     for name in &changes.removed {
@@ -229,7 +229,7 @@ mod tests {
             removed: vec!["0_gone.up.sql".into(), "1_a.down.sql".into()],
         };
         let (versions, findings) = compare(&set, &changes);
-        assert_eq!(versions, BTreeSet::from([2, 3]));
+        assert_eq!(versions, BTreeSet::from([2, 3].map(Version::from_int)));
         let got: Vec<(&str, Option<&str>)> = findings
             .iter()
             .map(|f| (f.rule.as_str(), f.file.as_deref()))

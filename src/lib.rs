@@ -1,7 +1,8 @@
 //! shipgate applies database migrations safely before every rollout.
 //!
 //! A tour, in reading order:
-//! - [`engine`] names the database engines, the one type every layer shares;
+//! - [`engine`] names the database engines and [`version`] the migration versions, the types
+//!   every layer shares;
 //! - [`cli`] declares the command line; [`config`] layers flags, environment, the config file
 //!   and defaults into one validated [`config::Config`];
 //! - [`migrate`] is the engine: [`migrate::source`] reads migration files and
@@ -30,3 +31,4 @@ pub mod notify;
 pub mod release;
 pub mod status;
 pub mod telemetry;
+pub mod version;

@@ -24,6 +24,7 @@ use crate::migrate::plan::Policy;
 use crate::migrate::{self, source, Interrupt};
 use crate::notify::{Event, Notifier};
 use crate::status;
+use crate::version::Version;
 
 const ABORT_BOUND: Duration = Duration::from_secs(5);
 
@@ -34,14 +35,14 @@ pub async fn command(
     interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     if args.dry_run {
-        return dry_run(config, args.to, interrupt).await;
+        return dry_run(config, args.to.clone(), interrupt).await;
     }
     if !args.serve {
-        return run(config, args.to, interrupt, &Progress::default()).await;
+        return run(config, args.to.clone(), interrupt, &Progress::default()).await;
     }
     let service = Service::start(config, interrupt.clone()).await?;
     service.phase.migrating.store(true, Ordering::SeqCst);
-    let exit = run(config, args.to, interrupt, &service.progress).await;
+    let exit = run(config, args.to.clone(), interrupt, &service.progress).await;
     service.phase.migrating.store(false, Ordering::SeqCst);
     service.stop().await;
     exit
@@ -152,7 +153,7 @@ fn executable(program: &str) -> Result<std::path::PathBuf, String> {
 
 async fn dry_run(
     config: &Config,
-    to: Option<i64>,
+    to: Option<Version>,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     let set = source::load(&config.migrations, config.layout, config.database_engine())
@@ -189,7 +190,7 @@ async fn dry_run(
 /// code; `Err` only for problems before the flow starts.
 pub async fn run(
     config: &Config,
-    to: Option<i64>,
+    to: Option<Version>,
     mut interrupt: Interrupt,
     progress: &Progress,
 ) -> Result<Exit, Failure> {
@@ -320,7 +321,8 @@ pub async fn run(
             let current = report
                 .plan
                 .current
-                .map_or_else(|| "none".into(), |v| v.to_string());
+                .as_ref()
+                .map_or_else(|| "none".into(), Version::to_string);
             if notify_failed && config.require_notify {
                 tracing::error!(exit_code = Exit::MigrationFailed as u8, next = "check the webhook receivers; the database is migrated", "release applied {} migration(s), now at version {current}, but a required notification failed", report.applied.len());
                 return Ok(Exit::MigrationFailed);
@@ -329,14 +331,14 @@ pub async fn run(
                 tracing::info!(
                     applied = 0,
                     duration_ms = elapsed.as_millis() as u64,
-                    current_version = report.plan.current,
+                    current_version = report.plan.current.as_ref().map(Version::field),
                     "release succeeded: nothing to do, at version {current}"
                 );
             } else {
                 tracing::info!(
                     applied = report.applied.len(),
                     duration_ms = elapsed.as_millis() as u64,
-                    current_version = report.plan.current,
+                    current_version = report.plan.current.as_ref().map(Version::field),
                     "release succeeded: applied {} migration(s) in {}, now at version {current}",
                     report.applied.len(),
                     migrate::human(elapsed)
@@ -495,7 +497,7 @@ impl Service {
             progress: progress.clone(),
             phase: phase.clone(),
             token: config.service.status_token.clone(),
-            policy: config.policy,
+            policy: config.policy.clone(),
             metrics,
             started: Instant::now(),
         };

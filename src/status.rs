@@ -220,7 +220,7 @@ async fn refresh_loop(
                     snap.dirty = p.dirty;
                 } else {
                     snap.applied = history.len();
-                    snap.current_version = history.iter().map(|r| r.version).max();
+                    snap.current_version = history.iter().map(|r| &r.version).max().cloned();
                 }
                 if let Some(run) = &rows.last_run {
                     let ok = matches!(run.outcome.as_deref(), Some("succeeded" | "nothing_to_do"));

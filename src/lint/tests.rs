@@ -410,7 +410,7 @@ fn only_reports_the_selected_versions_but_learns_from_the_rest() {
         ("3_c.up.sql", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP COLUMN y;"),
     ]);
     let mut options = LintOptions::new(PG);
-    options.only = Some(BTreeSet::from([3]));
+    options.only = Some(BTreeSet::from([Version::from_int(3)]));
     let got: Vec<(String, Option<String>)> = lint(&s, &options, &Catalog::Assumed)
         .into_iter()
         .map(|f| (f.rule, f.file))

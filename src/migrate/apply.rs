@@ -175,7 +175,7 @@ pub async fn read_plan_history(backend: &mut Backend) -> Result<PlanHistory, Err
 
 /// Checks a `--to` target against the files.
 pub fn check_target(set: &MigrationSet, policy: &Policy) -> Result<(), Error> {
-    match policy.target {
+    match &policy.target {
         Some(v) if set.get(v).is_none() => Err(Error::Refused(format!(
             "--to {v}: no migration with that version in {}",
             set.dir.display()
@@ -378,13 +378,14 @@ pub fn read_unapplied(
     plan: &Plan,
     rules: super::split::Rules,
 ) -> Result<MigrationSet, Error> {
-    let applied: std::collections::HashSet<Version> =
-        plan.applied.iter().map(|e| e.version).collect();
+    let applied: std::collections::HashSet<&Version> =
+        plan.applied.iter().map(|e| &e.version).collect();
     let versions = set
         .migrations
         .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied.contains(v));
+        .map(|m| &m.version)
+        .filter(|v| !applied.contains(v))
+        .cloned();
     set.read(versions, rules).map_err(Error::Source)
 }
 
@@ -485,7 +486,7 @@ fn refuse_blockers(plan: &Plan, policy: &Policy) -> Result<(), Error> {
 
 fn warn_missing(plan: &Plan) {
     for m in &plan.missing {
-        tracing::warn!(migration_version = m.version, name = %m.name, "applied migration has no file in this build: the database is ahead of it");
+        tracing::warn!(migration_version = m.version.field(), name = %m.name, "applied migration has no file in this build: the database is ahead of it");
     }
 }
 
@@ -596,17 +597,17 @@ async fn apply_pending(
         .split_rules()
         .await
         .map_err(Error::db("reading the session's sql_mode"))?;
-    let set = &set.read(plan.pending.iter().map(|e| e.version), rules)?;
+    let set = &set.read(plan.pending.iter().map(|e| e.version.clone()), rules)?;
     for entry in &plan.pending {
         let m = set
-            .get(entry.version)
+            .get(&entry.version)
             .expect("the plan only lists versions from the set");
         let started = Instant::now();
         let tracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
         let total = backend.statements(&m.up).len();
         options.progress.update(|p| {
             p.current = Some(InProgress {
-                version: m.version,
+                version: m.version.clone(),
                 name: m.name.clone(),
                 started_at: super::now_rfc3339(),
                 statements_done: tracked.then_some(0),
@@ -628,9 +629,9 @@ async fn apply_pending(
         let duration_ms = elapsed.as_millis() as u64;
         metrics::counter!("shipgate_migrations_applied_total").increment(1);
         metrics::histogram!("shipgate_migration_duration_seconds").record(elapsed.as_secs_f64());
-        tracing::info!(migration_version = m.version, name = %m.name, duration_ms, retries, "applied migration");
+        tracing::info!(migration_version = m.version.field(), name = %m.name, duration_ms, retries, "applied migration");
         applied.push(Applied {
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
             duration_ms,
             retries,
@@ -669,7 +670,7 @@ async fn apply_one(
     progress: &Progress,
 ) -> Result<u32, Error> {
     let record = Record {
-        version: m.version,
+        version: &m.version,
         name: &m.name,
         checksum: &m.checksum,
         deploy,
@@ -698,19 +699,19 @@ async fn apply_one(
             Ok(()) => return Ok(attempt),
             Err(e) if e.kind == ErrorKind::LockLost => {
                 return Err(Error::LockLost {
-                    version: m.version,
+                    version: m.version.clone(),
                     error: e,
                 })
             }
             Err(e) if e.kind == ErrorKind::LockTimeout && attempt < settings.lock_retries => {
                 let delay = retry_delay(attempt);
                 attempt += 1;
-                tracing::warn!(migration_version = m.version, attempt, of = settings.lock_retries, retry_in_ms = delay.as_millis() as u64, error = %e, "migration hit the lock timeout; rolled back, retrying");
+                tracing::warn!(migration_version = m.version.field(), attempt, of = settings.lock_retries, retry_in_ms = delay.as_millis() as u64, error = %e, "migration hit the lock timeout; rolled back, retrying");
                 wait_or_interrupt(delay, interrupt).await?;
             }
             Err(error) => {
                 return Err(Error::Failed {
-                    version: m.version,
+                    version: m.version.clone(),
                     file,
                     error,
                     statements: None,
@@ -743,14 +744,14 @@ async fn apply_untracked(
         .verify_lock()
         .await
         .map_err(|error| Error::LockLost {
-            version: m.version,
+            version: m.version.clone(),
             error,
         })?;
     let (_, mut retries) = retrying(
         backend,
         lock_retries,
         interrupt,
-        Attempt::Bookkeeping(m.version),
+        Attempt::Bookkeeping(&m.version),
         async |b: &mut Backend| b.start_untracked(record).await,
     )
     .await?
@@ -768,7 +769,7 @@ async fn apply_untracked(
     for (i, statement) in statements.iter().enumerate() {
         match exec_step(
             backend,
-            (m.version, i),
+            (&m.version, i),
             &statement.sql,
             t,
             lock_retries,
@@ -779,9 +780,9 @@ async fn apply_untracked(
             Ok(attempts) => retries += attempts,
             Err(error) => {
                 let message = format!("statement {} (line {}): {error}", i + 1, statement.line);
-                record_stop(backend, m.version, &message).await;
+                record_stop(backend, &m.version, &message).await;
                 return Err(Error::Failed {
-                    version: m.version,
+                    version: m.version.clone(),
                     file,
                     error,
                     statements: Some((i, total)),
@@ -796,7 +797,7 @@ async fn apply_untracked(
         // Progress of a long no-transaction file is news; of every MySQL statement, detail.
         if m.up.directives.no_transaction {
             tracing::info!(
-                migration_version = m.version,
+                migration_version = m.version.field(),
                 statement = i + 1,
                 of = total,
                 line = statement.line,
@@ -804,7 +805,7 @@ async fn apply_untracked(
             );
         } else {
             tracing::debug!(
-                migration_version = m.version,
+                migration_version = m.version.field(),
                 statement = i + 1,
                 of = total,
                 line = statement.line,
@@ -814,7 +815,7 @@ async fn apply_untracked(
     }
     let ms = started.elapsed().as_millis() as i64;
     backend
-        .finish_untracked(m.version, ms)
+        .finish_untracked(&m.version, ms)
         .await
         .map_err(Error::db(format!(
             "recording migration {} as applied",
@@ -833,7 +834,7 @@ async fn apply_untracked(
 /// `Err` when a signal interrupted it or the progress could not be recorded.
 async fn exec_step(
     backend: &mut Backend,
-    (version, index): (Version, usize),
+    (version, index): (&Version, usize),
     sql: &str,
     t: Timeouts,
     lock_retries: u32,
@@ -860,12 +861,12 @@ async fn exec_step(
 
 /// What a lock-timeout retry repeats, for its log line.
 #[derive(Clone, Copy)]
-enum Attempt {
+enum Attempt<'v> {
     /// The statement at this zero-based position of this migration's file.
-    Statement(Version, usize),
+    Statement(&'v Version, usize),
     /// shipgate's own write before the migration file's first statement (on SQLite another
     /// writer locks the whole database, shipgate's tables included).
-    Bookkeeping(Version),
+    Bookkeeping(&'v Version),
     /// Creating shipgate's tables and opening the run's `shipgate_runs` row.
     OpeningRun,
 }
@@ -877,7 +878,7 @@ async fn retrying<T>(
     backend: &mut Backend,
     lock_retries: u32,
     interrupt: &mut Interrupt,
-    attempt_of: Attempt,
+    attempt_of: Attempt<'_>,
     mut op: impl AsyncFnMut(&mut Backend) -> Result<T, DbError>,
 ) -> Result<Result<(T, u32), DbError>, Error> {
     let mut attempt = 0;
@@ -894,10 +895,10 @@ async fn retrying<T>(
                 let retry_in_ms = delay.as_millis() as u64;
                 match attempt_of {
                     Attempt::Statement(version, i) => {
-                        tracing::warn!(migration_version = version, statement = i + 1, attempt, retry_in_ms, error = %e, "statement hit the lock timeout; retrying it")
+                        tracing::warn!(migration_version = version.field(), statement = i + 1, attempt, retry_in_ms, error = %e, "statement hit the lock timeout; retrying it")
                     }
                     Attempt::Bookkeeping(version) => {
-                        tracing::warn!(migration_version = version, attempt, retry_in_ms, error = %e, "recording the migration's start hit the lock timeout; retrying it")
+                        tracing::warn!(migration_version = version.field(), attempt, retry_in_ms, error = %e, "recording the migration's start hit the lock timeout; retrying it")
                     }
                     Attempt::OpeningRun => {
                         tracing::warn!(attempt, retry_in_ms, error = %e, "recording the run hit the lock timeout; retrying it")
@@ -913,15 +914,15 @@ async fn retrying<T>(
 /// A statement-by-statement file stopped at a failing statement: its row becomes `failed`
 /// with `message` (if even that fails, it stays `running`, which is dirty too) and the session
 /// gets its default timeouts back.
-async fn record_stop(backend: &mut Backend, version: Version, message: &str) {
+async fn record_stop(backend: &mut Backend, version: &Version, message: &str) {
     if let Err(e) = backend.fail_untracked(version, message).await {
-        tracing::error!(migration_version = version, error = %e, "could not record the failure; the row stays `running`, which is dirty too");
+        tracing::error!(migration_version = version.field(), error = %e, "could not record the failure; the row stays `running`, which is dirty too");
     }
     let _ = backend.reset_session_timeouts().await;
 }
 
 /// Which applied migrations `down` reverts, newest first.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum DownRange {
     /// Everything newer than this version.
     To(Version),
@@ -957,7 +958,7 @@ pub enum Seen {
 pub fn select_down<'s>(
     history: &[HistoryRow],
     set: &'s MigrationSet,
-    range: DownRange,
+    range: &DownRange,
     seen: Seen,
 ) -> Result<Vec<&'s Migration>, Error> {
     let dirty = |r: &&HistoryRow| match seen {
@@ -972,7 +973,7 @@ pub fn select_down<'s>(
         )));
     }
     let mut applied: Vec<&HistoryRow> = history.iter().collect();
-    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    applied.sort_by(|a, b| b.version.cmp(&a.version));
     let newest: Vec<String> = applied
         .iter()
         .take(5)
@@ -984,12 +985,12 @@ pub fn select_down<'s>(
         format!("{} applied, newest {}", applied.len(), newest.join(", "))
     };
     let chosen: Vec<&HistoryRow> = match range {
-        DownRange::To(v) if v != 0 && !applied.iter().any(|r| r.version == v) => {
+        DownRange::To(v) if !v.is_zero() && !applied.iter().any(|r| r.version == *v) => {
             return Err(Error::Refused(format!(
                 "down --to {v}: version {v} is not applied ({listed}); --to names the applied version to stay at (0 reverts everything); nothing was reverted"
             )))
         }
-        DownRange::To(v) => applied.into_iter().take_while(|r| r.version > v).collect(),
+        DownRange::To(v) => applied.into_iter().take_while(|r| r.version > *v).collect(),
         DownRange::Steps(0) => {
             return Err(Error::Refused(
                 "down --steps 0: give at least 1; nothing was reverted".into(),
@@ -1000,18 +1001,18 @@ pub fn select_down<'s>(
                 "down --steps {n}: no migration is applied; nothing was reverted"
             )))
         }
-        DownRange::Steps(n) if n as usize > applied.len() => {
+        DownRange::Steps(n) if *n as usize > applied.len() => {
             return Err(Error::Refused(format!(
                 "down --steps {n}: only {} migration(s) are applied ({listed}); nothing was reverted",
                 applied.len()
             )))
         }
-        DownRange::Steps(n) => applied.into_iter().take(n as usize).collect(),
+        DownRange::Steps(n) => applied.into_iter().take(*n as usize).collect(),
     };
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for r in chosen {
-        match set.get(r.version) {
+        match set.get(&r.version) {
             Some(m) => match &m.down {
                 Some(down) if !down.is_empty() => out.push(m),
                 // An empty or comment-only down file declares the migration irreversible.
@@ -1087,8 +1088,8 @@ async fn down_locked(
     interrupt: &mut Interrupt,
 ) -> Result<Vec<Reverted>, Error> {
     let (history, _) = plan(backend, set, &Policy::default()).await?;
-    let targets = select_down(&history, set, range, Seen::Locked)?;
-    let chosen: Vec<Version> = targets.iter().map(|m| m.version).collect();
+    let targets = select_down(&history, set, &range, Seen::Locked)?;
+    let chosen: Vec<Version> = targets.iter().map(|m| m.version.clone()).collect();
     if chosen != expected {
         let list = |v: &[Version]| {
             v.iter()
@@ -1145,7 +1146,7 @@ async fn revert_each(
         let t = timeouts(script, settings);
         let audit = Audit {
             action: "down",
-            version: Some(m.version),
+            version: Some(m.version.clone()),
             reason,
             before: Some(format!("applied {}", m.checksum)),
             after: Some("reverted".into()),
@@ -1157,15 +1158,15 @@ async fn revert_each(
                 .verify_lock()
                 .await
                 .map_err(|error| Error::LockLost {
-                    version: m.version,
+                    version: m.version.clone(),
                     error,
                 })?;
             retrying(
                 backend,
                 settings.lock_retries,
                 interrupt,
-                Attempt::Bookkeeping(m.version),
-                async |b: &mut Backend| b.start_untracked_revert(m.version).await,
+                Attempt::Bookkeeping(&m.version),
+                async |b: &mut Backend| b.start_untracked_revert(&m.version).await,
             )
             .await?
             .map_err(Error::db(format!(
@@ -1181,7 +1182,7 @@ async fn revert_each(
             for (i, statement) in statements.iter().enumerate() {
                 let step = exec_step(
                     backend,
-                    (m.version, i),
+                    (&m.version, i),
                     &statement.sql,
                     t,
                     settings.lock_retries,
@@ -1193,9 +1194,9 @@ async fn revert_each(
                         i + 1,
                         statement.line
                     );
-                    record_stop(backend, m.version, &message).await;
+                    record_stop(backend, &m.version, &message).await;
                     return Err(Error::RevertFailed {
-                        version: m.version,
+                        version: m.version.clone(),
                         file,
                         error,
                         statements: Some((i, total)),
@@ -1207,7 +1208,7 @@ async fn revert_each(
                 .await
                 .map_err(Error::db("restoring the session's timeouts"))?;
             backend
-                .forget(m.version, &audit)
+                .forget(&m.version, &audit)
                 .await
                 .map_err(Error::db(format!(
                     "removing migration {} from history",
@@ -1215,20 +1216,20 @@ async fn revert_each(
                 )))?;
         } else {
             let result = tokio::select! {
-                r = backend.revert_in_transaction(script, m.version, &audit, t) => r,
+                r = backend.revert_in_transaction(script, &m.version, &audit, t) => r,
                 signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
             };
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::LockLost => {
                     return Err(Error::LockLost {
-                        version: m.version,
+                        version: m.version.clone(),
                         error: e,
                     })
                 }
                 Err(error) => {
                     return Err(Error::RevertFailed {
-                        version: m.version,
+                        version: m.version.clone(),
                         file,
                         error,
                         statements: None,
@@ -1237,9 +1238,9 @@ async fn revert_each(
             }
         }
         let duration_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(migration_version = m.version, name = %m.name, duration_ms, "reverted migration");
+        tracing::info!(migration_version = m.version.field(), name = %m.name, duration_ms, "reverted migration");
         reverted.push(Reverted {
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
             duration_ms,
         });

@@ -248,7 +248,7 @@ pub struct Timeouts {
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
     /// Version.
-    pub version: Version,
+    pub version: &'a Version,
     /// Name.
     pub name: &'a str,
     /// Checksum of the up file.
@@ -402,6 +402,11 @@ impl Dialect {
         }
     }
 
+    /// A version as history stores it: its canonical text ([`Version`]'s `Display`), quoted.
+    fn version(self, v: &Version) -> String {
+        self.quote(&v.to_string())
+    }
+
     fn opt(self, s: Option<&str>) -> String {
         s.map_or_else(|| "NULL".into(), |s| self.quote(s))
     }
@@ -459,21 +464,38 @@ pub(crate) struct Tables {
     pub(crate) migrations: String,
     pub(crate) runs: String,
     pub(crate) audit: String,
+    /// The history table's name, neither quoted nor qualified (for catalog lookups).
+    pub(crate) migrations_name: String,
+    /// The audit table's name, neither quoted nor qualified.
+    pub(crate) audit_name: String,
+    /// The configured schema (a database on MySQL), unquoted; `None`: the connection's.
+    pub(crate) schema: Option<String>,
+    dialect: Dialect,
 }
 
 impl Tables {
     fn new(settings: &EngineSettings, d: Dialect) -> Tables {
-        let q = |t: &str| {
-            let table = d.ident(&format!("{}_{t}", settings.table_prefix));
-            match &settings.schema {
-                Some(schema) => format!("{}.{table}", d.ident(schema)),
-                None => table,
-            }
+        let mut t = Tables {
+            migrations: String::new(),
+            runs: String::new(),
+            audit: String::new(),
+            migrations_name: format!("{}_migrations", settings.table_prefix),
+            audit_name: format!("{}_audit", settings.table_prefix),
+            schema: settings.schema.clone(),
+            dialect: d,
         };
-        Tables {
-            migrations: q("migrations"),
-            runs: q("runs"),
-            audit: q("audit"),
+        t.migrations = t.qualified(&t.migrations_name);
+        t.runs = t.qualified(&format!("{}_runs", settings.table_prefix));
+        t.audit = t.qualified(&t.audit_name);
+        t
+    }
+
+    /// `name` quoted and qualified like shipgate's tables.
+    pub(crate) fn qualified(&self, name: &str) -> String {
+        let table = self.dialect.ident(name);
+        match &self.schema {
+            Some(schema) => format!("{}.{table}", self.dialect.ident(schema)),
+            None => table,
         }
     }
 }
@@ -756,21 +778,20 @@ impl Backend {
     }
 
     async fn history_query(&mut self, columns: &str) -> Result<Option<Vec<HistoryRow>>, DbError> {
-        // Qualified: a bare `version` would name the text column of the select list and sort
-        // 10 before 2.
-        let sql = format!(
-            "SELECT {columns} FROM {t} ORDER BY {t}.version",
-            t = self.tables.migrations
-        );
+        // Sorted here, not by the server: the version column is text (or, in a table an older
+        // shipgate created, an integer), and text sorts `10` before `9` and `1.10` before `1.9`.
+        let sql = format!("SELECT {columns} FROM {}", self.tables.migrations);
         let rows = match self.rows(&sql).await {
             Ok(rows) => rows,
             Err(e) if self.is_missing_table(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
-        rows.into_iter()
+        let mut history = rows
+            .into_iter()
             .map(|r| history_row(&r))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect::<Result<Vec<_>, _>>()?;
+        history.sort_by(|a, b| a.version.cmp(&b.version));
+        Ok(Some(history))
     }
 
     fn is_missing_table(&self, e: &DbError) -> bool {
@@ -781,16 +802,54 @@ impl Backend {
         }
     }
 
-    /// Creates shipgate's tables if they are missing. Call under the lock.
+    /// Creates shipgate's tables if they are missing, and moves tables an older shipgate
+    /// created (an integer `version` column) to text versions in place, every row and key
+    /// kept. Call under the lock: the every-deploy no-op never gets here. The type check
+    /// travels in the message of the `CREATE` statements, so current tables cost no extra
+    /// round trip; the conversion runs once.
     pub async fn ensure_tables(&mut self) -> Result<(), DbError> {
-        let sql = match self.dialect {
-            Dialect::Postgres => {
-                postgres::create_tables(&self.tables, self.settings.schema.as_deref())
-            }
-            Dialect::Sqlite => sqlite::create_tables(&self.tables),
-            Dialect::Mysql => mysql::create_tables(&self.tables),
+        let t = &self.tables;
+        let (create, types, is_text): (String, String, fn(&str) -> bool) = match self.dialect {
+            Dialect::Postgres => (
+                postgres::create_tables(t, self.settings.schema.as_deref()),
+                postgres::version_types_sql(t),
+                postgres::is_text,
+            ),
+            Dialect::Sqlite => (
+                sqlite::create_tables(t),
+                sqlite::version_types_sql(t),
+                sqlite::is_text,
+            ),
+            Dialect::Mysql => (
+                mysql::create_tables(t),
+                mysql::version_types_sql(t),
+                mysql::is_text,
+            ),
         };
-        self.exec(&sql).await
+        let create = create.trim_end().trim_end_matches(';');
+        let rows = self.rows(&format!("{create};\n{types}")).await?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        let stale = |i: usize| {
+            row.get(i)
+                .cloned()
+                .flatten()
+                .is_some_and(|data_type| !is_text(&data_type))
+        };
+        let (migrations, audit) = (stale(0), stale(1));
+        if !migrations && !audit {
+            return Ok(());
+        }
+        tracing::info!(
+            history = migrations,
+            audit,
+            "storing versions as text: converting the version column of tables an older shipgate created"
+        );
+        let sql = match self.dialect {
+            Dialect::Postgres => postgres::version_as_text_sql(&self.tables, migrations, audit),
+            Dialect::Sqlite => sqlite::version_as_text_sql(&self.tables, migrations, audit),
+            Dialect::Mysql => mysql::version_as_text_sql(&self.tables, migrations, audit),
+        };
+        self.exec_or_rollback(&sql).await
     }
 
     /// The database URL, for messages (its `Display` hides the password).
@@ -1139,7 +1198,7 @@ impl Backend {
             "INSERT INTO {} (version, name, checksum, state, statements_done, applied_at, execution_ms, applied_by, deploy_id, app_version) \
              VALUES ({}, {}, {}, '{}', 0, {}, {}, {}, {}, {})",
             self.tables.migrations,
-            r.version,
+            d.version(r.version),
             d.quote(r.name),
             d.quote(r.checksum),
             state.as_str(),
@@ -1170,10 +1229,11 @@ impl Backend {
                 let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
                 let update = format!(
                     "UPDATE {} SET execution_ms = {ms} WHERE version = {}",
-                    self.tables.migrations, record.version
+                    self.tables.migrations,
+                    self.dialect.version(record.version)
                 );
                 if let Err(e) = self.exec(&update).await {
-                    tracing::warn!(migration_version = record.version, error = %e, "could not record the execution time");
+                    tracing::warn!(migration_version = record.version.field(), error = %e, "could not record the execution time");
                 }
                 Ok(())
             }
@@ -1233,7 +1293,8 @@ impl Backend {
     /// Marks an applied migration dirty before its down file runs statement by statement: a
     /// crash or failure part-way must not leave it looking applied. `statements_done` then
     /// counts statements of the down file; on success the row is removed ([`Self::forget`]).
-    pub async fn start_untracked_revert(&mut self, version: Version) -> Result<(), DbError> {
+    pub async fn start_untracked_revert(&mut self, version: &Version) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let sql = format!(
             "UPDATE {} SET state = 'running', statements_done = 0, error = {} WHERE version = {version}",
             self.tables.migrations,
@@ -1243,7 +1304,8 @@ impl Backend {
     }
 
     /// Records that `done` statements of a no-transaction migration have committed.
-    pub async fn record_progress(&mut self, version: Version, done: usize) -> Result<(), DbError> {
+    pub async fn record_progress(&mut self, version: &Version, done: usize) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let sql = format!(
             "UPDATE {} SET statements_done = {done} WHERE version = {version}",
             self.tables.migrations
@@ -1254,9 +1316,10 @@ impl Backend {
     /// Flips a no-transaction migration to applied.
     pub async fn finish_untracked(
         &mut self,
-        version: Version,
+        version: &Version,
         execution_ms: i64,
     ) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let sql = format!(
             "UPDATE {} SET state = 'applied', error = NULL, execution_ms = {execution_ms}, applied_at = {} WHERE version = {version}",
             self.tables.migrations,
@@ -1266,7 +1329,8 @@ impl Backend {
     }
 
     /// Marks a no-transaction migration failed, keeping its progress, with the error.
-    pub async fn fail_untracked(&mut self, version: Version, error: &str) -> Result<(), DbError> {
+    pub async fn fail_untracked(&mut self, version: &Version, error: &str) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let sql = format!(
             "UPDATE {} SET state = 'failed', error = {} WHERE version = {version}",
             self.tables.migrations,
@@ -1280,10 +1344,11 @@ impl Backend {
     pub async fn revert_in_transaction(
         &mut self,
         script: &super::source::Script,
-        version: Version,
+        version: &Version,
         audit: &Audit<'_>,
         timeouts: Timeouts,
     ) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let tail = format!(
             "DELETE FROM {} WHERE version = {version};\n{}",
             self.tables.migrations,
@@ -1293,7 +1358,8 @@ impl Backend {
     }
 
     /// Deletes a history row (after a no-transaction down script ran), with its audit row.
-    pub async fn forget(&mut self, version: Version, audit: &Audit<'_>) -> Result<(), DbError> {
+    pub async fn forget(&mut self, version: &Version, audit: &Audit<'_>) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let sql = format!(
             "{};\nDELETE FROM {} WHERE version = {version};\n{};\nCOMMIT;",
             self.dialect.begin(),
@@ -1312,9 +1378,10 @@ impl Backend {
     /// Sets a dirty row's state to applied (repair), with its audit row.
     pub async fn mark_applied(
         &mut self,
-        version: Version,
+        version: &Version,
         audit: &Audit<'_>,
     ) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let sql = format!(
             "{};\nUPDATE {} SET state = 'applied', error = NULL WHERE version = {version};\n{};\nCOMMIT;",
             self.dialect.begin(),
@@ -1327,10 +1394,11 @@ impl Backend {
     /// Records a new checksum for an applied migration (repair), with its audit row.
     pub async fn accept_checksum(
         &mut self,
-        version: Version,
+        version: &Version,
         checksum: &str,
         audit: &Audit<'_>,
     ) -> Result<(), DbError> {
+        let version = self.dialect.version(version);
         let sql = format!(
             "{};\nUPDATE {} SET checksum = {} WHERE version = {version};\n{};\nCOMMIT;",
             self.dialect.begin(),
@@ -1376,7 +1444,7 @@ impl Backend {
             d.ident("after"),
             d.now(),
             d.quote(a.action),
-            a.version.map_or_else(|| "NULL".into(), |v| v.to_string()),
+            a.version.as_ref().map_or_else(|| "NULL".into(), |v| d.version(v)),
             d.quote(&a.deploy.applied_by()),
             d.opt(a.reason),
             d.opt(a.before.as_deref()),
@@ -1483,7 +1551,7 @@ impl Backend {
             }
         }
         if let Some(h) = out.history.as_mut() {
-            h.sort_by_key(|r| r.version);
+            h.sort_by(|a, b| a.version.cmp(&b.version));
         }
         if d == Dialect::Sqlite {
             out.lock_holder = sqlite::FileLock::holder(&self.url);
@@ -1615,7 +1683,7 @@ impl Backend {
                 AuditRow {
                     at: get(0).unwrap_or_default(),
                     action: get(1).unwrap_or_default(),
-                    version: get(2).and_then(|v| v.parse().ok()),
+                    version: get(2).and_then(|v| Version::parse(&v).ok()),
                     actor: get(3).unwrap_or_default(),
                     reason: get(4),
                     before: get(5),
@@ -1879,7 +1947,10 @@ fn run_row(r: &[Option<String>]) -> RunRow {
 fn history_row(r: &[Option<String>]) -> Result<HistoryRow, DbError> {
     let get = |i: usize| r.get(i).cloned().flatten();
     let int = |i: usize| get(i).and_then(|v| v.parse::<i64>().ok());
-    let version = int(0).ok_or_else(|| DbError::query("history row without a numeric version"))?;
+    let text = get(0).unwrap_or_default();
+    let version = Version::parse(&text).map_err(|reason| {
+        DbError::query(format!("history row with an unreadable version: {reason}"))
+    })?;
     let state_text = get(3).unwrap_or_default();
     let state = State::parse(&state_text).ok_or_else(|| {
         DbError::query(format!(

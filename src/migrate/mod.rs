@@ -128,7 +128,7 @@ pub enum Error {
         holder: Option<LockHolder>,
     },
     /// A migration failed; its transaction rolled back (or, without one, it is left dirty).
-    #[error("{}", failed_text(*.version, .file, .error, *.statements))]
+    #[error("{}", failed_text(.version, .file, .error, *.statements))]
     Failed {
         /// Version.
         version: Version,
@@ -177,7 +177,7 @@ pub enum Error {
 }
 
 fn failed_text(
-    version: Version,
+    version: &Version,
     file: &str,
     error: &DbError,
     statements: Option<(usize, usize)>,

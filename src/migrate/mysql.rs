@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::backend::{Backend, DbError, ErrorKind, Tables, Timeouts};
+use super::backend::{Backend, DbError, Dialect, ErrorKind, Tables, Timeouts};
 use crate::config::{redact_message, DatabaseUrl, EngineSettings};
 
 /// `ER_NO_SUCH_TABLE`.
@@ -172,11 +172,15 @@ impl LockName {
     }
 }
 
+/// The `version` columns: text compared byte for byte, so the one canonical form of a version
+/// is its only spelling whatever the server's default collation.
+const VERSION_TYPE: &str = "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin";
+
 /// DDL of shipgate's tables, idempotent.
 pub fn create_tables(t: &Tables) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {m} (
-    version BIGINT NOT NULL PRIMARY KEY,
+    version {VERSION_TYPE} NOT NULL PRIMARY KEY,
     name VARCHAR(1024) NOT NULL,
     checksum CHAR(64) NOT NULL,
     state VARCHAR(16) NOT NULL DEFAULT 'applied',
@@ -205,7 +209,7 @@ CREATE TABLE IF NOT EXISTS {a} (
     id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
     at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     action VARCHAR(64) NOT NULL,
-    version BIGINT NULL,
+    version {VERSION_TYPE} NULL,
     actor VARCHAR(512) NOT NULL,
     reason TEXT NULL,
     `before` TEXT NULL,
@@ -216,6 +220,49 @@ CREATE TABLE IF NOT EXISTS {a} (
         r = t.runs,
         a = t.audit
     )
+}
+
+/// The data types of the `version` columns of the history and audit tables (NULL for a missing
+/// table), from `information_schema`.
+pub fn version_types_sql(t: &Tables) -> String {
+    let d = Dialect::Mysql;
+    let schema = t
+        .schema
+        .as_deref()
+        .map_or_else(|| "DATABASE()".to_owned(), |s| d.quote(s));
+    let column = |table: &str| {
+        format!(
+            "(SELECT {} FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {schema} \
+             AND TABLE_NAME = {} AND COLUMN_NAME = 'version')",
+            d.str("DATA_TYPE"),
+            d.quote(table)
+        )
+    };
+    format!(
+        "SELECT {}, {}",
+        column(&t.migrations_name),
+        column(&t.audit_name)
+    )
+}
+
+/// Whether a `version` column of this data type holds versions as text.
+pub fn is_text(data_type: &str) -> bool {
+    data_type.eq_ignore_ascii_case("varchar")
+}
+
+/// Turns the `version` columns an older shipgate created (`BIGINT`) into text, in place: the
+/// primary key and every row stay (each `ALTER` commits on its own; the caller checks the types
+/// again on its next run, so a cut between the two finishes then).
+pub fn version_as_text_sql(t: &Tables, migrations: bool, audit: bool) -> String {
+    [
+        (migrations, &t.migrations, "NOT NULL"),
+        (audit, &t.audit, "NULL"),
+    ]
+    .into_iter()
+    .filter(|(stale, ..)| *stale)
+    .map(|(_, table, null)| format!("ALTER TABLE {table} MODIFY version {VERSION_TYPE} {null}"))
+    .collect::<Vec<_>>()
+    .join(";\n")
 }
 
 /// Ends connection `id` (its statement, its transaction and its named lock) from a second,

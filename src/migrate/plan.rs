@@ -72,7 +72,7 @@ pub struct HistoryRow {
 }
 
 /// The rules a run plans under.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Fail when the database holds migrations this build does not have.
     pub strict: bool,
@@ -173,18 +173,18 @@ pub fn compute(history: &[HistoryRow], set: &MigrationSet, policy: &Policy) -> P
         ..Plan::default()
     };
     let by_version: HashMap<Version, &HistoryRow> =
-        history.iter().map(|r| (r.version, r)).collect();
+        history.iter().map(|r| (r.version.clone(), r)).collect();
     let mut rows: Vec<&HistoryRow> = history.iter().collect();
-    rows.sort_by_key(|r| r.version);
+    rows.sort_by(|a, b| a.version.cmp(&b.version));
 
     for row in &rows {
         let entry = Entry {
-            version: row.version,
+            version: row.version.clone(),
             name: row.name.clone(),
         };
         if row.state != State::Applied {
             plan.dirty.push(Dirty {
-                version: row.version,
+                version: row.version.clone(),
                 name: row.name.clone(),
                 state: row.state,
                 statements_done: row.statements_done,
@@ -192,11 +192,11 @@ pub fn compute(history: &[HistoryRow], set: &MigrationSet, policy: &Policy) -> P
             });
             continue;
         }
-        plan.current = Some(row.version);
-        match set.get(row.version) {
+        plan.current = Some(row.version.clone());
+        match set.get(&row.version) {
             None => plan.missing.push(entry.clone()),
             Some(m) if m.checksum != row.checksum => plan.modified.push(Modified {
-                version: m.version,
+                version: m.version.clone(),
                 name: m.name.clone(),
                 file: m.up.path.display().to_string(),
                 recorded_checksum: row.checksum.clone(),
@@ -212,16 +212,16 @@ pub fn compute(history: &[HistoryRow], set: &MigrationSet, policy: &Policy) -> P
             continue;
         }
         let entry = Entry {
-            version: m.version,
+            version: m.version.clone(),
             name: m.name.clone(),
         };
-        if plan.current.is_some_and(|c| m.version < c) {
+        if plan.current.as_ref().is_some_and(|c| m.version < *c) {
             plan.out_of_order.push(entry.clone());
             if !policy.allow_out_of_order {
                 continue;
             }
         }
-        if policy.target.is_some_and(|t| m.version > t) {
+        if policy.target.as_ref().is_some_and(|t| m.version > *t) {
             plan.beyond_target.push(entry);
         } else {
             plan.pending.push(entry);
@@ -236,12 +236,15 @@ impl Plan {
         let mut out: Vec<Blocker> = self.dirty.iter().cloned().map(Blocker::Dirty).collect();
         out.extend(self.modified.iter().cloned().map(Blocker::Modified));
         if !policy.allow_out_of_order {
-            let current = self.current.unwrap_or_default();
+            let current = self.current.clone().unwrap_or(Version::ZERO);
             out.extend(
                 self.out_of_order
                     .iter()
                     .cloned()
-                    .map(|entry| Blocker::OutOfOrder { entry, current }),
+                    .map(|entry| Blocker::OutOfOrder {
+                        entry,
+                        current: current.clone(),
+                    }),
             );
         }
         if policy.strict {
@@ -257,7 +260,7 @@ mod tests {
     use crate::migrate::source;
     use std::path::Path;
 
-    fn set(versions: &[i64]) -> MigrationSet {
+    fn set(versions: &[u64]) -> MigrationSet {
         let files = versions
             .iter()
             .map(|v| (format!("{v}_m{v}.sql"), format!("SELECT {v};").into_bytes()))
@@ -265,12 +268,12 @@ mod tests {
         source::parse(Path::new("m"), files).expect("valid set")
     }
 
-    fn row(version: i64, state: State, set: &MigrationSet) -> HistoryRow {
+    fn row(version: u64, state: State, set: &MigrationSet) -> HistoryRow {
         let checksum = set
-            .get(version)
+            .get(&Version::from_int(version))
             .map_or_else(|| "gone".to_string(), |m| m.checksum.clone());
         HistoryRow {
-            version,
+            version: Version::from_int(version),
             name: format!("m{version}"),
             checksum,
             state,
@@ -284,20 +287,24 @@ mod tests {
         }
     }
 
-    fn versions(entries: &[Entry]) -> Vec<i64> {
-        entries.iter().map(|e| e.version).collect()
+    fn versions(entries: &[Entry]) -> Vec<Version> {
+        entries.iter().map(|e| e.version.clone()).collect()
+    }
+
+    fn ints(versions: &[u64]) -> Vec<Version> {
+        versions.iter().copied().map(Version::from_int).collect()
     }
 
     #[test]
     fn classifies_history_against_files() {
         struct Case {
-            files: &'static [i64],
-            applied: &'static [i64],
-            dirty: &'static [i64],
+            files: &'static [u64],
+            applied: &'static [u64],
+            dirty: &'static [u64],
             policy: Policy,
-            pending: &'static [i64],
-            missing: &'static [i64],
-            out_of_order: &'static [i64],
+            pending: &'static [u64],
+            missing: &'static [u64],
+            out_of_order: &'static [u64],
             blockers: usize,
         }
         let p = Policy::default();
@@ -307,7 +314,7 @@ mod tests {
                 files: &[1, 2, 3],
                 applied: &[],
                 dirty: &[],
-                policy: p,
+                policy: p.clone(),
                 pending: &[1, 2, 3],
                 missing: &[],
                 out_of_order: &[],
@@ -318,7 +325,7 @@ mod tests {
                 files: &[1, 2, 3],
                 applied: &[1, 2, 3],
                 dirty: &[],
-                policy: p,
+                policy: p.clone(),
                 pending: &[],
                 missing: &[],
                 out_of_order: &[],
@@ -330,8 +337,8 @@ mod tests {
                 applied: &[1],
                 dirty: &[],
                 policy: Policy {
-                    target: Some(2),
-                    ..p
+                    target: Some(Version::from_int(2)),
+                    ..p.clone()
                 },
                 pending: &[2],
                 missing: &[],
@@ -343,7 +350,7 @@ mod tests {
                 files: &[1, 2],
                 applied: &[1, 2, 3],
                 dirty: &[],
-                policy: p,
+                policy: p.clone(),
                 pending: &[],
                 missing: &[3],
                 out_of_order: &[],
@@ -354,7 +361,10 @@ mod tests {
                 files: &[1, 2],
                 applied: &[1, 2, 3],
                 dirty: &[],
-                policy: Policy { strict: true, ..p },
+                policy: Policy {
+                    strict: true,
+                    ..p.clone()
+                },
                 pending: &[],
                 missing: &[3],
                 out_of_order: &[],
@@ -365,7 +375,7 @@ mod tests {
                 files: &[1, 2, 3],
                 applied: &[1, 3],
                 dirty: &[],
-                policy: p,
+                policy: p.clone(),
                 pending: &[],
                 missing: &[],
                 out_of_order: &[2],
@@ -378,7 +388,7 @@ mod tests {
                 dirty: &[],
                 policy: Policy {
                     allow_out_of_order: true,
-                    ..p
+                    ..p.clone()
                 },
                 pending: &[2, 4],
                 missing: &[],
@@ -390,7 +400,7 @@ mod tests {
                 files: &[1, 2, 3],
                 applied: &[1],
                 dirty: &[2],
-                policy: p,
+                policy: p.clone(),
                 pending: &[3],
                 missing: &[],
                 out_of_order: &[],
@@ -406,11 +416,11 @@ mod tests {
                 .collect();
             history.extend(c.dirty.iter().map(|v| row(*v, State::Running, &s)));
             let plan = compute(&history, &s, &c.policy);
-            assert_eq!(versions(&plan.pending), c.pending, "case {i} pending");
-            assert_eq!(versions(&plan.missing), c.missing, "case {i} missing");
+            assert_eq!(versions(&plan.pending), ints(c.pending), "case {i} pending");
+            assert_eq!(versions(&plan.missing), ints(c.missing), "case {i} missing");
             assert_eq!(
                 versions(&plan.out_of_order),
-                c.out_of_order,
+                ints(c.out_of_order),
                 "case {i} out of order"
             );
             assert_eq!(
@@ -427,7 +437,7 @@ mod tests {
         let mut history = vec![row(1, State::Applied, &s), row(2, State::Applied, &s)];
         history[1].checksum = "abc".into();
         let plan = compute(&history, &s, &Policy::default());
-        assert_eq!(plan.current, Some(2));
+        assert_eq!(plan.current, Some(Version::from_int(2)));
         let blockers = plan.blockers(&Policy::default());
         assert_eq!(blockers.len(), 1);
         let msg = blockers[0].to_string();

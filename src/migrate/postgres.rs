@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::backend::{Backend, DbError, ErrorKind, Tables, Timeouts};
+use super::backend::{Backend, DbError, Dialect, ErrorKind, Tables, Timeouts};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 
 /// How the lock check's error message starts (it fails as a cast, SQLSTATE 22P02).
@@ -192,7 +192,7 @@ pub fn create_tables(t: &Tables, schema: Option<&str>) -> String {
     format!(
         "{schema_ddl}\
 CREATE TABLE IF NOT EXISTS {m} (
-    version bigint PRIMARY KEY,
+    version text PRIMARY KEY,
     name text NOT NULL,
     checksum text NOT NULL,
     state text NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'running', 'failed')),
@@ -220,7 +220,7 @@ CREATE TABLE IF NOT EXISTS {a} (
     id bigserial PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT now(),
     action text NOT NULL,
-    version bigint,
+    version text,
     actor text NOT NULL,
     reason text,
     before text,
@@ -231,6 +231,39 @@ CREATE TABLE IF NOT EXISTS {a} (
         r = t.runs,
         a = t.audit
     )
+}
+
+/// The declared types of the `version` columns of the history and audit tables (NULL for a
+/// missing table). `to_regclass` resolves each name exactly as the statements do (the
+/// configured schema, or the search path).
+pub fn version_types_sql(t: &Tables) -> String {
+    let column = |table: &str| {
+        format!(
+            "(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid = pg_catalog.to_regclass({}) AND a.attname = 'version' AND NOT a.attisdropped)",
+            Dialect::Postgres.quote(table)
+        )
+    };
+    format!("SELECT {}, {}", column(&t.migrations), column(&t.audit))
+}
+
+/// Whether a `version` column of this type holds versions as text.
+pub fn is_text(data_type: &str) -> bool {
+    data_type == "text"
+}
+
+/// Turns the `version` columns an older shipgate created (`bigint`) into text, in place: the
+/// primary key and every row stay; one message, so one transaction.
+pub fn version_as_text_sql(t: &Tables, migrations: bool, audit: bool) -> String {
+    [(migrations, &t.migrations), (audit, &t.audit)]
+        .into_iter()
+        .filter(|(stale, _)| *stale)
+        .map(|(_, table)| {
+            format!(
+                "ALTER TABLE {table} ALTER COLUMN version TYPE text USING CAST(version AS text);\n"
+            )
+        })
+        .collect()
 }
 
 /// Ends the server session that took `key` from a second, short-lived connection, within

@@ -14,7 +14,7 @@ use super::{lock, Error, Interrupt};
 use crate::config::{DeployInfo, EngineSettings};
 
 /// What `repair` is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// A dirty migration was finished by hand: mark it applied.
     MarkApplied(Version),
@@ -62,9 +62,9 @@ pub(super) fn records<'s>(
 ) -> Vec<Record<'s>> {
     versions
         .into_iter()
-        .filter_map(|v| set.get(v))
+        .filter_map(|v| set.get(&v))
         .map(|m| Record {
-            version: m.version,
+            version: &m.version,
             name: &m.name,
             checksum: &m.checksum,
             deploy,
@@ -82,7 +82,7 @@ pub async fn baseline(
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
 ) -> Result<Change, Error> {
-    if set.get(version).is_none() {
+    if set.get(&version).is_none() {
         return Err(Error::Refused(format!(
             "baseline --version {version}: no migration with that version in {}",
             set.dir.display()
@@ -96,16 +96,18 @@ pub async fn baseline(
                 d.version
             )));
         }
-        let known: std::collections::HashSet<Version> = history.iter().map(|r| r.version).collect();
+        let known: std::collections::HashSet<&Version> =
+            history.iter().map(|r| &r.version).collect();
         let records = records(
             set,
             set.migrations
                 .iter()
-                .map(|m| m.version)
-                .filter(|v| *v <= version && !known.contains(v)),
+                .map(|m| &m.version)
+                .filter(|v| **v <= version && !known.contains(v))
+                .cloned(),
             deploy,
         );
-        let versions: Vec<Version> = records.iter().map(|r| r.version).collect();
+        let versions: Vec<Version> = records.iter().map(|r| r.version.clone()).collect();
         if records.is_empty() {
             return Ok(Change {
                 action: "baseline".into(),
@@ -117,7 +119,7 @@ pub async fn baseline(
         }
         let audit = Audit {
             action: "baseline",
-            version: Some(version),
+            version: Some(version.clone()),
             reason,
             before: Some(format!("{} migration(s) in history", history.len())),
             after: Some(format!(
@@ -154,8 +156,8 @@ pub async fn repair(
 ) -> Result<Change, Error> {
     locked(backend, settings, interrupt, async |backend| {
         let (history, _) = plan(backend, set, &Policy::default()).await?;
-        let row = |v: Version| -> Result<&HistoryRow, Error> {
-            history.iter().find(|r| r.version == v).ok_or_else(|| {
+        let row = |v: &Version| -> Result<&HistoryRow, Error> {
+            history.iter().find(|r| r.version == *v).ok_or_else(|| {
                 Error::Refused(format!(
                     "migration {v} has no history row; nothing to repair"
                 ))
@@ -181,52 +183,52 @@ pub async fn repair(
         };
         match action {
             Action::MarkApplied(v) => {
-                let r = row(v)?;
+                let r = row(&v)?;
                 dirty(r)?;
                 let audit = Audit {
                     action: "mark-applied",
-                    version: Some(v),
+                    version: Some(v.clone()),
                     reason,
                     before: before(r),
                     after: Some("state applied".into()),
                     deploy,
                 };
                 backend
-                    .mark_applied(v, &audit)
+                    .mark_applied(&v, &audit)
                     .await
                     .map_err(Error::db(format!("marking migration {v} applied")))?;
                 Ok(Change {
                     action: "mark-applied".into(),
-                    versions: vec![v],
+                    versions: vec![v.clone()],
                     summary: format!("migration {v} marked applied"),
                 })
             }
             Action::MarkRolledBack(v) => {
-                let r = row(v)?;
+                let r = row(&v)?;
                 dirty(r)?;
                 let audit = Audit {
                     action: "mark-rolled-back",
-                    version: Some(v),
+                    version: Some(v.clone()),
                     reason,
                     before: before(r),
                     after: Some("removed from history; the next run applies it again".into()),
                     deploy,
                 };
                 backend
-                    .forget(v, &audit)
+                    .forget(&v, &audit)
                     .await
                     .map_err(Error::db(format!("removing migration {v} from history")))?;
                 Ok(Change {
                     action: "mark-rolled-back".into(),
-                    versions: vec![v],
+                    versions: vec![v.clone()],
                     summary: format!(
                         "migration {v} removed from history; the next run applies it again"
                     ),
                 })
             }
             Action::AcceptChecksum(v) => {
-                let r = row(v)?;
-                let m = set.get(v).ok_or_else(|| {
+                let r = row(&v)?;
+                let m = set.get(&v).ok_or_else(|| {
                     Error::Refused(format!(
                         "migration {v} has no file in {}; there is no checksum to accept",
                         set.dir.display()
@@ -240,21 +242,21 @@ pub async fn repair(
                 }
                 let audit = Audit {
                     action: "accept-checksum",
-                    version: Some(v),
+                    version: Some(v.clone()),
                     reason,
                     before: Some(r.checksum.clone()),
                     after: Some(m.checksum.clone()),
                     deploy,
                 };
                 backend
-                    .accept_checksum(v, &m.checksum, &audit)
+                    .accept_checksum(&v, &m.checksum, &audit)
                     .await
                     .map_err(Error::db(format!(
                         "accepting the checksum of migration {v}"
                     )))?;
                 Ok(Change {
                     action: "accept-checksum".into(),
-                    versions: vec![v],
+                    versions: vec![v.clone()],
                     summary: format!(
                         "migration {v}: accepted checksum {} (was {})",
                         m.checksum, r.checksum

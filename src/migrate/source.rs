@@ -21,8 +21,7 @@ use super::layout::{self, Choice, Detected, Kind, Layout, Misfit, Role, Settings
 use super::split::{self, Statement};
 use crate::config::Engine;
 
-/// A migration version: a positive integer, ordered numerically.
-pub type Version = i64;
+pub use crate::version::Version;
 
 /// Every migration found in a directory, ordered by version.
 #[derive(Debug, Clone)]
@@ -48,7 +47,7 @@ impl MigrationSet {
         let mut set = self.clone();
         let mut errors = Vec::new();
         for v in versions {
-            let Ok(i) = set.migrations.binary_search_by_key(&v, |m| m.version) else {
+            let Ok(i) = set.migrations.binary_search_by(|m| m.version.cmp(&v)) else {
                 continue;
             };
             let m = &mut set.migrations[i];
@@ -65,16 +64,16 @@ impl MigrationSet {
     }
 
     /// The migration with this version, if the set has it.
-    pub fn get(&self, version: Version) -> Option<&Migration> {
+    pub fn get(&self, version: &Version) -> Option<&Migration> {
         self.migrations
-            .binary_search_by_key(&version, |m| m.version)
+            .binary_search_by(|m| m.version.cmp(version))
             .ok()
             .map(|i| &self.migrations[i])
     }
 
     /// The highest version in the set.
     pub fn head(&self) -> Option<Version> {
-        self.migrations.last().map(|m| m.version)
+        self.migrations.last().map(|m| m.version.clone())
     }
 }
 
@@ -707,7 +706,7 @@ fn read_set(
             let bytes = contents.remove(path).unwrap_or_else(|| read(path));
             let unit = Unit {
                 layout: found,
-                version: claim.version,
+                version: claim.version.clone(),
                 name: &claim.name,
                 file: path,
                 no_transaction: settings.no_transaction,
@@ -781,7 +780,7 @@ fn prepare(
     let path = dir.join(unit.file);
     let one = |kind: Kind, outcome| Prepared {
         file_name: unit.file.to_owned(),
-        version: unit.version,
+        version: unit.version.clone(),
         name: unit.name.to_owned(),
         kind,
         outcome,
@@ -907,7 +906,14 @@ fn assemble(
     let up_names: Vec<(Version, String, Kind, String)> = prepared
         .iter()
         .filter(|p| p.kind != Kind::Down)
-        .filter_map(|p| Some((p.version?, p.name.clone(), p.kind, p.file_name.clone())))
+        .filter_map(|p| {
+            Some((
+                p.version.clone()?,
+                p.name.clone(),
+                p.kind,
+                p.file_name.clone(),
+            ))
+        })
         .collect();
 
     for p in prepared {
@@ -968,7 +974,7 @@ fn assemble(
                         other: dir.join(other),
                     });
                 } else {
-                    down_files.insert(version, file_name);
+                    down_files.insert(version.clone(), file_name);
                     down_by_version.insert(version, script);
                 }
                 continue;
@@ -984,7 +990,7 @@ fn assemble(
             continue;
         }
         let file = dir.join(&file_name);
-        let expected = up_file_name(found, version, &name);
+        let expected = up_file_name(found, &version, &name);
         let same_version = up_names.iter().find(|(v, ..)| *v == version);
         errors.push(match same_version {
             Some((_, up_name, Kind::Irreversible, up_file)) if *up_name == name => {
@@ -1009,11 +1015,11 @@ fn assemble(
     let migrations = ups
         .into_iter()
         .map(|(version, (name, _, up, checksum, _))| Migration {
+            down: down_by_version.remove(&version),
             version,
             name,
             checksum,
             up,
-            down: down_by_version.remove(&version),
         })
         .collect();
     Ok(MigrationSet {
@@ -1024,7 +1030,7 @@ fn assemble(
 }
 
 /// The up file a down file of `layout` needs beside it, for messages.
-fn up_file_name(layout: Layout, version: Version, name: &str) -> String {
+fn up_file_name(layout: Layout, version: &Version, name: &str) -> String {
     match layout {
         Layout::Flyway => format!("V{version}__{name}.sql"),
         _ => format!("{version}_{name}.up.sql"),
@@ -1270,13 +1276,19 @@ mod tests {
         let got: Vec<(i64, &str, bool)> = s
             .migrations
             .iter()
-            .map(|m| (m.version, m.name.as_str(), m.down.is_some()))
+            .map(|m| {
+                (
+                    m.version.as_int().expect("an integer"),
+                    m.name.as_str(),
+                    m.down.is_some(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             vec![(2, "Add-Users.v2", true), (3, "c", false), (10, "b", false)]
         );
-        assert_eq!(s.head(), Some(10));
+        assert_eq!(s.head(), Some(Version::from_int(10)));
     }
 
     #[test]
@@ -1407,13 +1419,20 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         // Reading 1 unwraps its hand-written transaction and reads its down file too.
-        let one = unread.read([1], Engine::Postgres).expect("1 reads");
-        let m = one.get(1).expect("1");
+        let one = unread
+            .read([Version::from_int(1)], Engine::Postgres)
+            .expect("1 reads");
+        let m = one.get(&Version::from_int(1)).expect("1");
         assert!(m.up.read && m.down.as_ref().is_some_and(|d| d.read));
         assert_eq!(m.up.sql.trim(), "CREATE TABLE a (id int);");
-        assert!(!one.get(2).expect("2").up.read, "2 was not asked for");
+        assert!(
+            !one.get(&Version::from_int(2)).expect("2").up.read,
+            "2 was not asked for"
+        );
         // Reading 2 finds what loading everything finds: its COMMIT.
-        let err = unread.read([2], Engine::Postgres).expect_err("2 commits");
+        let err = unread
+            .read([Version::from_int(2)], Engine::Postgres)
+            .expect_err("2 commits");
         let full = load(dir.path(), Choice::Auto, Engine::Postgres)
             .expect_err("the full load refuses 2 too");
         assert_eq!(err.to_string(), full.to_string());
@@ -1433,7 +1452,7 @@ mod tests {
             ),
         ])
         .expect("valid");
-        let m = set.get(30).expect("migration 30");
+        let m = set.get(&Version::from_int(30)).expect("migration 30");
         assert_eq!(m.name, "add_magic_metadata");
         let down = m.down.as_ref().expect("paired");
         assert!(down.path.ends_with("30_drop_magic_metadata.down.sql"));
@@ -1470,7 +1489,12 @@ mod tests {
             .iter()
             .map(|m| {
                 let down = m.down.as_ref().map(|d| d.path.as_path());
-                (m.version, m.name.as_str(), m.up.path.as_path(), down)
+                (
+                    m.version.as_int().expect("an integer"),
+                    m.name.as_str(),
+                    m.up.path.as_path(),
+                    down,
+                )
             })
             .collect();
         assert_eq!(

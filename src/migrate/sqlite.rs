@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use super::backend::{DbError, ErrorKind, LockHolder, Tables, Timeouts};
+use super::backend::{DbError, Dialect, ErrorKind, LockHolder, Tables, Timeouts};
 use crate::config::{DatabaseUrl, EngineSettings};
 
 fn options(url: &DatabaseUrl) -> Result<SqliteConnectOptions, DbError> {
@@ -72,12 +72,42 @@ pub fn timeouts_sql(t: Timeouts) -> String {
     format!("PRAGMA busy_timeout = {};\n", t.lock_timeout.as_millis())
 }
 
-/// DDL of shipgate's tables, idempotent.
-pub fn create_tables(t: &Tables) -> String {
-    const NOW: &str = "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))";
+const NOW: &str = "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))";
+
+/// The history table's columns.
+const HISTORY_COLUMNS: &[&str] = &[
+    "version",
+    "name",
+    "checksum",
+    "state",
+    "statements_done",
+    "error",
+    "applied_at",
+    "execution_ms",
+    "applied_by",
+    "deploy_id",
+    "app_version",
+];
+
+/// The audit table's columns.
+const AUDIT_COLUMNS: &[&str] = &[
+    "id",
+    "at",
+    "action",
+    "version",
+    "actor",
+    "reason",
+    "\"before\"",
+    "\"after\"",
+    "deploy_id",
+];
+
+/// The history table `m`. The version is `TEXT`: a column of INTEGER affinity would store
+/// `1.20` as the REAL 1.2.
+fn history_ddl(m: &str) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {m} (
-    version INTEGER PRIMARY KEY,
+    version TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,
     checksum TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'applied' CHECK (state IN ('applied', 'running', 'failed')),
@@ -88,7 +118,31 @@ pub fn create_tables(t: &Tables) -> String {
     applied_by TEXT,
     deploy_id TEXT,
     app_version TEXT
-);
+)"
+    )
+}
+
+/// The audit table `a`.
+fn audit_ddl(a: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {a} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL DEFAULT {NOW},
+    action TEXT NOT NULL,
+    version TEXT,
+    actor TEXT NOT NULL,
+    reason TEXT,
+    before TEXT,
+    after TEXT,
+    deploy_id TEXT
+)"
+    )
+}
+
+/// DDL of shipgate's tables, idempotent.
+pub fn create_tables(t: &Tables) -> String {
+    format!(
+        "{};
 CREATE TABLE IF NOT EXISTS {r} (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     command TEXT NOT NULL,
@@ -101,22 +155,83 @@ CREATE TABLE IF NOT EXISTS {r} (
     host TEXT,
     app_version TEXT
 );
-CREATE TABLE IF NOT EXISTS {a} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL DEFAULT {NOW},
-    action TEXT NOT NULL,
-    version INTEGER,
-    actor TEXT NOT NULL,
-    reason TEXT,
-    before TEXT,
-    after TEXT,
-    deploy_id TEXT
-);",
-        m = t.migrations,
+{};",
+        history_ddl(&t.migrations),
+        audit_ddl(&t.audit),
         r = t.runs,
-        a = t.audit
     )
 }
+
+/// The declared types of the `version` columns of the history and audit tables (NULL for a
+/// missing table).
+pub fn version_types_sql(t: &Tables) -> String {
+    let d = Dialect::Sqlite;
+    let column = |table: &str| {
+        let args = match &t.schema {
+            Some(schema) => format!("{}, {}", d.quote(table), d.quote(schema)),
+            None => d.quote(table),
+        };
+        format!("(SELECT type FROM pragma_table_info({args}) WHERE name = 'version')")
+    };
+    format!(
+        "SELECT {}, {}",
+        column(&t.migrations_name),
+        column(&t.audit_name)
+    )
+}
+
+/// Whether a `version` column of this declared type holds versions as text.
+pub fn is_text(data_type: &str) -> bool {
+    data_type.eq_ignore_ascii_case("TEXT")
+}
+
+/// Rebuilds the tables an older shipgate created with an `INTEGER` version (the history
+/// table's is even the rowid, which refuses text) with a `TEXT` one, every row copied: SQLite
+/// cannot change a column's type. Create new, copy, drop old, rename new onto the old name, in
+/// one transaction.
+pub fn version_as_text_sql(t: &Tables, migrations: bool, audit: bool) -> String {
+    let history: Rebuild = (
+        &t.migrations,
+        &t.migrations_name,
+        history_ddl,
+        HISTORY_COLUMNS,
+    );
+    let audit_table: Rebuild = (&t.audit, &t.audit_name, audit_ddl, AUDIT_COLUMNS);
+    let mut sql = String::from("BEGIN IMMEDIATE;\n");
+    for (table, name, ddl, columns) in [(migrations, history), (audit, audit_table)]
+        .into_iter()
+        .filter_map(|(stale, rebuild)| stale.then_some(rebuild))
+    {
+        let new = t.qualified(&format!("{name}_rebuild"));
+        let copied: Vec<&str> = columns
+            .iter()
+            .map(|&c| {
+                if c == "version" {
+                    "CAST(version AS TEXT)"
+                } else {
+                    c
+                }
+            })
+            .collect();
+        sql.push_str(&format!(
+            "{};\nINSERT INTO {new} ({}) SELECT {} FROM {table};\nDROP TABLE {table};\nALTER TABLE {new} RENAME TO {};\n",
+            ddl(&new),
+            columns.join(", "),
+            copied.join(", "),
+            Dialect::Sqlite.ident(name)
+        ));
+    }
+    sql.push_str("COMMIT;");
+    sql
+}
+
+/// A table to rebuild: its qualified name, its bare name, its DDL and its columns.
+type Rebuild<'t> = (
+    &'t str,
+    &'t str,
+    fn(&str) -> String,
+    &'static [&'static str],
+);
 
 /// What the lock file says about its holder.
 #[derive(Debug, Serialize, Deserialize)]

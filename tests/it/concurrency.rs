@@ -135,7 +135,7 @@ fn down_waits_for_a_live_run_instead_of_calling_it_dirty(engine: Engine) {
         std::time::Duration::from_secs(20),
         || {
             (db.table_exists("shipgate_migrations")
-            && db.int("SELECT count(*) FROM shipgate_migrations WHERE version = 2 AND state = 'running'") == 1)
+            && db.int("SELECT count(*) FROM shipgate_migrations WHERE version = '2' AND state = 'running'") == 1)
             .then_some(())
         },
     );

@@ -75,7 +75,7 @@ fn a_failing_migration_is_undone_or_left_dirty_and_frees_the_lock(engine: Engine
         assert_eq!(db.versions(), [1, 2], "{history:?}");
         assert_eq!(history[1].state, "failed");
         assert_eq!(history[1].statements_done, 2);
-        let error = db.query("SELECT error FROM shipgate_migrations WHERE version = 2");
+        let error = db.query("SELECT error FROM shipgate_migrations WHERE version = '2'");
         assert!(
             error[0][0]
                 .as_deref()
@@ -150,7 +150,7 @@ fn fail_no_transaction(db: &Db, p: &Project) {
     assert_eq!(history[0].version, 1);
     assert_eq!(history[0].state, "failed");
     assert_eq!(history[0].statements_done, 2);
-    let error = db.query("SELECT error FROM shipgate_migrations WHERE version = 1");
+    let error = db.query("SELECT error FROM shipgate_migrations WHERE version = '1'");
     assert!(
         error[0][0]
             .as_deref()
@@ -317,7 +317,7 @@ fn a_revert_that_stops_part_way_leaves_the_migration_dirty(engine: Engine) {
     assert_eq!(db.versions(), [1, 2], "{history:?}");
     assert_eq!(history[1].state, "failed", "{history:?}");
     assert_eq!(history[1].statements_done, 1, "{history:?}");
-    let error = db.query("SELECT error FROM shipgate_migrations WHERE version = 2");
+    let error = db.query("SELECT error FROM shipgate_migrations WHERE version = '2'");
     let error = error[0][0].clone().unwrap_or_default();
     assert!(
         error.contains("revert stopped at statement 2") && error.contains("2_pair.down.sql"),

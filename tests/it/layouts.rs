@@ -277,3 +277,34 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+on_every_engine!(flyway_dotted_versions_apply_in_version_order);
+
+/// Flyway's dotted versions are ordered part by part (1.10 after 1.9), `_` reads as `.`, and
+/// history keeps them as written.
+fn flyway_dotted_versions_apply_in_version_order(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    p.write("V1.1__a.sql", "CREATE TABLE a (id integer);\n")
+        .write("V1.10__c.sql", "INSERT INTO a VALUES (10);\n")
+        .write("V1_9__b.sql", "INSERT INTO a VALUES (9);\n");
+    p.run(&db, &["release"]).code(0);
+    let order = db.query("SELECT id FROM a ORDER BY id");
+    assert_eq!(order.len(), 2);
+    let mut versions: Vec<String> = db
+        .query("SELECT version FROM shipgate_migrations")
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .collect();
+    versions.sort();
+    assert_eq!(versions, ["1.1", "1.10", "1.9"]);
+    let status = p.run(&db, &["status", "--json"]);
+    status.code(0);
+    let json = status.json();
+    let text = json.to_string();
+    let (at_9, at_10) = (text.find("\"1.9\""), text.find("\"1.10\""));
+    assert!(at_9.is_some() && at_10.is_some(), "{text}");
+    // A new file between two applied ones is out of order, as in any layout.
+    p.write("V1.5__late.sql", "SELECT 1;\n");
+    p.run(&db, &["release"]).code(5).stderr_has(&["1.5"]);
+}

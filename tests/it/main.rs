@@ -37,4 +37,5 @@ mod shutdown;
 mod source;
 mod statements;
 mod status;
+mod versions;
 mod webhooks;

@@ -402,27 +402,30 @@ impl Db {
         self.int(&sql) == 1
     }
 
-    /// The rows of `shipgate_migrations`, oldest version first.
+    /// The rows of `shipgate_migrations`, oldest version first (sorted here: the column is
+    /// text, which the server would sort `10` before `9`).
     pub fn history(&self) -> Vec<HistoryRow> {
-        self.query(
-            "SELECT version, name, checksum, state, statements_done \
-             FROM shipgate_migrations ORDER BY version",
-        )
-        .into_iter()
-        .map(|r| HistoryRow {
-            version: r[0]
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .expect("version"),
-            name: r[1].clone().expect("name"),
-            checksum: r[2].clone().expect("checksum"),
-            state: r[3].clone().expect("state"),
-            statements_done: r[4]
-                .as_deref()
-                .and_then(|v| v.parse().ok())
-                .expect("statements_done"),
-        })
-        .collect()
+        let mut rows: Vec<HistoryRow> = self
+            .query(
+                "SELECT version, name, checksum, state, statements_done FROM shipgate_migrations",
+            )
+            .into_iter()
+            .map(|r| HistoryRow {
+                version: r[0]
+                    .as_deref()
+                    .and_then(|v| v.parse().ok())
+                    .expect("version"),
+                name: r[1].clone().expect("name"),
+                checksum: r[2].clone().expect("checksum"),
+                state: r[3].clone().expect("state"),
+                statements_done: r[4]
+                    .as_deref()
+                    .and_then(|v| v.parse().ok())
+                    .expect("statements_done"),
+            })
+            .collect();
+        rows.sort_by_key(|r| r.version);
+        rows
     }
 
     /// The versions in `shipgate_migrations`, ascending.

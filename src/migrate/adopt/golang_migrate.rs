@@ -4,7 +4,7 @@
 
 use super::{as_text, require_files, Applied};
 use crate::migrate::backend::Backend;
-use crate::migrate::source::MigrationSet;
+use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Error;
 
 pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result<Applied, Error> {
@@ -21,7 +21,7 @@ pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result
         return Ok(Vec::new());
     };
     let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    let current: i64 = get(0).parse().map_err(|_| {
+    let current: Version = get(0).parse().map_err(|_| {
         Error::Refused(format!(
             "adopt: golang-migrate's version {:?} is not a number; nothing was changed",
             get(0)
@@ -32,11 +32,12 @@ pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result
             "adopt: golang-migrate recorded version {current} as dirty (it stopped part-way): finish or undo it by hand and `migrate force` the version first; nothing was changed"
         )));
     }
-    require_files("golang-migrate", set, &[current])?;
+    require_files("golang-migrate", set, std::slice::from_ref(&current))?;
     Ok(set
         .migrations
         .iter()
-        .map(|m| m.version)
-        .filter(|v| *v <= current)
+        .map(|m| &m.version)
+        .filter(|v| **v <= current)
+        .cloned()
         .collect())
 }

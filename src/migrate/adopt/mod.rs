@@ -90,7 +90,7 @@ pub async fn adopt(
             .ensure_tables()
             .await
             .map_err(Error::db("creating shipgate's tables"))?;
-        let records = super::repair::records(set, versions.iter().copied(), deploy);
+        let records = super::repair::records(set, versions.iter().cloned(), deploy);
         let after = format!(
             "recorded {} migration(s) {} applied: {}",
             records.len(),
@@ -99,7 +99,7 @@ pub async fn adopt(
         );
         let audit = Audit {
             action: "adopt",
-            version: versions.last().copied(),
+            version: versions.last().cloned(),
             reason,
             before: Some(format!(
                 "{}'s {} with {} row(s); no shipgate history",
@@ -156,7 +156,7 @@ fn as_text(backend: &Backend, column: &str) -> String {
 fn require_files(tool: &str, set: &MigrationSet, versions: &[Version]) -> Result<(), Error> {
     let missing: Vec<String> = versions
         .iter()
-        .filter(|v| set.get(**v).is_none())
+        .filter(|v| set.get(v).is_none())
         .map(ToString::to_string)
         .collect();
     if missing.is_empty() {

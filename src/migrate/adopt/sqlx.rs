@@ -6,7 +6,7 @@ use sha2::{Digest, Sha384};
 
 use super::{as_text, require_files, Applied};
 use crate::migrate::backend::Backend;
-use crate::migrate::source::MigrationSet;
+use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Error;
 
 pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result<Applied, Error> {
@@ -28,7 +28,7 @@ pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result
     let mut problems = Vec::new();
     for r in rows {
         let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-        let Ok(version) = get(0).parse() else {
+        let Ok(version) = get(0).parse::<Version>() else {
             problems.push(format!("a version that is not a number ({})", get(0)));
             continue;
         };
@@ -37,7 +37,7 @@ pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result
                 "version {version} is recorded as failed (success = false): finish or undo it and fix sqlx's row first"
             ));
         }
-        if let Some(m) = set.get(version) {
+        if let Some(m) = set.get(&version) {
             let bytes = std::fs::read(&m.up.path).map_err(|e| {
                 Error::Refused(format!("adopt: cannot read {}: {e}", m.up.path.display()))
             })?;

@@ -179,7 +179,7 @@ fn mariadb_down_then_back_restarted_mid_migration_or_down_too_long() {
     assert_eq!(
         server.sql(
             "app",
-            "SELECT CONCAT(state, ' ', statements_done) FROM shipgate_migrations WHERE version = 2"
+            "SELECT CONCAT(state, ' ', statements_done) FROM shipgate_migrations WHERE version = '2'"
         ),
         "running 1",
         "a restart mid-statement leaves the row as the crash left it"
