@@ -420,10 +420,13 @@ pub fn detect<'t>(
             // name as its own kind of file (`R__views.sql`, a goose `.go` migration): that
             // says more than "not a positive integer".
             let own = fit.bad.iter().find(|(l, _)| *l == layout);
+            // Layouts that name their files as shipgate does (goose, dbmate, Atlas) say
+            // nothing more specific about them.
+            let distinctive = |l: &Layout| l.def().marked.is_none() && !l.def().needs_own_file;
             let specific = fit
                 .bad
                 .iter()
-                .find(|(l, r)| *l != layout && own.is_none_or(|(_, o)| o != r));
+                .find(|(l, r)| *l != layout && distinctive(l) && own.is_none_or(|(_, o)| o != r));
             let (layout, reason) = specific.or(own).unwrap_or(&fit.bad[0]).clone();
             Misfit::BadName { layout, reason }
         };
