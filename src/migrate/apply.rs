@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Timeouts};
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
-use super::{jitter, lock, Error, Interrupt, Stage};
+use super::{adopt, jitter, lock, Error, Interrupt, Stage};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
@@ -309,24 +309,7 @@ pub async fn up(
             .await
             .map_err(Error::db("looking for another tool's migration history"))?;
         if let Some(f) = foreign {
-            let newest = f
-                .newest
-                .as_deref()
-                .map(|v| format!(", newest version {v}"))
-                .unwrap_or_default();
-            let version = f.newest.as_deref().unwrap_or("V");
-            let how = if matches!(f.tool, "sqlx" | "golang-migrate") {
-                format!("take its history over with `shipgate adopt --from {} --reason \"switching from {}\"` (it records exactly what {} applied, checked against the files)", f.tool, f.tool, f.tool)
-            } else {
-                format!("record what is applied with `shipgate baseline --version {version} --reason \"switching from {}\"` (every migration up to that version counts as applied)", f.tool)
-            };
-            return Err(Error::Refused(format!(
-                "refusing to run: this database has no shipgate history but {tool}'s ({table}: {count} row(s){newest}); applying the {pending} pending migration(s) would run again what {tool} already applied. First {how}, then release; nothing was applied",
-                tool = f.tool,
-                table = f.table,
-                count = f.count,
-                pending = plan.pending.len(),
-            )));
+            return Err(adopt::refusal(backend, set, &f, plan.pending.len()).await);
         }
     }
     // Only now are statements found, for the migrations not applied yet: the no-op path above
@@ -361,7 +344,7 @@ pub async fn up(
         // The connection may be mid-statement; the caller aborts the session instead.
         return Err(e);
     }
-    release(backend).await;
+    lock::release(backend).await;
     result.map(|(applied, plan)| UpReport {
         applied,
         plan,
@@ -423,7 +406,7 @@ async fn record_nothing_to_do(
                 async |b: &mut Backend| b.close_orphaned_runs().await,
             )
             .await;
-            release(backend).await;
+            lock::release(backend).await;
             match closed? {
                 Ok(_) => tracing::info!(
                     runs = open,
@@ -456,19 +439,6 @@ async fn record_refusal(
         .await
     {
         tracing::warn!(error = %e, "could not record the refused run");
-    }
-}
-
-/// Releases the lock and says so when it was not held (it was lost mid-run).
-pub async fn release(backend: &mut Backend) {
-    match backend.unlock().await {
-        Ok(true) => tracing::debug!("migration lock released"),
-        Ok(false) => tracing::warn!(
-            "the migration lock was not held at release; another session may have run concurrently"
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "releasing the migration lock failed; it goes with the session when the connection closes")
-        }
     }
 }
 
@@ -1069,7 +1039,7 @@ pub async fn down(
     if let Err(e @ Error::Interrupted(..)) = result {
         return Err(e);
     }
-    release(backend).await;
+    lock::release(backend).await;
     result
 }
 
