@@ -16,6 +16,7 @@
 // so this module needs of it only `FromStr`, `Display`, `Ord` and `Clone`.
 #![allow(clippy::clone_on_copy)]
 
+mod dbmate;
 mod golang_migrate;
 mod sqlx;
 
@@ -49,6 +50,7 @@ pub(crate) async fn read(
     let mut taken = match foreign.tool {
         "sqlx" => sqlx::read(backend, set, foreign).await,
         "golang-migrate" => golang_migrate::read(backend, set, foreign).await,
+        "dbmate" => dbmate::read(backend, set, foreign).await,
         tool => Err(Error::Refused(format!(
             "shipgate cannot read {tool}'s history ({}): record what {tool} applied with `shipgate baseline --version V --reason \"switching from {tool}\"` (every migration up to V counts as applied)",
             foreign.table
