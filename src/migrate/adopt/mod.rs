@@ -18,6 +18,7 @@
 
 mod dbmate;
 mod golang_migrate;
+mod goose;
 mod sqlx;
 
 use super::backend::{Audit, Backend, ForeignHistory};
@@ -51,6 +52,7 @@ pub(crate) async fn read(
         "sqlx" => sqlx::read(backend, set, foreign).await,
         "golang-migrate" => golang_migrate::read(backend, set, foreign).await,
         "dbmate" => dbmate::read(backend, set, foreign).await,
+        "goose" => goose::read(backend, set, foreign).await,
         tool => Err(Error::Refused(format!(
             "shipgate cannot read {tool}'s history ({}): record what {tool} applied with `shipgate baseline --version V --reason \"switching from {tool}\"` (every migration up to V counts as applied)",
             foreign.table
