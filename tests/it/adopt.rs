@@ -183,3 +183,35 @@ fn goose_history_is_adopted_by_each_version_s_newest_row(engine: Engine) {
         5,
     );
 }
+
+// --- diesel -----------------------------------------------------------------------------------
+
+/// diesel 2.x `diesel/src/migration/setup_migration_table.sql`, the same on every engine.
+const DIESEL_TABLE: &str = "CREATE TABLE IF NOT EXISTS __diesel_schema_migrations (
+       version VARCHAR(50) PRIMARY KEY NOT NULL,
+       run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+)";
+
+on_every_engine!(diesel_history_is_adopted_without_its_setup_migration);
+
+fn diesel_history_is_adopted_without_its_setup_migration(engine: Engine) {
+    let p = project();
+    let db = migrated_by(engine, DIESEL_TABLE);
+    // `diesel setup`'s 00000000000000_diesel_initial_setup, then 1 and 3; 8 has no file.
+    db.exec(
+        "INSERT INTO __diesel_schema_migrations (version) VALUES \
+         ('00000000000000'), ('1'), ('3'), ('8')",
+    );
+    refused(
+        &p,
+        &db,
+        &["diesel recorded version(s) 8 that have no file in"],
+    );
+    db.exec("DELETE FROM __diesel_schema_migrations WHERE version = '8'");
+    adopt(&p, &db).code(0).stdout_has(&[
+        "recorded 2 migration(s) diesel applied",
+        "diesel's initial setup migration (00000000000000_diesel_initial_setup) has no file here and was not recorded",
+    ]);
+    assert_eq!(db.versions(), [1, 3]);
+    assert_eq!(db.int("SELECT count(*) FROM __diesel_schema_migrations"), 3);
+}

@@ -8,7 +8,7 @@
 //! The table shares its name with golang-migrate's; `Backend::foreign_history` tells them apart
 //! by golang-migrate's `dirty` column.
 
-use super::{as_text, cell, refuse, rows, version, Taken};
+use super::{column, refuse, versions, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
@@ -18,19 +18,11 @@ pub(super) async fn read(
     _set: &MigrationSet,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
-    let sql = format!(
-        "SELECT {} FROM {}",
-        as_text(backend, "version"),
-        foreign.sql_name
-    );
-    let mut taken = Taken::default();
-    let mut problems = Vec::new();
-    for r in rows(backend, foreign, &sql).await? {
-        match version("dbmate", cell(&r, 0).unwrap_or_default()) {
-            Ok(v) => taken.versions.push(v),
-            Err(problem) => problems.push(problem),
-        }
-    }
+    let texts = column(backend, foreign, "version").await?;
+    let (versions, problems) = versions("dbmate", texts.iter().map(String::as_str));
     refuse("dbmate", problems)?;
-    Ok(taken)
+    Ok(Taken {
+        versions,
+        notes: Vec::new(),
+    })
 }

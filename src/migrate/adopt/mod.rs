@@ -17,6 +17,7 @@
 #![allow(clippy::clone_on_copy)]
 
 mod dbmate;
+mod diesel;
 mod golang_migrate;
 mod goose;
 mod sqlx;
@@ -53,6 +54,7 @@ pub(crate) async fn read(
         "golang-migrate" => golang_migrate::read(backend, set, foreign).await,
         "dbmate" => dbmate::read(backend, set, foreign).await,
         "goose" => goose::read(backend, set, foreign).await,
+        "diesel" => diesel::read(backend, set, foreign).await,
         tool => Err(Error::Refused(format!(
             "shipgate cannot read {tool}'s history ({}): record what {tool} applied with `shipgate baseline --version V --reason \"switching from {tool}\"` (every migration up to V counts as applied)",
             foreign.table
@@ -255,6 +257,40 @@ async fn rows(backend: &mut Backend, foreign: &ForeignHistory, sql: &str) -> Res
         .rows(sql)
         .await
         .map_err(Error::db(format!("reading {}", foreign.table)))
+}
+
+/// Every value of `column` in `foreign`'s table, as text (NULLs skipped).
+async fn column(
+    backend: &mut Backend,
+    foreign: &ForeignHistory,
+    column: &str,
+) -> Result<Vec<String>, Error> {
+    let sql = format!(
+        "SELECT {} FROM {}",
+        as_text(backend, column),
+        foreign.sql_name
+    );
+    Ok(rows(backend, foreign, &sql)
+        .await?
+        .iter()
+        .filter_map(|r| cell(r, 0).map(|t| t.trim().to_owned()))
+        .collect())
+}
+
+/// `texts` as `tool`'s versions: those that parse, and what is wrong with the others.
+fn versions<'t>(
+    tool: &str,
+    texts: impl IntoIterator<Item = &'t str>,
+) -> (Vec<Version>, Vec<String>) {
+    let mut parsed = Vec::new();
+    let mut problems = Vec::new();
+    for text in texts {
+        match version(tool, text) {
+            Ok(v) => parsed.push(v),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    (parsed, problems)
 }
 
 /// Column `i` of a row, when it is not NULL.
