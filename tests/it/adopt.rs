@@ -215,3 +215,118 @@ fn diesel_history_is_adopted_without_its_setup_migration(engine: Engine) {
     assert_eq!(db.versions(), [1, 3]);
     assert_eq!(db.int("SELECT count(*) FROM __diesel_schema_migrations"), 3);
 }
+
+// --- Prisma -----------------------------------------------------------------------------------
+
+/// prisma-engines `create_migrations_table`: `schema-engine/connectors/sql-schema-connector/
+/// src/flavour/postgres.rs`, `mysql.rs` and `sqlite.rs`.
+fn prisma_table(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => {
+            "CREATE TABLE _prisma_migrations (
+    id                      VARCHAR(36) PRIMARY KEY NOT NULL,
+    checksum                VARCHAR(64) NOT NULL,
+    finished_at             TIMESTAMPTZ,
+    migration_name          VARCHAR(255) NOT NULL,
+    logs                    TEXT,
+    rolled_back_at          TIMESTAMPTZ,
+    started_at              TIMESTAMPTZ NOT NULL DEFAULT now(),
+    applied_steps_count     INTEGER NOT NULL DEFAULT 0
+);"
+        }
+        Engine::Mariadb => {
+            "CREATE TABLE _prisma_migrations (
+    id                      VARCHAR(36) PRIMARY KEY NOT NULL,
+    checksum                VARCHAR(64) NOT NULL,
+    finished_at             DATETIME(3),
+    migration_name          VARCHAR(255) NOT NULL,
+    logs                    TEXT,
+    rolled_back_at          DATETIME(3),
+    started_at              DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    applied_steps_count     INTEGER UNSIGNED NOT NULL DEFAULT 0
+) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+        }
+        Engine::Sqlite => {
+            "CREATE TABLE \"_prisma_migrations\" (
+    \"id\"                    TEXT PRIMARY KEY NOT NULL,
+    \"checksum\"              TEXT NOT NULL,
+    \"finished_at\"           DATETIME,
+    \"migration_name\"        TEXT NOT NULL,
+    \"logs\"                  TEXT,
+    \"rolled_back_at\"        DATETIME,
+    \"started_at\"            DATETIME NOT NULL DEFAULT current_timestamp,
+    \"applied_steps_count\"   INTEGER UNSIGNED NOT NULL DEFAULT 0
+);"
+        }
+    }
+}
+
+fn sha256(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+on_every_engine!(prisma_history_is_adopted_when_finished_and_checked_by_sha256);
+
+fn prisma_history_is_adopted_when_finished_and_checked_by_sha256(engine: Engine) {
+    let p = project();
+    let db = migrated_by(engine, prisma_table(engine));
+    let now = match engine {
+        Engine::Sqlite => "1700000000000",
+        _ => "CURRENT_TIMESTAMP",
+    };
+    // 1 and 3 finished; 2 failed and was rolled back (`migrate resolve --rolled-back`); 4
+    // failed part-way and nobody has resolved it yet.
+    db.exec(&format!(
+        "INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, logs, rolled_back_at, applied_steps_count) VALUES \
+         ('a1', '{}', {now}, '1_users', NULL, NULL, 1), \
+         ('a2', '{}', NULL, '2_plans', 'boom', {now}, 0), \
+         ('a3', '{}', {now}, '3_teams', NULL, NULL, 1), \
+         ('a4', '{}', NULL, '4_tags', 'Database error: boom', NULL, 0)",
+        sha256(USERS),
+        sha256(PLANS),
+        sha256(TEAMS),
+        sha256(TAGS)
+    ));
+    Run::wait(p.platform_command(&db, &["release"]))
+        .code(5)
+        .stderr_has(&[
+            "Prisma's (_prisma_migrations: 4 row(s)",
+            "migration 4_tags failed part-way",
+        ]);
+    refused(
+        &p,
+        &db,
+        &[
+            "migration 4_tags failed part-way",
+            "prisma migrate resolve --applied 4_tags",
+            "prisma migrate resolve --rolled-back 4_tags",
+        ],
+    );
+    // What `prisma migrate resolve --rolled-back 4_tags` does.
+    db.exec(&format!(
+        "UPDATE _prisma_migrations SET rolled_back_at = {now} WHERE id = 'a4'"
+    ));
+    // A file edited since Prisma applied it is caught by Prisma's own checksum.
+    p.write(
+        "3_teams.up.sql",
+        "CREATE TABLE teams (id bigint PRIMARY KEY);\n",
+    );
+    refused(
+        &p,
+        &db,
+        &[
+            "migration 3_teams (",
+            "3_teams.up.sql) was edited since Prisma applied it",
+        ],
+    );
+    p.write("3_teams.up.sql", TEAMS);
+    adopted(
+        &p,
+        &db,
+        "Prisma",
+        &[1, 3],
+        "SELECT count(*) FROM _prisma_migrations",
+        4,
+    );
+}

@@ -20,6 +20,7 @@ mod dbmate;
 mod diesel;
 mod golang_migrate;
 mod goose;
+mod prisma;
 mod sqlx;
 
 use super::backend::{Audit, Backend, ForeignHistory};
@@ -55,6 +56,7 @@ pub(crate) async fn read(
         "dbmate" => dbmate::read(backend, set, foreign).await,
         "goose" => goose::read(backend, set, foreign).await,
         "diesel" => diesel::read(backend, set, foreign).await,
+        "Prisma" => prisma::read(backend, set, foreign).await,
         tool => Err(Error::Refused(format!(
             "shipgate cannot read {tool}'s history ({}): record what {tool} applied with `shipgate baseline --version V --reason \"switching from {tool}\"` (every migration up to V counts as applied)",
             foreign.table
