@@ -76,6 +76,14 @@ fn adopted(p: &Project, db: &Db, tool: &str, versions: &[i64], count_sql: &str, 
     assert_eq!(db.int(count_sql), rows, "{tool}'s table was written to");
 }
 
+/// `true` and `false` as SQL literals on `engine`.
+fn yes_no(engine: Engine) -> (&'static str, &'static str) {
+    match engine {
+        Engine::Sqlite => ("1", "0"),
+        _ => ("true", "false"),
+    }
+}
+
 // --- dbmate -----------------------------------------------------------------------------------
 
 /// dbmate 2.x `CreateMigrationsTable`: `pkg/driver/postgres/postgres.go` (`version varchar
@@ -158,10 +166,7 @@ on_every_engine!(goose_history_is_adopted_by_each_version_s_newest_row);
 fn goose_history_is_adopted_by_each_version_s_newest_row(engine: Engine) {
     let p = project();
     let db = migrated_by(engine, goose_table(engine));
-    let (yes, no) = match engine {
-        Engine::Sqlite => ("1", "0"),
-        _ => ("true", "false"),
-    };
+    let (yes, no) = yes_no(engine);
     // goose's bootstrap row 0 (createVersionTable), 1 to 3 applied, then 2 rolled back by an
     // older goose (a row with is_applied false; newer ones delete the rows); 9 has no file.
     db.exec(&format!(
@@ -266,6 +271,18 @@ fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// Migration 3's file edited since the tool applied it: adopt refuses with `fragments`. The
+/// file is put back after.
+#[track_caller]
+fn refused_while_3_is_edited(p: &Project, db: &Db, fragments: &[&str]) {
+    p.write(
+        "3_teams.up.sql",
+        "CREATE TABLE teams (id bigint PRIMARY KEY);\n",
+    );
+    refused(p, db, fragments);
+    p.write("3_teams.up.sql", TEAMS);
+}
+
 on_every_engine!(prisma_history_is_adopted_when_finished_and_checked_by_sha256);
 
 fn prisma_history_is_adopted_when_finished_and_checked_by_sha256(engine: Engine) {
@@ -308,11 +325,7 @@ fn prisma_history_is_adopted_when_finished_and_checked_by_sha256(engine: Engine)
         "UPDATE _prisma_migrations SET rolled_back_at = {now} WHERE id = 'a4'"
     ));
     // A file edited since Prisma applied it is caught by Prisma's own checksum.
-    p.write(
-        "3_teams.up.sql",
-        "CREATE TABLE teams (id bigint PRIMARY KEY);\n",
-    );
-    refused(
+    refused_while_3_is_edited(
         &p,
         &db,
         &[
@@ -320,7 +333,6 @@ fn prisma_history_is_adopted_when_finished_and_checked_by_sha256(engine: Engine)
             "3_teams.up.sql) was edited since Prisma applied it",
         ],
     );
-    p.write("3_teams.up.sql", TEAMS);
     adopted(
         &p,
         &db,
@@ -329,4 +341,117 @@ fn prisma_history_is_adopted_when_finished_and_checked_by_sha256(engine: Engine)
         "SELECT count(*) FROM _prisma_migrations",
         4,
     );
+}
+
+// --- Flyway -----------------------------------------------------------------------------------
+
+/// Flyway 13 `getRawCreateScript`: `flyway-database/flyway-database-postgresql/…/
+/// PostgreSQLDatabase.java`, `flyway-database/flyway-mysql/…/MySQLDatabase.java` and
+/// `flyway-core/…/database/sqlite/SQLiteDatabase.java` (no tablespace, no baseline marker).
+fn flyway_table(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => {
+            "CREATE TABLE \"flyway_schema_history\" (
+    \"installed_rank\" INT NOT NULL,
+    \"version\" VARCHAR(50),
+    \"description\" VARCHAR(200) NOT NULL,
+    \"type\" VARCHAR(20) NOT NULL,
+    \"script\" VARCHAR(1000) NOT NULL,
+    \"checksum\" INTEGER,
+    \"installed_by\" VARCHAR(100) NOT NULL,
+    \"installed_on\" TIMESTAMP NOT NULL DEFAULT now(),
+    \"execution_time\" INTEGER NOT NULL,
+    \"success\" BOOLEAN NOT NULL
+);
+ALTER TABLE \"flyway_schema_history\" ADD CONSTRAINT \"flyway_schema_history_pk\" PRIMARY KEY (\"installed_rank\");
+CREATE INDEX \"flyway_schema_history_s_idx\" ON \"flyway_schema_history\" (\"success\");"
+        }
+        Engine::Mariadb => {
+            "CREATE TABLE `flyway_schema_history` (
+    `installed_rank` INT NOT NULL,
+    `version` VARCHAR(50),
+    `description` VARCHAR(200) NOT NULL,
+    `type` VARCHAR(20) NOT NULL,
+    `script` VARCHAR(1000) NOT NULL,
+    `checksum` INT,
+    `installed_by` VARCHAR(100) NOT NULL,
+    `installed_on` TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    `execution_time` INT NOT NULL,
+    `success` BOOL NOT NULL,
+    CONSTRAINT `flyway_schema_history_pk` PRIMARY KEY (`installed_rank`)
+);
+CREATE INDEX `flyway_schema_history_s_idx` ON `flyway_schema_history` (`success`);"
+        }
+        Engine::Sqlite => {
+            "CREATE TABLE \"flyway_schema_history\" (
+    \"installed_rank\" INT NOT NULL PRIMARY KEY,
+    \"version\" VARCHAR(50),
+    \"description\" VARCHAR(200) NOT NULL,
+    \"type\" VARCHAR(20) NOT NULL,
+    \"script\" VARCHAR(1000) NOT NULL,
+    \"checksum\" INT,
+    \"installed_by\" VARCHAR(100) NOT NULL,
+    \"installed_on\" TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f','now')),
+    \"execution_time\" INT NOT NULL,
+    \"success\" BOOLEAN NOT NULL
+);
+CREATE INDEX \"main\".\"flyway_schema_history_s_idx\" ON \"flyway_schema_history\" (\"success\");"
+        }
+    }
+}
+
+/// Flyway's checksum of a text with LF line endings and no BOM: CRC-32 of its lines without
+/// their terminators, as a signed 32-bit integer (`ChecksumCalculator.java`).
+fn flyway_crc(text: &str) -> i32 {
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    crc.checksum(text.replace('\n', "").as_bytes()) as i32
+}
+
+on_every_engine!(flyway_history_is_adopted_from_its_baseline_and_crc32);
+
+fn flyway_history_is_adopted_from_its_baseline_and_crc32(engine: Engine) {
+    let p = project();
+    let db = migrated_by(engine, flyway_table(engine));
+    let (yes, no) = yes_no(engine);
+    let q = |c: &str| db.ident(c);
+    // `flyway baseline` at 1, then V3 applied, a repeatable R__views, and V4 failed (MySQL
+    // records a failed migration: its DDL is not transactional).
+    db.exec(&format!(
+        "INSERT INTO flyway_schema_history (installed_rank, {version}, description, {kind}, script, {checksum}, installed_by, execution_time, success) VALUES \
+         (1, '1', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'ci', 0, {yes}), \
+         (2, '3', 'teams', 'SQL', 'V3__teams.sql', {teams}, 'ci', 12, {yes}), \
+         (3, NULL, 'views', 'SQL', 'R__views.sql', 1234, 'ci', 3, {yes}), \
+         (4, '4', 'tags', 'SQL', 'V4__tags.sql', {tags}, 'ci', 5, {no})",
+        version = q("version"),
+        kind = q("type"),
+        checksum = q("checksum"),
+        teams = flyway_crc(TEAMS),
+        tags = flyway_crc(TAGS),
+    ));
+    refused(
+        &p,
+        &db,
+        &[
+            "version 4 (V4__tags.sql) failed (success = false)",
+            "flyway repair",
+        ],
+    );
+    // What `flyway repair` does with a failed entry.
+    db.exec("DELETE FROM flyway_schema_history WHERE installed_rank = 4");
+    // A file edited since Flyway applied it is caught by Flyway's own checksum.
+    refused_while_3_is_edited(
+        &p,
+        &db,
+        &[
+            "3_teams.up.sql) was edited since Flyway applied it as V3__teams.sql",
+            &format!("Flyway's checksum {}", flyway_crc(TEAMS)),
+        ],
+    );
+    adopt(&p, &db).code(0).stdout_has(&[
+        "recorded 2 migration(s) Flyway applied",
+        "Flyway's baseline at version 1 counts the 1 file(s) up to it as applied",
+        "1 repeatable migration(s) Flyway ran (views) have no version and were not recorded",
+    ]);
+    assert_eq!(db.versions(), [1, 3]);
+    assert_eq!(db.int("SELECT count(*) FROM flyway_schema_history"), 3);
 }

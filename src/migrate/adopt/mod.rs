@@ -18,6 +18,7 @@
 
 mod dbmate;
 mod diesel;
+mod flyway;
 mod golang_migrate;
 mod goose;
 mod prisma;
@@ -57,6 +58,7 @@ pub(crate) async fn read(
         "goose" => goose::read(backend, set, foreign).await,
         "diesel" => diesel::read(backend, set, foreign).await,
         "Prisma" => prisma::read(backend, set, foreign).await,
+        "Flyway" => flyway::read(backend, set, foreign).await,
         tool => Err(Error::Refused(format!(
             "shipgate cannot read {tool}'s history ({}): record what {tool} applied with `shipgate baseline --version V --reason \"switching from {tool}\"` (every migration up to V counts as applied)",
             foreign.table
