@@ -455,3 +455,66 @@ fn flyway_history_is_adopted_from_its_baseline_and_crc32(engine: Engine) {
     assert_eq!(db.versions(), [1, 3]);
     assert_eq!(db.int("SELECT count(*) FROM flyway_schema_history"), 3);
 }
+
+// --- Atlas ------------------------------------------------------------------------------------
+
+/// Atlas's revisions table as ent creates it from `cmd/atlas/internal/migrate/ent/migrate/
+/// schema.go`, with ent's column types per engine (`dialect/sql/schema/{postgres,mysql,
+/// sqlite}.go`, `atTypeC`): on PostgreSQL in Atlas's own schema (`revisionSchemaName`,
+/// `cmd/atlas/internal/cmdapi/migrate.go`), elsewhere in the database itself.
+fn atlas_table(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => {
+            "CREATE SCHEMA \"atlas_schema_revisions\";
+CREATE TABLE \"atlas_schema_revisions\".\"atlas_schema_revisions\" (\"version\" character varying NOT NULL, \"description\" character varying NOT NULL, \"type\" bigint NOT NULL DEFAULT 2, \"applied\" bigint NOT NULL DEFAULT 0, \"total\" bigint NOT NULL DEFAULT 0, \"executed_at\" timestamptz NOT NULL, \"execution_time\" bigint NOT NULL, \"error\" text NULL, \"error_stmt\" text NULL, \"hash\" character varying NOT NULL, \"partial_hashes\" jsonb NULL, \"operator_version\" character varying NOT NULL, PRIMARY KEY (\"version\"));"
+        }
+        Engine::Mariadb => {
+            "CREATE TABLE `atlas_schema_revisions` (`version` varchar(255) NOT NULL, `description` varchar(255) NOT NULL, `type` bigint unsigned NOT NULL DEFAULT 2, `applied` bigint NOT NULL DEFAULT 0, `total` bigint NOT NULL DEFAULT 0, `executed_at` timestamp NULL, `execution_time` bigint NOT NULL, `error` longtext NULL, `error_stmt` longtext NULL, `hash` varchar(255) NOT NULL, `partial_hashes` json NULL, `operator_version` varchar(255) NOT NULL, PRIMARY KEY (`version`)) CHARSET utf8mb4 COLLATE utf8mb4_bin;"
+        }
+        Engine::Sqlite => {
+            "CREATE TABLE `atlas_schema_revisions` (`version` text NOT NULL, `description` text NOT NULL, `type` integer NOT NULL DEFAULT (2), `applied` integer NOT NULL DEFAULT (0), `total` integer NOT NULL DEFAULT (0), `executed_at` datetime NOT NULL, `execution_time` integer NOT NULL, `error` text NULL, `error_stmt` text NULL, `hash` text NOT NULL, `partial_hashes` json NULL, `operator_version` text NOT NULL, PRIMARY KEY (`version`));"
+        }
+    }
+}
+
+on_every_engine!(atlas_history_is_adopted_where_atlas_keeps_it);
+
+fn atlas_history_is_adopted_where_atlas_keeps_it(engine: Engine) {
+    let p = project();
+    let db = migrated_by(engine, atlas_table(engine));
+    let table = match engine {
+        Engine::Postgres => "atlas_schema_revisions.atlas_schema_revisions",
+        _ => "atlas_schema_revisions",
+    };
+    let q = |c: &str| db.ident(c);
+    // A baseline at 1 (`--baseline 1`), 3 executed, 4 stopped at its second statement, and
+    // Atlas's own identifier row.
+    db.exec(&format!(
+        "INSERT INTO {table} ({version}, description, {kind}, applied, total, executed_at, execution_time, error, error_stmt, hash, operator_version) VALUES \
+         ('1', 'users', 1, 0, 0, CURRENT_TIMESTAMP, 0, NULL, NULL, '', 'Atlas CLI v0.30.0'), \
+         ('3', 'teams', 2, 1, 1, CURRENT_TIMESTAMP, 1000, NULL, NULL, 'h1', 'Atlas CLI v0.30.0'), \
+         ('4', 'tags', 2, 1, 2, CURRENT_TIMESTAMP, 1000, 'relation already exists', 'CREATE TABLE tags (id integer PRIMARY KEY)', 'h2', 'Atlas CLI v0.30.0'), \
+         ('.atlas_cloud_identifier', 'x', 2, 0, 0, CURRENT_TIMESTAMP, 0, NULL, NULL, '', 'Atlas CLI v0.30.0')",
+        version = q("version"),
+        kind = q("type"),
+    ));
+    Run::wait(p.platform_command(&db, &["release"]))
+        .code(5)
+        .stderr_has(&[&format!("Atlas's ({table}: 4 row(s)")]);
+    refused(
+        &p,
+        &db,
+        &[
+            "version 4 stopped part-way (1 of 2 statement(s) ran; failed at `CREATE TABLE tags (id integer PRIMARY KEY)`: relation already exists)",
+            "atlas migrate set 4",
+        ],
+    );
+    // What `atlas migrate set 3` does with a later revision.
+    db.exec(&format!("DELETE FROM {table} WHERE {} = '4'", q("version")));
+    adopt(&p, &db).code(0).stdout_has(&[
+        "recorded 2 migration(s) Atlas applied",
+        "Atlas's baseline at version 1 counts the 1 file(s) up to it as applied",
+    ]);
+    assert_eq!(db.versions(), [1, 3]);
+    assert_eq!(db.int(&format!("SELECT count(*) FROM {table}")), 3);
+}

@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{as_text, cell, file_bytes, file_of, refuse, rows, truthy, up_to, version, Taken};
+use super::{as_text, cell, file_bytes, file_of, refuse, rows, truthy, version, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Error;
@@ -105,12 +105,7 @@ pub(super) async fn read(
         notes: Vec::new(),
     };
     if let Some(baseline) = replayed.baseline {
-        let covered = up_to(set, &baseline);
-        taken.notes.push(format!(
-            "Flyway's baseline at version {baseline} counts the {} file(s) up to it as applied",
-            covered.len()
-        ));
-        taken.versions.extend(covered);
+        taken.baseline("Flyway", set, &baseline);
     }
     if !replayed.repeatables.is_empty() {
         taken.notes.push(format!(

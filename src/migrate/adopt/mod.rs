@@ -16,6 +16,7 @@
 // so this module needs of it only `FromStr`, `Display`, `Ord` and `Clone`.
 #![allow(clippy::clone_on_copy)]
 
+mod atlas;
 mod dbmate;
 mod diesel;
 mod flyway;
@@ -40,6 +41,18 @@ pub struct Taken {
     pub notes: Vec<String>,
 }
 
+impl Taken {
+    /// A baseline `tool` recorded at `bound`: every file up to it counts as applied.
+    fn baseline(&mut self, tool: &str, set: &MigrationSet, bound: &Version) {
+        let covered = up_to(set, bound);
+        self.notes.push(format!(
+            "{tool}'s baseline at version {bound} counts the {} file(s) up to it as applied",
+            covered.len()
+        ));
+        self.versions.extend(covered);
+    }
+}
+
 /// Rows as [`Backend::rows`] returns them: every column as optional text.
 type Rows = Vec<Vec<Option<String>>>;
 
@@ -59,6 +72,7 @@ pub(crate) async fn read(
         "diesel" => diesel::read(backend, set, foreign).await,
         "Prisma" => prisma::read(backend, set, foreign).await,
         "Flyway" => flyway::read(backend, set, foreign).await,
+        "Atlas" => atlas::read(backend, set, foreign).await,
         tool => Err(Error::Refused(format!(
             "shipgate cannot read {tool}'s history ({}): record what {tool} applied with `shipgate baseline --version V --reason \"switching from {tool}\"` (every migration up to V counts as applied)",
             foreign.table
