@@ -1,4 +1,4 @@
-//! `shipgate adopt` for each other tool's history table (SPEC §4): each
+//! `shipgate adopt` for each other tool's history table, and `adopt = auto` (SPEC §4): each
 //! table is created exactly as its tool creates it (the source file is named above each one),
 //! with applied rows, a gap (a version the tool did not apply, between two it did), and the
 //! tool's failed or dirty state where it has one. Adopt records exactly the applied versions,
@@ -517,4 +517,132 @@ fn atlas_history_is_adopted_where_atlas_keeps_it(engine: Engine) {
     ]);
     assert_eq!(db.versions(), [1, 3]);
     assert_eq!(db.int(&format!("SELECT count(*) FROM {table}")), 3);
+}
+
+// --- adopt = auto -----------------------------------------------------------------------------
+
+on_every_engine!(a_release_refuses_naming_the_tool_and_both_remedies_unless_adopt_is_auto);
+
+fn a_release_refuses_naming_the_tool_and_both_remedies_unless_adopt_is_auto(engine: Engine) {
+    let p = project();
+    // goose applied 1 and 3; 2 (the gap) and 4 are new to it.
+    let db = migrated_by(engine, goose_table(engine));
+    let (yes, _) = yes_no(engine);
+    db.exec(&format!(
+        "INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, {yes}), (1, {yes}), (3, {yes})"
+    ));
+    for args in [&["release"][..], &["up"]] {
+        Run::wait(p.platform_command(&db, args))
+            .code(5)
+            .stderr_has(&[
+                "no shipgate history but goose's (goose_db_version: 2 migration(s) recorded as applied, newest version 3)",
+                "shipgate adopt --from goose --reason",
+                "adopt = ",
+                "SHIPGATE_ADOPT=auto",
+                "nothing was applied",
+            ])
+            .secret_free();
+        assert!(!db.table_exists("shipgate_migrations"), "{args:?} wrote");
+    }
+    // With auto, adopting leaves 2 pending before 3: the plan after adopting is refused (out of
+    // order) before anything is written.
+    let mut auto = p.platform_command(&db, &["release"]);
+    auto.env("SHIPGATE_ADOPT", "auto");
+    Run::wait(auto)
+        .code(5)
+        .stderr_has(&["pending migration 2 (plans) is older than the newest applied migration 3"]);
+    assert!(!db.table_exists("shipgate_migrations"));
+    // Allowed out of order, one release adopts 1 and 3 and applies 2 and 4.
+    let mut auto = p.platform_command(&db, &["release"]);
+    auto.env("SHIPGATE_ADOPT", "auto")
+        .env("SHIPGATE_ALLOW_OUT_OF_ORDER", "true");
+    Run::wait(auto)
+        .code(0)
+        .stderr_has(&[
+            "adopt = auto: recorded 2 migration(s) goose applied: 1 … 3",
+            "release succeeded: applied 2 migration(s)",
+        ])
+        .secret_free();
+    assert_eq!(db.versions(), [1, 2, 3, 4]);
+    assert!(db.table_exists("plans") && db.table_exists("tags"));
+    let audit = db.audit();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].action, "adopt");
+    assert_eq!(
+        audit[0].reason.as_deref(),
+        Some("adopt = auto: release took over goose's history")
+    );
+    assert_eq!(db.int("SELECT count(*) FROM goose_db_version"), 3);
+    assert_eq!(
+        db.int("SELECT count(*) FROM shipgate_runs WHERE outcome = 'succeeded'"),
+        1
+    );
+}
+
+on_every_engine!(up_with_adopt_auto_takes_over_then_applies_and_refuses_a_dirty_history);
+
+fn up_with_adopt_auto_takes_over_then_applies_and_refuses_a_dirty_history(engine: Engine) {
+    let p = project();
+    // golang-migrate stopped part-way through 2: nothing may be taken over or applied.
+    let ddl = match engine {
+        Engine::Mariadb => "CREATE TABLE schema_migrations (version bigint NOT NULL, dirty boolean NOT NULL, PRIMARY KEY (version))",
+        _ => "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)",
+    };
+    let db = migrated_by(engine, ddl);
+    let (yes, no) = yes_no(engine);
+    db.exec(&format!(
+        "INSERT INTO schema_migrations (version, dirty) VALUES (2, {yes})"
+    ));
+    let up = || {
+        let mut cmd = p.command(Some(&db), &["up", "--adopt", "auto"]);
+        cmd.env("SHIPGATE_LOCK_WAIT", "10s");
+        Run::wait(cmd)
+    };
+    up().code(5).stderr_has(&[
+        "adopt = auto: golang-migrate recorded version 2 as dirty",
+        "nothing was applied",
+    ]);
+    assert!(!db.table_exists("shipgate_migrations"));
+    assert!(!db.table_exists("tags"));
+    // Fixed by hand and forced (`migrate force 3`): 1 to 3 are taken over, 4 is applied.
+    db.exec(&format!(
+        "UPDATE schema_migrations SET version = 3, dirty = {no}"
+    ));
+    db.exec(PLANS);
+    up().code(0).stdout_has(&[
+        "adopt = auto: recorded 3 migration(s) golang-migrate applied: 1 … 3",
+        "applied 4 tags",
+    ]);
+    assert_eq!(db.versions(), [1, 2, 3, 4]);
+    assert_eq!(db.audit().len(), 1);
+    // Adopted once: the next run is an ordinary no-op, and an explicit adopt refuses.
+    up().code(0).stdout_has(&["nothing to do"]);
+    Run::wait(p.platform_command(&db, &["adopt", "--reason", "again"]))
+        .code(5)
+        .stderr_has(&["shipgate already has 4 migration(s)"]);
+    assert_eq!(db.int("SELECT count(*) FROM schema_migrations"), 1);
+}
+
+#[test]
+fn adopt_mode_is_validated_and_read_from_the_config_file() {
+    let p = project();
+    Run::wait(p.command(None, &["--adopt", "sometimes", "status"]))
+        .code(2)
+        .stderr_has(&["adopt", "sometimes", "manual or auto"]);
+    // diesel applied 1 and 2.
+    let db = Db::new(Engine::Sqlite);
+    std::fs::File::create(db.sqlite_path()).expect("the database file diesel created");
+    db.exec(DIESEL_TABLE);
+    db.exec("INSERT INTO __diesel_schema_migrations (version) VALUES ('1'), ('2')");
+    db.exec(USERS);
+    db.exec(PLANS);
+    p.write_root("shipgate.toml", "adopt = \"auto\"\n");
+    Run::wait(p.command(Some(&db), &["--config", "shipgate.toml", "up"]))
+        .code(0)
+        .stdout_has(&[
+            "adopt = auto: recorded 2 migration(s) diesel applied",
+            "applied 3 teams",
+            "applied 4 tags",
+        ]);
+    assert_eq!(db.versions(), [1, 2, 3, 4]);
 }

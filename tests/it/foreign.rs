@@ -67,6 +67,7 @@ fn a_database_sqlx_migrated_is_refused_then_adopted_exactly(engine: Engine) {
             .stderr_has(&[
                 "sqlx's (_sqlx_migrations: 2 migration(s) recorded as applied, newest version 2)",
                 "shipgate adopt --from sqlx",
+                "SHIPGATE_ADOPT=auto",
                 "nothing was applied",
             ])
             .secret_free();

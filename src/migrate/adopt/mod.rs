@@ -1,6 +1,7 @@
-//! Taking over another tool's history (`shipgate adopt`): one module per foreign history table,
-//! each turning that table into the versions its tool recorded as applied; this module checks
-//! them against the files, records them and words every refusal.
+//! Taking over another tool's history: `shipgate adopt`, and `release`/`up` with
+//! `adopt = auto`. One module per foreign history table, each turning that table into the
+//! versions its tool recorded as applied; this module checks them against the files, records
+//! them and words every refusal.
 //!
 //! Adopting takes the lock, refuses when shipgate already has history here, reads the other
 //! tool's table (never writing to it), refuses a failed, dirty or partial entry (with the other
@@ -26,6 +27,7 @@ mod prisma;
 mod sqlx;
 
 use super::backend::{Audit, Backend, ForeignHistory};
+use super::plan::{HistoryRow, State};
 use super::repair::Change;
 use super::source::{Migration, MigrationSet, Version};
 use super::{lock, Error, Interrupt};
@@ -222,9 +224,25 @@ pub(crate) async fn refusal(
         Err(e) => format!("{} row(s); it could not be read: {e}", foreign.count),
     };
     Error::Refused(format!(
-        "refusing to run: this database has no shipgate history but {tool}'s ({table}: {recorded}); applying the {pending} pending migration(s) would run again what {tool} already applied. Take its history over first with `shipgate adopt --from {tool} --reason \"switching from {tool}\"` (it records exactly what {tool} applied, checked against the files), then release; nothing was applied",
+        "refusing to run: this database has no shipgate history but {tool}'s ({table}: {recorded}); applying the {pending} pending migration(s) would run again what {tool} already applied. Take its history over first with `shipgate adopt --from {tool} --reason \"switching from {tool}\"` (it records exactly what {tool} applied, checked against the files), or set `adopt = \"auto\"` (SHIPGATE_ADOPT=auto) to take it over as part of the release; nothing was applied",
         table = foreign.table,
     ))
+}
+
+/// History rows for `versions` as if recorded, for planning a run that will adopt them first.
+pub(crate) fn as_history(set: &MigrationSet, versions: &[Version]) -> Vec<HistoryRow> {
+    versions
+        .iter()
+        .filter_map(|v| file_of(set, v))
+        .map(|m| {
+            HistoryRow::new(
+                m.version.clone(),
+                m.name.clone(),
+                m.checksum.clone(),
+                State::Applied,
+            )
+        })
+        .collect()
 }
 
 /// A bare refusal from [`read`] in the words of `command`, saying what it left as it was.
