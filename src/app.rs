@@ -354,11 +354,15 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
             gate: Some(std::sync::Arc::new(crate::gate::ReleaseGate(
                 config.lint.clone(),
             ))),
+            auto_adopt: config.adopt == crate::config::AdoptMode::Auto,
             ..apply::UpOptions::default()
         },
     )
     .await;
     let report = finish(backend, result).await?;
+    if let Some(adopted) = &report.adopted {
+        out(format!("adopt = auto: {adopted}"));
+    }
     if report.applied.is_empty() {
         out(format!(
             "nothing to do: at version {} (head {}), {} applied",

@@ -293,6 +293,11 @@ pub struct Global {
     #[arg(long, global = true, env = "SHIPGATE_ALLOW_CONTRACT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub allow_contract: Option<String>,
 
+    /// On a database another tool migrated and shipgate has not: manual (refuse, exit 5, until
+    /// `shipgate adopt`) or auto (take its history over, then apply) [default: manual]
+    #[arg(long, global = true, env = "SHIPGATE_ADOPT", value_name = "MODE")]
+    pub adopt: Option<String>,
+
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE")]
     pub verbose: u8,
@@ -341,7 +346,8 @@ pub enum Command {
     /// Record every migration up to --version as applied without running it (alembic stamp)
     #[command(after_help = EXIT_CODES)]
     Baseline(Baseline),
-    /// Take over another tool's history: record exactly what it applied (sqlx, golang-migrate)
+    /// Take over another tool's history: record exactly what it applied (sqlx, golang-migrate,
+    /// dbmate, goose, diesel, Prisma, Flyway, Atlas)
     #[command(after_help = EXIT_CODES)]
     Adopt(Adopt),
     /// Resolve a dirty migration or accept an edited checksum; every repair is audited

@@ -61,6 +61,19 @@ pub struct Config {
     pub require_notify: bool,
     /// The safety lint and the release gate.
     pub lint: LintSettings,
+    /// What `release` and `up` do on a database another tool migrated and shipgate has not.
+    pub adopt: AdoptMode,
+}
+
+/// What `release` and `up` do on a database another tool has migrated (its history table is
+/// there) and shipgate has not (no shipgate history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdoptMode {
+    /// Refuse before writing anything (exit 5), naming the tool and both ways forward.
+    Manual,
+    /// Take the other tool's history over as `shipgate adopt` would (same checks, same audit
+    /// row, under the same lock), then apply what is pending, in one run.
+    Auto,
 }
 
 /// Settings of the safety lint (`check`) and of the release gate (`up`, `release`).
@@ -745,6 +758,8 @@ struct Layer {
     large_table_size: Option<LooseU32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     allow_contract: Option<LooseBool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adopt: Option<String>,
 }
 
 /// A map from TOML (`{ rule = "warning" }`) or from a flag/env string (`"rule=warning,…"`).
@@ -856,6 +871,7 @@ const KEYS: &[(&str, &str, &str)] = &[
         "--allow-contract",
         "SHIPGATE_ALLOW_CONTRACT",
     ),
+    ("adopt", "--adopt", "SHIPGATE_ADOPT"),
 ];
 
 /// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
@@ -921,6 +937,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         large_table_rows: given(&global.large_table_rows).map(LooseU32::Text),
         large_table_size: given(&global.large_table_size).map(LooseU32::Text),
         allow_contract: given(&global.allow_contract).map(LooseBool::Text),
+        adopt: given(&global.adopt),
     };
     let mut figment = Figment::new();
     if let Some(text) = &file_text {
@@ -1235,6 +1252,11 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         },
         allow_contract: boolean("allow_contract", &layer.allow_contract)?,
     };
+    let adopt = match layer.adopt.as_deref().map(str::trim) {
+        None | Some("") | Some("manual") => AdoptMode::Manual,
+        Some("auto") => AdoptMode::Auto,
+        Some(other) => return Err(invalid("adopt", other, "manual or auto")),
+    };
     let deploy = deploy_info(layer.deploy_id.clone());
     for (key, value, source) in [
         ("deploy_id", &deploy.deploy_id, deploy.deploy_id_source),
@@ -1271,6 +1293,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
     }
     Ok(Config {
         lint,
+        adopt,
         service,
         webhooks,
         require_notify,

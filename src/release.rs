@@ -375,6 +375,7 @@ async fn release(
         gate: Some(std::sync::Arc::new(crate::gate::ReleaseGate(
             config.lint.clone(),
         ))),
+        auto_adopt: config.adopt == crate::config::AdoptMode::Auto,
     };
     let result = apply::up(
         &mut backend,

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::backend::{Audit, Backend, DbError, ErrorKind, Record, RunOutcome, Timeouts};
+use super::backend::{
+    Audit, Backend, DbError, ErrorKind, ForeignHistory, Record, RunOutcome, Timeouts,
+};
 use super::layout::Choice;
 use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
-use super::{jitter, lock, Error, Interrupt, Stage};
+use super::{adopt, jitter, lock, Error, Interrupt, Stage};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
@@ -152,6 +154,8 @@ pub struct UpReport {
     pub plan: Plan,
     /// Time spent waiting for the lock (zero when no lock was needed).
     pub lock_wait_ms: u64,
+    /// What `adopt = auto` took over from another tool's history before applying, if it did.
+    pub adopted: Option<String>,
 }
 
 /// Reads history and plans. The no-op path is exactly this: one query.
@@ -254,6 +258,10 @@ pub struct UpOptions {
     pub progress: Progress,
     /// The release gate, run on the pending plan before the lock. `None` applies without it.
     pub gate: Option<std::sync::Arc<dyn Gate>>,
+    /// `adopt = auto`: on a database another tool migrated and shipgate has not, take that
+    /// tool's history over (as `shipgate adopt` does, under the same lock) and then apply what
+    /// is pending, instead of refusing.
+    pub auto_adopt: bool,
 }
 
 /// Applies what is pending, planned from `history` (read by the caller, normally
@@ -273,7 +281,7 @@ pub async fn up(
 ) -> Result<UpReport, Error> {
     check_target(set, policy)?;
     let tables_exist = history.is_some();
-    let plan = plan::compute(&history.unwrap_or_default(), set, policy);
+    let mut plan = plan::compute(&history.unwrap_or_default(), set, policy);
     // A `running` row seen without the lock may belong to a live run that holds it (every
     // MySQL migration, a long no-transaction file): only under the lock is it a crash. So
     // such rows send us to the lock, where the plan is made again and decides.
@@ -301,34 +309,33 @@ pub async fn up(
             applied: Vec::new(),
             plan,
             lock_wait_ms: 0,
+            adopted: None,
         });
     }
     // A database another tool has been migrating: running shipgate's files from the start
-    // would apply again what that tool applied (SPEC §4). Refused before anything is written.
+    // would apply again what that tool applied (SPEC §4). Refused before anything is written,
+    // unless `adopt = auto` takes that history over first.
+    let mut adopting = None;
     if !tables_exist && !plan.pending.is_empty() {
         let foreign = backend
             .foreign_history()
             .await
             .map_err(Error::db("looking for another tool's migration history"))?;
         if let Some(f) = foreign {
-            let newest = f
-                .newest
-                .as_deref()
-                .map(|v| format!(", newest version {v}"))
-                .unwrap_or_default();
-            let version = f.newest.as_deref().unwrap_or("V");
-            let how = if matches!(f.tool, "sqlx" | "golang-migrate") {
-                format!("take its history over with `shipgate adopt --from {} --reason \"switching from {}\"` (it records exactly what {} applied, checked against the files)", f.tool, f.tool, f.tool)
-            } else {
-                format!("record what is applied with `shipgate baseline --version {version} --reason \"switching from {}\"` (every migration up to that version counts as applied)", f.tool)
-            };
-            return Err(Error::Refused(format!(
-                "refusing to run: this database has no shipgate history but {tool}'s ({table}: {count} row(s){newest}); applying the {pending} pending migration(s) would run again what {tool} already applied. First {how}, then release; nothing was applied",
-                tool = f.tool,
-                table = f.table,
-                count = f.count,
-                pending = plan.pending.len(),
-            )));
+            if !options.auto_adopt {
+                return Err(adopt::refusal(backend, set, &f, plan.pending.len()).await);
+            }
+            // Read and checked now, without the lock, so that the gate and the blockers see
+            // only what is really pending; read again under the lock before it is recorded.
+            let taken = adopt::read(backend, set, &f)
+                .await
+                .map_err(|e| adopt::in_words(e, "adopt = auto", "nothing was applied"))?;
+            plan = plan::compute(&adopt::as_history(set, &taken.versions), set, policy);
+            let blockers = plan.blockers(policy);
+            if !blockers.is_empty() {
+                return Err(Error::Blocked(blockers));
+            }
+            adopting = Some(f);
         }
     }
     // Only now are statements found, for the migrations not applied yet: the no-op path above
@@ -358,16 +365,27 @@ pub async fn up(
     }
     let waited = lock::acquire(backend, settings.lock_wait, interrupt).await?;
     metrics::histogram!("shipgate_lock_wait_seconds").record(waited.as_secs_f64());
-    let result = up_locked(backend, set, policy, settings, deploy, interrupt, options).await;
+    let result = up_locked(
+        backend,
+        set,
+        policy,
+        settings,
+        deploy,
+        interrupt,
+        options,
+        adopting.as_ref(),
+    )
+    .await;
     if let Err(e @ Error::Interrupted(..)) = result {
         // The connection may be mid-statement; the caller aborts the session instead.
         return Err(e);
     }
-    release(backend).await;
-    result.map(|(applied, plan)| UpReport {
+    lock::release(backend).await;
+    result.map(|(applied, plan, adopted)| UpReport {
         applied,
         plan,
         lock_wait_ms: waited.as_millis() as u64,
+        adopted,
     })
 }
 
@@ -426,7 +444,7 @@ async fn record_nothing_to_do(
                 async |b: &mut Backend| b.close_orphaned_runs().await,
             )
             .await;
-            release(backend).await;
+            lock::release(backend).await;
             match closed? {
                 Ok(_) => tracing::info!(
                     runs = open,
@@ -459,19 +477,6 @@ async fn record_refusal(
         .await
     {
         tracing::warn!(error = %e, "could not record the refused run");
-    }
-}
-
-/// Releases the lock and says so when it was not held (it was lost mid-run).
-pub async fn release(backend: &mut Backend) {
-    match backend.unlock().await {
-        Ok(true) => tracing::debug!("migration lock released"),
-        Ok(false) => tracing::warn!(
-            "the migration lock was not held at release; another session may have run concurrently"
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "releasing the migration lock failed; it goes with the session when the connection closes")
-        }
     }
 }
 
@@ -532,7 +537,12 @@ async fn up_locked(
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
     options: &UpOptions,
-) -> Result<(Vec<Applied>, Plan), Error> {
+    adopting: Option<&ForeignHistory>,
+) -> Result<(Vec<Applied>, Plan, Option<String>), Error> {
+    let adopted = match adopting {
+        Some(foreign) => take_over(backend, set, foreign, options, deploy).await?,
+        None => None,
+    };
     let run_id = open_run(
         backend,
         options.record_run,
@@ -557,7 +567,42 @@ async fn up_locked(
     if let Some(id) = run_id {
         close_run(backend, id, &result, applied.len()).await;
     }
-    result.map(|plan| (applied, plan))
+    result.map(|plan| (applied, plan, adopted))
+}
+
+/// `adopt = auto`, under the lock and before anything else is written: records what
+/// `foreign`'s tool applied, as `shipgate adopt` would, with its audit row. Nothing to do when a
+/// concurrent run took it over first (shipgate has history now). Returns the summary.
+async fn take_over(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    foreign: &ForeignHistory,
+    options: &UpOptions,
+    deploy: &DeployInfo,
+) -> Result<Option<String>, Error> {
+    let own = read_plan_history(backend).await?.map_or(0, |h| h.len());
+    if own > 0 {
+        tracing::info!(
+            tool = foreign.tool,
+            "another run took over the other tool's history first"
+        );
+        return Ok(None);
+    }
+    let reason = format!(
+        "adopt = auto: {} took over {}'s history",
+        options.record_run.unwrap_or("up"),
+        foreign.tool
+    );
+    let change = adopt::take_over(backend, set, foreign, Some(&reason), deploy)
+        .await
+        .map_err(|e| adopt::in_words(e, "adopt = auto", "nothing was applied"))?;
+    tracing::info!(
+        tool = foreign.tool,
+        adopted = change.versions.len(),
+        "adopt = auto: {}",
+        change.summary
+    );
+    Ok(Some(change.summary))
 }
 
 /// Closes run `id` with the outcome of `result`, which changed `count` migrations (none:
@@ -1072,7 +1117,7 @@ pub async fn down(
     if let Err(e @ Error::Interrupted(..)) = result {
         return Err(e);
     }
-    release(backend).await;
+    lock::release(backend).await;
     result
 }
 

@@ -1794,84 +1794,153 @@ impl Backend {
             .collect())
     }
 
-    /// Another migration tool's history table in this database (the connection's schema), if
-    /// there is one: the tool, its table, how many rows it recorded and its newest version
-    /// when the table has a `version` column. Two statements, run only where shipgate's own
-    /// tables do not exist yet.
+    /// Another migration tool's history table in this database (the connection's schema, and
+    /// on PostgreSQL also Atlas's own `atlas_schema_revisions` schema, where Atlas keeps its
+    /// table unless its URL names a schema), if there is one: the tool, its table, how many rows
+    /// it holds and its newest version where the table has a version column that orders. Two
+    /// or three statements, run only where shipgate's own tables do not exist yet.
     pub async fn foreign_history(&mut self) -> Result<Option<ForeignHistory>, DbError> {
         let d = self.dialect;
         let names = FOREIGN_TABLES
             .iter()
-            .map(|(table, _)| d.quote(table))
+            .map(|t| d.quote(t.table))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = match d {
             Dialect::Postgres => format!(
-                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_name IN ({names})"
+                "SELECT CAST(table_schema AS TEXT), CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE (table_schema = current_schema() AND table_name IN ({names})) \
+                 OR (table_schema = {atlas} AND table_name = {atlas})",
+                atlas = d.quote(ATLAS_SCHEMA)
             ),
-            Dialect::Sqlite => {
-                format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({names})")
-            }
+            Dialect::Sqlite => format!(
+                "SELECT NULL, name FROM sqlite_master WHERE type = 'table' AND name IN ({names})"
+            ),
             Dialect::Mysql => format!(
-                "SELECT {} FROM information_schema.TABLES \
+                "SELECT NULL, {} FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({names})",
                 d.str("TABLE_NAME")
             ),
         };
-        let found: Vec<String> = self
+        // (table, in Atlas's own schema rather than the connection's)
+        let found: Vec<(String, bool)> = self
             .rows(&sql)
             .await?
             .into_iter()
-            .filter_map(|r| first(&[r]))
+            .filter_map(|r| {
+                let schema = r.first().cloned().flatten();
+                let table = r.get(1).cloned().flatten()?;
+                Some((table, schema.as_deref() == Some(ATLAS_SCHEMA)))
+            })
             .collect();
-        let Some(&(table, tool)) = FOREIGN_TABLES
-            .iter()
-            .find(|(t, _)| found.iter().any(|f| f == t))
-        else {
+        let Some((known, elsewhere)) = FOREIGN_TABLES.iter().find_map(|t| {
+            let mut places = found.iter().filter(|(f, _)| f == t.table);
+            let first = places.next()?;
+            // In both places: the connection's schema is the one Atlas would use with it.
+            let elsewhere = first.1 && places.next().is_none();
+            Some((t, elsewhere))
+        }) else {
             return Ok(None);
         };
-        let quoted = d.ident(table);
+        let (table, sql_name) = if elsewhere {
+            (
+                format!("{ATLAS_SCHEMA}.{}", known.table),
+                format!("{}.{}", d.ident(ATLAS_SCHEMA), d.ident(known.table)),
+            )
+        } else {
+            (known.table.to_owned(), d.ident(known.table))
+        };
         // golang-migrate's `schema_migrations` has a `dirty` column; dbmate's has only `version`.
-        let tool = if table == "schema_migrations" {
-            let probe = format!("SELECT dirty FROM {quoted} WHERE 1 = 0");
+        let tool = if known.table == "schema_migrations" {
+            let probe = format!("SELECT dirty FROM {sql_name} WHERE 1 = 0");
             if self.rows(&probe).await.is_ok() {
                 "golang-migrate"
             } else {
                 "dbmate"
             }
         } else {
-            tool
+            known.tool
         };
         let count = self
-            .rows(&format!("SELECT {} FROM {quoted}", d.text("count(*)")))
+            .rows(&format!("SELECT {} FROM {sql_name}", d.text("count(*)")))
             .await?;
         let count = first(&count).and_then(|n| n.parse().ok()).unwrap_or(0);
-        let newest = self
-            .rows(&format!("SELECT {} FROM {quoted}", d.text("max(version)")))
-            .await
-            .ok()
-            .and_then(|rows| first(&rows));
+        let newest = match known.version {
+            Some(column) => self
+                .rows(&format!(
+                    "SELECT {} FROM {sql_name}",
+                    d.text(&format!("max({column})"))
+                ))
+                .await
+                .ok()
+                .and_then(|rows| first(&rows)),
+            None => None,
+        };
         Ok(Some(ForeignHistory {
             tool,
             table,
+            sql_name,
             count,
             newest,
         }))
     }
 }
 
+/// The schema Atlas keeps its revisions table in on PostgreSQL when its URL names none
+/// (`cmd/atlas/internal/cmdapi/migrate.go`, `revisionSchemaName`).
+const ATLAS_SCHEMA: &str = "atlas_schema_revisions";
+
+/// Another tool's history table as [`Backend::foreign_history`] looks for it.
+struct KnownTable {
+    table: &'static str,
+    tool: &'static str,
+    /// A column whose `max` is the newest version (not where it is a name, dotted, or absent).
+    version: Option<&'static str>,
+}
+
 /// Other tools' history tables, and the tool each belongs to (`schema_migrations` is told apart
-/// by its columns in [`Backend::foreign_history`]).
-const FOREIGN_TABLES: &[(&str, &str)] = &[
-    ("_sqlx_migrations", "sqlx"),
-    ("schema_migrations", "golang-migrate"),
-    ("goose_db_version", "goose"),
-    ("flyway_schema_history", "Flyway"),
-    ("_prisma_migrations", "Prisma"),
-    ("__diesel_schema_migrations", "diesel"),
-    ("atlas_schema_revisions", "Atlas"),
-    ("alembic_version", "Alembic"),
+/// by its columns in [`Backend::foreign_history`]). The first found wins.
+const FOREIGN_TABLES: &[KnownTable] = &[
+    KnownTable {
+        table: "_sqlx_migrations",
+        tool: "sqlx",
+        version: Some("version"),
+    },
+    KnownTable {
+        table: "schema_migrations",
+        tool: "golang-migrate",
+        version: Some("version"),
+    },
+    KnownTable {
+        table: "goose_db_version",
+        tool: "goose",
+        version: Some("version_id"),
+    },
+    KnownTable {
+        table: "flyway_schema_history",
+        tool: "Flyway",
+        version: None,
+    },
+    KnownTable {
+        table: "_prisma_migrations",
+        tool: "Prisma",
+        version: None,
+    },
+    KnownTable {
+        table: "__diesel_schema_migrations",
+        tool: "diesel",
+        version: Some("version"),
+    },
+    KnownTable {
+        table: "atlas_schema_revisions",
+        tool: "Atlas",
+        version: Some("version"),
+    },
+    KnownTable {
+        table: "alembic_version",
+        tool: "Alembic",
+        version: None,
+    },
 ];
 
 /// Another tool's migration history, found where shipgate has none.
@@ -1879,11 +1948,14 @@ const FOREIGN_TABLES: &[(&str, &str)] = &[
 pub struct ForeignHistory {
     /// The tool.
     pub tool: &'static str,
-    /// Its history table.
-    pub table: &'static str,
+    /// Its history table, as people name it (`schema.table` when it is not in the connection's
+    /// schema).
+    pub table: String,
+    /// The table as SQL on this connection names it (quoted, schema-qualified where needed).
+    pub sql_name: String,
     /// Rows in it.
     pub count: i64,
-    /// Its newest version, when the table has a `version` column.
+    /// Its newest version, when the table has a version column that orders.
     pub newest: Option<String>,
 }
 

@@ -82,3 +82,16 @@ pub async fn acquire(
         poll = (poll * 2).min(POLL_MAX);
     }
 }
+
+/// Releases the lock and says so when it was not held (it was lost mid-run).
+pub async fn release(backend: &mut Backend) {
+    match backend.unlock().await {
+        Ok(true) => tracing::debug!("migration lock released"),
+        Ok(false) => tracing::warn!(
+            "the migration lock was not held at release; another session may have run concurrently"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "releasing the migration lock failed; it goes with the session when the connection closes")
+        }
+    }
+}

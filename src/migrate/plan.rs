@@ -71,6 +71,26 @@ pub struct HistoryRow {
     pub app_version: Option<String>,
 }
 
+impl HistoryRow {
+    /// A row in `state` with only what planning reads: version, name and checksum (no times,
+    /// no deploy details).
+    pub fn new(version: Version, name: String, checksum: String, state: State) -> HistoryRow {
+        HistoryRow {
+            version,
+            name,
+            checksum,
+            state,
+            statements_done: 0,
+            error: None,
+            applied_at: None,
+            execution_ms: 0,
+            applied_by: None,
+            deploy_id: None,
+            app_version: None,
+        }
+    }
+}
+
 /// The rules a run plans under.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -272,19 +292,7 @@ mod tests {
         let checksum = set
             .get(&Version::from_int(version))
             .map_or_else(|| "gone".to_string(), |m| m.checksum.clone());
-        HistoryRow {
-            version: Version::from_int(version),
-            name: format!("m{version}"),
-            checksum,
-            state,
-            statements_done: 0,
-            error: None,
-            applied_at: None,
-            execution_ms: 0,
-            applied_by: None,
-            deploy_id: None,
-            app_version: None,
-        }
+        HistoryRow::new(Version::from_int(version), format!("m{version}"), checksum, state)
     }
 
     fn versions(entries: &[Entry]) -> Vec<Version> {

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::apply::{plan, release};
+use super::apply::plan;
 use super::backend::{Audit, Backend, Record};
 use super::plan::{HistoryRow, Policy, State};
 use super::source::{MigrationSet, Version};
@@ -50,7 +50,7 @@ async fn locked<T>(
         work(backend).await
     }
     .await;
-    release(backend).await;
+    lock::release(backend).await;
     result
 }
 

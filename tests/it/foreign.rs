@@ -65,8 +65,9 @@ fn a_database_sqlx_migrated_is_refused_then_adopted_exactly(engine: Engine) {
         let run = Run::wait(p.platform_command(&db, args));
         run.code(5)
             .stderr_has(&[
-                "sqlx's (_sqlx_migrations: 2 row(s), newest version 2)",
+                "sqlx's (_sqlx_migrations: 2 migration(s) recorded as applied, newest version 2)",
                 "shipgate adopt --from sqlx",
+                "SHIPGATE_ADOPT=auto",
                 "nothing was applied",
             ])
             .secret_free();
@@ -127,7 +128,7 @@ fn golang_migrate_and_dbmate_tables_are_told_apart() {
     Run::wait(p.platform_command(&db, &["release"]))
         .code(5)
         .stderr_has(&[
-            "golang-migrate's (schema_migrations: 1 row(s), newest version 20240101000001)",
+            "golang-migrate's (schema_migrations: 1 row(s), newest version 20240101000001; `shipgate adopt` would refuse it: golang-migrate recorded version(s) 20240101000001 that have no file",
         ]);
     // A dirty golang-migrate version is refused; a clean one adopts every file up to it.
     let gm = Db::new(Engine::Postgres);

@@ -11,6 +11,7 @@
 #[macro_use]
 mod support;
 
+mod adopt;
 mod apply;
 mod cli;
 mod concurrency;

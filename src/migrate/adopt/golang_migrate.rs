@@ -2,42 +2,39 @@
 //! the version the database is at and whether the last migration stopped part-way (`dirty`).
 //! golang-migrate applies in order, so every file up to that version is applied.
 
-use super::{as_text, require_files, Applied};
-use crate::migrate::backend::Backend;
-use crate::migrate::source::{MigrationSet, Version};
+use super::{as_text, cell, rows, truthy, up_to, version, Taken};
+use crate::migrate::backend::{Backend, ForeignHistory};
+use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
 
-pub(super) async fn applied(backend: &mut Backend, set: &MigrationSet) -> Result<Applied, Error> {
+pub(super) async fn read(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    foreign: &ForeignHistory,
+) -> Result<Taken, Error> {
     let sql = format!(
-        "SELECT {}, {} FROM schema_migrations",
+        "SELECT {}, {} FROM {}",
         as_text(backend, "version"),
-        as_text(backend, "dirty")
+        as_text(backend, "dirty"),
+        foreign.sql_name
     );
-    let rows = backend
-        .rows(&sql)
-        .await
-        .map_err(Error::db("reading schema_migrations"))?;
+    let rows = rows(backend, foreign, &sql).await?;
     let Some(row) = rows.first() else {
-        return Ok(Vec::new());
+        return Ok(Taken::default());
     };
-    let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    let current: Version = get(0).parse().map_err(|_| {
-        Error::Refused(format!(
-            "adopt: golang-migrate's version {:?} is not a number; nothing was changed",
-            get(0)
-        ))
-    })?;
-    if matches!(get(1).as_str(), "true" | "1" | "t") {
+    let current =
+        version("golang-migrate", cell(row, 0).unwrap_or_default()).map_err(Error::Refused)?;
+    if truthy(cell(row, 1)) {
         return Err(Error::Refused(format!(
-            "adopt: golang-migrate recorded version {current} as dirty (it stopped part-way): finish or undo it by hand and `migrate force` the version first; nothing was changed"
+            "golang-migrate recorded version {current} as dirty (it stopped part-way): finish or undo it by hand and `migrate force` the version first"
         )));
     }
-    require_files("golang-migrate", set, std::slice::from_ref(&current))?;
-    Ok(set
-        .migrations
-        .iter()
-        .map(|m| &m.version)
-        .filter(|v| **v <= current)
-        .cloned()
-        .collect())
+    // The version it is at must be a file here (checked by the caller); the rest are the
+    // files below it.
+    let mut versions = up_to(set, &current);
+    versions.push(current);
+    Ok(Taken {
+        versions,
+        notes: Vec::new(),
+    })
 }
