@@ -605,6 +605,7 @@ async fn status(
             "server_version": server_version,
             "database": config.database.redacted(),
             "migrations_dir": config.migrations.display().to_string(),
+            "layout": set.layout.key(),
             "current_version": plan.current,
             "head_version": plan.head,
             "applied": plan.applied,
@@ -622,7 +623,11 @@ async fn status(
             "database      {} ({engine} {server_version})",
             config.database.redacted()
         ));
-        out(format!("migrations    {}", config.migrations.display()));
+        out(format!(
+            "migrations    {} ({} layout)",
+            config.migrations.display(),
+            set.layout.key()
+        ));
         out(format!(
             "current       {}",
             version_text(plan.current.as_ref())

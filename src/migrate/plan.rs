@@ -292,7 +292,12 @@ mod tests {
         let checksum = set
             .get(&Version::from_int(version))
             .map_or_else(|| "gone".to_string(), |m| m.checksum.clone());
-        HistoryRow::new(Version::from_int(version), format!("m{version}"), checksum, state)
+        HistoryRow::new(
+            Version::from_int(version),
+            format!("m{version}"),
+            checksum,
+            state,
+        )
     }
 
     fn versions(entries: &[Entry]) -> Vec<Version> {
