@@ -31,6 +31,7 @@ mod metrics;
 mod middleware;
 mod platform;
 mod pooler;
+mod real_tools;
 mod runs;
 mod secrets;
 mod session;
