@@ -33,6 +33,47 @@ pub struct MigrationSet {
     pub layout: Layout,
     /// Migrations in ascending version order; versions are unique.
     pub migrations: Vec<Migration>,
+    /// The engine the files are written for, when the layout's own file names one (Prisma's
+    /// `migration_lock.toml`): [`MigrationSet::check_engine`] refuses any other database.
+    pub requires: Option<Requirement>,
+}
+
+/// The database engine a directory's files are written for, as its layout's own file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The file that says so (`migrations/migration_lock.toml`).
+    pub file: PathBuf,
+    /// Its line that names the engine.
+    pub line: usize,
+    /// The layout whose file it is.
+    pub layout: Layout,
+    /// The engine's name as the file writes it (`postgresql`).
+    pub provider: String,
+    /// The engine it names; `None` for one shipgate does not migrate.
+    pub engine: Option<Engine>,
+}
+
+impl Requirement {
+    /// Why the files cannot run on `engine`'s database, if they cannot.
+    fn refuses(&self, engine: Engine) -> Option<SourceError> {
+        let problem = match self.engine {
+            Some(wants) if wants == engine => return None,
+            Some(wants) => format!(
+                "provider \"{}\": the migrations are written for {wants}, but the database shipgate migrates is {engine} (the database URL's engine); point the URL at a {wants} database, or use migrations generated for {engine}",
+                self.provider
+            ),
+            None => format!(
+                "provider \"{}\": shipgate does not migrate that engine (only postgresql, mysql and sqlite), and the database shipgate migrates is {engine}",
+                self.provider
+            ),
+        };
+        Some(SourceError::LayoutFile {
+            file: self.file.clone(),
+            line: self.line,
+            layout: self.layout,
+            problem,
+        })
+    }
 }
 
 impl MigrationSet {
@@ -75,6 +116,16 @@ impl MigrationSet {
     /// The highest version in the set.
     pub fn head(&self) -> Option<Version> {
         self.migrations.last().map(|m| m.version)
+    }
+
+    /// Refuses a set whose files are written for another engine than `engine`, the database's
+    /// ([`MigrationSet::requires`]). [`load`] checks it against the engine it reads for;
+    /// [`load_unread`], which reads for none, leaves it to its caller.
+    pub fn check_engine(&self, engine: Engine) -> Result<(), SourceErrors> {
+        match self.requires.as_ref().and_then(|r| r.refuses(engine)) {
+            Some(e) => Err(SourceErrors(vec![e])),
+            None => Ok(()),
+        }
     }
 }
 
@@ -330,6 +381,18 @@ pub enum SourceError {
         /// The statement's first keyword.
         keyword: String,
     },
+}
+
+impl SourceError {
+    /// A problem a layout found in `file`'s text, by its rules.
+    fn in_layout_file(file: PathBuf, layout: Layout, p: layout::Problem) -> SourceError {
+        SourceError::LayoutFile {
+            file,
+            line: p.line,
+            layout,
+            problem: p.message,
+        }
+    }
 }
 
 /// Every problem found in a directory, in file order.
@@ -664,6 +727,15 @@ fn read_set(
         claims,
         problems,
     } = detected;
+    let mut requires = None;
+    if let Some(checks) = found.checks() {
+        let whole = check_whole(dir, files, checks, &mut contents, &mut read);
+        errors.extend(whole.errors);
+        requires = whole.requires;
+        if let (Some(req), Reading::Statements(engine)) = (&requires, reading) {
+            errors.extend(req.refuses(engine));
+        }
+    }
     errors.extend(problems.into_iter().map(|(entry, misfit)| {
         let file = dir.join(entry);
         match misfit {
@@ -713,7 +785,82 @@ fn read_set(
             prepared.extend(prepare(dir, &unit, *role, bytes, reading));
         }
     }
-    assemble(dir, found, errors, prepared)
+    assemble(dir, found, errors, prepared, requires)
+}
+
+/// What [`check_whole`] found.
+struct WholeChecked {
+    requires: Option<Requirement>,
+    errors: Vec<SourceError>,
+}
+
+/// Runs a layout's check of the whole directory against its own file (Atlas's `atlas.sum`,
+/// Prisma's `migration_lock.toml`), reading the files it needs into `contents`, where the
+/// claims find them. A file that cannot be read is reported with its claim, and the check is
+/// then skipped: it would only report the same file again.
+fn check_whole(
+    dir: &Path,
+    files: &[String],
+    checks: &layout::Checks,
+    contents: &mut BTreeMap<String, Result<Vec<u8>, Unread>>,
+    read: &mut impl FnMut(&str) -> Result<Vec<u8>, Unread>,
+) -> WholeChecked {
+    let own_path = dir.join(checks.own);
+    let mut out = WholeChecked {
+        requires: None,
+        errors: Vec::new(),
+    };
+    let wanted: Vec<&String> = files.iter().filter(|f| (checks.reads)(f)).collect();
+    for name in &wanted {
+        if !contents.contains_key(name.as_str()) {
+            let bytes = read(name);
+            contents.insert((*name).clone(), bytes);
+        }
+    }
+    let own = match files
+        .iter()
+        .any(|f| f == checks.own)
+        .then(|| read(checks.own))
+    {
+        Some(Err(unread)) => {
+            out.errors.push(unread.into_error(own_path));
+            return out;
+        }
+        Some(Ok(bytes)) => Some(bytes),
+        None => None,
+    };
+    let listed: Option<Vec<(&str, &[u8])>> = wanted
+        .iter()
+        .map(|name| {
+            let bytes = contents.get(name.as_str())?.as_ref().ok()?;
+            Some((name.as_str(), bytes.as_slice()))
+        })
+        .collect();
+    let Some(listed) = listed else {
+        return out;
+    };
+    let whole = (checks.whole)(own.as_deref(), &listed);
+    out.errors
+        .extend(whole.problems.into_iter().map(|p| match p.line {
+            Some(line) => SourceError::LayoutFile {
+                file: own_path.clone(),
+                line,
+                layout: checks.layout,
+                problem: p.message,
+            },
+            None => SourceError::Layout {
+                file: own_path.clone(),
+                problem: p.message,
+            },
+        }));
+    out.requires = whole.requires.map(|r| Requirement {
+        file: own_path.clone(),
+        line: r.line,
+        layout: checks.layout,
+        provider: r.provider,
+        engine: r.engine,
+    });
+    out
 }
 
 /// What a layout's claim says about one file, handed to [`prepare`].
@@ -743,12 +890,7 @@ fn settings_of(
     let read = found
         .settings()
         .expect("only layouts that read settings claim settings files");
-    read(&line_endings(text)).map_err(|p| SourceError::LayoutFile {
-        file,
-        line: p.line,
-        layout: found,
-        problem: p.message,
-    })
+    read(&line_endings(text)).map_err(|p| SourceError::in_layout_file(file, found, p))
 }
 
 /// One script, checked on its own: name, encoding, directives, statements and (for up
@@ -817,12 +959,7 @@ fn prepare(
             .expect("only layouts with sections claim section files");
         return match cut(raw) {
             Err(p) => {
-                let e = SourceError::LayoutFile {
-                    file: path,
-                    line: p.line,
-                    layout: unit.layout,
-                    problem: p.message,
-                };
+                let e = SourceError::in_layout_file(path, unit.layout, p);
                 vec![one(Kind::Up, Err(vec![e]))]
             }
             Ok(sections) => {
@@ -898,6 +1035,7 @@ fn assemble(
     found: Layout,
     mut errors: Vec<SourceError>,
     prepared: Vec<Prepared>,
+    requires: Option<Requirement>,
 ) -> Result<MigrationSet, SourceErrors> {
     let mut ups: BTreeMap<Version, (String, Kind, Script, String, String)> = BTreeMap::new();
     let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
@@ -1018,6 +1156,7 @@ fn assemble(
         dir: dir.to_owned(),
         layout: found,
         migrations,
+        requires,
     })
 }
 
@@ -1658,6 +1797,37 @@ mod tests {
             .expect("notes only")
             .migrations
             .is_empty());
+    }
+
+    #[test]
+    fn reads_what_a_layouts_own_file_says() {
+        let parse_files = |engine, files: &[(&str, &str)]| {
+            let files = files
+                .iter()
+                .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+                .collect();
+            parse_as(engine, Path::new("m"), files)
+                .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        // Prisma: the provider must be the engine's.
+        let prisma = [
+            (
+                "migration_lock.toml",
+                "# Please do not edit this file manually\nprovider = \"mysql\"\n",
+            ),
+            (
+                "20240101000000_a/migration.sql",
+                "CREATE TABLE a (id integer);\n",
+            ),
+        ];
+        let set = parse_files(Engine::Mysql, &prisma).expect("mysql files on mysql");
+        assert_eq!(
+            set.requires.as_ref().map(|r| r.engine),
+            Some(Some(Engine::Mysql))
+        );
+        assert!(set.check_engine(Engine::Mysql).is_ok());
+        let errs = parse_files(Engine::Postgres, &prisma).expect_err("mysql files on postgres");
+        assert!(errs[0].starts_with("m/migration_lock.toml:2: provider \"mysql\": the migrations are written for mysql, but the database shipgate migrates is postgres"), "{errs:?}");
     }
 
     #[test]
