@@ -993,9 +993,22 @@ fn prepare(
         };
         return vec![one(kind, Err(vec![e]))];
     }
+    let mut no_transaction = unit.no_transaction;
+    if let Some(read) = unit.layout.checks().and_then(|c| c.directives) {
+        // The tool reads its directives in the file as written (Atlas's need a blank line
+        // after them, so a file written with CRLF has none).
+        let written = std::str::from_utf8(&bytes).unwrap_or(raw);
+        match read(written) {
+            Ok(settings) => no_transaction |= settings.no_transaction,
+            Err(p) => {
+                let e = SourceError::in_layout_file(path, unit.layout, p);
+                return vec![one(kind, Err(vec![e]))];
+            }
+        }
+    }
     vec![one(
         kind,
-        checked(&path, raw, kind, &text, unit.no_transaction, reading),
+        checked(&path, raw, kind, &text, no_transaction, reading),
     )]
 }
 
@@ -1792,7 +1805,9 @@ mod tests {
             .is_empty());
         std::fs::write(dir.path().join("README.md"), "notes").expect("write");
         std::fs::write(dir.path().join(".keep"), "").expect("write");
-        std::fs::write(dir.path().join("atlas.sum"), "h1:abc=").expect("write");
+        // What `atlas migrate hash` writes for a directory without migrations.
+        let empty_sum = "h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n";
+        std::fs::write(dir.path().join("atlas.sum"), empty_sum).expect("write");
         assert!(load(dir.path(), Choice::Auto, Engine::Postgres)
             .expect("notes only")
             .migrations
@@ -1809,6 +1824,20 @@ mod tests {
             parse_as(engine, Path::new("m"), files)
                 .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
         };
+        // Atlas: the sum is verified, `txmode none` is honoured.
+        let atlas = [
+            ("1_a.sql", "-- atlas:txmode none\n\nCREATE TABLE a (id integer);\nSELECT * FROM missing_table;\n"),
+            ("atlas.sum", "h1:9Q4NeLXBChbkG02CHGeztKGD6yLlo/0+wPrYGD9veZU=\n1_a.sql h1:XUpb5g4U5Sr2xRvMykLf7CvfkLLx5mQD1WWwK0mYQOw=\n"),
+        ];
+        let set = parse_files(Engine::Postgres, &atlas).expect("a valid sum");
+        assert!(set.migrations[0].up.directives.no_transaction);
+        let edited = [("1_a.sql", "CREATE TABLE a (id integer);\n"), atlas[1]];
+        let errs = parse_files(Engine::Postgres, &edited).expect_err("edited");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("m/atlas.sum:2: checksum mismatch: 1_a.sql was edited"),
+            "{errs:?}"
+        );
         // Prisma: the provider must be the engine's.
         let prisma = [
             (

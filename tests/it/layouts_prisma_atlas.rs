@@ -1,5 +1,7 @@
-//! Prisma's `migration_lock.toml`, read as Prisma reads it: files written for another engine
-//! than the database's are refused before anything is written.
+//! Prisma's `migration_lock.toml` and Atlas's `atlas.sum`, read as the tools read them: files
+//! written for another engine than the database's are refused before anything is written; the
+//! sum is verified before anything runs, Atlas's `txmode none` honoured and its delimiter
+//! refused.
 
 use crate::support::{Db, Engine, Project};
 
@@ -30,9 +32,35 @@ fn prisma_project(provider: &str) -> Project {
     p
 }
 
+/// Two Atlas migrations and the `atlas.sum` `atlas migrate hash` writes for them (computed
+/// by an implementation of Atlas's algorithm independent of shipgate's).
+const ATLAS: &[(&str, &str)] = &[
+    ("20240101000000_a.sql", "CREATE TABLE a (id integer);\n"),
+    (
+        "20240102000000_b.sql",
+        "CREATE TABLE b (id integer);\nINSERT INTO b VALUES (1);\n",
+    ),
+    (
+        "atlas.sum",
+        "h1:jRAyXCLOABHgQRdl3XfUl2WjZNSz2Lc/pfxov28ciF8=\n\
+         20240101000000_a.sql h1:zapeE87YmKkD0QPtdReWF8o5JMYsDuga9kcUVOcU0IY=\n\
+         20240102000000_b.sql h1:it6ZV31suEStHUeIY1zsGOTU6s3hd4x8NgHqF3zpz2E=\n",
+    ),
+];
+
+fn project(files: &[(&str, &str)]) -> Project {
+    let p = Project::new();
+    for (name, text) in files {
+        p.write(name, text);
+    }
+    p
+}
+
 on_every_engine!(
     prisma_files_run_only_on_their_providers_engine,
     prisma_migrations_are_irreversible,
+    atlas_sum_is_verified_before_anything_runs,
+    atlas_txmode_none_runs_the_file_outside_a_transaction,
 );
 
 fn prisma_files_run_only_on_their_providers_engine(engine: Engine) {
@@ -79,4 +107,83 @@ fn prisma_migrations_are_irreversible(engine: Engine) {
             "nothing was reverted",
         ]);
     assert!(db.table_exists("a"));
+}
+
+fn atlas_sum_is_verified_before_anything_runs(engine: Engine) {
+    let db = Db::new(engine);
+    let p = project(ATLAS);
+    p.run(&db, &["release"]).code(0);
+    assert!(db.table_exists("a") && db.table_exists("b"));
+    assert_eq!(db.versions(), [20240101000000, 20240102000000]);
+    p.run(&db, &["release"]).code(0);
+
+    // An edited file, a file the sum does not list, a listed file that is gone: refused with
+    // Atlas's words, naming the file and the sum's line, and nothing runs.
+    let hint = "if the change is intended, run `atlas migrate hash`";
+    p.write("20240101000000_a.sql", "CREATE TABLE a (id bigint);\n");
+    p.run(&db, &["release"]).code(5).stderr_has(&[
+        "migrations/atlas.sum:2: checksum mismatch: 20240101000000_a.sql was edited",
+        hint,
+    ]);
+    p.write(ATLAS[0].0, ATLAS[0].1);
+    p.write("20240103000000_c.sql", "CREATE TABLE c (id integer);\n");
+    p.run(&db, &["release"]).code(5).stderr_has(&[
+        "migrations/atlas.sum:4: checksum mismatch: 20240103000000_c.sql was added",
+        hint,
+    ]);
+    assert!(!db.table_exists("c"), "a file outside the sum never runs");
+    std::fs::remove_file(p.migrations().join("20240103000000_c.sql")).expect("remove c");
+    std::fs::remove_file(p.migrations().join("20240102000000_b.sql")).expect("remove b");
+    p.run(&db, &["release"]).code(5).stderr_has(&[
+        "migrations/atlas.sum:3: checksum mismatch: 20240102000000_b.sql was removed",
+    ]);
+    p.write(ATLAS[1].0, ATLAS[1].1);
+    p.run(&db, &["release"]).code(0);
+    assert_eq!(db.versions(), [20240101000000, 20240102000000]);
+}
+
+/// `-- atlas:txmode none` means what `-- shipgate:no-transaction` means: the first statement
+/// commits on its own. Without it the file runs in one transaction, and (where DDL is
+/// transactional) the failure leaves nothing.
+fn atlas_txmode_none_runs_the_file_outside_a_transaction(engine: Engine) {
+    let none = [
+        ("1_a.sql", "-- atlas:txmode none\n\nCREATE TABLE a (id integer);\nSELECT * FROM missing_table;\n"),
+        ("atlas.sum", "h1:9Q4NeLXBChbkG02CHGeztKGD6yLlo/0+wPrYGD9veZU=\n1_a.sql h1:XUpb5g4U5Sr2xRvMykLf7CvfkLLx5mQD1WWwK0mYQOw=\n"),
+    ];
+    let db = Db::new(engine);
+    project(&none).run(&db, &["release"]).code(1);
+    assert!(
+        db.table_exists("a"),
+        "the first statement committed on its own"
+    );
+    let state = db.query("SELECT state FROM shipgate_migrations");
+    assert_eq!(state, [[Some("failed".to_owned())]]);
+
+    let one_transaction = [
+        ("1_a.sql", "CREATE TABLE a (id integer);\nSELECT * FROM missing_table;\n"),
+        ("atlas.sum", "h1:cnadzITajDwtvBUSP+xg4ssChYf8TYSxawgjcGoju/k=\n1_a.sql h1:7cXDF0OAOIp1sOigGrtt56idAvkXWUZOEOLdJduIEhM=\n"),
+    ];
+    let db = Db::new(engine);
+    project(&one_transaction).run(&db, &["release"]).code(1);
+    assert_eq!(
+        db.table_exists("a"),
+        !engine.atomic_ddl(),
+        "in one transaction the table goes with the failure (MySQL commits DDL on its own)"
+    );
+}
+
+/// Atlas's custom delimiter would split the file where shipgate does not: refused, naming the
+/// file and line, before anything runs.
+#[test]
+fn atlas_delimiter_is_refused() {
+    let files = [
+        ("1_a.sql", "-- atlas:delimiter //\nCREATE TABLE a (id integer)//\n"),
+        ("atlas.sum", "h1:gycN4MT9ic5xXTYBUBC+193s0zvDimIazBUlOE3v/g8=\n1_a.sql h1:0IdI/HgIj8mmnULBBIxKXNXMtBYImfoQQhY8LBnhu4c=\n"),
+    ];
+    let db = Db::new(Engine::Sqlite);
+    project(&files).run(&db, &["release"]).code(5).stderr_has(&[
+        "migrations/1_a.sql:1: `-- atlas:delimiter //`",
+        "(Atlas layout)",
+    ]);
+    assert!(!db.table_exists("a"));
 }

@@ -9,7 +9,8 @@
 //! naming the files. Adding a layout is one module and one line in [`LAYOUTS`].
 //!
 //! A few layouts check more than names ([`Checks`], registered in [`CHECKS`]): the directory
-//! as a whole against the tool's own file (Prisma's `migration_lock.toml`).
+//! as a whole against the tool's own file (Atlas's `atlas.sum`, Prisma's `migration_lock.toml`),
+//! and the directives a tool reads in a script's own text (Atlas's `-- atlas:txmode none`).
 //!
 //! Pure: names, listings and file text in, claims, sections and verdicts out. Reading the files
 //! is `source`'s job; so are checksums, `shipgate:` directives and statements, which are the
@@ -298,8 +299,8 @@ impl New<'_> {
     }
 }
 
-/// What a layout checks beyond names: the whole directory against the tool's own file.
-/// Registered in [`CHECKS`].
+/// What a layout checks beyond names: the whole directory against the tool's own file, and the
+/// directives the tool reads in a script's own text. Registered in [`CHECKS`].
 pub struct Checks {
     /// The layout.
     pub layout: Layout,
@@ -311,6 +312,13 @@ pub struct Checks {
     /// The check: the own file's bytes (`None` when it is not there) and the files `reads`
     /// chose.
     pub whole: CheckWhole,
+    /// The own file's text for the files `reads` chooses, which `shipgate new` writes after
+    /// adding a migration (Atlas's sum); `None` when `new` leaves the own file alone.
+    pub rewrite: Option<fn(&Listed<'_>) -> String>,
+    /// Reads the directives the tool finds in a script's text as written (byte-order mark and
+    /// line endings kept): settings for the script, or why the file cannot run as the tool
+    /// would run it.
+    pub directives: Option<ReadSettings>,
     /// Why the layout's migrations have no down scripts, for `down`'s refusal.
     pub no_downs: Option<&'static str>,
 }
@@ -352,7 +360,7 @@ pub struct DirProblem {
 
 /// Every layout that checks more than names. Kept beside [`LAYOUTS`] rather than in [`Def`]:
 /// most layouts have none.
-pub static CHECKS: &[Checks] = &[prisma::CHECKS];
+pub static CHECKS: &[Checks] = &[atlas::CHECKS, prisma::CHECKS];
 
 /// Every layout shipgate reads. Adding one is a module and a line here.
 pub static LAYOUTS: &[Def] = &[

@@ -34,6 +34,8 @@ pub(super) const CHECKS: Checks = Checks {
     own: LOCK_FILE,
     reads: |_| false,
     whole: provider,
+    rewrite: None,
+    directives: None,
     no_downs: Some("Prisma Migrate writes no down migrations; undo it with a new migration"),
 };
 
