@@ -1,7 +1,7 @@
 //! Prisma's `migration_lock.toml` and Atlas's `atlas.sum`, read as the tools read them: files
 //! written for another engine than the database's are refused before anything is written; the
 //! sum is verified before anything runs, Atlas's `txmode none` honoured and its delimiter
-//! refused.
+//! refused; `shipgate new` leaves a valid sum behind.
 
 use crate::support::{Db, Engine, Project};
 
@@ -186,4 +186,41 @@ fn atlas_delimiter_is_refused() {
         "(Atlas layout)",
     ]);
     assert!(!db.table_exists("a"));
+}
+
+/// `shipgate new` in an Atlas directory adds the file and rewrites `atlas.sum` as `atlas
+/// migrate hash` would, so the next release verifies it; over a directory whose sum does not
+/// match it refuses, so an edit is never blessed.
+#[test]
+fn new_in_an_atlas_directory_rewrites_atlas_sum() {
+    let db = Db::new(Engine::Sqlite);
+    let p = project(ATLAS);
+    let run = p.run(&db, &["new", "add x"]);
+    run.code(0)
+        .stdout_has(&["_add_x.sql", "updated", "atlas.sum"]);
+    let sum = std::fs::read_to_string(p.migrations().join("atlas.sum")).expect("atlas.sum");
+    assert_eq!(sum.lines().count(), 4, "{sum}");
+    assert!(
+        sum.lines()
+            .nth(3)
+            .is_some_and(|l| l.contains("_add_x.sql h1:")),
+        "{sum}"
+    );
+    assert!(
+        !p.files().iter().any(|f| f.starts_with('.')),
+        "no temporary file left"
+    );
+    p.run(&db, &["release"]).code(0);
+    assert_eq!(db.int("SELECT count(*) FROM shipgate_migrations"), 3);
+
+    p.write("20240101000000_a.sql", "CREATE TABLE a (id bigint);\n");
+    let before = p.files();
+    p.run(&db, &["new", "add y"])
+        .code(5)
+        .stderr_has(&["checksum mismatch", "must validate first"]);
+    assert_eq!(p.files(), before, "nothing written");
+    assert_eq!(
+        std::fs::read_to_string(p.migrations().join("atlas.sum")).expect("atlas.sum"),
+        sum
+    );
 }
