@@ -5,7 +5,7 @@
 //! through `telemetry`.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -748,12 +748,30 @@ fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
         .map_err(|e| Failure::new(Exit::Usage, e))?;
     // The directory's layout (detected, or the configured one); an empty or unreadable
     // directory gets the configured layout, or shipgate's own.
-    let loaded = source::load_unread(dir, config.layout).ok();
+    let loaded = source::load_unread(dir, config.layout);
     let layout = match (&loaded, config.layout) {
-        (Some(set), _) => set.layout,
-        (None, Choice::Forced(layout)) => layout,
-        (None, Choice::Auto) => Layout::Native,
+        (Ok(set), _) => set.layout,
+        (Err(_), Choice::Forced(layout)) => layout,
+        (Err(_), Choice::Auto) => Layout::Native,
     };
+    // A layout whose own file `new` rewrites (Atlas's sum) must validate first: rewriting the
+    // sum over an edited file would bless the edit.
+    if let Err(errors) = &loaded {
+        let rewritten = layout::CHECKS
+            .iter()
+            .filter(|c| c.rewrite.is_some())
+            .find(|c| c.layout == layout || dir.join(c.own).exists());
+        if let Some(c) = rewritten {
+            return Err(Failure::new(
+                Exit::Invalid,
+                anyhow::anyhow!(
+                    "{errors}\n`shipgate new` rewrites {} after adding a migration, so the directory must validate first (a rewritten sum would accept every problem above): fix it, then run `shipgate new` again",
+                    c.own
+                ),
+            ));
+        }
+    }
+    let loaded = loaded.ok();
     let taken = existing_versions(dir);
     let now = time::OffsetDateTime::now_utc();
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
@@ -800,7 +818,48 @@ fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
             .map_err(|e| Failure::new(Exit::Usage, e))?;
         out(format!("created {}", path.display()));
     }
+    if let Some(checks) = layout.checks().filter(|c| c.rewrite.is_some()) {
+        let path =
+            rewrite_own_file(dir, checks).map_err(|e| Failure::new(Exit::MigrationFailed, e))?;
+        out(format!("updated {}", path.display()));
+    }
     Ok(Exit::Success)
+}
+
+/// Rewrites a layout's own file for the files now in `dir` (Atlas's `atlas.sum`, as `atlas
+/// migrate hash` would), through a temporary file renamed over it.
+fn rewrite_own_file(dir: &Path, checks: &layout::Checks) -> anyhow::Result<PathBuf> {
+    let rewrite = checks
+        .rewrite
+        .context("only layouts that rewrite their own file get here")?;
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        // Hidden entries are skipped as `source` skips them.
+        if !name.starts_with('.') && (checks.reads)(&name) && entry.path().is_file() {
+            names.push(name);
+        }
+    }
+    names.sort_unstable();
+    let mut files = Vec::with_capacity(names.len());
+    for name in names {
+        let path = dir.join(&name);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        files.push((name, bytes));
+    }
+    let listed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let path = dir.join(checks.own);
+    let temporary = dir.join(format!(".{}.shipgate-new", checks.own));
+    std::fs::write(&temporary, rewrite(&listed))
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, &path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(path)
 }
 
 fn existing_versions(dir: &Path) -> std::collections::HashSet<i64> {

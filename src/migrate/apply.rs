@@ -95,8 +95,17 @@ pub async fn load_and_connect(
     interrupt: &mut Interrupt,
 ) -> Result<(MigrationSet, Backend, PlanHistory), Error> {
     let dir = dir.to_owned();
+    // A URL without an engine fails to connect, with the better message.
+    let engine = url.engine().ok();
     // Read, validated and hashed, not split: statements are found only for what will run.
-    let mut loading = tokio::task::spawn_blocking(move || source::load_unread(&dir, layout));
+    // Files written for another engine (Prisma's provider) are refused here, before the lock.
+    let mut loading = tokio::task::spawn_blocking(move || {
+        let set = source::load_unread(&dir, layout)?;
+        if let Some(engine) = engine {
+            set.check_engine(engine)?;
+        }
+        Ok(set)
+    });
     let joined = |r: Result<Result<MigrationSet, SourceErrors>, tokio::task::JoinError>| match r {
         Ok(Ok(set)) => Ok(set),
         Ok(Err(e)) => Err(Error::Source(e)),
@@ -1068,9 +1077,14 @@ pub fn select_down<'s>(
                     down.path.display()
                 )),
                 None => problems.push(format!(
-                    "migration {} ({}) has no down file",
+                    "migration {} ({}) has no down file{}",
                     r.version,
-                    m.up.path.display()
+                    m.up.path.display(),
+                    set.layout
+                        .checks()
+                        .and_then(|c| c.no_downs)
+                        .map(|why| format!(": {why}"))
+                        .unwrap_or_default()
                 )),
             },
             None => problems.push(format!(

@@ -32,6 +32,47 @@ pub struct MigrationSet {
     pub layout: Layout,
     /// Migrations in ascending version order; versions are unique.
     pub migrations: Vec<Migration>,
+    /// The engine the files are written for, when the layout's own file names one (Prisma's
+    /// `migration_lock.toml`): [`MigrationSet::check_engine`] refuses any other database.
+    pub requires: Option<Requirement>,
+}
+
+/// The database engine a directory's files are written for, as its layout's own file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The file that says so (`migrations/migration_lock.toml`).
+    pub file: PathBuf,
+    /// Its line that names the engine.
+    pub line: usize,
+    /// The layout whose file it is.
+    pub layout: Layout,
+    /// The engine's name as the file writes it (`postgresql`).
+    pub provider: String,
+    /// The engine it names; `None` for one shipgate does not migrate.
+    pub engine: Option<Engine>,
+}
+
+impl Requirement {
+    /// Why the files cannot run on `engine`'s database, if they cannot.
+    fn refuses(&self, engine: Engine) -> Option<SourceError> {
+        let problem = match self.engine {
+            Some(wants) if wants == engine => return None,
+            Some(wants) => format!(
+                "provider \"{}\": the migrations are written for {wants}, but the database shipgate migrates is {engine} (the database URL's engine); point the URL at a {wants} database, or use migrations generated for {engine}",
+                self.provider
+            ),
+            None => format!(
+                "provider \"{}\": shipgate does not migrate that engine (only postgresql, mysql and sqlite), and the database shipgate migrates is {engine}",
+                self.provider
+            ),
+        };
+        Some(SourceError::LayoutFile {
+            file: self.file.clone(),
+            line: self.line,
+            layout: self.layout,
+            problem,
+        })
+    }
 }
 
 impl MigrationSet {
@@ -74,6 +115,16 @@ impl MigrationSet {
     /// The highest version in the set.
     pub fn head(&self) -> Option<Version> {
         self.migrations.last().map(|m| m.version.clone())
+    }
+
+    /// Refuses a set whose files are written for another engine than `engine`, the database's
+    /// ([`MigrationSet::requires`]). [`load`] checks it against the engine it reads for;
+    /// [`load_unread`], which reads for none, leaves it to its caller.
+    pub fn check_engine(&self, engine: Engine) -> Result<(), SourceErrors> {
+        match self.requires.as_ref().and_then(|r| r.refuses(engine)) {
+            Some(e) => Err(SourceErrors(vec![e])),
+            None => Ok(()),
+        }
     }
 }
 
@@ -329,6 +380,18 @@ pub enum SourceError {
         /// The statement's first keyword.
         keyword: String,
     },
+}
+
+impl SourceError {
+    /// A problem a layout found in `file`'s text, by its rules.
+    fn in_layout_file(file: PathBuf, layout: Layout, p: layout::Problem) -> SourceError {
+        SourceError::LayoutFile {
+            file,
+            line: p.line,
+            layout,
+            problem: p.message,
+        }
+    }
 }
 
 /// Every problem found in a directory, in file order.
@@ -665,6 +728,15 @@ fn read_set(
         claims,
         problems,
     } = detected;
+    let mut requires = None;
+    if let Some(checks) = found.checks() {
+        let whole = check_whole(dir, files, checks, &mut contents, &mut read);
+        errors.extend(whole.errors);
+        requires = whole.requires;
+        if let (Some(req), Reading::Statements(engine)) = (&requires, reading) {
+            errors.extend(req.refuses(engine));
+        }
+    }
     errors.extend(problems.into_iter().map(|(entry, misfit)| {
         let file = dir.join(entry);
         match misfit {
@@ -714,7 +786,82 @@ fn read_set(
             prepared.extend(prepare(dir, &unit, *role, bytes, reading));
         }
     }
-    assemble(dir, found, errors, prepared)
+    assemble(dir, found, errors, prepared, requires)
+}
+
+/// What [`check_whole`] found.
+struct WholeChecked {
+    requires: Option<Requirement>,
+    errors: Vec<SourceError>,
+}
+
+/// Runs a layout's check of the whole directory against its own file (Atlas's `atlas.sum`,
+/// Prisma's `migration_lock.toml`), reading the files it needs into `contents`, where the
+/// claims find them. A file that cannot be read is reported with its claim, and the check is
+/// then skipped: it would only report the same file again.
+fn check_whole(
+    dir: &Path,
+    files: &[String],
+    checks: &layout::Checks,
+    contents: &mut BTreeMap<String, Result<Vec<u8>, Unread>>,
+    read: &mut impl FnMut(&str) -> Result<Vec<u8>, Unread>,
+) -> WholeChecked {
+    let own_path = dir.join(checks.own);
+    let mut out = WholeChecked {
+        requires: None,
+        errors: Vec::new(),
+    };
+    let wanted: Vec<&String> = files.iter().filter(|f| (checks.reads)(f)).collect();
+    for name in &wanted {
+        if !contents.contains_key(name.as_str()) {
+            let bytes = read(name);
+            contents.insert((*name).clone(), bytes);
+        }
+    }
+    let own = match files
+        .iter()
+        .any(|f| f == checks.own)
+        .then(|| read(checks.own))
+    {
+        Some(Err(unread)) => {
+            out.errors.push(unread.into_error(own_path));
+            return out;
+        }
+        Some(Ok(bytes)) => Some(bytes),
+        None => None,
+    };
+    let listed: Option<Vec<(&str, &[u8])>> = wanted
+        .iter()
+        .map(|name| {
+            let bytes = contents.get(name.as_str())?.as_ref().ok()?;
+            Some((name.as_str(), bytes.as_slice()))
+        })
+        .collect();
+    let Some(listed) = listed else {
+        return out;
+    };
+    let whole = (checks.whole)(own.as_deref(), &listed);
+    out.errors
+        .extend(whole.problems.into_iter().map(|p| match p.line {
+            Some(line) => SourceError::LayoutFile {
+                file: own_path.clone(),
+                line,
+                layout: checks.layout,
+                problem: p.message,
+            },
+            None => SourceError::Layout {
+                file: own_path.clone(),
+                problem: p.message,
+            },
+        }));
+    out.requires = whole.requires.map(|r| Requirement {
+        file: own_path.clone(),
+        line: r.line,
+        layout: checks.layout,
+        provider: r.provider,
+        engine: r.engine,
+    });
+    out
 }
 
 /// What a layout's claim says about one file, handed to [`prepare`].
@@ -744,12 +891,7 @@ fn settings_of(
     let read = found
         .settings()
         .expect("only layouts that read settings claim settings files");
-    read(&line_endings(text)).map_err(|p| SourceError::LayoutFile {
-        file,
-        line: p.line,
-        layout: found,
-        problem: p.message,
-    })
+    read(&line_endings(text)).map_err(|p| SourceError::in_layout_file(file, found, p))
 }
 
 /// One script, checked on its own: name, encoding, directives, statements and (for up
@@ -818,12 +960,7 @@ fn prepare(
             .expect("only layouts with sections claim section files");
         return match cut(raw) {
             Err(p) => {
-                let e = SourceError::LayoutFile {
-                    file: path,
-                    line: p.line,
-                    layout: unit.layout,
-                    problem: p.message,
-                };
+                let e = SourceError::in_layout_file(path, unit.layout, p);
                 vec![one(Kind::Up, Err(vec![e]))]
             }
             Ok(sections) => {
@@ -857,9 +994,22 @@ fn prepare(
         };
         return vec![one(kind, Err(vec![e]))];
     }
+    let mut no_transaction = unit.no_transaction;
+    if let Some(read) = unit.layout.checks().and_then(|c| c.directives) {
+        // The tool reads its directives in the file as written (Atlas's need a blank line
+        // after them, so a file written with CRLF has none).
+        let written = std::str::from_utf8(&bytes).unwrap_or(raw);
+        match read(written) {
+            Ok(settings) => no_transaction |= settings.no_transaction,
+            Err(p) => {
+                let e = SourceError::in_layout_file(path, unit.layout, p);
+                return vec![one(kind, Err(vec![e]))];
+            }
+        }
+    }
     vec![one(
         kind,
-        checked(&path, raw, kind, &text, unit.no_transaction, reading),
+        checked(&path, raw, kind, &text, no_transaction, reading),
     )]
 }
 
@@ -899,6 +1049,7 @@ fn assemble(
     found: Layout,
     mut errors: Vec<SourceError>,
     prepared: Vec<Prepared>,
+    requires: Option<Requirement>,
 ) -> Result<MigrationSet, SourceErrors> {
     let mut ups: BTreeMap<Version, (String, Kind, Script, String, String)> = BTreeMap::new();
     let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
@@ -1026,6 +1177,7 @@ fn assemble(
         dir: dir.to_owned(),
         layout: found,
         migrations,
+        requires,
     })
 }
 
@@ -1679,11 +1831,58 @@ mod tests {
             .is_empty());
         std::fs::write(dir.path().join("README.md"), "notes").expect("write");
         std::fs::write(dir.path().join(".keep"), "").expect("write");
-        std::fs::write(dir.path().join("atlas.sum"), "h1:abc=").expect("write");
+        // What `atlas migrate hash` writes for a directory without migrations.
+        let empty_sum = "h1:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n";
+        std::fs::write(dir.path().join("atlas.sum"), empty_sum).expect("write");
         assert!(load(dir.path(), Choice::Auto, Engine::Postgres)
             .expect("notes only")
             .migrations
             .is_empty());
+    }
+
+    #[test]
+    fn reads_what_a_layouts_own_file_says() {
+        let parse_files = |engine, files: &[(&str, &str)]| {
+            let files = files
+                .iter()
+                .map(|(n, c)| (n.to_string(), c.as_bytes().to_vec()))
+                .collect();
+            parse_as(engine, Path::new("m"), files)
+                .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        // Atlas: the sum is verified, `txmode none` is honoured.
+        let atlas = [
+            ("1_a.sql", "-- atlas:txmode none\n\nCREATE TABLE a (id integer);\nSELECT * FROM missing_table;\n"),
+            ("atlas.sum", "h1:9Q4NeLXBChbkG02CHGeztKGD6yLlo/0+wPrYGD9veZU=\n1_a.sql h1:XUpb5g4U5Sr2xRvMykLf7CvfkLLx5mQD1WWwK0mYQOw=\n"),
+        ];
+        let set = parse_files(Engine::Postgres, &atlas).expect("a valid sum");
+        assert!(set.migrations[0].up.directives.no_transaction);
+        let edited = [("1_a.sql", "CREATE TABLE a (id integer);\n"), atlas[1]];
+        let errs = parse_files(Engine::Postgres, &edited).expect_err("edited");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("m/atlas.sum:2: checksum mismatch: 1_a.sql was edited"),
+            "{errs:?}"
+        );
+        // Prisma: the provider must be the engine's.
+        let prisma = [
+            (
+                "migration_lock.toml",
+                "# Please do not edit this file manually\nprovider = \"mysql\"\n",
+            ),
+            (
+                "20240101000000_a/migration.sql",
+                "CREATE TABLE a (id integer);\n",
+            ),
+        ];
+        let set = parse_files(Engine::Mysql, &prisma).expect("mysql files on mysql");
+        assert_eq!(
+            set.requires.as_ref().map(|r| r.engine),
+            Some(Some(Engine::Mysql))
+        );
+        assert!(set.check_engine(Engine::Mysql).is_ok());
+        let errs = parse_files(Engine::Postgres, &prisma).expect_err("mysql files on postgres");
+        assert!(errs[0].starts_with("m/migration_lock.toml:2: provider \"mysql\": the migrations are written for mysql, but the database shipgate migrates is postgres"), "{errs:?}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod failures;
 mod fault;
 mod foreign;
 mod layouts;
+mod layouts_prisma_atlas;
 mod lint;
 mod lock;
 mod logs;

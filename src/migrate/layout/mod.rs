@@ -8,9 +8,13 @@
 //! configuration; a directory whose files belong to different layouts, or to none, is an error
 //! naming the files. Adding a layout is one module and one line in [`LAYOUTS`].
 //!
-//! Pure: names, listings and file text in, claims and sections out. Reading the files is
-//! `source`'s job; so are checksums, directives and statements, which are the same whichever
-//! layout a script came from.
+//! A few layouts check more than names ([`Checks`], registered in [`CHECKS`]): the directory
+//! as a whole against the tool's own file (Atlas's `atlas.sum`, Prisma's `migration_lock.toml`),
+//! and the directives a tool reads in a script's own text (Atlas's `-- atlas:txmode none`).
+//!
+//! Pure: names, listings and file text in, claims, sections and verdicts out. Reading the files
+//! is `source`'s job; so are checksums, `shipgate:` directives and statements, which are the
+//! same whichever layout a script came from.
 
 mod atlas;
 mod dbmate;
@@ -23,6 +27,7 @@ mod prisma;
 use std::fmt;
 
 use super::source::Version;
+use crate::engine::Engine;
 
 /// A migration tool's directory layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,6 +96,11 @@ impl Layout {
     /// The files (relative to the migrations directory) and texts of a new migration.
     pub fn template(self, new: &New<'_>) -> Vec<(String, String)> {
         (self.def().template)(new)
+    }
+
+    /// What the layout checks beyond names, if anything.
+    pub fn checks(self) -> Option<&'static Checks> {
+        CHECKS.iter().find(|c| c.layout == self)
     }
 
     fn def(self) -> &'static Def {
@@ -288,6 +298,69 @@ impl New<'_> {
         )
     }
 }
+
+/// What a layout checks beyond names: the whole directory against the tool's own file, and the
+/// directives the tool reads in a script's own text. Registered in [`CHECKS`].
+pub struct Checks {
+    /// The layout.
+    pub layout: Layout,
+    /// The file the whole-directory check reads, directly in the directory (`atlas.sum`).
+    pub own: &'static str,
+    /// Which other files directly in the directory the check reads, by name (Atlas hashes
+    /// every `*.sql`), migrations or not.
+    pub reads: fn(&str) -> bool,
+    /// The check: the own file's bytes (`None` when it is not there) and the files `reads`
+    /// chose.
+    pub whole: CheckWhole,
+    /// The own file's text for the files `reads` chooses, which `shipgate new` writes after
+    /// adding a migration (Atlas's sum); `None` when `new` leaves the own file alone.
+    pub rewrite: Option<fn(&Listed<'_>) -> String>,
+    /// Reads the directives the tool finds in a script's text as written (byte-order mark and
+    /// line endings kept): settings for the script, or why the file cannot run as the tool
+    /// would run it.
+    pub directives: Option<ReadSettings>,
+    /// Why the layout's migrations have no down scripts, for `down`'s refusal.
+    pub no_downs: Option<&'static str>,
+}
+
+/// Files directly in the migrations directory, name and bytes, in name order.
+pub type Listed<'a> = [(&'a str, &'a [u8])];
+
+/// Checks the whole directory: the own file's bytes, if it is there, and the files listed.
+pub type CheckWhole = fn(Option<&[u8]>, &Listed<'_>) -> Whole;
+
+/// What a whole-directory check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Whole {
+    /// The engine the files are written for, when the own file names one (Prisma's provider).
+    pub requires: Option<Requires>,
+    /// What is wrong, in the own file.
+    pub problems: Vec<DirProblem>,
+}
+
+/// The database a directory's files are written for, as the tool's own file names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requires {
+    /// The line of the own file that names it (1-based).
+    pub line: usize,
+    /// The name as written (`postgresql`).
+    pub provider: String,
+    /// The engine it names; `None` for one shipgate does not migrate (`sqlserver`).
+    pub engine: Option<Engine>,
+}
+
+/// A problem a whole-directory check found in the layout's own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirProblem {
+    /// The line of the own file (1-based), when the problem stands on one.
+    pub line: Option<usize>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// Every layout that checks more than names. Kept beside [`LAYOUTS`] rather than in [`Def`]:
+/// most layouts have none.
+pub static CHECKS: &[Checks] = &[atlas::CHECKS, prisma::CHECKS];
 
 /// Every layout shipgate reads. Adding one is a module and a line here.
 pub static LAYOUTS: &[Def] = &[
