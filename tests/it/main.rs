@@ -30,6 +30,7 @@ mod metrics;
 mod middleware;
 mod platform;
 mod pooler;
+mod realworld_constructs;
 mod runs;
 mod secrets;
 mod session;
