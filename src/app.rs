@@ -600,6 +600,7 @@ async fn status(
             "server_version": server_version,
             "database": config.database.redacted(),
             "migrations_dir": config.migrations.display().to_string(),
+            "layout": set.layout.key(),
             "current_version": plan.current,
             "head_version": plan.head,
             "applied": plan.applied,
@@ -617,7 +618,14 @@ async fn status(
             "database      {} ({engine} {server_version})",
             config.database.redacted()
         ));
-        out(format!("migrations    {}", config.migrations.display()));
+        let read_as = match set.layout {
+            Layout::Native => String::new(),
+            other => format!(" (read as {other})"),
+        };
+        out(format!(
+            "migrations    {}{read_as}",
+            config.migrations.display()
+        ));
         out(format!("current       {}", version_text(plan.current)));
         out(format!("head          {}", version_text(plan.head)));
         out(format!("applied       {}", plan.applied.len()));

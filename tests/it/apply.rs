@@ -162,6 +162,7 @@ fn status_json_reports_every_field(engine: Engine) {
             "engine",
             "head_version",
             "in_progress",
+            "layout",
             "lock_holder",
             "migrations_dir",
             "missing",
@@ -180,6 +181,7 @@ fn status_json_reports_every_field(engine: Engine) {
     );
     assert_eq!(s["database"], db.url());
     assert_eq!(s["migrations_dir"], "migrations");
+    assert_eq!(s["layout"], "native");
     assert_eq!(s["current_version"], 2);
     assert_eq!(s["head_version"], 3);
     assert_eq!(

@@ -87,6 +87,13 @@ fn a_loose_sql_file_beside_diesel_directories_is_not_run(engine: Engine) {
     assert!(db.table_exists("a"));
     assert!(!db.table_exists("never"));
     assert_eq!(versions(&db), ["20240101000000"]);
+    // status says what it read, too.
+    p.run(&db, &["status"])
+        .code(0)
+        .stdout_has(&["migrations    migrations (read as diesel)"]);
+    p.run(&db, &["status", "--json"])
+        .code(0)
+        .stdout_has(&[r#""layout": "diesel""#]);
 }
 
 /// dbmate 2.29 reads a file with several `-- migrate:up` blocks as one migration: every up
