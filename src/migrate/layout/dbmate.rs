@@ -68,8 +68,7 @@ fn sections(text: &str) -> Result<Vec<Section>, Problem> {
     let mut blocks: Vec<(usize, Option<usize>)> = Vec::new();
     let mut down_before_up = None;
     let mut statement_before_up = None;
-    let cut = cut_sections(text, |line_no, line| {
-        match exact_marker(line) {
+    let cut = cut_sections(text, |line_no, line| match exact_marker(line) {
         Some((Kind::Up, options)) => {
             blocks.push((line_no, None));
             Ok(Some((Kind::Up, no_transaction(options))))
@@ -81,7 +80,11 @@ fn sections(text: &str) -> Result<Vec<Section>, Problem> {
             }
             Some((up, Some(first))) => Err(Problem {
                 line: line_no,
-                message: format!("a second `-- migrate:down` in the block that `-- migrate:up` opens on line {up} (its down is on line {first}): dbmate refuses it; start another block with `-- migrate:up`"),
+                message: format!(
+                    "a second `-- migrate:down` in the block that `-- migrate:up` opens on \
+                     line {up} (its down is on line {first}): dbmate refuses it; start another \
+                     block with `-- migrate:up`"
+                ),
             }),
             Some((_, down)) => {
                 *down = Some(line_no);
@@ -99,7 +102,6 @@ fn sections(text: &str) -> Result<Vec<Section>, Problem> {
             }
             Ok(None)
         }
-    }
     })?;
     if blocks.is_empty() {
         let line = text
@@ -132,7 +134,11 @@ fn sections(text: &str) -> Result<Vec<Section>, Problem> {
             message: if blocks.len() == 1 {
                 "no `-- migrate:down` section: dbmate requires one (leave it empty for a migration that cannot be reverted)".into()
             } else {
-                format!("no `-- migrate:down` in the block that `-- migrate:up` opens on line {up}: dbmate requires one in every block (leave it empty for a block that cannot be reverted)")
+                format!(
+                    "no `-- migrate:down` in the block that `-- migrate:up` opens on line {up}: \
+                     dbmate requires one in every block (leave it empty for a block that cannot \
+                     be reverted)"
+                )
             },
         });
     }
@@ -147,11 +153,23 @@ fn sections(text: &str) -> Result<Vec<Section>, Problem> {
         .map(|kind| {
             let parts: Vec<&Section> = cut.iter().filter(|s| s.kind == kind).collect();
             let no_transaction = parts[0].no_transaction;
-            if let Some(odd) = parts.iter().position(|s| s.no_transaction != no_transaction) {
+            if let Some(odd) = parts
+                .iter()
+                .position(|s| s.no_transaction != no_transaction)
+            {
                 let (up, down) = blocks[odd];
+                let (line, which) = match kind {
+                    Kind::Up => (up, "up"),
+                    _ => (down.unwrap_or(up), "down"),
+                };
                 return Err(Problem {
-                    line: if kind == Kind::Up { up } else { down.unwrap_or(up) },
-                    message: format!("the {} sections of this file differ in `transaction:false`: dbmate runs each in a transaction of its own or none, shipgate runs a migration's {0} script one way; put the sections that run outside a transaction in a file of their own", if kind == Kind::Up { "up" } else { "down" }),
+                    line,
+                    message: format!(
+                        "the {which} sections of this file differ in `transaction:false`: dbmate \
+                         runs each in a transaction of its own or none, shipgate runs a \
+                         migration's {which} script one way; put the sections that run outside \
+                         a transaction in a file of their own"
+                    ),
                 });
             }
             Ok(Section {
