@@ -944,12 +944,14 @@ async fn check(
     let mut findings: Vec<Finding> = Vec::new();
     let mut count = 0;
     let mut linted = 0;
+    let mut layout = None;
     let engine = check_engine(args, config);
     let mut catalog = Catalog::Assumed;
     match source::load(&config.migrations, config.layout, engine) {
         Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
         Ok(set) => {
             count = set.migrations.len();
+            layout = Some(set.layout);
             let mut only: Option<BTreeSet<Version>> = None;
             if let Some(reference) = &args.against_git {
                 let changes = gitref::changes(&config.migrations, reference).map_err(|e| {
@@ -1030,6 +1032,10 @@ async fn check(
                 tracing::info!(rule = %f.rule, "acknowledged: {f} ({})", f.acknowledged.as_deref().unwrap_or_default());
             }
             let mut notes = Vec::new();
+            // Another tool's layout, detected or forced, is named: what was read is said.
+            if let Some(layout) = layout.filter(|l| *l != Layout::Native) {
+                notes.push(format!("read as {layout}"));
+            }
             if warnings > 0 {
                 notes.push(format!("{warnings} warning(s)"));
             }

@@ -33,6 +33,7 @@ mod middleware;
 mod platform;
 mod pooler;
 mod real_tools;
+mod realworld_constructs;
 mod runs;
 mod secrets;
 mod session;

@@ -484,23 +484,33 @@ pub fn detect<'t>(
             claims.push(claim);
             continue;
         }
+        if ignored_by(layout, &fit) {
+            continue;
+        }
         let why = if let Some((other, _)) = fit.ok.first() {
             Misfit::Other(format!(
                 "a {other} migration in a directory read as {layout}; a directory holds one tool's layout (move it, or set `layout` to the one the directory is in)"
             ))
         } else {
-            // The directory's own layout's reason, unless another layout recognised the
-            // name as its own kind of file (`R__views.sql`, a goose `.go` migration): that
-            // says more than "not a positive integer".
+            // The directory's own layout's reason. In shipgate's own layout, whose shape is
+            // every `.sql` name, another layout that recognised the name as its own kind of
+            // file (`R__views.sql`, a goose `.go` migration) says more than "not a positive
+            // integer"; in another tool's directory its own reason does (`V1.1__x.sql` in a
+            // Flyway directory is not a misnamed `.up.sql` file).
             let own = fit.bad.iter().find(|(l, _)| *l == layout);
             // Layouts that name their files as shipgate does (goose, dbmate, Atlas) say
-            // nothing more specific about them.
+            // nothing more specific about them; a directory in another tool's layout
+            // explains a bad name in that tool's terms.
             let distinctive = |l: &Layout| l.def().marked.is_none() && !l.def().needs_own_file;
             let specific = fit
                 .bad
                 .iter()
                 .find(|(l, r)| *l != layout && distinctive(l) && own.is_none_or(|(_, o)| o != r));
-            let (layout, reason) = specific.or(own).unwrap_or(&fit.bad[0]).clone();
+            let pick = match own {
+                Some(own) if layout != Layout::Native => Some(own),
+                _ => specific.or(own),
+            };
+            let (layout, reason) = pick.unwrap_or(&fit.bad[0]).clone();
             Misfit::BadName { layout, reason }
         };
         problems.push((name, why));
@@ -510,6 +520,16 @@ pub fn detect<'t>(
         claims,
         problems,
     }
+}
+
+/// Whether the directory's layout leaves `fit` alone as its tool does: an entry that is not
+/// of the layout's shape at all (a loose `data.sql` beside diesel's or Prisma's migration
+/// directories, a `seed.sql` among Flyway's `V…__` files) and that no layout reads as a
+/// migration is never run by that tool, so it is not a migration here either. shipgate's own
+/// layout keeps refusing such names: every `.sql` file is of its shape, and a typo must not
+/// skip a migration silently.
+fn ignored_by(layout: Layout, fit: &Fits<'_>) -> bool {
+    layout != Layout::Native && fit.ok.is_empty() && (layout.def().claim)(fit.entry).is_none()
 }
 
 /// Drops the claims of layouts with marks whose marks the file's text lacks, and the native
@@ -543,15 +563,24 @@ fn mark<'t>(fit: &mut Fits<'_>, text: &dyn Fn(&str) -> Option<&'t str>) {
 
 /// The layout a directory is in: the one whose own file is there, else the first (in
 /// [`Layout::ALL`] order) that reads every migration entry, else the one that reads most.
+///
+/// Atlas's own file decides only when Atlas reads some entry, or no layout reads any: Atlas
+/// keeps its `atlas.sum` beside directories in other tools' formats too
+/// (`format=golang-migrate`: `.up.sql` and `.down.sql` files that golang-migrate runs), and
+/// there the files say more than the sum file. (Atlas is the layout detected only by its own
+/// file; Prisma's lock file belongs to Prisma's directories alone, so beside other files it
+/// still decides, and they are named as misfits.)
 fn choose(fits: &[Fits<'_>], hinted: &[Layout]) -> Layout {
-    if let Some(&layout) = hinted.first() {
-        return layout;
-    }
     let reads = |layout: Layout| {
         fits.iter()
             .filter(|f| f.ok.iter().any(|(l, _)| *l == layout))
             .count()
     };
+    let any_read = fits.iter().any(|f| !f.ok.is_empty());
+    let decides = |l: Layout| !l.def().needs_own_file || reads(l) > 0 || !any_read;
+    if let Some(&layout) = hinted.iter().find(|&&l| decides(l)) {
+        return layout;
+    }
     let reads_all = |layout: Layout| {
         let n = reads(layout);
         (n == fits.len() && n > 0).then_some(layout)
@@ -736,6 +765,85 @@ mod tests {
 
         let d = detect_files(&[("V1__a.sql", ""), ("2_b.up.sql", "")], Choice::Auto);
         assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+    }
+
+    /// Detects `files`, expecting `layout`, no problem and `claims` migrations.
+    fn reads_cleanly(files: &[(&str, &str)], layout: Layout, claims: usize) {
+        let d = detect_files(files, Choice::Auto);
+        assert_eq!(d.layout, layout, "{files:?}");
+        assert!(d.problems.is_empty(), "{files:?}: {:?}", d.problems);
+        assert_eq!(d.claims.len(), claims, "{files:?}");
+    }
+
+    #[test]
+    fn an_atlas_sum_beside_another_tools_files_does_not_decide() {
+        // `atlas migrate diff --dir "file://m?format=golang-migrate"` keeps its sum file beside
+        // golang-migrate's files, which golang-migrate runs.
+        let golang_migrate = [
+            ("20240826120919_init.up.sql", "CREATE TABLE a (id int);"),
+            ("20240826120919_init.down.sql", "DROP TABLE a;"),
+            ("atlas.sum", "h1:x"),
+        ];
+        reads_cleanly(&golang_migrate, Layout::Native, 2);
+        // Atlas's own files, named with or without a description, are still Atlas's.
+        let atlas = [
+            ("1.sql", "SELECT 1;"),
+            ("2_b.sql", "SELECT 2;"),
+            ("atlas.sum", "h1:x"),
+        ];
+        reads_cleanly(&atlas, Layout::Atlas, 2);
+        // A Prisma project without a migration yet is Prisma's.
+        reads_cleanly(&[("migration_lock.toml", "")], Layout::Prisma, 0);
+    }
+
+    #[test]
+    fn a_directory_layout_leaves_loose_files_alone_as_its_tool_does() {
+        let up = vec!["up.sql".to_owned(), "down.sql".to_owned()];
+        let files = vec!["README.md".to_owned(), "data_backfill.sql".to_owned()];
+        let dirs = vec![
+            ("2024-01-01-000000_a".to_owned(), up.clone()),
+            ("2024-01-02-000000_b".to_owned(), up),
+        ];
+        let d = detect(&files, &dirs, Choice::Auto, &|_| None);
+        assert_eq!(d.layout, Layout::Diesel);
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert_eq!(d.claims.len(), 2);
+
+        reads_cleanly(&[("V1__a.sql", ""), ("seed.sql", "")], Layout::Flyway, 1);
+
+        // shipgate's own layout still refuses a `.sql` name it cannot read: a typo must not
+        // skip a migration.
+        let d = detect_files(&[("1_a.sql", ""), ("data_backfill.sql", "")], Choice::Auto);
+        assert_eq!(d.layout, Layout::Native);
+        assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+        // A file that is a migration of another layout is still named.
+        let d = detect_files(&[("V1__a.sql", ""), ("2_b.up.sql", "")], Choice::Auto);
+        assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+    }
+
+    #[test]
+    fn a_bad_name_is_explained_in_the_directorys_own_layout() {
+        let reasons = |files: &[(&str, &str)]| -> Vec<(String, Layout, String)> {
+            detect_files(files, Choice::Auto)
+                .problems
+                .into_iter()
+                .map(|(name, why)| match why {
+                    Misfit::BadName { layout, reason } => (name, layout, reason),
+                    other => panic!("{name}: {other:?}"),
+                })
+                .collect()
+        };
+        // In a Flyway directory, Flyway's reasons, not "expected <version>_<name>.up.sql".
+        let found = reasons(&[("V1__a.sql", ""), ("V1.1__b.sql", ""), ("B2__base.sql", "")]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        for (name, layout, reason) in &found {
+            assert_eq!(*layout, Layout::Flyway, "{name}: {reason}");
+        }
+        assert!(found[0].2.contains("baseline"), "{found:?}");
+        // In shipgate's own, the layout that knows the name says what it is.
+        let found = reasons(&[("1_a.up.sql", ""), ("R__views.sql", "")]);
+        assert_eq!(found[0].1, Layout::Flyway, "{found:?}");
+        assert!(found[0].2.contains("repeatable"), "{found:?}");
     }
 
     #[test]
