@@ -952,6 +952,12 @@ async fn check(
         Ok(set) => {
             count = set.migrations.len();
             layout = Some(set.layout);
+            if let Some(order) = &set.order_warning {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    ..problem("layout-order", None, None, order.clone())
+                });
+            }
             let mut only: Option<BTreeSet<Version>> = None;
             if let Some(reference) = &args.against_git {
                 let changes = gitref::changes(&config.migrations, reference).map_err(|e| {

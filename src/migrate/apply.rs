@@ -321,6 +321,9 @@ pub async fn up(
             adopted: None,
         });
     }
+    if let Some(order) = &set.order_warning {
+        tracing::warn!(layout = %set.layout, "{order}");
+    }
     // A database another tool has been migrating: running shipgate's files from the start
     // would apply again what that tool applied (SPEC §4). Refused before anything is written,
     // unless `adopt = auto` takes that history over first.

@@ -35,6 +35,11 @@ pub struct MigrationSet {
     /// The engine the files are written for, when the layout's own file names one (Prisma's
     /// `migration_lock.toml`): [`MigrationSet::check_engine`] refuses any other database.
     pub requires: Option<Requirement>,
+    /// Where the directory's own tool would apply two migrations in the other order: diesel,
+    /// dbmate, Prisma and Atlas order versions as text (`20240313` after `20240306…`), shipgate
+    /// as numbers; they differ when versions have different numbers of digits. Said by `check`
+    /// and by a run with pending migrations, never silently.
+    pub order_warning: Option<String>,
 }
 
 /// The database engine a directory's files are written for, as its layout's own file says.
@@ -1163,6 +1168,7 @@ fn assemble(
     if !errors.is_empty() {
         return Err(SourceErrors(errors));
     }
+    let order_warning = text_order_warning(dir, found, &ups);
     let migrations = ups
         .into_iter()
         .map(|(version, (name, _, up, checksum, _))| Migration {
@@ -1178,6 +1184,37 @@ fn assemble(
         layout: found,
         migrations,
         requires,
+        order_warning,
+    })
+}
+
+/// The first pair of migrations, in shipgate's order, that `layout`'s own tool would apply the
+/// other way round, as a sentence; `None` when the orders agree or the tool orders as numbers.
+fn text_order_warning(
+    dir: &Path,
+    layout: Layout,
+    ups: &BTreeMap<Version, (String, Kind, Script, String, String)>,
+) -> Option<String> {
+    if !layout.orders_versions_as_text() {
+        return None;
+    }
+    // The tool's key: the entry's name (diesel: its version, up to the first `_`, without `-`).
+    let key = |file: &str| -> String {
+        let entry = file.split('/').next().unwrap_or(file);
+        match layout {
+            Layout::Diesel => entry.split('_').next().unwrap_or(entry).replace('-', ""),
+            _ => entry.to_owned(),
+        }
+    };
+    let files: Vec<&String> = ups.values().map(|(.., file)| file).collect();
+    files.windows(2).find_map(|w| {
+        (key(w[0]) > key(w[1])).then(|| {
+            format!(
+                "{layout} applies {} before {} (it orders versions as text), shipgate after it (as numbers: their versions have different numbers of digits); on a database where neither is applied they run in shipgate's order",
+                dir.join(w[1]).display(),
+                dir.join(w[0]).display()
+            )
+        })
     })
 }
 

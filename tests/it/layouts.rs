@@ -316,3 +316,34 @@ fn flyway_dotted_versions_apply_in_version_order(engine: Engine) {
     p.write("V1.5__late.sql", "SELECT 1;\n");
     p.run(&db, &["release"]).code(5).stderr_has(&["1.5"]);
 }
+
+on_every_engine!(a_tool_that_orders_versions_as_text_is_warned_about);
+
+/// diesel orders versions as text: `2024-03-13_170000_x` is version `20240313`, which diesel
+/// runs between March 6th and 14th and shipgate (numbers) first. `check` and the release say
+/// so, naming both directories.
+fn a_tool_that_orders_versions_as_text_is_warned_about(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    for (dir, sql) in [
+        ("2024-03-06-000000_a", "CREATE TABLE a (id integer);\n"),
+        ("2024-03-13_170000_b", "CREATE TABLE b (id integer);\n"),
+    ] {
+        std::fs::create_dir_all(p.migrations().join(dir)).expect("a migration directory");
+        p.write(&format!("{dir}/up.sql"), sql);
+    }
+    let words = [
+        "2024-03-13_170000_b",
+        "2024-03-06-000000_a",
+        "orders versions as text",
+    ];
+    p.run(&db, &["check"]).stdout_has(&words);
+    p.run(&db, &["release"]).code(0).stderr_has(&words);
+    // Nothing pending: nothing to say.
+    let quiet = p.run(&db, &["release"]);
+    quiet.code(0);
+    assert!(
+        !quiet.stderr.contains("orders versions as text"),
+        "{quiet:?}"
+    );
+}

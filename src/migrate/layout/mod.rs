@@ -83,6 +83,15 @@ impl Layout {
         }
     }
 
+    /// Whether the layout's tool orders versions as text (diesel, dbmate, Prisma, Atlas sort
+    /// names), not as numbers (shipgate, sqlx, golang-migrate, goose, Flyway).
+    pub fn orders_versions_as_text(self) -> bool {
+        matches!(
+            self,
+            Layout::Diesel | Layout::Dbmate | Layout::Prisma | Layout::Atlas
+        )
+    }
+
     /// How the layout cuts a file with sections, if it keeps any.
     pub fn sections(self) -> Option<CutSections> {
         self.def().sections
