@@ -111,10 +111,20 @@ CREATE TABLE IF NOT EXISTS {a} (
     before TEXT,
     after TEXT,
     deploy_id TEXT
+);
+CREATE TABLE IF NOT EXISTS {p} (
+    name TEXT PRIMARY KEY,
+    checksum TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT {NOW},
+    execution_ms INTEGER NOT NULL DEFAULT 0,
+    applied_by TEXT,
+    deploy_id TEXT,
+    app_version TEXT
 );",
         m = t.migrations,
         r = t.runs,
-        a = t.audit
+        a = t.audit,
+        p = t.repeatables
     )
 }
 

@@ -30,6 +30,7 @@ mod metrics;
 mod middleware;
 mod platform;
 mod pooler;
+mod repeatables;
 mod runs;
 mod secrets;
 mod session;
