@@ -1,4 +1,5 @@
-//! Migration files → a validated, ordered [`MigrationSet`].
+//! Migration files → a validated, ordered [`MigrationSet`]: versioned migrations by version,
+//! repeatable ones ([`Repeatable`], `R__<name>.sql`) by name.
 //!
 //! Owns the native layout of SPEC §3 (`<version>_<name>.up.sql` / `.down.sql` / `.sql`, the
 //! extension in any case), the `shipgate:` directives, and the normalised SHA-256 checksum.
