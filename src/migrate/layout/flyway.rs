@@ -8,7 +8,8 @@
 //! transaction (its parsers' `detectCanExecuteInTransaction`: `CREATE INDEX CONCURRENTLY`,
 //! `VACUUM`, `CREATE DATABASE`, … on PostgreSQL, `PRAGMA foreign_keys` on SQLite; a file that
 //! mixes both kinds is refused unless `mixed`), and which text it would have rewritten before
-//! running (placeholders, `${name}`), which shipgate refuses since it runs what the file says.
+//! running (placeholders, `${name}`), which shipgate refuses since it runs what the file says;
+//! so is PostgreSQL's `COPY … FROM STDIN` with its rows in the file, which Flyway feeds itself.
 //! Baseline migrations (`B…__`), script configuration files (`….sql.conf`) and callbacks
 //! (`afterMigrate.sql`) are refused, each with what to do instead.
 
@@ -350,6 +351,12 @@ pub(super) fn read_statements(
                 });
             }
         }
+        if rules.engine == Engine::Postgres && copy_from_stdin(&scan.keywords) {
+            return Err(Problem {
+                line: s.line,
+                message: "`COPY … FROM STDIN` with its rows in the file: Flyway sends the lines that follow the statement as its data, shipgate runs SQL statements only; write the rows as INSERT statements".into(),
+            });
+        }
         if !decide {
             continue;
         }
@@ -399,6 +406,15 @@ const CUTOFF: usize = 10;
 fn can_run_in_transaction(keywords: &[String], rules: split::Rules) -> bool {
     let k: Vec<&str> = keywords.iter().map(String::as_str).collect();
     (1..=k.len()).all(|n| !outside(&k[..n], rules))
+}
+
+/// Whether the keywords are PostgreSQL's `COPY … FROM STDIN`, whose rows Flyway's parser reads
+/// from the lines after the statement (`PostgreSQLParser.COPY_FROM_STDIN_REGEX`).
+fn copy_from_stdin(keywords: &[String]) -> bool {
+    keywords.first().is_some_and(|k| k == "COPY")
+        && keywords
+            .windows(2)
+            .any(|w| w[0] == "FROM" && w[1] == "STDIN")
 }
 
 /// Whether exactly these keywords match one of Flyway's non-transactional patterns.
@@ -739,6 +755,20 @@ mod tests {
         assert_eq!(
             read_statements(&off.statement_rules(), &s, rules, true),
             Ok(false)
+        );
+    }
+
+    #[test]
+    fn copy_from_stdin_with_rows_in_the_file_is_refused() {
+        let copy = decide(
+            "COPY t (a, b) FROM STDIN;\n1\t2\n\\.\n",
+            Engine::Postgres,
+            false,
+        );
+        assert!(
+            copy.as_ref()
+                .is_err_and(|p| p.line == 1 && p.message.contains("FROM STDIN")),
+            "{copy:?}"
         );
     }
 }
