@@ -167,7 +167,7 @@ impl Only {
             versions: self
                 .versions
                 .intersection(&other.versions)
-                .copied()
+                .cloned()
                 .collect(),
             repeatables: self
                 .repeatables

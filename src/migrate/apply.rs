@@ -751,7 +751,7 @@ async fn apply_one(
         backend,
         settings.lock_retries,
         interrupt,
-        Attempt::Whole(What::Migration(m.version)),
+        Attempt::Whole(What::Migration(&m.version)),
         async |b: &mut Backend| b.apply_in_transaction(&m.up, &record, t).await,
     )
     .await?;
@@ -980,7 +980,7 @@ async fn exec_step(
         backend,
         lock_retries,
         interrupt,
-        Attempt::Statement(What::Migration(version), index),
+        Attempt::Statement(What::Migration(&version), index),
         async |b: &mut Backend| b.exec_statement(sql, t).await,
     )
     .await?;
@@ -999,7 +999,7 @@ async fn exec_step(
 #[derive(Clone, Copy)]
 enum What<'a> {
     /// A versioned migration.
-    Migration(Version),
+    Migration(&'a Version),
     /// A repeatable migration, by name.
     Repeatable(&'a str),
 }
