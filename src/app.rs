@@ -14,7 +14,6 @@ use clap::{CommandFactory, FromArgMatches};
 use serde_json::json;
 
 use crate::cli::{self, Cli, Command, Format};
-use std::collections::BTreeSet;
 
 use crate::config::{self, Config, DatabaseUrl, Engine};
 use crate::gitref;
@@ -106,9 +105,11 @@ pub fn exit_for(e: &migrate::Error) -> Exit {
         E::Config { .. } => Exit::Usage,
         E::Unreachable { .. } => Exit::Unreachable,
         E::LockTimeout { .. } => Exit::LockTimeout,
-        E::Failed { .. } | E::RevertFailed { .. } | E::LockLost { .. } | E::Database { .. } => {
-            Exit::MigrationFailed
-        }
+        E::Failed { .. }
+        | E::RepeatableFailed { .. }
+        | E::RevertFailed { .. }
+        | E::LockLost { .. }
+        | E::Database { .. } => Exit::MigrationFailed,
         E::Interrupted(Signal::Interrupt, _) => Exit::Interrupted,
         E::Interrupted(Signal::Terminate, _) => Exit::Terminated,
     }
@@ -246,7 +247,7 @@ async fn dispatch(
 }
 
 fn load_set(config: &Config) -> Result<MigrationSet, Failure> {
-    source::load(&config.migrations, config.layout, config.database_engine())
+    source::load(&config.migrations, &config.layout, config.database_engine())
         .map_err(|e| migrate::Error::Source(e).into())
 }
 
@@ -257,7 +258,7 @@ async fn load_and_connect(
 ) -> Result<(MigrationSet, Backend, apply::PlanHistory), Failure> {
     Ok(apply::load_and_connect(
         &config.migrations,
-        config.layout,
+        &config.layout,
         &config.database,
         &config.engine,
         &config.deploy,
@@ -329,7 +330,8 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
                 return finish(backend, Err(e)).await;
             }
         };
-        let set = match set.read(versions, rules) {
+        let names: Vec<String> = set.repeatables.iter().map(|r| r.name.clone()).collect();
+        let set = match set.read(versions, names.iter().map(String::as_str), rules) {
             Ok(set) => set,
             Err(e) => return finish(backend, Err(migrate::Error::Source(e))).await,
         };
@@ -363,7 +365,7 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
     if let Some(adopted) = &report.adopted {
         out(format!("adopt = auto: {adopted}"));
     }
-    if report.applied.is_empty() {
+    if report.applied.is_empty() && report.repeatables.is_empty() {
         out(format!(
             "nothing to do: at version {} (head {}), {} applied",
             version_text(report.plan.current.as_ref()),
@@ -377,8 +379,15 @@ async fn up(args: &cli::Up, config: &Config, mut interrupt: Interrupt) -> Result
                 a.version, a.name, a.duration_ms
             ));
         }
+        for r in &report.repeatables {
+            out(format!("ran repeatable {} ({} ms)", r.name, r.duration_ms));
+        }
+        let reran = match report.repeatables.len() {
+            0 => String::new(),
+            n => format!(" and ran {n} repeatable migration(s)"),
+        };
         out(format!(
-            "applied {} migration(s) in {}; now at version {}",
+            "applied {} migration(s){reran} in {}; now at version {}",
             report.applied.len(),
             ms(started.elapsed()),
             version_text(report.plan.current.as_ref())
@@ -403,7 +412,7 @@ pub(crate) async fn dry_run_plan(
     config: &Config,
 ) -> Result<(Plan, Option<migrate::Error>), migrate::Error> {
     let plan = migrate::plan::compute(&history.unwrap_or_default(), set, policy);
-    if plan.pending.is_empty() {
+    if !plan.has_pending() {
         return Ok((plan, None));
     }
     match crate::gate::check(backend, set, &plan, &config.lint).await {
@@ -418,33 +427,57 @@ pub(crate) fn print_dry_run(plan: &Plan, set: &MigrationSet, policy: &Policy) {
     for b in &blockers {
         out(format!("would refuse: {b}"));
     }
-    if plan.pending.is_empty() {
+    if !plan.has_pending() {
         out(format!(
             "dry run: nothing to do: at version {}",
             version_text(plan.current.as_ref())
         ));
         return;
     }
+    let repeatables = match plan.pending_repeatables.len() {
+        0 => String::new(),
+        n => format!(" and run {n} repeatable migration(s)"),
+    };
     out(format!(
-        "dry run: would apply {} migration(s); nothing was changed",
+        "dry run: would apply {} migration(s){repeatables}; nothing was changed",
         plan.pending.len()
     ));
+    let mode = |script: &source::Script| {
+        if script.directives.no_transaction {
+            "no transaction, statement by statement"
+        } else {
+            "one transaction"
+        }
+    };
     for e in &plan.pending {
         let Some(m) = set.get(&e.version) else {
             continue;
         };
-        let mode = if m.up.directives.no_transaction {
-            "no transaction, statement by statement"
-        } else {
-            "one transaction"
-        };
         out(format!(
-            "\n-- {} {} ({}; {mode})",
+            "\n-- {} {} ({}; {})",
             m.version,
             m.name,
-            m.up.path.display()
+            m.up.path.display(),
+            mode(&m.up)
         ));
         out(m.up.sql.trim_end());
+    }
+    for e in &plan.pending_repeatables {
+        let Some(r) = set.repeatable(&e.name) else {
+            continue;
+        };
+        let why = if e.recorded_checksum.is_some() {
+            "changed since it last ran"
+        } else {
+            "never ran"
+        };
+        out(format!(
+            "\n-- repeatable {} ({}; {why}; {})",
+            r.name,
+            r.script.path.display(),
+            mode(&r.script)
+        ));
+        out(r.script.sql.trim_end());
     }
 }
 
@@ -610,6 +643,7 @@ async fn status(
             "head_version": plan.head,
             "applied": plan.applied,
             "pending": plan.pending,
+            "pending_repeatables": plan.pending_repeatables,
             "modified": plan.modified,
             "missing": plan.missing,
             "out_of_order": plan.out_of_order,
@@ -640,6 +674,20 @@ async fn status(
         out(format!("pending       {}", plan.pending.len()));
         for e in &plan.pending {
             out(format!("  pending     {} {}", e.version, e.name));
+        }
+        if !plan.pending_repeatables.is_empty() {
+            out(format!(
+                "repeatables   {} to run again",
+                plan.pending_repeatables.len()
+            ));
+        }
+        for r in &plan.pending_repeatables {
+            let why = if r.recorded_checksum.is_some() {
+                "changed since it last ran"
+            } else {
+                "never ran"
+            };
+            out(format!("  run again   {} ({why})", r.name));
         }
         let problems = [
             ("modified", plan.modified.len()),
@@ -672,7 +720,7 @@ async fn status(
         if !blockers.is_empty() {
             return Ok(Exit::Invalid);
         }
-        if !plan.pending.is_empty() {
+        if plan.has_pending() {
             return Ok(Exit::Pending);
         }
     }
@@ -748,8 +796,8 @@ fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
         .map_err(|e| Failure::new(Exit::Usage, e))?;
     // The directory's layout (detected, or the configured one); an empty or unreadable
     // directory gets the configured layout, or shipgate's own.
-    let loaded = source::load_unread(dir, config.layout);
-    let layout = match (&loaded, config.layout) {
+    let loaded = source::load_unread(dir, &config.layout);
+    let layout = match (&loaded, config.layout.choice) {
         (Ok(set), _) => set.layout,
         (Err(_), Choice::Forced(layout)) => layout,
         (Err(_), Choice::Auto) => Layout::Native,
@@ -797,6 +845,7 @@ fn new(args: &cli::New, config: &Config) -> Result<Exit, Failure> {
             next,
             name: &name,
             down: !args.no_down,
+            options: &config.layout,
         })
         .into_iter()
         .map(|(file, text)| (dir.join(file), text))
@@ -902,6 +951,7 @@ fn source_finding(e: &SourceError) -> Finding {
         SourceError::UnreadableFile { file, .. }
         | SourceError::BadFileName { file, .. }
         | SourceError::DuplicateVersion { file, .. }
+        | SourceError::DuplicateRepeatable { file, .. }
         | SourceError::DownWithoutUp { file, .. }
         | SourceError::NotUtf8 { file, .. }
         | SourceError::NotRegularFile { file, .. }
@@ -947,10 +997,10 @@ async fn check(
     let mut layout = None;
     let engine = check_engine(args, config);
     let mut catalog = Catalog::Assumed;
-    match source::load(&config.migrations, config.layout, engine) {
+    match source::load(&config.migrations, &config.layout, engine) {
         Err(errors) => findings.extend(errors.0.iter().map(source_finding)),
         Ok(set) => {
-            count = set.migrations.len();
+            count = set.migrations.len() + set.repeatables.len();
             layout = Some(set.layout);
             if let Some(order) = &set.order_warning {
                 findings.push(Finding {
@@ -958,7 +1008,7 @@ async fn check(
                     ..problem("layout-order", None, None, order.clone())
                 });
             }
-            let mut only: Option<BTreeSet<Version>> = None;
+            let mut only: Option<lint::Only> = None;
             if let Some(reference) = &args.against_git {
                 let changes = gitref::changes(&config.migrations, reference).map_err(|e| {
                     Failure::new(
@@ -966,9 +1016,9 @@ async fn check(
                         anyhow::anyhow!("check --against-git {reference}: {e}"),
                     )
                 })?;
-                let (versions, edits) = gitref::compare(&set, &changes);
+                let (changed, edits) = gitref::compare(&set, &changes);
                 findings.extend(edits);
-                only = Some(versions);
+                only = Some(changed);
             }
             if let Some(url) = &args.database {
                 let url = if url.is_empty() {
@@ -1001,14 +1051,13 @@ async fn check(
                     findings.push(problem("history", file, None, b.to_string()));
                 }
                 // Applied files are history: lint what is still to come.
-                let pending: BTreeSet<Version> =
-                    plan.pending.iter().map(|e| e.version.clone()).collect();
+                let pending = crate::gate::pending(&plan);
                 only = Some(match only {
-                    Some(o) => o.intersection(&pending).cloned().collect(),
+                    Some(o) => o.intersection(&pending),
                     None => pending,
                 });
             }
-            linted = only.as_ref().map_or(count, BTreeSet::len);
+            linted = only.as_ref().map_or(count, lint::Only::len);
             let options = LintOptions {
                 engine,
                 severities: config.lint.severities.clone(),

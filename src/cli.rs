@@ -80,6 +80,13 @@ pub struct Global {
     #[arg(long, global = true, env = "SHIPGATE_LAYOUT", value_name = "NAME")]
     pub layout: Option<String>,
 
+    /// Flyway's settings for a Flyway directory, comma separated, as Flyway names them:
+    /// sqlMigrationPrefix=V, undoSqlMigrationPrefix=U, repeatableSqlMigrationPrefix=R,
+    /// baselineMigrationPrefix=B, sqlMigrationSeparator=__, sqlMigrationSuffixes=.sql,
+    /// mixed=false, placeholderReplacement=true, placeholderPrefix=${, placeholderSuffix=}
+    #[arg(long, global = true, env = "SHIPGATE_FLYWAY", value_name = "LIST")]
+    pub flyway: Option<String>,
+
     /// Config file [default: config/shipgate.toml when present]
     #[arg(long, global = true, env = "SHIPGATE_CONFIG", value_name = "PATH", value_parser = path)]
     pub config: Option<PathBuf>,

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use crate::cli::Global;
 pub use crate::engine::Engine;
 use crate::lint::{self, Severity, Threshold};
-use crate::migrate::layout::Choice;
+use crate::migrate::layout::{self, Choice};
 use crate::migrate::plan::Policy;
 use crate::migrate::source::{MAX_SERVER_TIMEOUT, MAX_SERVER_TIMEOUT_TEXT};
 use crate::notify::{WebhookSettings, WebhookUrl};
@@ -43,8 +43,8 @@ pub struct Config {
     pub platform: Option<Platform>,
     /// The migrations directory.
     pub migrations: PathBuf,
-    /// The layout to read it in: detected, or the one configured.
-    pub layout: Choice,
+    /// How to read it: the layout (detected, or the one configured) and Flyway's settings.
+    pub layout: layout::Options,
     /// Log output format; `None` picks by whether stdout is a terminal.
     pub log_format: Option<LogFormat>,
     /// Bounds and names for the migration engine.
@@ -703,6 +703,8 @@ struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     layout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    flyway: Option<LooseSettings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     connect_timeout: Option<String>,
@@ -770,6 +772,58 @@ enum LooseMap {
     Text(String),
 }
 
+/// Settings of another tool from TOML (`{ mixed = true, sqlMigrationPrefix = "M" }`) or from
+/// a flag/env string (`"mixed=true,sqlMigrationPrefix=M"`), checked later.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LooseSettings {
+    Table(BTreeMap<String, LooseValue>),
+    Text(String),
+}
+
+/// One value of [`LooseSettings`]: TOML's text, boolean or integer, read as text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LooseValue {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl LooseValue {
+    fn text(&self) -> String {
+        match self {
+            LooseValue::Bool(b) => b.to_string(),
+            LooseValue::Int(n) => n.to_string(),
+            LooseValue::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// The `key=value` pairs of a settings list. A comma separates pairs, except inside a value
+/// that holds commas itself (`sqlMigrationSuffixes=.sql,.pgsql`): a piece without `=`
+/// continues the value before it.
+fn settings_pairs(settings: &LooseSettings) -> Vec<(String, String)> {
+    match settings {
+        LooseSettings::Table(t) => t.iter().map(|(k, v)| (k.clone(), v.text())).collect(),
+        LooseSettings::Text(text) => {
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for piece in text.split(',') {
+                match (piece.split_once('='), pairs.last_mut()) {
+                    (Some((k, v)), _) => pairs.push((k.trim().to_owned(), v.trim().to_owned())),
+                    (None, Some((_, v))) => {
+                        v.push(',');
+                        v.push_str(piece.trim());
+                    }
+                    (None, None) if piece.trim().is_empty() => {}
+                    (None, None) => pairs.push((piece.trim().to_owned(), String::new())),
+                }
+            }
+            pairs
+        }
+    }
+}
+
 /// A boolean from TOML (`true`) or from a flag/env string (`"true"`), checked later.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -791,6 +845,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("database_url", "--database-url", "DATABASE_URL"),
     ("migrations", "--migrations", "SHIPGATE_MIGRATIONS"),
     ("layout", "--layout", "SHIPGATE_LAYOUT"),
+    ("flyway", "--flyway", "SHIPGATE_FLYWAY"),
     ("log_format", "--log-format", "SHIPGATE_LOG_FORMAT"),
     (
         "connect_timeout",
@@ -909,6 +964,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             .map(|p| p.display().to_string())
             .filter(|s| !s.trim().is_empty()),
         layout: given(&global.layout),
+        flyway: given(&global.flyway).map(LooseSettings::Text),
         log_format: given(&global.log_format),
         connect_timeout: given(&global.connect_timeout),
         lock_wait: given(&global.lock_wait),
@@ -1168,12 +1224,27 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         )?,
     };
     let require_notify = boolean("require_notify", &layer.require_notify)?;
-    let layout = match layer.layout.as_deref() {
+    let choice = match layer.layout.as_deref() {
         None => Choice::Auto,
         Some(key) => {
             Choice::from_key(key).ok_or_else(|| invalid("layout", key, Choice::EXPECTED))?
         }
     };
+    let mut layout = layout::Options {
+        choice,
+        ..layout::Options::default()
+    };
+    for (key, value) in layer
+        .flyway
+        .as_ref()
+        .map(settings_pairs)
+        .unwrap_or_default()
+    {
+        layout
+            .flyway
+            .set(&key, &value)
+            .map_err(|expected| invalid("flyway", &format!("{key}={value}"), &expected))?;
+    }
     let gate = match layer.lint_gate.as_deref().map(str::trim) {
         None | Some("") | Some("error") => GateMode::Error,
         Some("warn" | "warning") => GateMode::Warn,
@@ -1340,8 +1411,13 @@ fn line_of(text: &str, key: &str) -> Option<usize> {
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            let table = l
+                .strip_prefix('[')
+                .and_then(|l| l.strip_prefix(key))
+                .is_some_and(|rest| rest.trim_start().starts_with(']'));
+            table
+                || l.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map(|i| i + 1)
 }
@@ -1804,6 +1880,50 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn reads_flyway_settings_from_a_table_or_a_list() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "layout = \"flyway\"\n[flyway]\nsqlMigrationPrefix = \"M\"\nmixed = true\n",
+        )
+        .expect("write config");
+        let p = path.display().to_string();
+        let config = load_args(&["shipgate", "--config", &p, "status"]).expect("valid");
+        assert_eq!(config.layout.flyway.versioned_prefix, "M");
+        assert!(config.layout.flyway.mixed);
+        // A flag replaces the file's settings; a value with commas runs to the next `key=`.
+        let config = load_args(&[
+            "shipgate",
+            "--config",
+            &p,
+            "--flyway",
+            "sqlMigrationSuffixes=.sql,.pgsql, placeholderReplacement=false",
+            "status",
+        ])
+        .expect("valid");
+        assert_eq!(config.layout.flyway.suffixes, [".sql", ".pgsql"]);
+        assert!(!config.layout.flyway.placeholder_replacement);
+        std::fs::write(&path, "[flyway]\nmixed = \"perhaps\"\n").expect("write config");
+        let err = load_args(&["shipgate", "--config", &p, "status"])
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            err.contains("invalid flyway = \"mixed=perhaps\"")
+                && err.contains(":1)")
+                && err.contains("true or false"),
+            "{err}"
+        );
+        let err = load_args(&["shipgate", "--flyway", "cleanDisabled=false", "status"])
+            .expect_err("unknown")
+            .to_string();
+        assert!(
+            err.contains("--flyway") && err.contains("sqlMigrationPrefix"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,16 +8,15 @@
 //! or are logged (`"warn"`). `check --database` reads the catalog through [`catalog`] too, so
 //! CI and the gate see the same database the same way.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 
 use crate::config::{GateMode, LintSettings};
-use crate::lint::{self, Catalog, Finding, LintOptions, TableStats, Threshold, Verdict};
+use crate::lint::{self, Catalog, Finding, LintOptions, Only, TableStats, Threshold, Verdict};
 use crate::migrate::apply;
 use crate::migrate::backend::{Backend, CatalogObject, DbError};
 use crate::migrate::plan::Plan;
-use crate::migrate::source::{MigrationSet, Version};
+use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
 
 /// The release gate with its settings, handed to [`apply::up`].
@@ -35,8 +34,9 @@ impl apply::Gate for ReleaseGate {
     }
 }
 
-/// Runs the gate on the pending part of `plan`: `Err(Error::Contract)` for held-back contract
-/// files, `Err(Error::Gate)` for unacknowledged findings that refuse a release.
+/// Runs the gate on the pending part of `plan` (versioned migrations and the repeatables that
+/// run again): `Err(Error::Contract)` for held-back contract files, `Err(Error::Gate)` for
+/// unacknowledged findings that refuse a release.
 #[tracing::instrument(skip_all)]
 pub async fn check(
     backend: &mut Backend,
@@ -44,13 +44,22 @@ pub async fn check(
     plan: &Plan,
     settings: &LintSettings,
 ) -> Result<(), Error> {
-    let pending: BTreeSet<Version> = plan.pending.iter().map(|e| e.version.clone()).collect();
+    let pending = pending(plan);
     if !settings.allow_contract {
-        let held: Vec<String> = pending
+        let versioned = pending
+            .versions
             .iter()
             .filter_map(|v| set.get(v))
-            .filter(|m| m.up.directives.contract)
-            .map(|m| m.up.path.display().to_string())
+            .map(|m| &m.up);
+        let repeatable = pending
+            .repeatables
+            .iter()
+            .filter_map(|name| set.repeatable(name))
+            .map(|r| &r.script);
+        let held: Vec<String> = versioned
+            .chain(repeatable)
+            .filter(|s| s.directives.contract)
+            .map(|s| s.path.display().to_string())
             .collect();
         if !held.is_empty() {
             return Err(Error::Contract(held));
@@ -82,6 +91,18 @@ pub async fn check(
         return Err(Error::Gate(refusal(&blocking)));
     }
     Ok(())
+}
+
+/// The migrations `plan` runs: pending versions and the repeatables that run again.
+pub fn pending(plan: &Plan) -> Only {
+    Only {
+        versions: plan.pending.iter().map(|e| e.version.clone()).collect(),
+        repeatables: plan
+            .pending_repeatables
+            .iter()
+            .map(|r| r.name.clone())
+            .collect(),
+    }
 }
 
 /// What the database holds before the run, as the lint needs it: tables and indexes with

@@ -4,13 +4,13 @@
 //! Owns running `git` (bounded to the migrations directory) and comparing what it returns with
 //! the files on disk: which files were added, changed or removed since the ref, and which of
 //! the changed up files are real edits (different normalised checksum, so a CRLF-only change is
-//! not one). It never writes to the repository.
+//! not one). It never writes to the repository. A repeatable migration is meant to change:
+//! an edit to one is linted, never refused.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use crate::lint::{Finding, Severity};
+use crate::lint::{Finding, Only, Severity};
 use crate::migrate::source::{self, MigrationSet, Version};
 
 /// A problem running git.
@@ -129,9 +129,23 @@ pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
     Ok(changes)
 }
 
-/// The versions to lint (added or really changed since the ref) and a finding for every edit
-/// of an up file that exists at the ref, and every removed one. Pure.
-pub fn compare(set: &MigrationSet, changes: &Changes) -> (BTreeSet<Version>, Vec<Finding>) {
+/// The migrations to lint (added or really changed since the ref) and a finding for every edit
+/// of an up file that exists at the ref, and every removed one. Repeatable migrations added or
+/// changed are linted, and removing one is no finding: it runs again whenever it changes. Pure.
+pub fn compare(set: &MigrationSet, changes: &Changes) -> (Only, Vec<Finding>) {
+    let repeatable_of = |name: &str| {
+        set.repeatables
+            .iter()
+            .find(|r| r.script.path.file_name().is_some_and(|f| f == name))
+            .map(|r| r.name.clone())
+    };
+    let repeatables = changes
+        .added
+        .iter()
+        .map(String::as_str)
+        .chain(changes.modified.iter().map(|(n, _)| n.as_str()))
+        .filter_map(repeatable_of)
+        .collect();
     let version_of = |name: &str| -> Option<Version> {
         set.migrations.iter().find_map(|m| {
             let matches = |p: &Path| p.file_name().is_some_and(|f| f == name);
@@ -139,7 +153,7 @@ pub fn compare(set: &MigrationSet, changes: &Changes) -> (BTreeSet<Version>, Vec
                 .then(|| m.version.clone())
         })
     };
-    let mut versions: BTreeSet<Version> =
+    let mut versions: std::collections::BTreeSet<Version> =
         changes.added.iter().filter_map(|n| version_of(n)).collect();
     let mut findings = Vec::new();
     let finding = |rule: &str, file: String, message: String, instead: &str| {
@@ -180,7 +194,7 @@ pub fn compare(set: &MigrationSet, changes: &Changes) -> (BTreeSet<Version>, Vec
         }
     }
     for name in &changes.removed {
-        if source::is_down_file_name(name) {
+        if source::is_down_file_name(name) || name.starts_with("R__") {
             continue;
         }
         findings.push(finding(
@@ -190,7 +204,13 @@ pub fn compare(set: &MigrationSet, changes: &Changes) -> (BTreeSet<Version>, Vec
             "restore the file; to undo its effect, write a new migration",
         ));
     }
-    (versions, findings)
+    (
+        Only {
+            versions,
+            repeatables,
+        },
+        findings,
+    )
 }
 
 #[cfg(test)]
@@ -213,6 +233,10 @@ mod tests {
                 "3_c.up.sql".to_owned(),
                 b"CREATE TABLE c (id int);\n".to_vec(),
             ),
+            (
+                "R__views.sql".to_owned(),
+                b"CREATE VIEW v AS SELECT 2;\n".to_vec(),
+            ),
         ];
         let set = source::parse(Path::new("m"), files).expect("valid");
         let changes = Changes {
@@ -225,11 +249,24 @@ mod tests {
                     b"CREATE TABLE a (id int);\r\n".to_vec(),
                 ),
                 ("2_b.up.sql".into(), b"CREATE TABLE b (id int);\n".to_vec()),
+                // A repeatable is meant to change: linted, not refused.
+                (
+                    "R__views.sql".into(),
+                    b"CREATE VIEW v AS SELECT 1;\n".to_vec(),
+                ),
             ],
-            removed: vec!["0_gone.up.sql".into(), "1_a.down.sql".into()],
+            removed: vec![
+                "0_gone.up.sql".into(),
+                "1_a.down.sql".into(),
+                "R__old.sql".into(),
+            ],
         };
-        let (versions, findings) = compare(&set, &changes);
-        assert_eq!(versions, BTreeSet::from([2, 3].map(Version::from_int)));
+        let (only, findings) = compare(&set, &changes);
+        assert_eq!(
+            only.versions,
+            std::collections::BTreeSet::from([2, 3].map(Version::from_int))
+        );
+        assert_eq!(only.repeatables, ["views".to_owned()].into());
         let got: Vec<(&str, Option<&str>)> = findings
             .iter()
             .map(|f| (f.rule.as_str(), f.file.as_deref()))

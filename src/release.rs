@@ -156,7 +156,7 @@ async fn dry_run(
     to: Option<Version>,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    let set = source::load(&config.migrations, config.layout, config.database_engine())
+    let set = source::load(&config.migrations, &config.layout, config.database_engine())
         .map_err(migrate::Error::Source)?;
     let policy = Policy {
         target: to,
@@ -236,10 +236,15 @@ pub async fn run(
                     |a| json!({"version": a.version, "name": a.name, "duration_ms": a.duration_ms}),
                 )
                 .collect();
+            let repeatables: Vec<_> = report
+                .repeatables
+                .iter()
+                .map(|r| json!({"name": r.name, "duration_ms": r.duration_ms}))
+                .collect();
             let mut data = context.clone();
             merge(
                 &mut data,
-                json!({"applied": applied, "current_version": report.plan.current, "head_version": report.plan.head, "duration_ms": elapsed.as_millis() as u64}),
+                json!({"applied": applied, "repeatables": repeatables, "current_version": report.plan.current, "head_version": report.plan.head, "duration_ms": elapsed.as_millis() as u64}),
             );
             ("release.succeeded", data, Exit::Success)
         }
@@ -327,7 +332,11 @@ pub async fn run(
                 tracing::error!(exit_code = Exit::MigrationFailed as u8, next = "check the webhook receivers; the database is migrated", "release applied {} migration(s), now at version {current}, but a required notification failed", report.applied.len());
                 return Ok(Exit::MigrationFailed);
             }
-            if report.applied.is_empty() {
+            let reran = match report.repeatables.len() {
+                0 => String::new(),
+                n => format!(" and ran {n} repeatable migration(s)"),
+            };
+            if report.applied.is_empty() && report.repeatables.is_empty() {
                 tracing::info!(
                     applied = 0,
                     duration_ms = elapsed.as_millis() as u64,
@@ -337,9 +346,10 @@ pub async fn run(
             } else {
                 tracing::info!(
                     applied = report.applied.len(),
+                    repeatables = report.repeatables.len(),
                     duration_ms = elapsed.as_millis() as u64,
                     current_version = report.plan.current.as_ref().map(Version::field),
-                    "release succeeded: applied {} migration(s) in {}, now at version {current}",
+                    "release succeeded: applied {} migration(s){reran} in {}, now at version {current}",
                     report.applied.len(),
                     migrate::human(elapsed)
                 );
@@ -362,7 +372,7 @@ async fn release(
 ) -> Result<apply::UpReport, migrate::Error> {
     let (set, mut backend, history) = apply::load_and_connect(
         &config.migrations,
-        config.layout,
+        &config.layout,
         &config.database,
         &config.engine,
         &config.deploy,
@@ -442,6 +452,7 @@ fn next_step(e: &migrate::Error) -> &'static str {
         e if e.connection_lost() => "check the database and the network between it and this service, then deploy again; the next release sees what committed",
         E::Failed { statements: None, .. } => "fix the failing migration and deploy again; its transaction was rolled back",
         E::Failed { .. } => "inspect the database, then `shipgate repair` the dirty migration and deploy again",
+        E::RepeatableFailed { .. } => "fix the failing repeatable migration and deploy again; it runs again whole, its recorded checksum unchanged",
         E::RevertFailed { .. } => "inspect the database: the down file stopped part-way; finish or undo it by hand",
         E::LockLost { .. } => "connect shipgate directly or through a session-mode pool, then deploy again",
         E::Database { .. } => "check the database's health and deploy again",
@@ -487,7 +498,7 @@ impl Service {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(address = %addr, port = addr.port(), "listening");
         }
-        let set = source::load(&config.migrations, config.layout, config.database_engine())
+        let set = source::load(&config.migrations, &config.layout, config.database_engine())
             .map_err(|e| e.to_string());
         let (stop_refresher, stop_rx) = watch::channel(false);
         let (cache, refresher) = status::spawn(config.clone(), set, stop_rx);

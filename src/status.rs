@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::config::{Config, Engine};
 use crate::migrate::apply;
 use crate::migrate::backend::{Backend, LockHolder, RunRow, StatusRows};
-use crate::migrate::plan::{self, Dirty, Entry, Modified};
+use crate::migrate::plan::{self, Dirty, Entry, Modified, PendingRepeatable};
 use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Interrupt;
 
@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub applied: usize,
     /// Pending migrations.
     pub pending: Vec<Entry>,
+    /// Repeatable migrations that would run again (new or changed since they last ran).
+    pub pending_repeatables: Vec<PendingRepeatable>,
     /// Applied migrations whose files changed.
     pub modified: Vec<Modified>,
     /// Applied migrations this build does not have.
@@ -98,6 +100,7 @@ impl Snapshot {
             head_version: None,
             applied: 0,
             pending: Vec::new(),
+            pending_repeatables: Vec::new(),
             modified: Vec::new(),
             missing: Vec::new(),
             out_of_order: Vec::new(),
@@ -130,6 +133,12 @@ impl Snapshot {
         if self.database_ok {
             if !self.pending.is_empty() {
                 reasons.push(format!("{} migration(s) pending", self.pending.len()));
+            }
+            if !self.pending_repeatables.is_empty() {
+                reasons.push(format!(
+                    "{} repeatable migration(s) to run again",
+                    self.pending_repeatables.len()
+                ));
             }
             for d in &self.dirty {
                 reasons.push(format!(
@@ -214,13 +223,15 @@ async fn refresh_loop(
                     snap.head_version = p.head;
                     snap.applied = p.applied.len();
                     snap.pending = p.pending;
+                    snap.pending_repeatables = p.pending_repeatables;
                     snap.modified = p.modified;
                     snap.missing = p.missing;
                     snap.out_of_order = p.out_of_order;
                     snap.dirty = p.dirty;
                 } else {
-                    snap.applied = history.len();
-                    snap.current_version = history.iter().map(|r| &r.version).max().cloned();
+                    snap.applied = history.migrations.len();
+                    snap.current_version =
+                        history.migrations.iter().map(|r| &r.version).max().cloned();
                 }
                 if let Some(run) = &rows.last_run {
                     let ok = matches!(run.outcome.as_deref(), Some("succeeded" | "nothing_to_do"));
@@ -243,7 +254,8 @@ async fn refresh_loop(
         snap.server_version = server_version.clone();
         snap.refreshed_at = Some(crate::migrate::now_rfc3339());
         snap.taken = Some(Instant::now());
-        metrics::gauge!("shipgate_pending_migrations").set(snap.pending.len() as f64);
+        let pending = snap.pending.len() + snap.pending_repeatables.len();
+        metrics::gauge!("shipgate_pending_migrations").set(pending as f64);
         if let Some(at) = last_success {
             metrics::gauge!("shipgate_last_success_timestamp_seconds").set(at);
         }

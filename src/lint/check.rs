@@ -24,7 +24,7 @@ use sqlparser::parser::Parser;
 mod pg;
 use super::{Catalog, Size};
 use crate::engine::Engine;
-use crate::migrate::source::Migration;
+use crate::migrate::source::Script;
 use crate::migrate::split::{self, Statement};
 
 /// One rule hit before severities and acknowledgements are applied.
@@ -146,14 +146,13 @@ struct AddedColumn<'a> {
     generated: bool,
 }
 
-/// Analyses the up script of `m`, updating `state`.
-pub(super) fn migration(
+/// Analyses a script that runs forward (an up script, a repeatable), updating `state`.
+pub(super) fn script(
     state: &mut State,
     catalog: &Catalog,
-    m: &Migration,
+    script: &Script,
     engine: Engine,
 ) -> Vec<Hit> {
-    let script = &m.up;
     // The set was read for this engine; a script the every-deploy path left unread is split
     // here by the same rules.
     let statements: Vec<Statement> = if script.read {

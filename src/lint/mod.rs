@@ -132,9 +132,9 @@ pub struct LintOptions {
     pub engine: Engine,
     /// Severity per rule id, overriding the rule's default.
     pub severities: BTreeMap<String, Severity>,
-    /// Report findings only for these versions (the rest of the set still informs the
+    /// Report findings only for these migrations (the rest of the set still informs the
     /// analysis without a database). `None`: every migration.
-    pub only: Option<BTreeSet<Version>>,
+    pub only: Option<Only>,
     /// Who the findings are for.
     pub verdict: Verdict,
 }
@@ -148,6 +148,43 @@ impl LintOptions {
             only: None,
             verdict: Verdict::Check,
         }
+    }
+}
+
+/// The migrations a lint reports on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Only {
+    /// Versioned migrations, by version.
+    pub versions: BTreeSet<Version>,
+    /// Repeatable migrations, by name.
+    pub repeatables: BTreeSet<String>,
+}
+
+impl Only {
+    /// What both select.
+    pub fn intersection(&self, other: &Only) -> Only {
+        Only {
+            versions: self
+                .versions
+                .intersection(&other.versions)
+                .cloned()
+                .collect(),
+            repeatables: self
+                .repeatables
+                .intersection(&other.repeatables)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// How many migrations it selects.
+    pub fn len(&self) -> usize {
+        self.versions.len() + self.repeatables.len()
+    }
+
+    /// Whether it selects none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -339,17 +376,28 @@ impl Catalog {
     }
 }
 
-/// Lints the up files of `set` (and the presence and content of down files). Returns every
-/// finding whose severity is not `off`, acknowledged ones included (with their reason).
+/// Lints the up files of `set` and its repeatable migrations (and the presence and content of
+/// down files). Returns every finding whose severity is not `off`, acknowledged ones included
+/// (with their reason).
 pub fn lint(set: &MigrationSet, options: &LintOptions, catalog: &Catalog) -> Vec<Finding> {
     let mut state = check::State::default();
     let reversible = set.migrations.iter().any(|m| m.down.is_some());
     let mut out = Vec::new();
-    for m in &set.migrations {
+    // Repeatables run after every versioned migration, so they are read after them.
+    let scripts = set.migrations.iter().map(|m| (&m.up, Some(m), None)).chain(
+        set.repeatables
+            .iter()
+            .map(|r| (&r.script, None, Some(&r.name))),
+    );
+    for (script, m, repeatable) in scripts {
         let report = options
             .only
             .as_ref()
-            .is_none_or(|only| only.contains(&m.version));
+            .is_none_or(|only| match (m, repeatable) {
+                (Some(m), _) => only.versions.contains(&m.version),
+                (_, Some(name)) => only.repeatables.contains(name),
+                (None, None) => false,
+            });
         // With a database, applied files are already in the catalog.
         if !report && catalog.is_live() {
             continue;
@@ -357,13 +405,13 @@ pub fn lint(set: &MigrationSet, options: &LintOptions, catalog: &Catalog) -> Vec
         if !catalog.is_live() {
             state.forget_created();
         }
-        let hits = check::migration(&mut state, catalog, m, options.engine);
+        let hits = check::script(&mut state, catalog, script, options.engine);
         if !report {
             continue;
         }
-        let up_file = m.up.path.display().to_string();
-        let up_allows = &m.up.directives.allows;
-        let contract = m.up.directives.contract;
+        let up_file = script.path.display().to_string();
+        let up_allows = &script.directives.allows;
+        let contract = script.directives.contract;
         let mut sink = Sink {
             out: &mut out,
             options,
@@ -385,7 +433,7 @@ pub fn lint(set: &MigrationSet, options: &LintOptions, catalog: &Catalog) -> Vec
                 h.names_large,
             );
         }
-        if m.up.is_empty() {
+        if script.is_empty() {
             sink.push(
                 "empty-up",
                 &up_file,
@@ -401,7 +449,7 @@ pub fn lint(set: &MigrationSet, options: &LintOptions, catalog: &Catalog) -> Vec
             );
         }
         let is_up_file = up_file.to_ascii_lowercase().ends_with(".up.sql");
-        if reversible && m.down.is_none() && is_up_file {
+        if reversible && m.is_some_and(|m| m.down.is_none()) && is_up_file {
             sink.push(
                 "missing-down",
                 &up_file,
@@ -417,26 +465,28 @@ pub fn lint(set: &MigrationSet, options: &LintOptions, catalog: &Catalog) -> Vec
             );
         }
         unknown_allows(&mut out, &up_file, up_allows);
-        if let Some(down) = &m.down {
-            let down_file = down.path.display().to_string();
-            if down.is_empty() {
-                Sink { out: &mut out, options }.push(
-                    "empty-down",
-                    &down_file,
-                    Some((1, 1)),
-                    format!(
-                        "{} holds no SQL statement: it declares version {} irreversible, and `shipgate down` refuses to revert it",
-                        file_name(&down_file),
-                        m.version
-                    ),
-                    &down.directives.allows,
-                    false,
-                    |_| true,
-                    false,
-                );
-            }
-            unknown_allows(&mut out, &down_file, &down.directives.allows);
+        let Some((version, down)) = m.and_then(|m| Some((m.version.clone(), m.down.as_ref()?)))
+        else {
+            continue;
+        };
+        let down_file = down.path.display().to_string();
+        if down.is_empty() {
+            Sink { out: &mut out, options }.push(
+                "empty-down",
+                &down_file,
+                Some((1, 1)),
+                format!(
+                    "{} holds no SQL statement: it declares version {} irreversible, and `shipgate down` refuses to revert it",
+                    file_name(&down_file),
+                    version
+                ),
+                &down.directives.allows,
+                false,
+                |_| true,
+                false,
+            );
         }
+        unknown_allows(&mut out, &down_file, &down.directives.allows);
     }
     out
 }

@@ -410,7 +410,10 @@ fn only_reports_the_selected_versions_but_learns_from_the_rest() {
         ("3_c.up.sql", "ALTER TABLE users ALTER COLUMN email SET NOT NULL;\nALTER TABLE users DROP COLUMN y;"),
     ]);
     let mut options = LintOptions::new(PG);
-    options.only = Some(BTreeSet::from([Version::from_int(3)]));
+    options.only = Some(super::Only {
+        versions: BTreeSet::from([Version::from_int(3)]),
+        ..super::Only::default()
+    });
     let got: Vec<(String, Option<String>)> = lint(&s, &options, &Catalog::Assumed)
         .into_iter()
         .map(|f| (f.rule, f.file))
@@ -418,6 +421,28 @@ fn only_reports_the_selected_versions_but_learns_from_the_rest() {
     assert_eq!(
         got,
         vec![("drop-column".to_owned(), Some("m/3_c.up.sql".to_owned()))]
+    );
+}
+
+#[test]
+fn repeatables_are_linted_after_the_versioned_files_and_selected_by_name() {
+    let s = set(&[
+        ("1_a.up.sql", "CREATE TABLE t (id int);"),
+        ("R__b.sql", "DROP TABLE gone;"),
+        ("R__c.sql", "DROP TABLE other;"),
+    ]);
+    let mut options = LintOptions::new(PG);
+    options.only = Some(Only {
+        repeatables: BTreeSet::from(["b".to_owned()]),
+        ..Only::default()
+    });
+    let got: Vec<(String, Option<String>)> = lint(&s, &options, &Catalog::Assumed)
+        .into_iter()
+        .map(|f| (f.rule, f.file))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("drop-table".to_owned(), Some("m/R__b.sql".to_owned()))]
     );
 }
 

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backend::{
-    Audit, Backend, DbError, ErrorKind, ForeignHistory, Record, RunOutcome, Timeouts,
+    Audit, Backend, DbError, ErrorKind, ForeignHistory, Record, RepeatableRecord, RunOutcome,
+    Timeouts,
 };
-use super::layout::Choice;
-use super::plan::{self, Blocker, HistoryRow, Plan, Policy, State};
-use super::source::{self, Migration, MigrationSet, Script, SourceErrors, Version};
+use super::layout::Options;
+use super::plan::{self, Blocker, History, HistoryRow, Plan, Policy, State};
+use super::source::{self, Migration, MigrationSet, Repeatable, Script, SourceErrors, Version};
 use super::{adopt, jitter, lock, Error, Interrupt, Stage};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 
@@ -80,7 +81,7 @@ pub async fn connect(
 }
 
 /// History as the planning read found it; `None` when shipgate's tables do not exist yet.
-pub type PlanHistory = Option<Vec<HistoryRow>>;
+pub type PlanHistory = Option<History>;
 
 /// Reads and hashes the migration files on a blocking thread while the connection is made and
 /// history is read, so on the every-deploy path the two costs overlap: the no-op run is
@@ -88,7 +89,7 @@ pub type PlanHistory = Option<Vec<HistoryRow>>;
 /// known, without waiting for a slow connect. Only a SELECT has run when it fails.
 pub async fn load_and_connect(
     dir: &Path,
-    layout: Choice,
+    layout: &Options,
     url: &DatabaseUrl,
     settings: &EngineSettings,
     deploy: &DeployInfo,
@@ -97,6 +98,7 @@ pub async fn load_and_connect(
     let dir = dir.to_owned();
     // A URL without an engine fails to connect, with the better message.
     let engine = url.engine().ok();
+    let layout = layout.clone();
     // Read, validated and hashed, not split: statements are found only for what will run.
     // Files written for another engine (Prisma's provider) are refused here, before the lock.
     let mut loading = tokio::task::spawn_blocking(move || {
@@ -154,11 +156,24 @@ pub struct Applied {
     pub retries: u32,
 }
 
+/// One repeatable migration run again.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedRepeatable {
+    /// Name.
+    pub name: String,
+    /// Wall time, including retries.
+    pub duration_ms: u64,
+    /// Retries after lock timeouts.
+    pub retries: u32,
+}
+
 /// What `up` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct UpReport {
     /// Migrations applied, in order.
     pub applied: Vec<Applied>,
+    /// Repeatable migrations run again, in order (after the versioned ones).
+    pub repeatables: Vec<AppliedRepeatable>,
     /// The plan as it stood when the run ended (after the changes).
     pub plan: Plan,
     /// Time spent waiting for the lock (zero when no lock was needed).
@@ -167,7 +182,8 @@ pub struct UpReport {
     pub adopted: Option<String>,
 }
 
-/// Reads history and plans. The no-op path is exactly this: one query.
+/// Reads history and plans. The no-op path is exactly this: one query. Returns the versioned
+/// history rows with the plan.
 pub async fn plan(
     backend: &mut Backend,
     set: &MigrationSet,
@@ -175,7 +191,7 @@ pub async fn plan(
 ) -> Result<(Vec<HistoryRow>, Plan), Error> {
     let history = read_plan_history(backend).await?.unwrap_or_default();
     let plan = plan::compute(&history, set, policy);
-    Ok((history, plan))
+    Ok((history.migrations, plan))
 }
 
 /// The history planning needs (the lean read), or `None` without shipgate's tables.
@@ -308,7 +324,7 @@ pub async fn up(
         return Err(e);
     }
     // A release on a database without shipgate's tables still takes the lock: it creates them.
-    if !in_flight && plan.pending.is_empty() && (tables_exist || options.record_run.is_none()) {
+    if !in_flight && !plan.has_pending() && (tables_exist || options.record_run.is_none()) {
         warn_missing(&plan);
         if let Some(command) = options.record_run {
             record_nothing_to_do(backend, command, deploy, settings.lock_retries, interrupt)
@@ -316,6 +332,7 @@ pub async fn up(
         }
         return Ok(UpReport {
             applied: Vec::new(),
+            repeatables: Vec::new(),
             plan,
             lock_wait_ms: 0,
             adopted: None,
@@ -328,7 +345,7 @@ pub async fn up(
     // would apply again what that tool applied (SPEC §4). Refused before anything is written,
     // unless `adopt = auto` takes that history over first.
     let mut adopting = None;
-    if !tables_exist && !plan.pending.is_empty() {
+    if !tables_exist && plan.has_pending() {
         let foreign = backend
             .foreign_history()
             .await
@@ -342,7 +359,14 @@ pub async fn up(
             let taken = adopt::read(backend, set, &f)
                 .await
                 .map_err(|e| adopt::in_words(e, "adopt = auto", "nothing was applied"))?;
-            plan = plan::compute(&adopt::as_history(set, &taken.versions), set, policy);
+            plan = plan::compute(
+                &plan::History {
+                    migrations: adopt::as_history(set, &taken.versions),
+                    repeatables: Vec::new(),
+                },
+                set,
+                policy,
+            );
             let blockers = plan.blockers(policy);
             if !blockers.is_empty() {
                 return Err(Error::Blocked(blockers));
@@ -366,7 +390,7 @@ pub async fn up(
         }
     };
     if let Some(gate) = &options.gate {
-        if !plan.pending.is_empty() {
+        if plan.has_pending() {
             if let Err(e) = gate.check(backend, set, &plan).await {
                 if tables_exist {
                     record_refusal(backend, options, deploy, &e).await;
@@ -393,16 +417,17 @@ pub async fn up(
         return Err(e);
     }
     lock::release(backend).await;
-    result.map(|(applied, plan, adopted)| UpReport {
-        applied,
+    result.map(|(done, plan, adopted)| UpReport {
+        applied: done.applied,
+        repeatables: done.repeatables,
         plan,
         lock_wait_ms: waited.as_millis() as u64,
         adopted,
     })
 }
 
-/// `set` with the scripts of every migration `plan` does not list as applied read by `rules`
-/// (statements found, transaction control checked).
+/// `set` with the scripts of every migration `plan` does not list as applied, and of every
+/// repeatable it runs again, read by `rules` (statements found, transaction control checked).
 pub fn read_unapplied(
     set: &MigrationSet,
     plan: &Plan,
@@ -416,7 +441,23 @@ pub fn read_unapplied(
         .map(|m| &m.version)
         .filter(|v| !applied.contains(v))
         .cloned();
-    set.read(versions, rules).map_err(Error::Source)
+    let repeatables = plan.pending_repeatables.iter().map(|r| r.name.as_str());
+    set.read(versions, repeatables, rules)
+        .map_err(Error::Source)
+}
+
+/// What a locked run did so far.
+#[derive(Debug, Default)]
+struct Done {
+    applied: Vec<Applied>,
+    repeatables: Vec<AppliedRepeatable>,
+}
+
+impl Done {
+    /// Migrations of either kind that ran.
+    fn count(&self) -> usize {
+        self.applied.len() + self.repeatables.len()
+    }
 }
 
 /// The no-op release's run row, written like every other write of shipgate's (a lock timeout,
@@ -550,7 +591,7 @@ async fn up_locked(
     interrupt: &mut Interrupt,
     options: &UpOptions,
     adopting: Option<&ForeignHistory>,
-) -> Result<(Vec<Applied>, Plan, Option<String>), Error> {
+) -> Result<(Done, Plan, Option<String>), Error> {
     let adopted = match adopting {
         Some(foreign) => take_over(backend, set, foreign, options, deploy).await?,
         None => None,
@@ -564,22 +605,15 @@ async fn up_locked(
     )
     .await?;
     options.progress.update(|p| p.run_id = run_id);
-    let mut applied = Vec::new();
+    let mut done = Done::default();
     let result = apply_pending(
-        backend,
-        set,
-        policy,
-        settings,
-        deploy,
-        interrupt,
-        options,
-        &mut applied,
+        backend, set, policy, settings, deploy, interrupt, options, &mut done,
     )
     .await;
     if let Some(id) = run_id {
-        close_run(backend, id, &result, applied.len()).await;
+        close_run(backend, id, &result, done.count()).await;
     }
-    result.map(|plan| (applied, plan, adopted))
+    result.map(|plan| (done, plan, adopted))
 }
 
 /// `adopt = auto`, under the lock and before anything else is written: records what
@@ -592,7 +626,9 @@ async fn take_over(
     options: &UpOptions,
     deploy: &DeployInfo,
 ) -> Result<Option<String>, Error> {
-    let own = read_plan_history(backend).await?.map_or(0, |h| h.len());
+    let own = read_plan_history(backend)
+        .await?
+        .map_or(0, |h| h.migrations.len());
     if own > 0 {
         tracing::info!(
             tool = foreign.tool,
@@ -644,7 +680,7 @@ async fn apply_pending(
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
     options: &UpOptions,
-    applied: &mut Vec<Applied>,
+    done: &mut Done,
 ) -> Result<Plan, Error> {
     // Another process may have applied some or all of it while we waited (or reverted some:
     // what is pending now is read, if it was not already).
@@ -654,7 +690,12 @@ async fn apply_pending(
         .split_rules()
         .await
         .map_err(Error::db("reading the session's sql_mode"))?;
-    let set = &set.read(plan.pending.iter().map(|e| e.version.clone()), rules)?;
+    let set = &set.read(
+        plan.pending.iter().map(|e| e.version.clone()),
+        plan.pending_repeatables.iter().map(|r| r.name.as_str()),
+        rules,
+    )?;
+    let applied = &mut done.applied;
     for entry in &plan.pending {
         let m = set
             .get(&entry.version)
@@ -673,19 +714,7 @@ async fn apply_pending(
         });
         let result = apply_one(backend, m, settings, deploy, interrupt, &options.progress).await;
         options.progress.update(|p| p.current = None);
-        let retries = match result {
-            Ok(retries) => retries,
-            Err(e) => {
-                if !matches!(e, Error::Interrupted(..)) {
-                    metrics::counter!("shipgate_migration_failures_total").increment(1);
-                }
-                return Err(e);
-            }
-        };
-        let elapsed = started.elapsed();
-        let duration_ms = elapsed.as_millis() as u64;
-        metrics::counter!("shipgate_migrations_applied_total").increment(1);
-        metrics::histogram!("shipgate_migration_duration_seconds").record(elapsed.as_secs_f64());
+        let (retries, duration_ms) = measured(result, started)?;
         tracing::info!(migration_version = m.version.field(), name = %m.name, duration_ms, retries, "applied migration");
         applied.push(Applied {
             version: m.version.clone(),
@@ -695,8 +724,46 @@ async fn apply_pending(
         });
         options.progress.update(|p| p.applied = applied.len());
     }
+    // Repeatables after every versioned migration, in name order: they may use what the
+    // versioned ones created.
+    for entry in &plan.pending_repeatables {
+        let r = set
+            .repeatable(&entry.name)
+            .expect("the plan only lists repeatables from the set");
+        let started = Instant::now();
+        let result = apply_repeatable(backend, r, settings, deploy, interrupt).await;
+        let (retries, duration_ms) = measured(result, started)?;
+        tracing::info!(repeatable = %r.name, duration_ms, retries, "ran repeatable migration");
+        done.repeatables.push(AppliedRepeatable {
+            name: r.name.clone(),
+            duration_ms,
+            retries,
+        });
+        let count = done.count();
+        options.progress.update(|p| p.applied = count);
+    }
     let (_, plan) = self::plan(backend, set, policy).await?;
     Ok(plan)
+}
+
+/// A migration's outcome (its lock-timeout retries) counted in the metrics, with its wall time
+/// in milliseconds since `started`.
+fn measured(result: Result<u32, Error>, started: Instant) -> Result<(u32, u64), Error> {
+    match result {
+        Ok(retries) => {
+            let elapsed = started.elapsed();
+            metrics::counter!("shipgate_migrations_applied_total").increment(1);
+            metrics::histogram!("shipgate_migration_duration_seconds")
+                .record(elapsed.as_secs_f64());
+            Ok((retries, elapsed.as_millis() as u64))
+        }
+        Err(e) => {
+            if !matches!(e, Error::Interrupted(..)) {
+                metrics::counter!("shipgate_migration_failures_total").increment(1);
+            }
+            Err(e)
+        }
+    }
 }
 
 fn timeouts(script: &Script, settings: &EngineSettings) -> Timeouts {
@@ -746,36 +813,122 @@ async fn apply_one(
         )
         .await;
     }
-    let mut attempt = 0;
-    loop {
-        let result = tokio::select! {
-            r = backend.apply_in_transaction(&m.up, &record, t) => r,
-            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
+    let result = retrying(
+        backend,
+        settings.lock_retries,
+        interrupt,
+        Attempt::Whole(What::Migration(&m.version)),
+        async |b: &mut Backend| b.apply_in_transaction(&m.up, &record, t).await,
+    )
+    .await?;
+    match result {
+        Ok(((), retries)) => Ok(retries),
+        Err(error) if error.kind == ErrorKind::LockLost => Err(Error::LockLost {
+            version: m.version.clone(),
+            error,
+        }),
+        Err(error) => Err(Error::Failed {
+            version: m.version.clone(),
+            file,
+            error,
+            statements: None,
+        }),
+    }
+}
+
+/// Runs one repeatable migration and records its run; returns the number of lock-timeout
+/// retries it took. In one transaction with its row, retried whole after a lock timeout; or,
+/// when it cannot be (a no-transaction file, MySQL DDL), statement by statement with each
+/// statement retried, and its row written after the last one: nothing marks it dirty, since its
+/// recorded checksum is unchanged until it completes and a repeatable runs whole again.
+async fn apply_repeatable(
+    backend: &mut Backend,
+    r: &Repeatable,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<u32, Error> {
+    let record = RepeatableRecord {
+        name: &r.name,
+        checksum: &r.checksum,
+        deploy,
+    };
+    let t = timeouts(&r.script, settings);
+    let file = r.script.path.display().to_string();
+    let failed = |error: DbError, statements| Error::RepeatableFailed {
+        name: r.name.clone(),
+        file: file.clone(),
+        error: Box::new(error),
+        statements,
+    };
+    let lock_lost = |error| Error::Database {
+        context: format!("stopped before repeatable migration {}", r.name),
+        error,
+    };
+    if !r.script.directives.no_transaction && backend.atomic(&r.script) {
+        let result = retrying(
+            backend,
+            settings.lock_retries,
+            interrupt,
+            Attempt::Whole(What::Repeatable(&r.name)),
+            async |b: &mut Backend| {
+                b.apply_repeatable_in_transaction(&r.script, &record, t)
+                    .await
+            },
+        )
+        .await?;
+        return match result {
+            Ok(((), retries)) => Ok(retries),
+            Err(error) if error.kind == ErrorKind::LockLost => Err(lock_lost(error)),
+            Err(error) => Err(failed(error, None)),
         };
-        match result {
-            Ok(()) => return Ok(attempt),
-            Err(e) if e.kind == ErrorKind::LockLost => {
-                return Err(Error::LockLost {
-                    version: m.version.clone(),
-                    error: e,
-                })
-            }
-            Err(e) if e.kind == ErrorKind::LockTimeout && attempt < settings.lock_retries => {
-                let delay = retry_delay(attempt);
-                attempt += 1;
-                tracing::warn!(migration_version = m.version.field(), attempt, of = settings.lock_retries, retry_in_ms = delay.as_millis() as u64, error = %e, "migration hit the lock timeout; rolled back, retrying");
-                wait_or_interrupt(delay, interrupt).await?;
-            }
+    }
+    backend.verify_lock().await.map_err(lock_lost)?;
+    backend
+        .set_session_timeouts(t)
+        .await
+        .map_err(Error::db("setting the migration's timeouts"))?;
+    let started = Instant::now();
+    let statements = backend.statements(&r.script).to_vec();
+    let total = statements.len();
+    let mut retries = 0;
+    for (i, statement) in statements.iter().enumerate() {
+        let step = retrying(
+            backend,
+            settings.lock_retries,
+            interrupt,
+            Attempt::Statement(What::Repeatable(&r.name), i),
+            async |b: &mut Backend| b.exec_statement(&statement.sql, t).await,
+        )
+        .await?;
+        match step {
+            Ok(((), attempts)) => retries += attempts,
             Err(error) => {
-                return Err(Error::Failed {
-                    version: m.version.clone(),
-                    file,
-                    error,
-                    statements: None,
-                })
+                let _ = backend.reset_session_timeouts().await;
+                return Err(failed(error, Some((i, total))));
             }
         }
+        tracing::info!(repeatable = %r.name, statement = i + 1, of = total, line = statement.line, "statement committed");
     }
+    let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let recorded = backend.record_repeatable(&record, ms).await;
+    let context = format!("recording repeatable migration {}", r.name);
+    completed(backend, recorded, context).await?;
+    Ok(retries)
+}
+
+/// The end of a file run statement by statement: its completion `recorded` (or the error doing
+/// so, reported with `context`), then the session's default timeouts restored.
+async fn completed(
+    backend: &mut Backend,
+    recorded: Result<(), DbError>,
+    context: String,
+) -> Result<(), Error> {
+    recorded.map_err(Error::db(context))?;
+    backend
+        .reset_session_timeouts()
+        .await
+        .map_err(Error::db("restoring the session's timeouts"))
 }
 
 async fn wait_or_interrupt(d: Duration, interrupt: &mut Interrupt) -> Result<(), Error> {
@@ -871,17 +1024,9 @@ async fn apply_untracked(
         }
     }
     let ms = started.elapsed().as_millis() as i64;
-    backend
-        .finish_untracked(&m.version, ms)
-        .await
-        .map_err(Error::db(format!(
-            "recording migration {} as applied",
-            m.version
-        )))?;
-    backend
-        .reset_session_timeouts()
-        .await
-        .map_err(Error::db("restoring the session's timeouts"))?;
+    let recorded = backend.finish_untracked(&m.version, ms).await;
+    let context = format!("recording migration {} as applied", m.version);
+    completed(backend, recorded, context).await?;
     Ok(retries)
 }
 
@@ -901,7 +1046,7 @@ async fn exec_step(
         backend,
         lock_retries,
         interrupt,
-        Attempt::Statement(version, index),
+        Attempt::Statement(What::Migration(version), index),
         async |b: &mut Backend| b.exec_statement(sql, t).await,
     )
     .await?;
@@ -916,14 +1061,25 @@ async fn exec_step(
     Ok(done.map(|((), retries)| retries))
 }
 
+/// Which migration a retry belongs to.
+#[derive(Clone, Copy)]
+enum What<'a> {
+    /// A versioned migration.
+    Migration(&'a Version),
+    /// A repeatable migration, by name.
+    Repeatable(&'a str),
+}
+
 /// What a lock-timeout retry repeats, for its log line.
 #[derive(Clone, Copy)]
-enum Attempt<'v> {
+enum Attempt<'a> {
+    /// A whole migration in its transaction, rolled back by the timeout.
+    Whole(What<'a>),
     /// The statement at this zero-based position of this migration's file.
-    Statement(&'v Version, usize),
+    Statement(What<'a>, usize),
     /// shipgate's own write before the migration file's first statement (on SQLite another
     /// writer locks the whole database, shipgate's tables included).
-    Bookkeeping(&'v Version),
+    Bookkeeping(&'a Version),
     /// Creating shipgate's tables and opening the run's `shipgate_runs` row.
     OpeningRun,
 }
@@ -951,8 +1107,17 @@ async fn retrying<T>(
                 attempt += 1;
                 let retry_in_ms = delay.as_millis() as u64;
                 match attempt_of {
-                    Attempt::Statement(version, i) => {
+                    Attempt::Whole(What::Migration(version)) => {
+                        tracing::warn!(migration_version = version.field(), attempt, of = lock_retries, retry_in_ms, error = %e, "migration hit the lock timeout; rolled back, retrying")
+                    }
+                    Attempt::Whole(What::Repeatable(name)) => {
+                        tracing::warn!(repeatable = name, attempt, of = lock_retries, retry_in_ms, error = %e, "repeatable migration hit the lock timeout; rolled back, retrying")
+                    }
+                    Attempt::Statement(What::Migration(version), i) => {
                         tracing::warn!(migration_version = version.field(), statement = i + 1, attempt, retry_in_ms, error = %e, "statement hit the lock timeout; retrying it")
+                    }
+                    Attempt::Statement(What::Repeatable(name), i) => {
+                        tracing::warn!(repeatable = name, statement = i + 1, attempt, retry_in_ms, error = %e, "statement hit the lock timeout; retrying it")
                     }
                     Attempt::Bookkeeping(version) => {
                         tracing::warn!(migration_version = version.field(), attempt, retry_in_ms, error = %e, "recording the migration's start hit the lock timeout; retrying it")

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{Connection, Row};
 
-use super::plan::{HistoryRow, State};
+use super::plan::{History, HistoryRow, RepeatableRow, State};
 use super::source::Version;
 use super::{mysql, postgres, sqlite};
 use crate::config::{DatabaseUrl, DeployInfo, Engine, EngineSettings};
@@ -257,6 +257,17 @@ pub struct Record<'a> {
     pub deploy: &'a DeployInfo,
 }
 
+/// Who ran a repeatable migration, written into its row.
+#[derive(Debug, Clone, Copy)]
+pub struct RepeatableRecord<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Checksum of the file that ran.
+    pub checksum: &'a str,
+    /// Deploy metadata.
+    pub deploy: &'a DeployInfo,
+}
+
 /// One audit row: baseline, repair, accept-checksum, down.
 #[derive(Debug, Clone)]
 pub struct Audit<'a> {
@@ -297,7 +308,7 @@ pub struct AuditRow {
 #[derive(Debug, Clone, Default)]
 pub struct StatusRows {
     /// History; `None` when the tables do not exist yet.
-    pub history: Option<Vec<HistoryRow>>,
+    pub history: Option<History>,
     /// The newest run.
     pub last_run: Option<RunRow>,
     /// The lock holder, if held.
@@ -471,6 +482,8 @@ pub(crate) struct Tables {
     /// The configured schema (a database on MySQL), unquoted; `None`: the connection's.
     pub(crate) schema: Option<String>,
     dialect: Dialect,
+    /// The repeatable migrations' table, quoted and qualified.
+    pub(crate) repeatables: String,
 }
 
 impl Tables {
@@ -479,6 +492,7 @@ impl Tables {
             migrations: String::new(),
             runs: String::new(),
             audit: String::new(),
+            repeatables: String::new(),
             migrations_name: format!("{}_migrations", settings.table_prefix),
             audit_name: format!("{}_audit", settings.table_prefix),
             schema: settings.schema.clone(),
@@ -487,6 +501,7 @@ impl Tables {
         t.migrations = t.qualified(&t.migrations_name);
         t.runs = t.qualified(&format!("{}_runs", settings.table_prefix));
         t.audit = t.qualified(&t.audit_name);
+        t.repeatables = t.qualified(&format!("{}_repeatables", settings.table_prefix));
         t
     }
 
@@ -607,9 +622,15 @@ impl Backend {
             let mode = first(&rows).unwrap_or_default();
             self.mysql_mode = Some(super::split::MysqlMode::from_sql_mode(&mode));
         }
+        let server_version = match &self.conn {
+            // Reported by the server when the connection starts: no round trip.
+            Conn::Postgres(c) => c.server_version_num(),
+            _ => None,
+        };
         Ok(super::split::Rules {
             engine,
             mysql: self.mysql_mode.unwrap_or_default(),
+            server_version,
         })
     }
 
@@ -766,15 +787,56 @@ impl Backend {
     }
 
     /// History with only what planning needs (no times, durations or who), the every-deploy
-    /// read: less for the server to format and for shipgate to decode.
-    pub async fn read_history_for_plan(&mut self) -> Result<Option<Vec<HistoryRow>>, DbError> {
+    /// read: less for the server to format and for shipgate to decode. One statement: the
+    /// versioned rows and the repeatables' checksums together (`UNION ALL`).
+    ///
+    /// A database whose tables an older shipgate created has no repeatables table until the
+    /// next run that takes the lock creates it; until then the versioned rows are read on
+    /// their own after the first statement fails (two round trips instead of one).
+    pub async fn read_history_for_plan(&mut self) -> Result<Option<History>, DbError> {
         let d = self.dialect;
-        let columns = format!(
-            "{}, name, checksum, state, {}, error, NULL, NULL, NULL, NULL, NULL",
+        // On MySQL every text column is read in one collation: a `UNION` of the two tables
+        // must not mix theirs.
+        let sql = format!(
+            "SELECT 'm', {}, {}, {}, {}, {}, {} FROM {} \
+             UNION ALL SELECT 'r', {}, {}, NULL, NULL, NULL, NULL FROM {}",
             d.text("version"),
+            d.str("name"),
+            d.str("checksum"),
+            d.str("state"),
             d.text("statements_done"),
+            d.str("error"),
+            self.tables.migrations,
+            d.str("name"),
+            d.str("checksum"),
+            self.tables.repeatables,
         );
-        self.history_query(&columns).await
+        let rows = match self.rows(&sql).await {
+            Ok(rows) => rows,
+            Err(e) if self.is_missing_table(&e) => {
+                let columns = format!(
+                    "{}, name, checksum, state, {}, error",
+                    d.text("version"),
+                    d.text("statements_done"),
+                );
+                return Ok(self
+                    .history_query(&columns)
+                    .await?
+                    .map(|migrations| History {
+                        migrations,
+                        repeatables: Vec::new(),
+                    }));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut history = History::default();
+        for r in rows {
+            match r.first().cloned().flatten().as_deref() {
+                Some("r") => history.repeatables.push(repeatable_row(&r[1..])),
+                _ => history.migrations.push(history_row(&r[1..])?),
+            }
+        }
+        Ok(Some(history))
     }
 
     async fn history_query(&mut self, columns: &str) -> Result<Option<Vec<HistoryRow>>, DbError> {
@@ -1219,26 +1281,102 @@ impl Backend {
         record: &Record<'_>,
         timeouts: Timeouts,
     ) -> Result<(), DbError> {
+        let table = self.tables.migrations.clone();
+        let key = format!("version = {}", self.dialect.version(record.version));
+        self.run_recorded(script, timeouts, (&table, &key), |b, ms| {
+            b.insert_applied_sql(record, State::Applied, ms)
+        })
+        .await
+    }
+
+    /// Runs a repeatable migration and records its run (inserted, or its row updated) in one
+    /// transaction, as [`Backend::apply_in_transaction`] does for a versioned one.
+    pub async fn apply_repeatable_in_transaction(
+        &mut self,
+        script: &super::source::Script,
+        record: &RepeatableRecord<'_>,
+        timeouts: Timeouts,
+    ) -> Result<(), DbError> {
+        let table = self.tables.repeatables.clone();
+        let key = format!("name = {}", self.dialect.quote(record.name));
+        self.run_recorded(script, timeouts, (&table, &key), |b, ms| {
+            b.upsert_repeatable_sql(record, ms)
+        })
+        .await
+    }
+
+    /// Records the run of a repeatable migration that ran statement by statement.
+    pub async fn record_repeatable(
+        &mut self,
+        record: &RepeatableRecord<'_>,
+        execution_ms: i64,
+    ) -> Result<(), DbError> {
+        let sql = self.upsert_repeatable_sql(record, &execution_ms.to_string());
+        self.exec(&sql).await
+    }
+
+    /// `script` and the row `record` writes (given the SQL of its execution time) in one
+    /// transaction. An engine that cannot time its own transaction gets the time written into
+    /// the row of `table` that `key` selects after the commit.
+    async fn run_recorded(
+        &mut self,
+        script: &super::source::Script,
+        timeouts: Timeouts,
+        (table, key): (&str, &str),
+        record: impl FnOnce(&Backend, &str) -> String,
+    ) -> Result<(), DbError> {
         let elapsed = self.dialect.elapsed_ms();
-        let insert = self.insert_applied_sql(record, State::Applied, elapsed.unwrap_or("0"));
+        let tail = record(self, elapsed.unwrap_or("0"));
         let started = std::time::Instant::now();
-        match self.run_transaction(script, timeouts, &insert).await {
-            Ok(()) if elapsed.is_some() => Ok(()),
-            Ok(()) => {
-                // The engine cannot time its own transaction: record the time after the commit.
-                let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-                let update = format!(
-                    "UPDATE {} SET execution_ms = {ms} WHERE version = {}",
-                    self.tables.migrations,
-                    self.dialect.version(record.version)
-                );
-                if let Err(e) = self.exec(&update).await {
-                    tracing::warn!(migration_version = record.version.field(), error = %e, "could not record the execution time");
-                }
-                Ok(())
+        self.run_transaction(script, timeouts, &tail).await?;
+        if elapsed.is_none() {
+            let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            let update = format!("UPDATE {table} SET execution_ms = {ms} WHERE {key}");
+            if let Err(e) = self.exec(&update).await {
+                tracing::warn!(file = %script.path.display(), error = %e, "could not record the execution time");
             }
-            Err(e) => Err(e),
         }
+        Ok(())
+    }
+
+    /// The row of a repeatable migration's run, inserted or replacing the last one.
+    fn upsert_repeatable_sql(&self, r: &RepeatableRecord<'_>, execution_ms: &str) -> String {
+        let d = self.dialect;
+        let update = [
+            "checksum",
+            "applied_at",
+            "execution_ms",
+            "applied_by",
+            "deploy_id",
+            "app_version",
+        ];
+        let set: Vec<String> = match d {
+            Dialect::Mysql => update
+                .iter()
+                .map(|c| format!("{c} = VALUES({c})"))
+                .collect(),
+            _ => update
+                .iter()
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect(),
+        };
+        let conflict = match d {
+            Dialect::Mysql => "ON DUPLICATE KEY UPDATE",
+            _ => "ON CONFLICT (name) DO UPDATE SET",
+        };
+        format!(
+            "INSERT INTO {} (name, checksum, applied_at, execution_ms, applied_by, deploy_id, app_version) \
+             VALUES ({}, {}, {}, {}, {}, {}, {}) {conflict} {}",
+            self.tables.repeatables,
+            d.quote(r.name),
+            d.quote(r.checksum),
+            d.now(),
+            execution_ms,
+            d.quote(&r.deploy.applied_by()),
+            d.opt(r.deploy.deploy_id.as_deref()),
+            d.opt(r.deploy.app_version.as_deref()),
+            set.join(", "),
+        )
     }
 
     /// `BEGIN; [timeouts;] [lock check;] <sql> ; <tail>; COMMIT` — one message, one round trip
@@ -1512,21 +1650,42 @@ impl Backend {
         let holder = holder_sql.map_or_else(String::new, |sql| {
             format!(" UNION ALL SELECT 'l', holder.*, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({sql}) holder")
         });
-        let sql = format!("{history} UNION ALL {run}{holder}");
+        let repeatables = format!(
+            " UNION ALL SELECT 'p', {}, {}, {}, {}, {}, {}, {}, NULL, NULL, NULL, NULL FROM {}",
+            d.str("name"),
+            d.str("checksum"),
+            d.time_text("applied_at"),
+            d.text("execution_ms"),
+            d.str("applied_by"),
+            d.str("deploy_id"),
+            d.str("app_version"),
+            self.tables.repeatables
+        );
+        let sql = format!("{history} UNION ALL {run}{holder}{repeatables}");
         let rows = match self.rows(&sql).await {
             Ok(rows) => rows,
+            // Tables an older shipgate created: no repeatables table until the next locked run.
             Err(e) if self.is_missing_table(&e) => {
-                let lock_holder = self.lock_holder().await?;
-                return Ok(StatusRows {
-                    history: None,
-                    last_run: None,
-                    lock_holder,
-                });
+                match self
+                    .rows(&format!("{history} UNION ALL {run}{holder}"))
+                    .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) if self.is_missing_table(&e) => {
+                        let lock_holder = self.lock_holder().await?;
+                        return Ok(StatusRows {
+                            history: None,
+                            last_run: None,
+                            lock_holder,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         };
         let mut out = StatusRows {
-            history: Some(Vec::new()),
+            history: Some(History::default()),
             last_run: None,
             lock_holder: None,
         };
@@ -1535,7 +1694,12 @@ impl Backend {
             match get(0).as_deref() {
                 Some("h") => {
                     if let Some(h) = out.history.as_mut() {
-                        h.push(history_row(&r[1..])?);
+                        h.migrations.push(history_row(&r[1..])?);
+                    }
+                }
+                Some("p") => {
+                    if let Some(h) = out.history.as_mut() {
+                        h.repeatables.push(repeatable_row(&r[1..]));
                     }
                 }
                 Some("r") => out.last_run = Some(run_row(&r[1..])),
@@ -1551,7 +1715,7 @@ impl Backend {
             }
         }
         if let Some(h) = out.history.as_mut() {
-            h.sort_by(|a, b| a.version.cmp(&b.version));
+            h.migrations.sort_by(|a, b| a.version.cmp(&b.version));
         }
         if d == Dialect::Sqlite {
             out.lock_holder = sqlite::FileLock::holder(&self.url);
@@ -2013,6 +2177,21 @@ fn run_row(r: &[Option<String>]) -> RunRow {
         deploy_id: get(7),
         host: get(8),
         app_version: get(9),
+    }
+}
+
+/// A repeatable's row: name, checksum, then (when read) applied_at, execution_ms, applied_by,
+/// deploy_id, app_version.
+fn repeatable_row(r: &[Option<String>]) -> RepeatableRow {
+    let get = |i: usize| r.get(i).cloned().flatten();
+    RepeatableRow {
+        name: get(0).unwrap_or_default(),
+        checksum: get(1).unwrap_or_default(),
+        applied_at: get(2),
+        execution_ms: get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
+        applied_by: get(4),
+        deploy_id: get(5),
+        app_version: get(6),
     }
 }
 

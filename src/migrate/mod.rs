@@ -139,6 +139,20 @@ pub enum Error {
         /// For a no-transaction file: statements committed before the failure, and the total.
         statements: Option<(usize, usize)>,
     },
+    /// A repeatable migration failed. Its transaction rolled back, or (statement by statement)
+    /// the statements before the failing one stayed committed; either way its recorded
+    /// checksum is unchanged, so the whole file runs again on the next run.
+    #[error("{}", repeatable_failed_text(.name, .file, .error, *.statements))]
+    RepeatableFailed {
+        /// The repeatable's name.
+        name: String,
+        /// The file that failed.
+        file: String,
+        /// The database's error (boxed: the variant would make every `Error` larger).
+        error: Box<DbError>,
+        /// Statement by statement: statements committed before the failure, and the total.
+        statements: Option<(usize, usize)>,
+    },
     /// A down script failed. Its transaction rolled back, or, statement by statement (a
     /// no-transaction down file, or MySQL), the statements before it stayed committed.
     #[error("reverting migration {version} ({file}) failed{}: {error}; {}", .statements.map(|(d, t)| format!(" at statement {} of {t}", d + 1)).unwrap_or_default(), .statements.map(|(d, _)| format!("{d} statement(s) of the down file before it had committed; the migration is recorded as failed (dirty) until you finish or undo the revert by hand and run `shipgate repair`")).unwrap_or_else(|| "its transaction was rolled back; the migration is still applied".into()))]
@@ -182,12 +196,14 @@ fn failed_text(
     error: &DbError,
     statements: Option<(usize, usize)>,
 ) -> String {
-    let at = statements
-        .map(|(d, t)| format!(" at statement {} of {t}", d + 1))
-        .unwrap_or_default();
-    let lost = error.kind == backend::ErrorKind::Connection;
-    let outcome = match statements {
-        Some((d, _)) => {
+    failure_text(
+        &format!("migration {version}"),
+        file,
+        error,
+        statements,
+        |done, lost| {
+            match done {
+        Some(d) => {
             let maybe = if lost {
                 " (the connection was lost before the outcome of the next one was known: check whether it committed too)"
             } else {
@@ -197,8 +213,42 @@ fn failed_text(
         }
         None if lost => "; the connection was lost before the outcome was known: the server either committed the migration together with its history row or rolled both back, never one without the other, and the next run sees which".into(),
         None => "; its transaction was rolled back and nothing of it remains".into(),
-    };
-    format!("migration {version} ({file}) failed{at}: {error}{outcome}")
+    }
+        },
+    )
+}
+
+fn repeatable_failed_text(
+    name: &str,
+    file: &str,
+    error: &DbError,
+    statements: Option<(usize, usize)>,
+) -> String {
+    let what = format!("repeatable migration {name}");
+    failure_text(&what, file, error, statements, |done, lost| {
+        match done {
+        Some(d) => format!("; {d} statement(s) before it had committed{}; its recorded checksum is unchanged, so the whole file runs again on the next run (a repeatable migration must be safe to run again)", if lost { " (and perhaps the next one: the connection was lost before its outcome was known)" } else { "" }),
+        None if lost => "; the connection was lost before the outcome was known: the server either committed the file together with its row or rolled both back, and the next run sees which".into(),
+        None => "; its transaction was rolled back and nothing of it remains; it runs again on the next run".into(),
+    }
+    })
+}
+
+/// `<what> (<file>) failed[ at statement N of M]: <error><outcome>`, the outcome given the
+/// statements that had committed (statement by statement) and whether the connection was lost.
+fn failure_text(
+    what: &str,
+    file: &str,
+    error: &DbError,
+    statements: Option<(usize, usize)>,
+    outcome: impl FnOnce(Option<usize>, bool) -> String,
+) -> String {
+    let at = statements
+        .map(|(d, t)| format!(" at statement {} of {t}", d + 1))
+        .unwrap_or_default();
+    let lost = error.kind == backend::ErrorKind::Connection;
+    let outcome = outcome(statements.map(|(d, _)| d), lost);
+    format!("{what} ({file}) failed{at}: {error}{outcome}")
 }
 
 fn blockers_text(blockers: &[Blocker]) -> String {
@@ -218,6 +268,7 @@ impl Error {
     /// run's own session cannot record anything any more.
     pub fn connection_lost(&self) -> bool {
         match self {
+            Error::RepeatableFailed { error, .. } => error.kind == backend::ErrorKind::Connection,
             Error::Failed { error, .. }
             | Error::RevertFailed { error, .. }
             | Error::Database { error, .. }

@@ -215,10 +215,20 @@ CREATE TABLE IF NOT EXISTS {a} (
     `before` TEXT NULL,
     `after` TEXT NULL,
     deploy_id VARCHAR(512) NULL
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS {p} (
+    name VARCHAR(255) NOT NULL PRIMARY KEY,
+    checksum CHAR(64) NOT NULL,
+    applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+    execution_ms BIGINT NOT NULL DEFAULT 0,
+    applied_by VARCHAR(512) NULL,
+    deploy_id VARCHAR(512) NULL,
+    app_version VARCHAR(512) NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         m = t.migrations,
         r = t.runs,
-        a = t.audit
+        a = t.audit,
+        p = t.repeatables
     )
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Owns the planning rules of SPEC §4: what is pending, applied, modified (checksum changed),
 //! missing (the database is ahead of this build), out of order and dirty, and which of those
-//! block a run under a [`Policy`]. It never talks to a database: backends read [`HistoryRow`]s,
-//! this module decides.
+//! block a run under a [`Policy`]; and which repeatable migrations run again (never applied, or
+//! their checksum differs from the one recorded when they last ran), after the versioned ones.
+//! It never talks to a database: backends read [`History`], this module decides.
 
 use std::collections::HashMap;
 
@@ -91,6 +92,34 @@ impl HistoryRow {
     }
 }
 
+/// The last run of a repeatable migration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepeatableRow {
+    /// Its name.
+    pub name: String,
+    /// The checksum of its file when it last ran.
+    pub checksum: String,
+    /// When it last ran (RFC 3339, UTC).
+    pub applied_at: Option<String>,
+    /// How long that run took.
+    pub execution_ms: i64,
+    /// `host:pid` of the process that ran it.
+    pub applied_by: Option<String>,
+    /// The platform's deploy id at the time.
+    pub deploy_id: Option<String>,
+    /// The application version at the time.
+    pub app_version: Option<String>,
+}
+
+/// Everything recorded about what ran: versioned migrations and repeatable ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Versioned migrations, in no particular order.
+    pub migrations: Vec<HistoryRow>,
+    /// Repeatable migrations' last runs, in no particular order.
+    pub repeatables: Vec<RepeatableRow>,
+}
+
 /// The rules a run plans under.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -141,6 +170,19 @@ pub struct Entry {
     pub name: String,
 }
 
+/// A repeatable migration that runs again: its file is new or changed since it last ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingRepeatable {
+    /// Name.
+    pub name: String,
+    /// The file, as a path string.
+    pub file: String,
+    /// The checksum recorded when it last ran; `None` when it never ran.
+    pub recorded_checksum: Option<String>,
+    /// The checksum of the file now.
+    pub file_checksum: String,
+}
+
 /// Everything a run needs to know about history versus files.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Plan {
@@ -162,6 +204,9 @@ pub struct Plan {
     pub out_of_order: Vec<Entry>,
     /// Dirty rows.
     pub dirty: Vec<Dirty>,
+    /// Repeatable migrations that run again after the versioned ones, in name order (whatever
+    /// `--to` says: they have no version).
+    pub pending_repeatables: Vec<PendingRepeatable>,
 }
 
 /// Why a run refuses to proceed. Each message says what to do next.
@@ -187,11 +232,28 @@ pub enum Blocker {
 }
 
 /// Compares `history` with `set` under `policy`.
-pub fn compute(history: &[HistoryRow], set: &MigrationSet, policy: &Policy) -> Plan {
+pub fn compute(history: &History, set: &MigrationSet, policy: &Policy) -> Plan {
     let mut plan = Plan {
         head: set.head(),
         ..Plan::default()
     };
+    let recorded: HashMap<&str, &str> = history
+        .repeatables
+        .iter()
+        .map(|r| (r.name.as_str(), r.checksum.as_str()))
+        .collect();
+    for r in &set.repeatables {
+        let last = recorded.get(r.name.as_str()).copied();
+        if last != Some(r.checksum.as_str()) {
+            plan.pending_repeatables.push(PendingRepeatable {
+                name: r.name.clone(),
+                file: r.script.path.display().to_string(),
+                recorded_checksum: last.map(str::to_owned),
+                file_checksum: r.checksum.clone(),
+            });
+        }
+    }
+    let history = &history.migrations;
     let by_version: HashMap<Version, &HistoryRow> =
         history.iter().map(|r| (r.version.clone(), r)).collect();
     let mut rows: Vec<&HistoryRow> = history.iter().collect();
@@ -251,6 +313,12 @@ pub fn compute(history: &[HistoryRow], set: &MigrationSet, policy: &Policy) -> P
 }
 
 impl Plan {
+    /// Whether the run has anything to do: a pending versioned migration or a repeatable one
+    /// to run again.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || !self.pending_repeatables.is_empty()
+    }
+
     /// What stops a run that would change the schema, under `policy`. Empty means go.
     pub fn blockers(&self, policy: &Policy) -> Vec<Blocker> {
         let mut out: Vec<Blocker> = self.dirty.iter().cloned().map(Blocker::Dirty).collect();
@@ -306,6 +374,13 @@ mod tests {
 
     fn ints(versions: &[u64]) -> Vec<Version> {
         versions.iter().copied().map(Version::from_int).collect()
+    }
+
+    fn versioned(migrations: Vec<HistoryRow>) -> History {
+        History {
+            migrations,
+            repeatables: Vec::new(),
+        }
     }
 
     #[test]
@@ -428,7 +503,7 @@ mod tests {
                 .map(|v| row(*v, State::Applied, &s))
                 .collect();
             history.extend(c.dirty.iter().map(|v| row(*v, State::Running, &s)));
-            let plan = compute(&history, &s, &c.policy);
+            let plan = compute(&versioned(history), &s, &c.policy);
             assert_eq!(versions(&plan.pending), ints(c.pending), "case {i} pending");
             assert_eq!(versions(&plan.missing), ints(c.missing), "case {i} missing");
             assert_eq!(
@@ -449,7 +524,7 @@ mod tests {
         let s = set(&[1, 2]);
         let mut history = vec![row(1, State::Applied, &s), row(2, State::Applied, &s)];
         history[1].checksum = "abc".into();
-        let plan = compute(&history, &s, &Policy::default());
+        let plan = compute(&versioned(history), &s, &Policy::default());
         assert_eq!(plan.current, Some(Version::from_int(2)));
         let blockers = plan.blockers(&Policy::default());
         assert_eq!(blockers.len(), 1);
@@ -471,11 +546,58 @@ mod tests {
         let mut r = row(1, State::Failed, &s);
         r.statements_done = 1;
         r.error = Some("boom".into());
-        let msg = compute(&[r], &s, &Policy::default()).blockers(&Policy::default())[0].to_string();
+        let msg = compute(&versioned(vec![r]), &s, &Policy::default()).blockers(&Policy::default())
+            [0]
+        .to_string();
         assert!(
             msg.contains("state failed, 1 statement(s) committed, error: boom"),
             "{msg}"
         );
         assert!(msg.contains("shipgate repair --mark-applied 1"), "{msg}");
+    }
+
+    #[test]
+    fn repeatables_run_again_when_new_or_changed_after_the_versioned_ones() {
+        let files = vec![
+            ("1_a.sql".to_owned(), b"SELECT 1;".to_vec()),
+            ("R__b_views.sql".to_owned(), b"SELECT 'b';".to_vec()),
+            ("R__a_views.sql".to_owned(), b"SELECT 'a';".to_vec()),
+            ("R__c_same.sql".to_owned(), b"SELECT 'c';".to_vec()),
+        ];
+        let s = source::parse(Path::new("m"), files).expect("valid set");
+        let last = |name: &str, checksum: &str| RepeatableRow {
+            name: name.into(),
+            checksum: checksum.into(),
+            applied_at: None,
+            execution_ms: 0,
+            applied_by: None,
+            deploy_id: None,
+            app_version: None,
+        };
+        let same = s.repeatable("c_same").expect("in the set").checksum.clone();
+        let history = History {
+            migrations: vec![row(1, State::Applied, &s)],
+            repeatables: vec![
+                last("b_views", "old"),
+                last("c_same", &same),
+                last("gone", "x"),
+            ],
+        };
+        let plan = compute(&history, &s, &Policy::default());
+        assert!(plan.pending.is_empty());
+        let names: Vec<(&str, Option<&str>)> = plan
+            .pending_repeatables
+            .iter()
+            .map(|r| (r.name.as_str(), r.recorded_checksum.as_deref()))
+            .collect();
+        assert_eq!(names, [("a_views", None), ("b_views", Some("old"))]);
+        assert!(plan.has_pending());
+        assert!(plan.blockers(&Policy::default()).is_empty());
+        // `--to` leaves versions pending, never repeatables.
+        let to = Policy {
+            target: Some(Version::from_int(1)),
+            ..Policy::default()
+        };
+        assert_eq!(compute(&history, &s, &to).pending_repeatables.len(), 2);
     }
 }

@@ -226,10 +226,20 @@ CREATE TABLE IF NOT EXISTS {a} (
     before text,
     after text,
     deploy_id text
+);
+CREATE TABLE IF NOT EXISTS {p} (
+    name text PRIMARY KEY,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    execution_ms bigint NOT NULL DEFAULT 0,
+    applied_by text,
+    deploy_id text,
+    app_version text
 );",
         m = t.migrations,
         r = t.runs,
-        a = t.audit
+        a = t.audit,
+        p = t.repeatables
     )
 }
 

@@ -1,4 +1,5 @@
-//! Migration files → a validated, ordered [`MigrationSet`].
+//! Migration files → a validated, ordered [`MigrationSet`]: versioned migrations by version,
+//! repeatable ones ([`Repeatable`], `R__<name>.sql`) by name.
 //!
 //! Owns the native layout of SPEC §3 (`<version>_<name>.up.sql` / `.down.sql` / `.sql`, the
 //! extension in any case), the `shipgate:` directives, and the normalised SHA-256 checksum.
@@ -17,7 +18,9 @@ use rustix::fs::{Mode, OFlags};
 use sha2::{Digest, Sha256};
 
 use super::foreign;
-use super::layout::{self, Choice, Detected, Kind, Layout, Misfit, Role, Settings};
+use super::layout::{
+    self, Detected, Kind, Layout, Misfit, Options, Role, Settings, StatementRules,
+};
 use super::split::{self, Statement};
 use crate::config::Engine;
 
@@ -40,6 +43,8 @@ pub struct MigrationSet {
     /// as numbers; they differ when versions have different numbers of digits. Said by `check`
     /// and by a run with pending migrations, never silently.
     pub order_warning: Option<String>,
+    /// Repeatable migrations in name order; names are unique.
+    pub repeatables: Vec<Repeatable>,
 }
 
 /// The database engine a directory's files are written for, as its layout's own file says.
@@ -81,12 +86,13 @@ impl Requirement {
 }
 
 impl MigrationSet {
-    /// The set with the up and down scripts of `versions` read by `engine`'s rules (statements
-    /// found, transaction control checked), as [`load`] would have read them. Scripts already
-    /// read are kept as they are.
-    pub fn read(
+    /// The set with the up and down scripts of `versions` and the scripts of the repeatables
+    /// named `repeatables` read by `engine`'s rules (statements found, transaction control
+    /// checked), as [`load`] would have read them. Scripts already read are kept as they are.
+    pub fn read<'n>(
         &self,
         versions: impl IntoIterator<Item = Version>,
+        repeatables: impl IntoIterator<Item = &'n str>,
         rules: impl Into<split::Rules>,
     ) -> Result<MigrationSet, SourceErrors> {
         let rules = rules.into();
@@ -100,6 +106,14 @@ impl MigrationSet {
             read_body(&mut m.up, rules, &mut errors);
             if let Some(down) = m.down.as_mut() {
                 read_body(down, rules, &mut errors);
+            }
+        }
+        for name in repeatables {
+            let found = set
+                .repeatables
+                .binary_search_by(|r| r.name.as_str().cmp(name));
+            if let Ok(i) = found {
+                read_body(&mut set.repeatables[i].script, rules, &mut errors);
             }
         }
         if errors.is_empty() {
@@ -131,6 +145,26 @@ impl MigrationSet {
             None => Ok(()),
         }
     }
+
+    /// The repeatable migration with this name, if the set has it.
+    pub fn repeatable(&self, name: &str) -> Option<&Repeatable> {
+        self.repeatables
+            .binary_search_by(|r| r.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.repeatables[i])
+    }
+}
+
+/// A repeatable migration: no version, applied again (after the versioned migrations) whenever
+/// its checksum differs from the one recorded when it last ran.
+#[derive(Debug, Clone)]
+pub struct Repeatable {
+    /// The name from the file name (`R__<name>.sql`): the key its runs are recorded under.
+    pub name: String,
+    /// Lower-case hex SHA-256 of the file after normalisation, as for versioned files.
+    pub checksum: String,
+    /// The script.
+    pub script: Script,
 }
 
 /// One migration: an up script, an optional down script, and the checksum of the up file.
@@ -166,6 +200,11 @@ pub struct Script {
     /// [`load_unread`], for the every-deploy path, reads none, and
     /// [`MigrationSet::read`] reads those that will run.
     pub read: bool,
+    /// What the file's layout checks in its statements once they are found (Flyway decides
+    /// from them whether the file runs in a transaction): applied when the script is read,
+    /// which may set `directives.no_transaction`, so only a read script's directives say for
+    /// certain how it runs.
+    pub statement_rules: Option<StatementRules>,
 }
 
 impl Script {
@@ -253,6 +292,16 @@ pub enum SourceError {
         /// The shared version.
         version: Version,
         /// The other file with that version.
+        other: PathBuf,
+    },
+    /// Two repeatable migrations share a name.
+    #[error("{}: duplicate repeatable migration `{name}`, also used by {}", file.display(), other.display())]
+    DuplicateRepeatable {
+        /// The file.
+        file: PathBuf,
+        /// The shared name.
+        name: String,
+        /// The other file with that name.
         other: PathBuf,
     },
     /// A down file without an up file of the same version and name.
@@ -425,15 +474,19 @@ impl std::error::Error for SourceErrors {}
 /// The every-deploy path reads and hashes every file: each is opened relative to the
 /// directory and read into one reused buffer (openat, fstat, read, read, close), and the result
 /// is what [`parse_as`] gives for the same bytes. Statements are split by `engine`'s rules.
-pub fn load(dir: &Path, choice: Choice, engine: Engine) -> Result<MigrationSet, SourceErrors> {
-    load_with(dir, choice, Reading::Statements(engine))
+pub fn load(
+    dir: &Path,
+    layout: impl Into<Options>,
+    engine: Engine,
+) -> Result<MigrationSet, SourceErrors> {
+    load_with(dir, &layout.into(), Reading::Statements(engine))
 }
 
 /// [`load`] without finding statements: files are read, validated (names, encoding,
 /// directives, pairs) and hashed, which is all the every-deploy no-op needs. The scripts that
 /// will run are read afterwards with [`MigrationSet::read`].
-pub fn load_unread(dir: &Path, choice: Choice) -> Result<MigrationSet, SourceErrors> {
-    load_with(dir, choice, Reading::Deferred)
+pub fn load_unread(dir: &Path, layout: impl Into<Options>) -> Result<MigrationSet, SourceErrors> {
+    load_with(dir, &layout.into(), Reading::Deferred)
 }
 
 /// Whether loading finds each script's statements now.
@@ -445,7 +498,11 @@ enum Reading {
     Deferred,
 }
 
-fn load_with(dir: &Path, choice: Choice, reading: Reading) -> Result<MigrationSet, SourceErrors> {
+fn load_with(
+    dir: &Path,
+    options: &Options,
+    reading: Reading,
+) -> Result<MigrationSet, SourceErrors> {
     let Listing {
         files,
         dirs,
@@ -467,7 +524,7 @@ fn load_with(dir: &Path, choice: Choice, reading: Reading) -> Result<MigrationSe
         read_at(&dir_fd, path, &mut buf)?;
         Ok(std::mem::take(&mut buf))
     };
-    read_set(dir, &files, &dirs, problems, choice, reading, read)
+    read_set(dir, &files, &dirs, problems, options, reading, read)
 }
 
 /// The files and subdirectories of a migrations directory, before any is read.
@@ -662,13 +719,13 @@ pub fn parse_as(
     dir: &Path,
     files: Vec<(String, Vec<u8>)>,
 ) -> Result<MigrationSet, SourceErrors> {
-    parse_in(engine, Choice::Auto, dir, files)
+    parse_in(engine, layout::Choice::Auto, dir, files)
 }
 
-/// [`parse_as`] in the layout `choice` says. Pure.
+/// [`parse_as`] in the layout `layout` says. Pure.
 pub fn parse_in(
     engine: Engine,
-    choice: Choice,
+    layout: impl Into<Options>,
     dir: &Path,
     mut files: Vec<(String, Vec<u8>)>,
 ) -> Result<MigrationSet, SourceErrors> {
@@ -696,7 +753,7 @@ pub fn parse_in(
         &top,
         &dirs,
         Vec::new(),
-        choice,
+        &layout.into(),
         Reading::Statements(engine),
         read,
     )
@@ -710,7 +767,7 @@ fn read_set(
     files: &[String],
     dirs: &[(String, Vec<String>)],
     mut errors: Vec<SourceError>,
-    choice: Choice,
+    options: &Options,
     reading: Reading,
     mut read: impl FnMut(&str) -> Result<Vec<u8>, Unread>,
 ) -> Result<MigrationSet, SourceErrors> {
@@ -718,14 +775,14 @@ fn read_set(
     // dbmate's are told from the others by their text. Each file is read once.
     let mut contents: BTreeMap<String, Result<Vec<u8>, Unread>> = BTreeMap::new();
     let mut texts: BTreeMap<&str, String> = BTreeMap::new();
-    for name in files.iter().filter(|f| layout::read_to_detect(f)) {
+    for name in files.iter().filter(|f| layout::read_to_detect(f, options)) {
         let bytes = read(name);
         if let Some(text) = bytes.as_ref().ok().and_then(|b| decode(b).ok()) {
             texts.insert(name, text.to_owned());
         }
         contents.insert(name.clone(), bytes);
     }
-    let detected = layout::detect(files, dirs, choice, &|name| {
+    let detected = layout::detect(files, dirs, options, &|name| {
         texts.get(name).map(String::as_str)
     });
     let Detected {
@@ -756,6 +813,7 @@ fn read_set(
             Misfit::Other(problem) => SourceError::Layout { file, problem },
         }
     }));
+    let statement_rules = found.statement_rules(options);
     let mut prepared = Vec::new();
     for claim in claims {
         let settings = claim
@@ -787,11 +845,12 @@ fn read_set(
                 name: &claim.name,
                 file: path,
                 no_transaction: settings.no_transaction,
+                statement_rules: statement_rules.as_ref(),
             };
             prepared.extend(prepare(dir, &unit, *role, bytes, reading));
         }
     }
-    assemble(dir, found, errors, prepared, requires)
+    assemble(dir, found, options, errors, prepared, requires)
 }
 
 /// What [`check_whole`] found.
@@ -878,6 +937,8 @@ struct Unit<'a> {
     file: &'a str,
     /// The layout's settings file says its scripts run outside a transaction.
     no_transaction: bool,
+    /// What the layout checks in the statements once they are found.
+    statement_rules: Option<&'a StatementRules>,
 }
 
 /// Reads a layout's settings file (diesel's `metadata.toml`).
@@ -978,8 +1039,11 @@ fn prepare(
                             k => k,
                         };
                         let hashed = line_endings(&s.text);
-                        let outcome =
-                            checked(&path, &s.sql, kind, &hashed, s.no_transaction, reading);
+                        let how = How {
+                            no_transaction: s.no_transaction,
+                            statement_rules: None,
+                        };
+                        let outcome = checked(&path, &s.sql, kind, &hashed, &how, reading);
                         one(kind, outcome)
                     })
                     .collect()
@@ -1012,10 +1076,19 @@ fn prepare(
             }
         }
     }
-    vec![one(
-        kind,
-        checked(&path, raw, kind, &text, no_transaction, reading),
-    )]
+    let how = How {
+        no_transaction,
+        statement_rules: unit.statement_rules,
+    };
+    vec![one(kind, checked(&path, raw, kind, &text, &how, reading))]
+}
+
+/// What the layout says about how a script runs, beside its own directives.
+struct How<'a> {
+    /// The layout's marker or settings put it outside a transaction.
+    no_transaction: bool,
+    /// What the layout checks in its statements.
+    statement_rules: Option<&'a StatementRules>,
 }
 
 /// The script of `raw` (what runs), its directives read from `hashed`'s lines and its
@@ -1026,12 +1099,12 @@ fn checked(
     raw: &str,
     kind: Kind,
     hashed: &str,
-    no_transaction: bool,
+    how: &How<'_>,
     reading: Reading,
 ) -> Result<Checked, Vec<SourceError>> {
     let mut errors = Vec::new();
     let text = line_endings(raw);
-    let Some(script) = script(path, raw, &text, no_transaction, reading, &mut errors) else {
+    let Some(script) = script(path, raw, &text, how, reading, &mut errors) else {
         return Err(errors);
     };
     let checksum = (kind != Kind::Down).then(|| hex_sha256(hashed.as_bytes()));
@@ -1052,11 +1125,14 @@ fn hex_sha256(bytes: &[u8]) -> String {
 fn assemble(
     dir: &Path,
     found: Layout,
+    options: &Options,
     mut errors: Vec<SourceError>,
     prepared: Vec<Prepared>,
     requires: Option<Requirement>,
 ) -> Result<MigrationSet, SourceErrors> {
     let mut ups: BTreeMap<Version, (String, Kind, Script, String, String)> = BTreeMap::new();
+    // By name: (script, checksum, file name).
+    let mut repeatables: BTreeMap<String, (Script, String, String)> = BTreeMap::new();
     let mut downs: Vec<(Version, String, String, Script)> = Vec::new();
     // Every up script by its file, valid or not, to say the right thing about a down script.
     let up_names: Vec<(Version, String, Kind, String)> = prepared
@@ -1088,10 +1164,16 @@ fn assemble(
             }
         };
         let Some(version) = version else {
-            errors.push(SourceError::Layout {
-                file: dir.join(&file_name),
-                problem: "a repeatable migration: shipgate does not run them yet".into(),
-            });
+            if let Some((.., other)) = repeatables.get(&name) {
+                errors.push(SourceError::DuplicateRepeatable {
+                    file: dir.join(&file_name),
+                    name,
+                    other: dir.join(other),
+                });
+                continue;
+            }
+            let checksum = checksum.unwrap_or_default();
+            repeatables.insert(name, (script, checksum, file_name));
             continue;
         };
         if kind == Kind::Down {
@@ -1146,7 +1228,7 @@ fn assemble(
             continue;
         }
         let file = dir.join(&file_name);
-        let expected = up_file_name(found, &version, &name);
+        let expected = found.up_file_name(options, &version.to_string(), &name);
         let same_version = up_names.iter().find(|(v, ..)| *v == version);
         errors.push(match same_version {
             Some((_, up_name, Kind::Irreversible, up_file)) if *up_name == name => {
@@ -1179,12 +1261,21 @@ fn assemble(
             up,
         })
         .collect();
+    let repeatables = repeatables
+        .into_iter()
+        .map(|(name, (script, checksum, _))| Repeatable {
+            name,
+            checksum,
+            script,
+        })
+        .collect();
     Ok(MigrationSet {
         dir: dir.to_owned(),
         layout: found,
         migrations,
         requires,
         order_warning,
+        repeatables,
     })
 }
 
@@ -1218,14 +1309,6 @@ fn text_order_warning(
     })
 }
 
-/// The up file a down file of `layout` needs beside it, for messages.
-fn up_file_name(layout: Layout, version: &Version, name: &str) -> String {
-    match layout {
-        Layout::Flyway => format!("V{version}__{name}.sql"),
-        _ => format!("{version}_{name}.up.sql"),
-    }
-}
-
 /// UTF-8 check, BOM removal and CRLF/CR → LF. `Err` carries the offset of the first bad byte.
 pub fn normalise(bytes: &[u8]) -> Result<String, usize> {
     decode(bytes).map(|text| line_endings(text).into_owned())
@@ -1256,7 +1339,7 @@ fn script(
     path: &Path,
     raw: &str,
     text: &str,
-    no_transaction: bool,
+    how: &How<'_>,
     reading: Reading,
     errors: &mut Vec<SourceError>,
 ) -> Option<Script> {
@@ -1264,13 +1347,14 @@ fn script(
     let mut directives = directives(path, text, errors);
     // The layout's own marker (goose's `NO TRANSACTION`, dbmate's `transaction:false`,
     // diesel's `run_in_transaction = false`) means what `shipgate:no-transaction` means.
-    directives.no_transaction |= no_transaction;
+    directives.no_transaction |= how.no_transaction;
     let mut script = Script {
         path: path.to_owned(),
         sql: raw.to_owned(),
         statements: Vec::new(),
         directives,
         read: false,
+        statement_rules: how.statement_rules.cloned(),
     };
     if let Reading::Statements(engine) = reading {
         read_body(&mut script, engine.into(), errors);
@@ -1278,10 +1362,11 @@ fn script(
     (errors.len() == before).then_some(script)
 }
 
-/// Finds the statements of an unread `script` by `engine`'s rules, cuts out a hand-written
-/// `BEGIN; … COMMIT;` wrapper, and refuses transaction control inside shipgate's transaction.
-/// A comment-only file is valid: an up file is a deliberate no-op, a down file declares the
-/// migration irreversible (`Script::is_empty`); the lint reports both.
+/// Finds the statements of an unread `script` by `engine`'s rules, applies its layout's
+/// statement rules (Flyway decides from them whether the file runs in a transaction), cuts out a
+/// hand-written `BEGIN; … COMMIT;` wrapper, and refuses transaction control inside shipgate's
+/// transaction. A comment-only file is valid: an up file is a deliberate no-op, a down file
+/// declares the migration irreversible (`Script::is_empty`); the lint reports both.
 fn read_body(script: &mut Script, rules: split::Rules, errors: &mut Vec<SourceError>) {
     let engine = rules.engine;
     if script.read {
@@ -1290,6 +1375,18 @@ fn read_body(script: &mut Script, rules: split::Rules, errors: &mut Vec<SourceEr
     let raw = std::mem::take(&mut script.sql);
     let (statements, spans): (Vec<Statement>, Vec<_>) =
         split::spanned(&raw, rules).into_iter().unzip();
+    if let Some(checks) = &script.statement_rules {
+        let decide = !script.directives.no_transaction;
+        match checks.apply(&statements, rules, decide) {
+            Ok(outside) => script.directives.no_transaction |= outside,
+            Err(p) => errors.push(SourceError::LayoutFile {
+                file: script.path.clone(),
+                line: p.line,
+                layout: checks.layout,
+                problem: p.message,
+            }),
+        }
+    }
     let mut sql = raw.clone();
     let mut body: &[Statement] = &statements;
     if !script.directives.no_transaction {
@@ -1443,6 +1540,7 @@ fn directives(path: &Path, text: &str, errors: &mut Vec<SourceError>) -> Directi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migrate::layout::Choice;
 
     fn set(files: &[(&str, &str)]) -> Result<MigrationSet, Vec<String>> {
         let files = files
@@ -1555,8 +1653,16 @@ mod tests {
                 "m/1_a.sql:2: `COMMIT` in a migration that runs inside shipgate's transaction",
             ),
             (
-                &[("R__views.SQL", "CREATE VIEW v AS SELECT 1;")],
-                "m/R__views.SQL: bad Flyway migration name: a Flyway repeatable migration",
+                &[("R__views.sql", "SELECT 1;"), ("R__views.SQL", "SELECT 2;")],
+                "m/R__views.sql: duplicate repeatable migration `views`, also used by m/R__views.SQL",
+            ),
+            (
+                &[("V1__a.sql", "SELECT 1;"), ("R__v.sql", "CREATE INDEX CONCURRENTLY i ON t (x);\nSELECT ${x};")],
+                "m/R__v.sql:2: Flyway placeholder `${x}`",
+            ),
+            (
+                &[("V1__a.sql", "CREATE TABLE t (x int);\nCREATE INDEX CONCURRENTLY i ON t (x);")],
+                "m/V1__a.sql:2: `CREATE INDEX CONCURRENTLY i ON t (x)` cannot run in a transaction",
             ),
             (
                 &[("1_a.up.sql", "-- +goose Up\nCREATE TABLE t (id int);\n-- +goose Down\nDROP TABLE t;")],
@@ -1609,7 +1715,7 @@ mod tests {
         );
         // Reading 1 unwraps its hand-written transaction and reads its down file too.
         let one = unread
-            .read([Version::from_int(1)], Engine::Postgres)
+            .read([Version::from_int(1)], [], Engine::Postgres)
             .expect("1 reads");
         let m = one.get(&Version::from_int(1)).expect("1");
         assert!(m.up.read && m.down.as_ref().is_some_and(|d| d.read));
@@ -1620,11 +1726,65 @@ mod tests {
         );
         // Reading 2 finds what loading everything finds: its COMMIT.
         let err = unread
-            .read([Version::from_int(2)], Engine::Postgres)
+            .read([Version::from_int(2)], [], Engine::Postgres)
             .expect_err("2 commits");
         let full = load(dir.path(), Choice::Auto, Engine::Postgres)
             .expect_err("the full load refuses 2 too");
         assert_eq!(err.to_string(), full.to_string());
+    }
+
+    #[test]
+    fn repeatables_are_read_in_name_order_with_their_checksums() {
+        let s = set(&[
+            ("1_a.up.sql", "CREATE TABLE a (id int);"),
+            ("R__views.sql", "CREATE OR REPLACE VIEW v AS SELECT 1;\r\n"),
+            ("R__functions.sql", "SELECT 2;"),
+        ])
+        .expect("valid set");
+        let names: Vec<&str> = s.repeatables.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["functions", "views"]);
+        let views = s.repeatable("views").expect("views");
+        // The same normalised checksum as a versioned file's.
+        assert_eq!(
+            Some(views.checksum.clone()),
+            checksum(b"CREATE OR REPLACE VIEW v AS SELECT 1;\n")
+        );
+        assert_eq!(views.script.statements.len(), 1);
+        assert_eq!(s.migrations.len(), 1);
+    }
+
+    #[test]
+    fn flyways_transaction_is_decided_when_the_statements_are_read_not_on_the_no_op() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        };
+        write("V1__table.sql", "CREATE TABLE t (id int);\n");
+        write(
+            "V2__index.sql",
+            "CREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+        );
+        write("R__refresh.sql", "VACUUM t;\n");
+        let unread = load_unread(dir.path(), Choice::Auto).expect("valid names");
+        assert_eq!(unread.layout, Layout::Flyway);
+        let v2 = unread.get(&Version::from_int(2)).expect("2");
+        assert!(!v2.up.read && !v2.up.directives.no_transaction);
+        let read = unread
+            .read([1, 2].map(Version::from_int), ["refresh"], Engine::Postgres)
+            .expect("reads");
+        let get = |v| read.get(&Version::from_int(v)).expect("read");
+        assert!(!get(1).up.directives.no_transaction);
+        assert!(get(2).up.directives.no_transaction);
+        let refresh = read.repeatable("refresh").expect("refresh");
+        assert!(refresh.script.read && refresh.script.directives.no_transaction);
+        // The same directory in the native layout is read as written: its own directives.
+        let native = parse_as(
+            Engine::Postgres,
+            Path::new("m"),
+            vec![("R__refresh.sql".into(), b"VACUUM t;".to_vec())],
+        )
+        .expect("native");
+        assert!(!native.repeatables[0].script.directives.no_transaction);
     }
 
     #[test]

@@ -155,10 +155,20 @@ CREATE TABLE IF NOT EXISTS {r} (
     host TEXT,
     app_version TEXT
 );
-{};",
+{};
+CREATE TABLE IF NOT EXISTS {p} (
+    name TEXT PRIMARY KEY,
+    checksum TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT {NOW},
+    execution_ms INTEGER NOT NULL DEFAULT 0,
+    applied_by TEXT,
+    deploy_id TEXT,
+    app_version TEXT
+);",
         history_ddl(&t.migrations),
         audit_ddl(&t.audit),
         r = t.runs,
+        p = t.repeatables,
     )
 }
 

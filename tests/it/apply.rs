@@ -169,6 +169,7 @@ fn status_json_reports_every_field(engine: Engine) {
             "modified",
             "out_of_order",
             "pending",
+            "pending_repeatables",
             "problems",
             "server_version",
         ]
@@ -194,7 +195,14 @@ fn status_json_reports_every_field(engine: Engine) {
         serde_json::Value::Null,
         "nobody holds the lock"
     );
-    for empty in ["modified", "missing", "out_of_order", "dirty", "problems"] {
+    for empty in [
+        "modified",
+        "missing",
+        "out_of_order",
+        "dirty",
+        "problems",
+        "pending_repeatables",
+    ] {
         assert_eq!(s[empty], json!([]), "{empty}");
     }
 

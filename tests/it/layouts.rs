@@ -1,7 +1,8 @@
 //! Other tools' directories, read as they are: for every layout, `release` applies the files,
 //! the next `release` has nothing to do, `down` reverts where the layout has downs, an edit to
 //! an applied file is caught by its checksum, and the layout's own no-transaction marker runs a
-//! file outside a transaction.
+//! file outside a transaction. Flyway's own rules: repeatables, what its parsers run outside a
+//! transaction, placeholders refused, its configurable prefixes.
 
 use crate::support::{Db, Engine, Project};
 
@@ -345,5 +346,100 @@ fn a_tool_that_orders_versions_as_text_is_warned_about(engine: Engine) {
     assert!(
         !quiet.stderr.contains("orders versions as text"),
         "{quiet:?}"
+    );
+}
+
+on_every_engine!(flyway_runs_repeatables_and_refuses_placeholders);
+
+/// A Flyway directory with a repeatable: applied after the versions, recorded in
+/// `shipgate_repeatables`; a file with a placeholder is refused naming file and line, unless
+/// placeholder replacement is off (then the text runs as written).
+fn flyway_runs_repeatables_and_refuses_placeholders(engine: Engine) {
+    let db = Db::new(engine);
+    let p = Project::new();
+    p.write("V1__create_t.sql", "CREATE TABLE t (x varchar(20));\n")
+        .write(
+            "R__seed.sql",
+            "DELETE FROM t;\nINSERT INTO t VALUES ('seed');\n",
+        );
+    p.run(&db, &["release"]).code(0);
+    assert_eq!(db.int("SELECT count(*) FROM t"), 1);
+    assert_eq!(db.int("SELECT count(*) FROM shipgate_repeatables"), 1);
+    p.run(&db, &["release"]).code(0);
+    assert_eq!(db.int("SELECT count(*) FROM t"), 1, "not run again");
+
+    p.write(
+        "V2__placeholder.sql",
+        "-- ${not_this_one}: comments are not run\nINSERT INTO t VALUES ('a');\nINSERT INTO t VALUES ('${who}');\n",
+    );
+    p.run(&db, &["release"]).code(5).stderr_has(&[
+        "V2__placeholder.sql:3: Flyway placeholder `${who}`",
+        "placeholderReplacement",
+    ]);
+    assert_eq!(db.int("SELECT count(*) FROM t"), 1, "nothing ran");
+    p.run(
+        &db,
+        &["release", "--flyway", "placeholderReplacement=false"],
+    )
+    .code(0);
+    assert_eq!(db.int("SELECT count(*) FROM t WHERE x = '${who}'"), 1);
+}
+
+/// What Flyway's PostgreSQL parser says cannot run in a transaction runs outside one, as
+/// Flyway runs it; a file that mixes both kinds is refused unless `mixed`.
+#[test]
+fn flyway_runs_what_postgresql_cannot_run_in_a_transaction_outside_one() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::new();
+    p.write("V1__create_t.sql", "CREATE TABLE t (id integer);\n")
+        .write(
+            "V2__index_t.sql",
+            "-- Flyway runs this outside a transaction\nCREATE INDEX CONCURRENTLY t_id ON t (id);\n",
+        );
+    p.run(&db, &["release"]).code(0);
+    assert_eq!(
+        db.int("SELECT count(*) FROM pg_indexes WHERE indexname = 't_id'"),
+        1
+    );
+    p.write(
+        "V3__mixed.sql",
+        "CREATE TABLE u (id integer);\nCREATE INDEX CONCURRENTLY u_id ON u (id);\n",
+    );
+    p.run(&db, &["release"]).code(5).stderr_has(&[
+        "V3__mixed.sql:2: `CREATE INDEX CONCURRENTLY u_id ON u (id)` cannot run in a transaction",
+        "mixed",
+    ]);
+    assert!(!db.table_exists("u"));
+    p.run(&db, &["release", "--flyway", "mixed=true"]).code(0);
+    assert_eq!(
+        db.int("SELECT count(*) FROM pg_indexes WHERE indexname = 'u_id'"),
+        1
+    );
+}
+
+/// Flyway's prefixes, separator and suffixes come from the project's settings, in the config
+/// file as in Flyway's own.
+#[test]
+fn flyway_names_follow_the_projects_settings() {
+    let db = Db::new(Engine::Sqlite);
+    let p = Project::new();
+    p.write("M1-create_t.pgsql", "CREATE TABLE t (id integer);\n")
+        .write(
+            "RM-seed.pgsql",
+            "DELETE FROM t;\nINSERT INTO t VALUES (1);\n",
+        );
+    let config = p.write_root(
+        "shipgate.toml",
+        "[flyway]\nsqlMigrationPrefix = \"M\"\nrepeatableSqlMigrationPrefix = \"RM\"\nsqlMigrationSeparator = \"-\"\nsqlMigrationSuffixes = \".pgsql\"\n",
+    );
+    let config = config.display().to_string();
+    p.run(&db, &["--config", &config, "release"]).code(0);
+    assert_eq!(db.versions(), [1]);
+    assert_eq!(db.int("SELECT count(*) FROM t"), 1);
+    p.run(&db, &["--config", &config, "new", "add x"]).code(0);
+    assert!(
+        p.files().contains(&"M2-add_x.pgsql".to_owned()),
+        "{:?}",
+        p.files()
     );
 }

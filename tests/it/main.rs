@@ -34,6 +34,7 @@ mod platform;
 mod pooler;
 mod real_tools;
 mod realworld_constructs;
+mod repeatables;
 mod runs;
 mod secrets;
 mod session;

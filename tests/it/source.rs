@@ -124,9 +124,9 @@ const CASES: &[Case] = &[
         expect: &["U1.1__drop_users.sql", "Flyway"],
     },
     Case {
-        what: "Flyway repeatable file",
-        files: &[VALID, ("R__views.sql", b"CREATE VIEW v AS SELECT 1 AS one;\n")],
-        expect: &["R__views.sql", "Flyway"],
+        what: "Flyway callback file",
+        files: &[VALID, ("afterMigrate.sql", b"GRANT SELECT ON t TO reader;\n")],
+        expect: &["afterMigrate.sql", "Flyway callback"],
     },
     Case {
         what: "goose file",

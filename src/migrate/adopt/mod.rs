@@ -258,7 +258,7 @@ async fn refuse_own_history(backend: &mut Backend) -> Result<(), Error> {
         .read_history_for_plan()
         .await
         .map_err(Error::db("reading migration history"))?
-        .map_or(0, |h| h.len());
+        .map_or(0, |h| h.migrations.len());
     if rows > 0 {
         return Err(Error::Refused(format!(
             "adopt: shipgate already has {rows} migration(s) in its history here; adopt only takes over a database shipgate has not managed; nothing was changed"

@@ -11,6 +11,10 @@
 //! A few layouts check more than names ([`Checks`], registered in [`CHECKS`]): the directory
 //! as a whole against the tool's own file (Atlas's `atlas.sum`, Prisma's `migration_lock.toml`),
 //! and the directives a tool reads in a script's own text (Atlas's `-- atlas:txmode none`).
+//! What a layout decides from a script's statements (Flyway's transaction detection and
+//! placeholders) travels with the script as [`StatementRules`] and is applied by `source` when
+//! it finds the statements, never on the every-deploy no-op. Flyway's names are configurable:
+//! [`Options`] carries the project's settings to [`detect`].
 //!
 //! Pure: names, listings and file text in, claims, sections and verdicts out. Reading the files
 //! is `source`'s job; so are checksums, `shipgate:` directives and statements, which are the
@@ -27,7 +31,10 @@ mod prisma;
 use std::fmt;
 
 use super::source::Version;
+use super::split::{self, Statement};
 use crate::engine::Engine;
+
+pub use flyway::FlywayOptions;
 
 /// A migration tool's directory layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,6 +119,26 @@ impl Layout {
         CHECKS.iter().find(|c| c.layout == self)
     }
 
+    /// What this layout checks in its scripts' statements, under `options`.
+    pub fn statement_rules(self, options: &Options) -> Option<StatementRules> {
+        (self == Layout::Flyway).then(|| options.flyway.statement_rules())
+    }
+
+    /// How this layout names a migration's up file, for messages.
+    pub fn up_file_name(self, options: &Options, version: &str, name: &str) -> String {
+        match self {
+            Layout::Flyway => {
+                let o = &options.flyway;
+                let suffix = o.suffixes.first().map_or(".sql", String::as_str);
+                format!(
+                    "{}{version}{}{name}{suffix}",
+                    o.versioned_prefix, o.separator
+                )
+            }
+            _ => format!("{version}_{name}.up.sql"),
+        }
+    }
+
     fn def(self) -> &'static Def {
         LAYOUTS
             .iter()
@@ -156,6 +183,62 @@ impl Choice {
     /// The accepted values, for error messages.
     pub const EXPECTED: &'static str =
         "auto, native (sqlx, golang-migrate), atlas, dbmate, goose, diesel, prisma or flyway";
+}
+
+/// How a directory is read: the layout choice and the settings of layouts whose names are
+/// configurable.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Options {
+    /// Detected or forced.
+    pub choice: Choice,
+    /// Flyway's prefixes, separator, suffixes and statement settings.
+    pub flyway: FlywayOptions,
+}
+
+impl From<Choice> for Options {
+    fn from(choice: Choice) -> Options {
+        Options {
+            choice,
+            ..Options::default()
+        }
+    }
+}
+
+impl From<&Options> for Options {
+    fn from(options: &Options) -> Options {
+        options.clone()
+    }
+}
+
+/// What a layout checks in a script's statements once they are found (Flyway's, which decides
+/// from them whether the file runs in a transaction, and replaces placeholders in them before
+/// running it). Carried by the [`Script`](super::source::Script) from the listing to the
+/// reading, so the every-deploy no-op, which splits nothing, never needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementRules {
+    /// The layout whose rules these are, for messages.
+    pub layout: Layout,
+    /// The statements decide whether the script runs in a transaction.
+    pub transaction_by_statements: bool,
+    /// With `transaction_by_statements`: a script whose statements disagree runs outside a
+    /// transaction (Flyway's `mixed`) instead of being refused.
+    pub mixed: bool,
+    /// The tool's placeholder delimiters (prefix, suffix): one in the script's code is refused.
+    pub placeholders: Option<(String, String)>,
+}
+
+impl StatementRules {
+    /// Applies the rules to a script's statements, split by `rules`: `Ok(true)` when the
+    /// statements put the script outside a transaction. `decide` is false when the script's
+    /// own directives already do.
+    pub fn apply(
+        &self,
+        statements: &[Statement],
+        rules: split::Rules,
+        decide: bool,
+    ) -> Result<bool, Problem> {
+        flyway::read_statements(self, statements, rules, decide)
+    }
 }
 
 /// What a migration file holds.
@@ -286,6 +369,8 @@ pub struct New<'a> {
     pub name: &'a str,
     /// Whether to write a down script where the layout has them.
     pub down: bool,
+    /// How the directory is read (Flyway's prefixes).
+    pub options: &'a Options,
 }
 
 impl New<'_> {
@@ -418,10 +503,19 @@ struct Fits<'a> {
 
 /// Whether detection needs the text of file `name` in the migrations directory: a layout
 /// with marks (goose, dbmate) would claim it by its name.
-pub fn read_to_detect(name: &str) -> bool {
-    LAYOUTS
-        .iter()
-        .any(|d| d.marked.is_some() && matches!((d.claim)(Entry::File(name)), Some(Ok(_))))
+pub fn read_to_detect(name: &str, options: &Options) -> bool {
+    LAYOUTS.iter().any(|d| {
+        d.marked.is_some() && matches!(claim_of(d, Entry::File(name), options), Some(Ok(_)))
+    })
+}
+
+/// `def`'s claim of `entry`: its own, or for a layout whose names are configurable (Flyway's),
+/// the claim under the project's settings.
+fn claim_of(def: &Def, entry: Entry<'_>, options: &Options) -> Option<Result<Claim, String>> {
+    match def.layout {
+        Layout::Flyway => flyway::claim(entry, &options.flyway),
+        _ => (def.claim)(entry),
+    }
 }
 
 /// Decides the directory's layout and claims its entries.
@@ -432,9 +526,10 @@ pub fn read_to_detect(name: &str) -> bool {
 pub fn detect<'t>(
     files: &[String],
     dirs: &[(String, Vec<String>)],
-    choice: Choice,
+    options: &Options,
     text: &dyn Fn(&str) -> Option<&'t str>,
 ) -> Detected {
+    let choice = options.choice;
     let entries = files
         .iter()
         .map(|f| Entry::File(f))
@@ -455,7 +550,7 @@ pub fn detect<'t>(
             bad: Vec::new(),
         };
         for def in LAYOUTS {
-            match (def.claim)(entry) {
+            match claim_of(def, entry, options) {
                 None => {}
                 Some(Err(reason)) if counts(def.layout) => fit.bad.push((def.layout, reason)),
                 Some(Err(_)) => {}
@@ -723,7 +818,7 @@ mod tests {
     fn detect_files(files: &[(&str, &str)], choice: Choice) -> Detected {
         let names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
         let text = |name: &str| files.iter().find(|(n, _)| *n == name).map(|(_, t)| *t);
-        detect(&names, &[], choice, &text)
+        detect(&names, &[], &choice.into(), &text)
     }
 
     #[test]
@@ -745,12 +840,60 @@ mod tests {
                 Layout::Goose,
             ),
             (&[("V1__a.sql", ""), ("U1__a.sql", "")], Layout::Flyway),
+            // Repeatables are both layouts' own: the versioned files decide.
+            (&[("1_a.up.sql", ""), ("R__views.sql", "")], Layout::Native),
+            (&[("1_a.sql", ""), ("R__views.sql", "")], Layout::Native),
+            (&[("V1__a.sql", ""), ("R__views.sql", "")], Layout::Flyway),
+            (&[("R__views.sql", ""), ("R__z.sql", "")], Layout::Native),
         ];
         for (files, want) in cases {
             let d = detect_files(files, Choice::Auto);
             assert_eq!(d.layout, *want, "{files:?}");
             assert!(d.problems.is_empty(), "{files:?}: {:?}", d.problems);
         }
+    }
+
+    #[test]
+    fn repeatables_are_claimed_without_a_version_in_both_layouts() {
+        for (files, layout) in [
+            (&[("1_a.up.sql", ""), ("R__views.sql", "")], Layout::Native),
+            (&[("V1__a.sql", ""), ("R__views.sql", "")], Layout::Flyway),
+        ] {
+            let d = detect_files(files, Choice::Auto);
+            assert_eq!(d.layout, layout);
+            let r = d
+                .claims
+                .iter()
+                .find(|c| c.version.is_none())
+                .expect("the repeatable is claimed");
+            assert_eq!(r.name, "views");
+            assert_eq!(
+                r.files,
+                [("R__views.sql".to_owned(), Role::Script(Kind::Repeatable))]
+            );
+        }
+        // A repeatable has no down: never read as one in the native layout.
+        let d = detect_files(&[("1_a.up.sql", ""), ("R__v.down.sql", "")], Choice::Auto);
+        assert_eq!(d.layout, Layout::Native);
+        assert!(
+            matches!(&d.problems[..], [(f, _)] if f == "R__v.down.sql"),
+            "{:?}",
+            d.problems
+        );
+    }
+
+    #[test]
+    fn flyways_configured_prefixes_decide_detection() {
+        let mut options = Options::default();
+        options
+            .flyway
+            .set("sqlMigrationPrefix", "M")
+            .expect("a prefix");
+        let names = ["M1__a.sql".to_owned(), "R__v.sql".to_owned()];
+        let d = detect(&names, &[], &options, &|_| None);
+        assert_eq!(d.layout, Layout::Flyway);
+        assert_eq!(d.claims.len(), 2);
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
     }
 
     #[test]
@@ -813,7 +956,7 @@ mod tests {
             ("2024-01-01-000000_a".to_owned(), up.clone()),
             ("2024-01-02-000000_b".to_owned(), up),
         ];
-        let d = detect(&files, &dirs, Choice::Auto, &|_| None);
+        let d = detect(&files, &dirs, &Options::from(Choice::Auto), &|_| None);
         assert_eq!(d.layout, Layout::Diesel);
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         assert_eq!(d.claims.len(), 2);
@@ -850,9 +993,9 @@ mod tests {
         }
         assert!(found[0].2.contains("baseline"), "{found:?}");
         // In shipgate's own, the layout that knows the name says what it is.
-        let found = reasons(&[("1_a.up.sql", ""), ("R__views.sql", "")]);
+        let found = reasons(&[("1_a.up.sql", ""), ("B2__base.sql", "")]);
         assert_eq!(found[0].1, Layout::Flyway, "{found:?}");
-        assert!(found[0].2.contains("repeatable"), "{found:?}");
+        assert!(found[0].2.contains("baseline"), "{found:?}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! `<version>_<name>.down.sql`, or `<version>_<name>.sql` for a migration without a down. The
 //! version is a positive integer; the extension is read in any case (`2_a.SQL`), since the
 //! server does not care and a skipped migration is a deploy that silently did not happen.
+//! `R__<name>.sql` is a repeatable migration (Flyway's name for one): no version, run again
+//! whenever its checksum changes, after the versioned ones.
 
 use super::{
     digits_and_name, strip_suffix_ignore_case, version_of, Claim, Def, Entry, Kind, Layout, New,
@@ -27,6 +29,9 @@ fn claim(entry: Entry<'_>) -> Option<Result<Claim, String>> {
         return None;
     }
     let strip = |suffix| strip_suffix_ignore_case(file, suffix);
+    if file.starts_with("R__") {
+        return Some(repeatable(file, strip(".sql")?));
+    }
     let (stem, kind) = if let Some(stem) = strip(".up.sql") {
         (stem, Kind::Up)
     } else if let Some(stem) = strip(".down.sql") {
@@ -40,6 +45,24 @@ fn claim(entry: Entry<'_>) -> Option<Result<Claim, String>> {
         name,
         files: vec![(file.to_owned(), Role::Script(kind))],
     }))
+}
+
+/// The claim of repeatable `file` (`R__<name>.sql`, `stem` without `.sql`).
+fn repeatable(file: &str, stem: &str) -> Result<Claim, String> {
+    let name = &stem["R__".len()..];
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".up") || lower.ends_with(".down") {
+        return Err("a repeatable migration is one file, `R__<name>.sql`: it has no down script and no `.up`/`.down` in its name".into());
+    }
+    if name.is_empty() {
+        return Err("the name after `R__` is empty".into());
+    }
+    Ok(Claim {
+        version: None,
+        version_text: String::new(),
+        name: name.to_owned(),
+        files: vec![(file.to_owned(), Role::Script(Kind::Repeatable))],
+    })
 }
 
 fn parse(stem: &str) -> Result<(String, super::Version, String), String> {
@@ -103,6 +126,12 @@ mod tests {
         assert!(kind("1_.sql").is_err());
         assert_eq!(kind("README.md"), Err("not claimed".into()));
         assert_eq!(kind(".1_a.sql"), Err("not claimed".into()));
+        assert_eq!(
+            kind("R__refresh_views.sql"),
+            Ok((String::new(), "refresh_views".into(), Kind::Repeatable))
+        );
+        assert!(kind("R__.sql").is_err());
+        assert!(kind("R__v.up.sql").is_err());
     }
 }
 
@@ -118,7 +147,7 @@ mod properties {
             None => Err("not a .sql file".into()),
             Some(Err(reason)) => Err(reason),
             Some(Ok(c)) => match c.files[0].1 {
-                Role::Script(kind) => Ok((c.version.expect("versioned"), c.name, kind)),
+                Role::Script(kind) => Ok((c.version.ok_or("a repeatable")?, c.name, kind)),
                 other => Err(format!("unexpected role {other:?}")),
             },
         }

@@ -68,7 +68,7 @@ impl MysqlMode {
     }
 }
 
-/// Whose rules a file is split by: the engine, and for MySQL/MariaDB the session's
+/// Whose rules a file is read by: the engine, and for MySQL/MariaDB the session's
 /// `sql_mode` flags when shipgate is connected (the default `sql_mode` otherwise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
@@ -76,6 +76,10 @@ pub struct Rules {
     pub engine: Engine,
     /// MySQL's lexical flags.
     pub mysql: MysqlMode,
+    /// The server's version number (PostgreSQL's `server_version_num`, 150004 for 15.4) when
+    /// connected: statement boundaries never depend on it, but what a layout decides from the
+    /// statements may (Flyway runs `ALTER TYPE … ADD VALUE` outside a transaction before 12).
+    pub server_version: Option<u32>,
 }
 
 impl From<Engine> for Rules {
@@ -83,6 +87,7 @@ impl From<Engine> for Rules {
         Rules {
             engine,
             mysql: MysqlMode::default(),
+            server_version: None,
         }
     }
 }
@@ -302,6 +307,7 @@ mod modes {
             Rules {
                 engine: Engine::Mysql,
                 mysql: mode,
+                server_version: None,
             },
         )
         .into_iter()
