@@ -10,8 +10,8 @@
 //!   its pending list is exactly what `upgrade heads` then runs, in order; afterwards shipgate
 //!   sees nothing pending (Alembic's command line driven in one Python process per fixture).
 //!
-//! `real_alembic_projects` (ignored; `SHIPGATE_ALEMBIC_PROJECTS=ini:ini:…`) runs the heads and
-//! history comparison on other projects' configurations (bench/realworld.md).
+//! `real_alembic_projects` (ignored; `SHIPGATE_ALEMBIC_PROJECTS=ini:ini:…`) runs the same
+//! comparisons on other projects' configurations (bench/realworld.md).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -33,7 +33,9 @@ const CASES: &[(&str, &str)] = &[
 ];
 
 /// The `env.py` of the scratch projects: migrate a SQLite database, log each step (Alembic's
-/// "Running upgrade a -> b" lines), then print the version table's rows.
+/// "Running upgrade a -> b" lines), then print the version table's rows. The revisions'
+/// `upgrade()` bodies are replaced by no-ops: the order is Alembic's whatever they do, and
+/// other projects' migrations (written for PostgreSQL) can then be walked on SQLite too.
 const ENV_PY: &str = r#"import logging
 import sys
 
@@ -41,6 +43,14 @@ from alembic import context
 from sqlalchemy import create_engine
 
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+
+
+def upgrade():  # named as the revisions' own, which Alembic's log lines print
+    pass
+
+
+for script in context.script.walk_revisions():
+    script.module.upgrade = upgrade
 engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
 with engine.connect() as connection:
     context.configure(connection=connection)
@@ -99,7 +109,7 @@ struct Scratch {
     db: PathBuf,
 }
 
-fn scratch(versions: &Path, extra: &str) -> Scratch {
+fn scratch(versions: &str, extra: &str) -> Scratch {
     let dir = tempfile::tempdir().expect("tempdir");
     let env = dir.path().join("env");
     std::fs::create_dir(&env).expect("mkdir env");
@@ -109,8 +119,7 @@ fn scratch(versions: &Path, extra: &str) -> Scratch {
     std::fs::write(
         &ini,
         format!(
-            "[alembic]\nscript_location = %(here)s/env\npath_separator = os\nversion_locations = {}\nsqlalchemy.url = sqlite:///{}\n{extra}",
-            versions.display(),
+            "[alembic]\nscript_location = %(here)s/env\npath_separator = os\nversion_locations = {versions}\nsqlalchemy.url = sqlite:///{}\n{extra}",
             db.display()
         ),
     )
@@ -223,11 +232,12 @@ for target in sys.argv[3:]:
     main(["-c", ini, "upgrade", "heads"])
 "#;
 
-/// Every partial state of one fixture, upgraded to heads by the real Alembic.
-fn check_upgrades(alembic: &Path, s: &Scratch, project: &Project, case: &str) {
+/// Partial states (an empty database, then `upgrade <rev>` for each of `partial`) upgraded to
+/// heads by the real Alembic: shipgate's applied and pending lists are what Alembic did.
+fn check_upgrades(alembic: &Path, s: &Scratch, project: &Project, case: &str, partial: &[String]) {
     let graph = &project.graph;
     let mut targets = vec!["-".to_owned()];
-    targets.extend(graph.revisions().iter().map(|r| r.id.clone()));
+    targets.extend(partial.iter().cloned());
     let python = alembic.with_file_name("python");
     let out = Command::new(&python)
         .arg("-c")
@@ -291,7 +301,7 @@ fn shipgate_reads_every_fixture_as_the_real_alembic_does() {
             .map(|&(case, extra)| {
                 let alembic = alembic.clone();
                 scope.spawn(move || {
-                    let s = scratch(&fixture(case), extra);
+                    let s = scratch(&fixture(case).display().to_string(), extra);
                     let project = Project::load(&s.ini)
                         .unwrap_or_else(|e| panic!("{case}: shipgate cannot load it:\n{e}"));
                     assert!(
@@ -303,7 +313,13 @@ fn shipgate_reads_every_fixture_as_the_real_alembic_does() {
                     let (history, _) = run(&alembic, &s.ini, &["history"]);
                     let n = check_history(&history, &project.graph, case);
                     assert_eq!(n, project.graph.revisions().len(), "{case}");
-                    check_upgrades(&alembic, &s, &project, case);
+                    let every: Vec<String> = project
+                        .graph
+                        .revisions()
+                        .iter()
+                        .map(|r| r.id.clone())
+                        .collect();
+                    check_upgrades(&alembic, &s, &project, case, &every);
                 })
             })
             .collect();
@@ -317,7 +333,7 @@ fn shipgate_reads_every_fixture_as_the_real_alembic_does() {
 
 #[test]
 fn a_database_ahead_of_the_build_is_not_current() {
-    let s = scratch(&fixture("linear"), "");
+    let s = scratch(&fixture("linear").display().to_string(), "");
     let project = Project::load(&s.ini).expect("load");
     let state = project.state(&["27c6a30d7c24".to_owned(), "ffffffffffff".to_owned()]);
     assert_eq!(state.unknown, ["ffffffffffff"]);
@@ -344,10 +360,33 @@ fn real_alembic_projects() {
         let n = check_history(&history, &project.graph, &ini.display().to_string());
         let state = project.state(&project.graph.effective_heads());
         assert!(state.is_current(), "{}: {state:?}", ini.display());
+        // Upgrade orders from 20 partial states spread over the history, on a scratch project
+        // reading the same version directories.
+        let locations: Vec<String> = project
+            .config
+            .version_locations
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let extra = if project.config.recursive {
+            "recursive_version_locations = true\n"
+        } else {
+            ""
+        };
+        let s = scratch(&locations.join(":"), extra);
+        let revisions = project.graph.revisions();
+        let step = revisions.len().div_ceil(20).max(1);
+        let partial: Vec<String> = revisions
+            .iter()
+            .step_by(step)
+            .map(|r| r.id.clone())
+            .collect();
+        check_upgrades(&alembic, &s, &project, &ini.display().to_string(), &partial);
         println!(
-            "{}: {n} revisions, heads {:?}, shipgate load {ours:?}, alembic heads+history {theirs:?}",
+            "{}: {n} revisions, heads {:?}, shipgate load {ours:?}, alembic heads+history {theirs:?}, {} upgrade orders matched",
             ini.display(),
-            project.graph.heads()
+            project.graph.heads(),
+            partial.len() + 1
         );
     }
 }
