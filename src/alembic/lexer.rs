@@ -785,6 +785,17 @@ mod tests {
                 &["0|1|s:<named Unicode escapes (\\N{…}) are not read>"],
             ),
             ("'\\x4'", &["0|1|s:<truncated \\x escape>"]),
+            ("F\"{x}\" Rb\"\\\\\" 'it\\'s'", &["0|1|f:{} b:\\\\ s:it's"]),
+            ("f\"\"\"{'\"\"\"'}\"\"\" 'after'", &["0|1|f:{} s:after"]),
+            (
+                "x = [\n1,\n# ] not a bracket\n2]  # '''\ny = 1",
+                &["0|1|x = [ #1 , #2 ]", "0|5|y = #1"],
+            ),
+            ("x = 1_000.5e+3j", &["0|1|x = #1_000.5e+3j"]),
+            (
+                "if a:\n\tb = 1\n        c = 2\n",
+                &["0|1|if a :", "8|2|b = #1", "8|3|c = #2"],
+            ),
         ];
         for (src, want) in cases {
             let got = render(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));

@@ -25,6 +25,9 @@ const WATCHED: [&str; 5] = [
     "__doc__",
 ];
 
+/// Calls through which module-level code can bind any name.
+const DYNAMIC: [&str; 4] = ["globals", "locals", "vars", "exec"];
+
 /// List methods that change a list in place: calling one on a watched name changes its value.
 const MUTATORS: [&str; 8] = [
     "append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
@@ -211,7 +214,17 @@ impl Reader {
             ));
             return;
         }
-        let parts = split_depth0(stmt, |t| t.is_op("="));
+        if let Some(t) = stmt.iter().enumerate().find_map(|(i, t)| {
+            let call = stmt.get(i + 1).is_some_and(|n| n.tok.is_op("("));
+            let dynamic = DYNAMIC.iter().any(|d| t.tok.is_name(d));
+            (call && dynamic && !after_dot(stmt, i)).then_some(t)
+        }) {
+            self.problems.push(problem(
+                t.line,
+                format!("module-level code calls `{}()`, which may bind revision, down_revision, branch_labels or depends_on; shipgate cannot tell", show_name(&t.tok)),
+            ));
+        }
+        let parts = assignment_parts(stmt);
         let (targets, value) = match parts.split_last() {
             Some((value, targets)) if !targets.is_empty() => (targets, Some(*value)),
             _ => (&[][..], None),
@@ -475,6 +488,22 @@ fn statements(tokens: &[Token]) -> impl Iterator<Item = &[Token]> {
         .filter(|s| !s.is_empty())
 }
 
+/// An assignment statement's targets and value: split at each depth-0 `=`, except after a
+/// top-level `lambda`, whose defaults (`f = lambda revision=1: …`) assign nothing.
+fn assignment_parts(stmt: &[Token]) -> Vec<&[Token]> {
+    let lambda = stmt
+        .iter()
+        .position(|t| t.tok.is_name("lambda"))
+        .unwrap_or(stmt.len());
+    let mut parts = split_depth0(&stmt[..lambda], |t| t.is_op("="));
+    if lambda < stmt.len() {
+        // The last part runs on to the end of the statement.
+        let last_len = parts.pop().map_or(0, <[Token]>::len);
+        parts.push(&stmt[lambda - last_len..]);
+    }
+    parts
+}
+
 /// `tokens` split at each depth-0 token for which `at` holds.
 fn split_depth0(tokens: &[Token], at: impl Fn(&Tok) -> bool) -> Vec<&[Token]> {
     let mut parts = Vec::new();
@@ -689,6 +718,13 @@ impl LitParser<'_> {
     }
 }
 
+fn show_name(tok: &Tok) -> &str {
+    match tok {
+        Tok::Name(n) => n,
+        _ => "?",
+    }
+}
+
 /// A token for a message: ``name `x` ``, ``the number `1` ``, `` `+` ``.
 fn show(tok: &Tok) -> String {
     match tok {
@@ -759,6 +795,8 @@ mod tests {
         ("revision = 'a'\ndown_revision = None\nrevision_id: str = 'zzz'\nmy_down_revision = 3\n", "a", &[], &[], &[], ""),
         ("revision: str\nrevision = 'a'\ndown_revision = None\n", "a", &[], &[], &[], ""),
         ("revision = 'a'\ndown_revision = None\nmatch = 3\nmatch(x)\n", "a", &[], &[], &[], ""),
+        ("revision = 'a'\ndown_revision = None\nf = lambda revision='x': revision\ng = [revision for revision in y]\n", "a", &[], &[], &[], ""),
+        ("revision = 'a'\ndown_revision = None\ndef f():\n    exec('revision = 1')\n", "a", &[], &[], &[], ""),
         ("revision = \"it's\"\ndown_revision = 'say \"hi\"'\n", "it's", &["say \"hi\""], &[], &[], ""),
         ("revision = 'a'\ndown_revision = None\nx = f\"{d[\"revision\"]}\"\n", "a", &[], &[], &[], ""),
     ];
@@ -933,6 +971,36 @@ mod tests {
             "revision = 'a'\nif x\n    down_revision = None\n",
             2,
             "without its `:`",
+        ),
+        (
+            "revision = 'a'\ndown_revision = None\nglobals()['revision'] = 'b'\n",
+            3,
+            "`globals()`",
+        ),
+        (
+            "revision = 'a'\ndown_revision = None\nexec(code)\n",
+            3,
+            "`exec()`",
+        ),
+        (
+            "revision = 'a'\ndown_revision = None\n[(revision := x) for x in y]\n",
+            3,
+            ":=",
+        ),
+        (
+            "revision = 'a'\ndown_revision = None\nmatch x:\n    case revision:\n        pass\n",
+            4,
+            "`match` statement",
+        ),
+        (
+            "revision = 'a'\ndown_revision = None\ntype revision = str\n",
+            3,
+            "tuple, subscript",
+        ),
+        (
+            "revision = 'a'\ndown_revision = None\nx = revision = 'b'\nrevision = x\n",
+            4,
+            "the name `x`",
         ),
     ];
 
