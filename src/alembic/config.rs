@@ -116,7 +116,7 @@ pub fn resolve(
         line: 0,
         problem,
     };
-    let ini_here = posix(sources.ini.parent().unwrap_or(Path::new("")));
+    let ini_here = here(&sources.ini);
     let ini = match ini_text {
         Some(text) => {
             if text.starts_with('\u{feff}') {
@@ -130,11 +130,7 @@ pub fn resolve(
         None => Ini::default(),
     };
     let toml = match toml_text {
-        Some(text) => Toml::parse(
-            text,
-            &posix(sources.pyproject.parent().unwrap_or(Path::new(""))),
-        )
-        .map_err(toml_err)?,
+        Some(text) => Toml::parse(text, &here(&sources.pyproject)).map_err(toml_err)?,
         None => Toml::default(),
     };
     let section = sources.section.as_str();
@@ -246,9 +242,13 @@ fn path_of(cwd: &Path, value: &str) -> Result<PathBuf, String> {
     })
 }
 
-/// The path as Python's `as_posix()` prints it, for `%(here)s`.
-fn posix(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+/// `%(here)s`: the file's directory as `Path(file).absolute().parent.as_posix()` gives it.
+fn here(file: &Path) -> String {
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+    file.parent()
+        .unwrap_or(Path::new(""))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Alembic's legacy split when no separator is configured: `re.split(r", *|(?: +)", value)`.
