@@ -9,6 +9,8 @@
 //!   [`migrate::plan`] compares them with history (both pure), [`migrate::backend`] talks to
 //!   PostgreSQL or SQLite over one dedicated connection, and [`migrate::apply`],
 //!   [`migrate::lock`] and [`migrate::repair`] drive a run;
+//! - [`alembic`] reads an Alembic project's revision graph without Python (pure but for
+//!   reading its files), so a runner can tell from `alembic_version` whether anything is pending;
 //! - [`release`] is the pre-deploy flow and the service around it: [`status`] caches what the
 //!   database says, [`http`] serves it, [`notify`] sends the webhooks;
 //! - [`lint`] is the migration safety lint (pure): sqlparser-based rules run by `check` in CI;
@@ -18,6 +20,7 @@
 //! - [`app`] has one function per command and maps every outcome to an exit code;
 //! - [`telemetry`] sets up logs.
 
+pub mod alembic;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -12,6 +12,7 @@
 mod support;
 
 mod adopt;
+mod alembic;
 mod apply;
 mod cli;
 mod concurrency;
