@@ -298,6 +298,52 @@ pub struct Global {
     #[arg(long, global = true, env = "SHIPGATE_ADOPT", value_name = "MODE")]
     pub adopt: Option<String>,
 
+    /// What applies the migrations of release, exec and serve --migrate: sql (shipgate's own
+    /// engine), command (runner_command, run under the lock) or alembic [default: sql]
+    #[arg(long, global = true, env = "SHIPGATE_RUNNER", value_name = "RUNNER")]
+    pub runner: Option<String>,
+
+    /// The command line of runner = command (alembic: default "alembic upgrade heads"), split
+    /// into words as a shell does, without expansion
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_COMMAND",
+        hide_env_values = true,
+        value_name = "COMMAND",
+        allow_hyphen_values = true
+    )]
+    pub runner_command: Option<String>,
+
+    /// Wall-clock bound of the runner's command; then its process group is ended and the
+    /// release fails (exit 1) [default: 1h]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub runner_timeout: Option<String>,
+
+    /// Between SIGTERM and SIGKILL when the runner's process group is ended [default: 5s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_GRACE",
+        value_name = "DURATION"
+    )]
+    pub runner_grace: Option<String>,
+
+    /// After the runner's command exits, how long its database sessions may take to end before
+    /// they are terminated, ahead of the unlock (PostgreSQL) [default: 5s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_FENCE_WAIT",
+        value_name = "DURATION"
+    )]
+    pub runner_fence_wait: Option<String>,
+
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE")]
     pub verbose: u8,
