@@ -10,7 +10,8 @@
 //!   PostgreSQL or SQLite over one dedicated connection, and [`migrate::apply`],
 //!   [`migrate::lock`] and [`migrate::repair`] drive a run;
 //! - [`release`] is the pre-deploy flow and the service around it: [`status`] caches what the
-//!   database says, [`http`] serves it, [`notify`] sends the webhooks;
+//!   database says, [`http`] serves it, [`notify`] sends the webhooks; [`runner`] is what
+//!   applies a release's migrations under its lock (shipgate's SQL engine, or a command);
 //! - [`lint`] is the migration safety lint (pure): sqlparser-based rules run by `check` in CI;
 //!   [`gate`] is the release gate of `up`/`release`, which runs it against the live catalog
 //!   and refuses only what endangers that database;
@@ -29,6 +30,7 @@ pub mod lint;
 pub mod migrate;
 pub mod notify;
 pub mod release;
+pub mod runner;
 pub mod status;
 pub mod telemetry;
 pub mod version;
