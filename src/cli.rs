@@ -298,8 +298,8 @@ pub struct Global {
     #[arg(long, global = true, env = "SHIPGATE_ADOPT", value_name = "MODE")]
     pub adopt: Option<String>,
 
-    /// What applies the migrations of release, exec and serve --migrate: sql (shipgate's own
-    /// engine), command (runner_command, run under the lock) or alembic [default: sql]
+    /// Which runner applies the migrations of a release: sql (shipgate's own engine), command
+    /// (runner_command, run under the migration lock) or alembic [default: sql]
     #[arg(long, global = true, env = "SHIPGATE_RUNNER", value_name = "RUNNER")]
     pub runner: Option<String>,
 

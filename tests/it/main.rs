@@ -14,6 +14,7 @@ mod support;
 mod adopt;
 mod apply;
 mod cli;
+mod command_runner;
 mod concurrency;
 mod config_env;
 mod connect;
