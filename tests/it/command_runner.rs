@@ -18,11 +18,27 @@ const BOUND: Duration = Duration::from_secs(30);
 
 /// `shipgate <args…>` with `runner = "command"` running `command`, and a `PATH` for it.
 fn with_command(p: &Project, db: &Db, command: &str, args: &[&str]) -> Command {
-    let mut cmd = p.command(Some(db), args);
+    runner_command(p.command(Some(db), args), command)
+}
+
+/// `cmd` with `runner = "command"` running `command`, and a `PATH` for it.
+fn runner_command(mut cmd: Command, command: &str) -> Command {
     cmd.env("SHIPGATE_RUNNER", "command")
         .env("SHIPGATE_RUNNER_COMMAND", command)
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd
+}
+
+/// Two successful runs, and nothing else, in `shipgate_runs`.
+#[track_caller]
+fn two_succeeded(db: &Db) {
+    assert_eq!(
+        runs(db),
+        [
+            (Some("succeeded".into()), None),
+            (Some("succeeded".into()), None)
+        ]
+    );
 }
 
 /// `release` running `command`.
@@ -84,13 +100,7 @@ fn a_command_that_succeeds_is_recorded_and_runs_on_every_release(engine: Engine)
 
     let again = Run::wait(release(&p, &db, &command, &["--lock-wait", "2s"]));
     again.code(0);
-    assert_eq!(
-        runs(&db),
-        [
-            (Some("succeeded".into()), None),
-            (Some("succeeded".into()), None)
-        ]
-    );
+    two_succeeded(&db);
     assert_eq!(
         db.int("SELECT count(*) FROM shipgate_migrations"),
         0,
@@ -433,13 +443,7 @@ fn two_releases_at_once_run_their_commands_one_after_the_other() {
         "the second command started before the first ended: {spans:?}"
     );
     assert_ne!(spans[0][0], spans[1][0], "one application name per run");
-    assert_eq!(
-        runs(&db),
-        [
-            (Some("succeeded".into()), None),
-            (Some("succeeded".into()), None)
-        ]
-    );
+    two_succeeded(&db);
 }
 
 /// Webhooks of command runs: `release.started` and `release.succeeded` (naming the runner and
@@ -450,11 +454,8 @@ fn command_runs_send_the_release_webhooks() {
     let p = Project::new();
     let hooks = Receiver::start(Reply::Accept);
     let run_with = |command: &str| {
-        let mut cmd = p.platform_command(&db, &["release"]);
-        cmd.env("SHIPGATE_RUNNER", "command")
-            .env("SHIPGATE_RUNNER_COMMAND", command)
-            .env("SHIPGATE_WEBHOOK_URL", &hooks.url)
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        let mut cmd = runner_command(p.platform_command(&db, &["release"]), command);
+        cmd.env("SHIPGATE_WEBHOOK_URL", &hooks.url);
         let run = Run::wait(cmd);
         run.secret_free();
         run
@@ -503,21 +504,12 @@ fn exec_and_serve_migrate_run_the_command_first() {
     run.code(0).stdout_has(&["app started"]);
     assert!(db.table_exists("made"));
 
-    let mut cmd = p.platform_command(&db, &["serve", "--migrate"]);
-    cmd.env("SHIPGATE_RUNNER", "command")
-        .env("SHIPGATE_RUNNER_COMMAND", &command)
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let cmd = runner_command(p.platform_command(&db, &["serve", "--migrate"]), &command);
     let service = Service::start(cmd);
     service.wait_ready(BOUND);
     service.terminate();
     service.wait(Duration::from_secs(20)).code(0);
-    assert_eq!(
-        runs(&db),
-        [
-            (Some("succeeded".into()), None),
-            (Some("succeeded".into()), None)
-        ]
-    );
+    two_succeeded(&db);
 }
 
 /// `runner = "alembic"` is accepted by config but refused by every command that releases,
