@@ -14,7 +14,8 @@ use crate::version::Version;
 const EXIT_CODES: &str = "\
 Exit codes:
   0    applied, or nothing to do
-  1    a migration failed (its transaction rolled back; a no-transaction file is left dirty)
+  1    a migration failed (its transaction rolled back; a no-transaction file is left dirty),
+       or the runner's command failed or ran past runner_timeout
   2    usage or configuration error
   3    database unreachable after the connect wait
   4    migration lock not acquired within the lock wait
