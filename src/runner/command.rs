@@ -107,11 +107,7 @@ async fn locked(
     )
     .await;
     let run_id = match opened {
-        Ok(Some(id)) => id,
-        Ok(None) => {
-            lock::release(backend).await;
-            return Err(Error::Refused("the run row was not opened".into()));
-        }
+        Ok(id) => id.expect("open_run returns the id of the row it was asked to open"),
         Err(e @ migrate::Error::Interrupted(..)) => return Err(e.into()),
         Err(e) => {
             lock::release(backend).await;
@@ -125,7 +121,7 @@ async fn locked(
         Err(Error::Interrupted { .. }) => (RunOutcome::Aborted, Some(result_text(&result))),
         Err(_) => (RunOutcome::Failed, Some(result_text(&result))),
     };
-    if result.is_err() {
+    if matches!(result, Err(Error::Command(_))) {
         metrics::counter!("shipgate_migration_failures_total").increment(1);
     }
     match backend

@@ -530,6 +530,10 @@ fn alembic_and_a_command_that_cannot_start_are_refused_before_anything_runs() {
     Run::wait(release(&p, &db, "no-such-migrator up", &[]))
         .code(2)
         .stderr_has(&["cannot run no-such-migrator: not found in PATH"]);
+    // A dry run says what would run, and connects to nothing.
+    Run::wait(release(&p, &db, "sh -c 'echo hi'", &["--dry-run"]))
+        .code(0)
+        .stdout_has(&["dry run: would run the runner command", "sh -c echo hi"]);
     Run::wait(release(&p, &db, "true", &["--to", "3"]))
         .code(2)
         .stderr_has(&["does not know versions"]);
