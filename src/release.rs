@@ -4,7 +4,9 @@
 //! in `shipgate_runs` → unlock → notify → exit code, ending in one summary line (or one line
 //! saying what failed and what to do next). `serve` runs the HTTP service; `--migrate` and
 //! `release --serve` run both in one process, readiness answering 503 while the release runs.
-//! `exec` runs the release, then replaces this process with the given command.
+//! `exec` runs the release, then replaces this process with the given command. What applies the
+//! migrations is the configured runner (`crate::runner`): this module owns, for every runner,
+//! the webhooks, the summary line and the exit code.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
