@@ -115,6 +115,26 @@ pub fn exit_for(e: &migrate::Error) -> Exit {
     }
 }
 
+/// The exit code of every release error: the engine's as [`exit_for`] maps them; a runner
+/// that is not available or a request it cannot meet is a configuration error (2); a command
+/// that failed or timed out is a failed migration (1); a signal is 130/143.
+pub fn exit_for_release(e: &crate::runner::Error) -> Exit {
+    use crate::runner::Error as E;
+    match e {
+        E::Engine(e) => exit_for(e),
+        E::Unavailable { .. } | E::Refused(_) => Exit::Usage,
+        E::Command(_) => Exit::MigrationFailed,
+        E::Interrupted {
+            signal: Signal::Interrupt,
+            ..
+        } => Exit::Interrupted,
+        E::Interrupted {
+            signal: Signal::Terminate,
+            ..
+        } => Exit::Terminated,
+    }
+}
+
 impl From<migrate::Error> for Failure {
     fn from(e: migrate::Error) -> Failure {
         Failure::new(exit_for(&e), e)

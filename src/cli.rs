@@ -14,7 +14,8 @@ use crate::version::Version;
 const EXIT_CODES: &str = "\
 Exit codes:
   0    applied, or nothing to do
-  1    a migration failed (its transaction rolled back; a no-transaction file is left dirty)
+  1    a migration failed (its transaction rolled back; a no-transaction file is left dirty),
+       or the runner's command failed or ran past runner_timeout
   2    usage or configuration error
   3    database unreachable after the connect wait
   4    migration lock not acquired within the lock wait
@@ -304,6 +305,52 @@ pub struct Global {
     /// `shipgate adopt`) or auto (take its history over, then apply) [default: manual]
     #[arg(long, global = true, env = "SHIPGATE_ADOPT", value_name = "MODE")]
     pub adopt: Option<String>,
+
+    /// Which runner applies the migrations of a release: sql (shipgate's own engine), command
+    /// (runner_command, run under the migration lock) or alembic [default: sql]
+    #[arg(long, global = true, env = "SHIPGATE_RUNNER", value_name = "RUNNER")]
+    pub runner: Option<String>,
+
+    /// The command line of runner = command (alembic: default "alembic upgrade heads"), split
+    /// into words as a shell does, without expansion
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_COMMAND",
+        hide_env_values = true,
+        value_name = "COMMAND",
+        allow_hyphen_values = true
+    )]
+    pub runner_command: Option<String>,
+
+    /// Wall-clock bound of the runner's command; then its process group is ended and the
+    /// release fails (exit 1) [default: 1h]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub runner_timeout: Option<String>,
+
+    /// Between SIGTERM and SIGKILL when the runner's process group is ended [default: 5s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_GRACE",
+        value_name = "DURATION"
+    )]
+    pub runner_grace: Option<String>,
+
+    /// After the runner's command exits, how long its database sessions may take to end before
+    /// they are terminated, ahead of the unlock (PostgreSQL) [default: 5s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER_FENCE_WAIT",
+        value_name = "DURATION"
+    )]
+    pub runner_fence_wait: Option<String>,
 
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE")]

@@ -63,7 +63,54 @@ pub struct Config {
     pub lint: LintSettings,
     /// What `release` and `up` do on a database another tool migrated and shipgate has not.
     pub adopt: AdoptMode,
+    /// What applies the migrations of `release`, `exec` and `serve --migrate`.
+    pub runner: RunnerSettings,
 }
+
+/// Which runner applies the migrations of a release (`runner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerKind {
+    /// shipgate's own engine over the SQL files of the migrations directory.
+    Sql,
+    /// Alembic, with shipgate reading its state (not available in this build yet).
+    Alembic,
+    /// Any command line, run under the lock as a supervised child process.
+    Command,
+}
+
+impl RunnerKind {
+    /// The name in the config file, flag and variable.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunnerKind::Sql => "sql",
+            RunnerKind::Alembic => "alembic",
+            RunnerKind::Command => "command",
+        }
+    }
+}
+
+/// The runner of a release and how its child process is supervised.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// Which runner.
+    pub kind: RunnerKind,
+    /// The child's program and arguments (`command`, `alembic`), split like a POSIX shell
+    /// splits words, without expansion; `None` for `sql`.
+    pub command: Option<Vec<String>>,
+    /// Wall-clock bound of the child process.
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL when the child's process group is ended.
+    pub grace: Duration,
+    /// How long, after the child exits, its database sessions get to end on their own before
+    /// the fence terminates them (PostgreSQL).
+    pub fence_wait: Duration,
+    /// The `PGOPTIONS` shipgate itself was given, kept after the child's own options so that an
+    /// operator's explicit setting wins.
+    pub inherited_pgoptions: Option<String>,
+}
+
+/// `runner_command` of `runner = "alembic"` when none is configured.
+pub const ALEMBIC_COMMAND: &str = "alembic upgrade heads";
 
 /// What `release` and `up` do on a database another tool has migrated (its history table is
 /// there) and shipgate has not (no shipgate history).
@@ -762,6 +809,16 @@ struct Layer {
     allow_contract: Option<LooseBool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     adopt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runner_command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runner_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runner_grace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runner_fence_wait: Option<String>,
 }
 
 /// A map from TOML (`{ rule = "warning" }`) or from a flag/env string (`"rule=warning,…"`).
@@ -927,6 +984,23 @@ const KEYS: &[(&str, &str, &str)] = &[
         "SHIPGATE_ALLOW_CONTRACT",
     ),
     ("adopt", "--adopt", "SHIPGATE_ADOPT"),
+    ("runner", "--runner", "SHIPGATE_RUNNER"),
+    (
+        "runner_command",
+        "--runner-command",
+        "SHIPGATE_RUNNER_COMMAND",
+    ),
+    (
+        "runner_timeout",
+        "--runner-timeout",
+        "SHIPGATE_RUNNER_TIMEOUT",
+    ),
+    ("runner_grace", "--runner-grace", "SHIPGATE_RUNNER_GRACE"),
+    (
+        "runner_fence_wait",
+        "--runner-fence-wait",
+        "SHIPGATE_RUNNER_FENCE_WAIT",
+    ),
 ];
 
 /// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
@@ -994,6 +1068,11 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         large_table_size: given(&global.large_table_size).map(LooseU32::Text),
         allow_contract: given(&global.allow_contract).map(LooseBool::Text),
         adopt: given(&global.adopt),
+        runner: given(&global.runner),
+        runner_command: given(&global.runner_command),
+        runner_timeout: given(&global.runner_timeout),
+        runner_grace: given(&global.runner_grace),
+        runner_fence_wait: given(&global.runner_fence_wait),
     };
     let mut figment = Figment::new();
     if let Some(text) = &file_text {
@@ -1328,6 +1407,82 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         Some("auto") => AdoptMode::Auto,
         Some(other) => return Err(invalid("adopt", other, "manual or auto")),
     };
+    let kind = match layer.runner.as_deref().map(str::trim) {
+        None | Some("") | Some("sql") => RunnerKind::Sql,
+        Some("alembic") => RunnerKind::Alembic,
+        Some("command") => RunnerKind::Command,
+        Some(other) => return Err(invalid("runner", other, "sql, alembic or command")),
+    };
+    let command_text = layer
+        .runner_command
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let command = match (kind, command_text) {
+        (RunnerKind::Sql, None) => None,
+        (RunnerKind::Sql, Some(text)) => {
+            // A command that would silently never run: most likely `runner` was forgotten.
+            return Err(invalid(
+                "runner_command",
+                &redact_message(text),
+                "no command with runner = \"sql\" (set runner = \"command\" to run it)",
+            ));
+        }
+        (RunnerKind::Command, None) => {
+            return Err(invalid(
+                "runner_command",
+                "",
+                &format!(
+                    "the command line to run: runner = \"command\" (from {}) needs one",
+                    origin("runner")
+                ),
+            ));
+        }
+        (_, text) => {
+            let text = text.unwrap_or(ALEMBIC_COMMAND);
+            let words = split_words(text).map_err(|why| {
+                invalid(
+                    "runner_command",
+                    &redact_message(text),
+                    &format!("a command line split as a shell splits words ({why})"),
+                )
+            })?;
+            if words.is_empty() {
+                return Err(invalid("runner_command", text, "a command line"));
+            }
+            Some(words)
+        }
+    };
+    // Every wait has a bound: a runner timeout of zero would be none.
+    let bounded = |key: &str, value: Option<&String>, default: Duration| {
+        let d = duration(key, value, default)?;
+        match value {
+            Some(v) if d.is_zero() => Err(invalid(key, v, "a duration above zero")),
+            _ => Ok(d),
+        }
+    };
+    let runner = RunnerSettings {
+        kind,
+        command,
+        timeout: bounded(
+            "runner_timeout",
+            layer.runner_timeout.as_ref(),
+            Duration::from_secs(3600),
+        )?,
+        grace: bounded(
+            "runner_grace",
+            layer.runner_grace.as_ref(),
+            Duration::from_secs(5),
+        )?,
+        fence_wait: bounded(
+            "runner_fence_wait",
+            layer.runner_fence_wait.as_ref(),
+            Duration::from_secs(5),
+        )?,
+        inherited_pgoptions: std::env::var("PGOPTIONS")
+            .ok()
+            .filter(|o| !o.trim().is_empty()),
+    };
     let deploy = deploy_info(layer.deploy_id.clone());
     for (key, value, source) in [
         ("deploy_id", &deploy.deploy_id, deploy.deploy_id_source),
@@ -1365,6 +1520,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
     Ok(Config {
         lint,
         adopt,
+        runner,
         service,
         webhooks,
         require_notify,
@@ -1378,6 +1534,62 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         policy,
         deploy,
     })
+}
+
+/// A command line split into words as a POSIX shell splits them, without any expansion:
+/// blanks separate words; `'…'` keeps everything literally; `"…"` keeps everything but `\"`,
+/// `\\`, `\$` and `` \` ``; outside quotes `\` keeps the next character. No variables, globs,
+/// pipes or `&&`: a command that needs them names a shell (`sh -c '…'`).
+pub fn split_words(text: &str) -> Result<Vec<String>, &'static str> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+            }
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err("a ' is not closed"),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err("a \" is not closed"),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err("a \" is not closed"),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => word.get_or_insert_with(String::new).push(c),
+                None => return Err("it ends with a lone \\"),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if let Some(w) = word {
+        words.push(w);
+    }
+    Ok(words)
 }
 
 /// A size in bytes: a whole number with an optional unit (B, kB, MB, GB, TB; powers of 1024,
@@ -1924,6 +2136,137 @@ mod tests {
             err.contains("--flyway") && err.contains("sqlMigrationPrefix"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn splits_command_lines_as_a_shell_splits_words() {
+        let cases: &[(&str, &[&str])] = &[
+            ("alembic upgrade heads", &["alembic", "upgrade", "heads"]),
+            ("  a\tb  ", &["a", "b"]),
+            (
+                "sh -c 'psql -c \"SELECT 1\"'",
+                &["sh", "-c", "psql -c \"SELECT 1\""],
+            ),
+            ("echo \"a \\\"b\\\" \\n $X\"", &["echo", "a \"b\" \\n $X"]),
+            ("a\\ b c", &["a b", "c"]),
+            ("x'y'\"z\"", &["xyz"]),
+            ("''", &[""]),
+            ("", &[]),
+        ];
+        for (text, want) in cases {
+            let want: Vec<String> = want.iter().map(|w| (*w).to_owned()).collect();
+            assert_eq!(split_words(text), Ok(want), "{text}");
+        }
+        for bad in ["'open", "\"open", "trailing\\"] {
+            assert!(split_words(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_runner_settings_and_names_their_origin() {
+        let c = load_args(&["shipgate", "release"]).expect("defaults load");
+        assert_eq!(c.runner.kind, RunnerKind::Sql);
+        assert_eq!(c.runner.command, None);
+        assert_eq!(c.runner.timeout, Duration::from_secs(3600));
+
+        let c = load_args(&["shipgate", "--runner", "alembic", "release"]).expect("loads");
+        assert_eq!(c.runner.kind, RunnerKind::Alembic);
+        assert_eq!(
+            c.runner.command.as_deref(),
+            Some(&["alembic".to_owned(), "upgrade".into(), "heads".into()][..])
+        );
+
+        let c = load_args(&[
+            "shipgate",
+            "--runner",
+            "command",
+            "--runner-command",
+            "sh -c 'make migrate'",
+            "--runner-timeout",
+            "90s",
+            "--runner-grace",
+            "2s",
+            "--runner-fence-wait",
+            "1s",
+            "release",
+        ])
+        .expect("loads");
+        assert_eq!(c.runner.kind, RunnerKind::Command);
+        assert_eq!(
+            c.runner.command.as_deref(),
+            Some(&["sh".to_owned(), "-c".into(), "make migrate".into()][..])
+        );
+        assert_eq!(
+            (c.runner.timeout, c.runner.grace, c.runner.fence_wait),
+            (
+                Duration::from_secs(90),
+                Duration::from_secs(2),
+                Duration::from_secs(1)
+            )
+        );
+
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &["--runner", "flyway"],
+                &["invalid runner", "flag --runner", "sql, alembic or command"],
+            ),
+            (
+                &["--runner", "command"],
+                &["invalid runner_command", "needs one", "flag --runner"],
+            ),
+            (
+                &["--runner-command", "make migrate"],
+                &[
+                    "invalid runner_command",
+                    "flag --runner-command",
+                    "runner = \"sql\"",
+                ],
+            ),
+            (
+                &["--runner", "command", "--runner-command", "sh -c 'open"],
+                &["invalid runner_command", "is not closed"],
+            ),
+            (
+                &[
+                    "--runner",
+                    "command",
+                    "--runner-command",
+                    "x",
+                    "--runner-timeout",
+                    "0s",
+                ],
+                &[
+                    "invalid runner_timeout",
+                    "flag --runner-timeout",
+                    "above zero",
+                ],
+            ),
+            (
+                &[
+                    "--runner",
+                    "command",
+                    "--runner-command",
+                    "psql postgres://u:hunter2@db/x",
+                    "--runner-grace",
+                    "soon",
+                ],
+                &["invalid runner_grace", "a duration"],
+            ),
+            (
+                &["--runner-command", "psql postgres://u:hunter2@db/x"],
+                &["invalid runner_command", "***"],
+            ),
+        ];
+        for (args, fragments) in cases {
+            let mut argv = vec!["shipgate"];
+            argv.extend_from_slice(args);
+            argv.push("release");
+            let e = load_args(&argv).expect_err("refused").to_string();
+            for f in *fragments {
+                assert!(e.contains(f), "{args:?}: {e}");
+            }
+            assert!(!e.contains("hunter2"), "{args:?}: {e}");
+        }
     }
 
     #[test]

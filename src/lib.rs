@@ -12,7 +12,8 @@
 //! - [`alembic`] reads an Alembic project's revision graph without Python (pure but for
 //!   reading its files), so a runner can tell from `alembic_version` whether anything is pending;
 //! - [`release`] is the pre-deploy flow and the service around it: [`status`] caches what the
-//!   database says, [`http`] serves it, [`notify`] sends the webhooks;
+//!   database says, [`http`] serves it, [`notify`] sends the webhooks; [`runner`] is what
+//!   applies a release's migrations under its lock (shipgate's SQL engine, or a command);
 //! - [`lint`] is the migration safety lint (pure): sqlparser-based rules run by `check` in CI;
 //!   [`gate`] is the release gate of `up`/`release`, which runs it against the live catalog
 //!   and refuses only what endangers that database;
@@ -32,6 +33,7 @@ pub mod lint;
 pub mod migrate;
 pub mod notify;
 pub mod release;
+pub mod runner;
 pub mod status;
 pub mod telemetry;
 pub mod version;

@@ -4,7 +4,9 @@
 //! in `shipgate_runs` → unlock → notify → exit code, ending in one summary line (or one line
 //! saying what failed and what to do next). `serve` runs the HTTP service; `--migrate` and
 //! `release --serve` run both in one process, readiness answering 503 while the release runs.
-//! `exec` runs the release, then replaces this process with the given command.
+//! `exec` runs the release, then replaces this process with the given command. What applies the
+//! migrations is the configured runner (`crate::runner`): this module owns, for every runner,
+//! the webhooks, the summary line and the exit code.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,15 +16,16 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::{exit_for, Exit, Failure};
+use crate::app::{exit_for_release, Exit, Failure};
 use crate::cli;
-use crate::config::Config;
+use crate::config::{Config, RunnerKind};
 use crate::http::{self, AppState, Metrics, Phase};
-use crate::migrate::apply::{self, Progress, UpOptions};
+use crate::migrate::apply::{self, Progress};
 use crate::migrate::backend::{Backend, RunOutcome};
 use crate::migrate::plan::Policy;
 use crate::migrate::{self, source, Interrupt};
 use crate::notify::{Event, Notifier};
+use crate::runner::{self, Runner};
 use crate::status;
 use crate::version::Version;
 
@@ -35,7 +38,17 @@ pub async fn command(
     interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     if args.dry_run {
-        return dry_run(config, args.to.clone(), interrupt).await;
+        match choose(config, args.to.as_ref())? {
+            Runner::Sql => return dry_run(config, args.to.clone(), interrupt).await,
+            Runner::Command(argv, _) => {
+                crate::app::out(format!(
+                    "dry run: would run the runner command under the migration lock (within {}): {}; nothing was changed",
+                    migrate::human(config.runner.timeout),
+                    config.database.scrub(&argv.join(" "))
+                ));
+                return Ok(Exit::Success);
+            }
+        }
     }
     if !args.serve {
         return run(config, args.to.clone(), interrupt, &Progress::default()).await;
@@ -104,7 +117,7 @@ pub async fn exec_command(
         ));
     };
     // A command that cannot start would leave a migrated database and no app: check first.
-    if let Err(why) = executable(program) {
+    if let Err(why) = runner::command::executable(program) {
         return Err(Failure::new(
             Exit::CannotExec,
             anyhow::anyhow!("cannot exec {program}: {why}; nothing was released"),
@@ -124,31 +137,9 @@ pub async fn exec_command(
     ))
 }
 
-/// Whether `program` names a file this process may execute: a path as given, or a name found
-/// in `PATH` the way `execvp` looks it up.
-fn executable(program: &str) -> Result<std::path::PathBuf, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let runnable = |path: &std::path::Path| {
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.is_empty() {
-        return Err("the command is empty".into());
-    }
-    if program.contains('/') {
-        let path = std::path::PathBuf::from(program);
-        return if runnable(&path) {
-            Ok(path)
-        } else if path.exists() {
-            Err("not an executable file".into())
-        } else {
-            Err("no such file".into())
-        };
-    }
-    let search = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&search)
-        .map(|dir| dir.join(program))
-        .find(|p| runnable(p))
-        .ok_or_else(|| "not found in PATH".into())
+/// The configured runner, or the failure that stops the release before it starts.
+fn choose<'c>(config: &'c Config, to: Option<&Version>) -> Result<Runner<'c>, Failure> {
+    runner::choose(config, to).map_err(|e| Failure::new(exit_for_release(&e), e))
 }
 
 async fn dry_run(
@@ -194,6 +185,7 @@ pub async fn run(
     mut interrupt: Interrupt,
     progress: &Progress,
 ) -> Result<Exit, Failure> {
+    let runner = choose(config, to.as_ref())?;
     let started = Instant::now();
     let notifier = Notifier::new(&config.webhooks).map_err(|e| Failure::new(Exit::Usage, e))?;
     let context = json!({
@@ -213,14 +205,24 @@ pub async fn run(
         target: to,
         ..config.policy
     };
-    let result = release(config, &policy, &mut interrupt, progress).await;
+    let result = runner::release(runner, config, &policy, &mut interrupt, progress).await;
     match &result {
-        Err(migrate::Error::Interrupted(signal, _)) => {
-            let why = format!("interrupted by {signal}");
-            close_run(config, progress, RunOutcome::Aborted, &why).await;
+        Err(runner::Error::Engine(e)) => match &**e {
+            migrate::Error::Interrupted(signal, _) => {
+                let why = format!("interrupted by {signal}");
+                close_run(config, progress, RunOutcome::Aborted, &why).await;
+            }
+            // The run's own session is gone: record the failure from a fresh connection.
+            e if e.connection_lost() => {
+                close_run(config, progress, RunOutcome::Failed, &e.to_string()).await
+            }
+            _ => {}
+        },
+        // A runner that could not record its own outcome (the row is still published).
+        Err(e @ runner::Error::Interrupted { .. }) => {
+            close_run(config, progress, RunOutcome::Aborted, &e.to_string()).await
         }
-        // The run's own session is gone: record the failure from a fresh connection.
-        Err(e) if e.connection_lost() => {
+        Err(e @ runner::Error::Command(_)) => {
             close_run(config, progress, RunOutcome::Failed, &e.to_string()).await
         }
         _ => {}
@@ -228,33 +230,21 @@ pub async fn run(
 
     let elapsed = started.elapsed();
     let (kind, data, exit) = match &result {
-        Ok(report) => {
-            let applied: Vec<_> = report
-                .applied
-                .iter()
-                .map(
-                    |a| json!({"version": a.version, "name": a.name, "duration_ms": a.duration_ms}),
-                )
-                .collect();
-            let repeatables: Vec<_> = report
-                .repeatables
-                .iter()
-                .map(|r| json!({"name": r.name, "duration_ms": r.duration_ms}))
-                .collect();
+        Ok(done) => {
             let mut data = context.clone();
-            merge(
-                &mut data,
-                json!({"applied": applied, "repeatables": repeatables, "current_version": report.plan.current, "head_version": report.plan.head, "duration_ms": elapsed.as_millis() as u64}),
-            );
+            merge(&mut data, done.event_data(elapsed));
             ("release.succeeded", data, Exit::Success)
         }
         Err(e) => {
             let mut data = context.clone();
             merge(
                 &mut data,
-                json!({"error": e.to_string(), "exit_code": exit_for(e) as u8, "applied": progress.get().applied, "duration_ms": elapsed.as_millis() as u64}),
+                json!({"error": e.to_string(), "exit_code": exit_for_release(e) as u8, "applied": progress.get().applied, "duration_ms": elapsed.as_millis() as u64}),
             );
-            ("release.failed", data, exit_for(e))
+            if config.runner.kind != RunnerKind::Sql {
+                merge(&mut data, json!({"runner": config.runner.kind.as_str()}));
+            }
+            ("release.failed", data, exit_for_release(e))
         }
     };
     let mut notify_failed = false;
@@ -312,100 +302,45 @@ pub async fn run(
             }
         }
     }
-    if let (Some(signal), Ok(report)) = (stopped_while_notifying, &result) {
+    if let (Some(signal), Ok(done)) = (stopped_while_notifying, &result) {
         let exit = match signal {
             migrate::Signal::Interrupt => Exit::Interrupted,
             migrate::Signal::Terminate => Exit::Terminated,
         };
-        tracing::error!(exit_code = exit as u8, applied = report.applied.len(), next = "the database is migrated; deploy again to finish the rollout", "release applied {} migration(s), then was stopped by {signal} while sending notifications", report.applied.len());
+        tracing::error!(
+            exit_code = exit as u8,
+            applied = done.applied(),
+            next = "the database is migrated; deploy again to finish the rollout",
+            "release {}, then was stopped by {signal} while sending notifications",
+            done.what()
+        );
         return Ok(exit);
     }
 
     match result {
-        Ok(report) => {
-            let current = report
-                .plan
-                .current
-                .as_ref()
-                .map_or_else(|| "none".into(), Version::to_string);
+        Ok(done) => {
             if notify_failed && config.require_notify {
-                tracing::error!(exit_code = Exit::MigrationFailed as u8, next = "check the webhook receivers; the database is migrated", "release applied {} migration(s), now at version {current}, but a required notification failed", report.applied.len());
+                tracing::error!(
+                    exit_code = Exit::MigrationFailed as u8,
+                    next = "check the webhook receivers; the database is migrated",
+                    "release {}, but a required notification failed",
+                    done.what_and_where()
+                );
                 return Ok(Exit::MigrationFailed);
             }
-            let reran = match report.repeatables.len() {
-                0 => String::new(),
-                n => format!(" and ran {n} repeatable migration(s)"),
-            };
-            if report.applied.is_empty() && report.repeatables.is_empty() {
-                tracing::info!(
-                    applied = 0,
-                    duration_ms = elapsed.as_millis() as u64,
-                    current_version = report.plan.current.as_ref().map(Version::field),
-                    "release succeeded: nothing to do, at version {current}"
-                );
-            } else {
-                tracing::info!(
-                    applied = report.applied.len(),
-                    repeatables = report.repeatables.len(),
-                    duration_ms = elapsed.as_millis() as u64,
-                    current_version = report.plan.current.as_ref().map(Version::field),
-                    "release succeeded: applied {} migration(s){reran} in {}, now at version {current}",
-                    report.applied.len(),
-                    migrate::human(elapsed)
-                );
-            }
+            tracing::info!(
+                applied = done.applied(),
+                duration_ms = elapsed.as_millis() as u64,
+                current_version = done.current().map(Version::field),
+                "release succeeded: {}",
+                done.summary(elapsed)
+            );
             Ok(Exit::Success)
         }
         Err(e) => {
             let next = next_step(&e);
             tracing::error!(exit_code = exit as u8, next, "release failed: {e}");
             Ok(exit)
-        }
-    }
-}
-
-async fn release(
-    config: &Config,
-    policy: &Policy,
-    interrupt: &mut Interrupt,
-    progress: &Progress,
-) -> Result<apply::UpReport, migrate::Error> {
-    let (set, mut backend, history) = apply::load_and_connect(
-        &config.migrations,
-        &config.layout,
-        &config.database,
-        &config.engine,
-        &config.deploy,
-        interrupt,
-    )
-    .await?;
-    let options = UpOptions {
-        record_run: Some("release"),
-        progress: progress.clone(),
-        gate: Some(std::sync::Arc::new(crate::gate::ReleaseGate(
-            config.lint.clone(),
-        ))),
-        auto_adopt: config.adopt == crate::config::AdoptMode::Auto,
-    };
-    let result = apply::up(
-        &mut backend,
-        &set,
-        history,
-        policy,
-        &config.engine,
-        &config.deploy,
-        interrupt,
-        &options,
-    )
-    .await;
-    match result {
-        Err(e @ migrate::Error::Interrupted(..)) => {
-            backend.abort(ABORT_BOUND).await;
-            Err(e)
-        }
-        other => {
-            backend.close().await;
-            other
         }
     }
 }
@@ -438,8 +373,20 @@ async fn close_run(config: &Config, progress: &Progress, outcome: RunOutcome, wh
     }
 }
 
-fn next_step(e: &migrate::Error) -> &'static str {
+fn next_step(e: &runner::Error) -> &'static str {
     use migrate::Error as E;
+    let e = match e {
+        runner::Error::Engine(e) => &**e,
+        runner::Error::Unavailable { .. } | runner::Error::Refused(_) => {
+            return "fix the runner settings named above; nothing was run"
+        }
+        runner::Error::Command(_) => {
+            return "read the command's output above and the run's error, fix the cause and deploy again; the command must be safe to run again"
+        }
+        runner::Error::Interrupted { .. } => {
+            return "the release was stopped; deploy again to run the command again"
+        }
+    };
     match e {
         E::Source(_) => "fix the migration files named above and deploy again; nothing was applied",
         E::Blocked(_) => "resolve the history problem named above (see `shipgate status`), then deploy again; nothing was applied",
@@ -498,8 +445,22 @@ impl Service {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(address = %addr, port = addr.port(), "listening");
         }
-        let set = source::load(&config.migrations, &config.layout, config.database_engine())
-            .map_err(|e| e.to_string());
+        // Readiness asks about shipgate's own files only when its SQL engine applies them:
+        // another runner's project may have no migrations directory at all.
+        let set = match config.runner.kind {
+            RunnerKind::Sql => {
+                source::load(&config.migrations, &config.layout, config.database_engine())
+                    .map_err(|e| e.to_string())
+            }
+            RunnerKind::Command | RunnerKind::Alembic => Ok(source::MigrationSet {
+                dir: config.migrations.clone(),
+                layout: crate::migrate::layout::Layout::Native,
+                migrations: Vec::new(),
+                requires: None,
+                order_warning: None,
+                repeatables: Vec::new(),
+            }),
+        };
         let (stop_refresher, stop_rx) = watch::channel(false);
         let (cache, refresher) = status::spawn(config.clone(), set, stop_rx);
         let phase = Arc::new(Phase::default());

@@ -252,6 +252,12 @@ impl Progress {
         f(&mut guard);
     }
 
+    /// Publishes the run's `shipgate_runs` row (`None` once its outcome is recorded, so that
+    /// nobody records it again).
+    pub fn set_run_id(&self, id: Option<i64>) {
+        self.update(|p| p.run_id = id);
+    }
+
     /// The state now.
     pub fn get(&self) -> ProgressState {
         self.0
@@ -551,7 +557,7 @@ fn warn_missing(plan: &Plan) {
 /// Under the lock, before the first change: creates shipgate's tables if missing and, for a
 /// command that records runs, closes the rows of killed runs as `aborted` and opens this run's
 /// row. Retried as a whole on a lock timeout (on SQLite another writer locks every table).
-async fn open_run(
+pub(crate) async fn open_run(
     backend: &mut Backend,
     command: Option<&str>,
     deploy: &DeployInfo,

@@ -15,6 +15,7 @@ mod adopt;
 mod alembic;
 mod apply;
 mod cli;
+mod command_runner;
 mod concurrency;
 mod config_env;
 mod connect;
