@@ -122,7 +122,8 @@ pub fn exit_for_release(e: &crate::runner::Error) -> Exit {
     use crate::runner::Error as E;
     match e {
         E::Engine(e) => exit_for(e),
-        E::Unavailable { .. } | E::Refused(_) => Exit::Usage,
+        E::Refused(_) => Exit::Usage,
+        E::Invalid(_) => Exit::Invalid,
         E::Command(_) => Exit::MigrationFailed,
         E::Interrupted {
             signal: Signal::Interrupt,

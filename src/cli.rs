@@ -355,13 +355,23 @@ pub struct Global {
     /// runner = alembic: the Alembic configuration file (an alembic.ini, or a pyproject.toml
     /// with [tool.alembic]) read for the revision graph and given to `alembic` as
     /// ALEMBIC_CONFIG [default: alembic.ini]
-    #[arg(long, global = true, env = "SHIPGATE_ALEMBIC_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_ALEMBIC_CONFIG",
+        value_name = "FILE"
+    )]
     pub alembic_config: Option<String>,
 
     /// runner = alembic: the table Alembic records revisions in, `name` or `schema.name`, as
     /// env.py's context.configure(version_table=…, version_table_schema=…) sets it
     /// [default: alembic_version]
-    #[arg(long, global = true, env = "SHIPGATE_ALEMBIC_VERSION_TABLE", value_name = "TABLE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_ALEMBIC_VERSION_TABLE",
+        value_name = "TABLE"
+    )]
     pub alembic_version_table: Option<String>,
 
     /// More log output (-v debug, -vv trace)

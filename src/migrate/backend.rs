@@ -1791,10 +1791,7 @@ impl Backend {
             Some(schema) => format!("{}.{}", d.ident(schema), d.ident(name)),
             None => d.ident(name),
         };
-        let sql = format!(
-            "SELECT {} FROM {table} ORDER BY 1",
-            d.text("version_num")
-        );
+        let sql = format!("SELECT {} FROM {table} ORDER BY 1", d.text("version_num"));
         match self.rows(&sql).await {
             Ok(rows) => Ok(rows
                 .into_iter()
