@@ -628,15 +628,8 @@ async fn status(
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
     let engine = backend.engine();
     let result = async {
-        let version = backend
-            .server_version()
-            .await
-            .map_err(migrate::Error::db("reading the server version"))?;
+        let (version, holder) = server_and_holder(&mut backend).await?;
         let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
-        let holder = backend
-            .lock_holder()
-            .await
-            .map_err(migrate::Error::db("reading the lock holder"))?;
         Ok::<_, migrate::Error>((version, plan, holder))
     }
     .await;
@@ -751,6 +744,21 @@ async fn status(
     Ok(Exit::Success)
 }
 
+/// The server's version and the migration lock's holder, for `status`.
+async fn server_and_holder(
+    backend: &mut Backend,
+) -> Result<(String, Option<migrate::backend::LockHolder>), migrate::Error> {
+    let version = backend
+        .server_version()
+        .await
+        .map_err(migrate::Error::db("reading the server version"))?;
+    let holder = backend
+        .lock_holder()
+        .await
+        .map_err(migrate::Error::db("reading the lock holder"))?;
+    Ok((version, holder))
+}
+
 /// `status` of an Alembic project: `alembic_version`'s rows against the revision graph.
 async fn alembic_status(
     args: &cli::Status,
@@ -763,15 +771,8 @@ async fn alembic_status(
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
     let engine = backend.engine();
     let result = async {
-        let version = backend
-            .server_version()
-            .await
-            .map_err(migrate::Error::db("reading the server version"))?;
+        let (version, holder) = server_and_holder(&mut backend).await?;
         let rows = read_rows(&mut backend, config).await;
-        let holder = backend
-            .lock_holder()
-            .await
-            .map_err(migrate::Error::db("reading the lock holder"))?;
         Ok::<_, migrate::Error>((version, rows, holder))
     }
     .await;

@@ -187,16 +187,13 @@ async fn alembic_dry_run(
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     use runner::alembic::{read_rows, relative, revisions_text};
-    let mut backend = apply::connect(
-        &config.database,
-        &config.engine,
-        &config.deploy,
-        &mut interrupt,
-    )
-    .await?;
+    let fail = |e: runner::Error| Failure::new(exit_for_release(&e), e);
+    let mut backend = runner::command::connect(config, &mut interrupt)
+        .await
+        .map_err(fail)?;
     let rows = read_rows(&mut backend, config).await;
     backend.close().await;
-    let rows = rows.map_err(|e| Failure::new(exit_for_release(&e), e))?;
+    let rows = rows.map_err(fail)?;
     let state = prepared.project.state(&rows);
     let at = revisions_text(&rows);
     if !state.unknown.is_empty() {

@@ -136,8 +136,7 @@ pub async fn release(
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<Done, Error> {
-    let mut backend =
-        apply::connect(&config.database, &config.engine, &config.deploy, interrupt).await?;
+    let mut backend = command::connect(config, interrupt).await?;
     let result = run(&mut backend, prepared, config, interrupt, progress).await;
     command::end_session(backend, &result).await;
     result

@@ -91,8 +91,7 @@ pub async fn release(
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<Done, Error> {
-    let mut backend =
-        apply::connect(&config.database, &config.engine, &config.deploy, interrupt).await?;
+    let mut backend = connect(config, interrupt).await?;
     let spawn = Spawn {
         path,
         argv,
@@ -103,6 +102,11 @@ pub async fn release(
     let result = locked(&mut backend, &spawn, config, interrupt, progress).await;
     end_session(backend, &result).await;
     result
+}
+
+/// Connects within the wait for the database, as every release does.
+pub(crate) async fn connect(config: &Config, interrupt: &mut Interrupt) -> Result<Backend, Error> {
+    Ok(apply::connect(&config.database, &config.engine, &config.deploy, interrupt).await?)
 }
 
 /// Ends the runner's own session: aborted when it was stopped while one of shipgate's own
