@@ -122,7 +122,8 @@ pub fn exit_for_release(e: &crate::runner::Error) -> Exit {
     use crate::runner::Error as E;
     match e {
         E::Engine(e) => exit_for(e),
-        E::Unavailable { .. } | E::Refused(_) => Exit::Usage,
+        E::Refused(_) => Exit::Usage,
+        E::Invalid(_) => Exit::Invalid,
         E::Command(_) => Exit::MigrationFailed,
         E::Interrupted {
             signal: Signal::Interrupt,
@@ -620,19 +621,15 @@ async fn status(
     config: &Config,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
+    if config.runner.kind == config::RunnerKind::Alembic {
+        return alembic_status(args, config, interrupt).await;
+    }
     let set = load_set(config)?;
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
     let engine = backend.engine();
     let result = async {
-        let version = backend
-            .server_version()
-            .await
-            .map_err(migrate::Error::db("reading the server version"))?;
+        let (version, holder) = server_and_holder(&mut backend).await?;
         let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
-        let holder = backend
-            .lock_holder()
-            .await
-            .map_err(migrate::Error::db("reading the lock holder"))?;
         Ok::<_, migrate::Error>((version, plan, holder))
     }
     .await;
@@ -741,6 +738,116 @@ async fn status(
             return Ok(Exit::Invalid);
         }
         if plan.has_pending() {
+            return Ok(Exit::Pending);
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// The server's version and the migration lock's holder, for `status`.
+async fn server_and_holder(
+    backend: &mut Backend,
+) -> Result<(String, Option<migrate::backend::LockHolder>), migrate::Error> {
+    let version = backend
+        .server_version()
+        .await
+        .map_err(migrate::Error::db("reading the server version"))?;
+    let holder = backend
+        .lock_holder()
+        .await
+        .map_err(migrate::Error::db("reading the lock holder"))?;
+    Ok((version, holder))
+}
+
+/// `status` of an Alembic project: `alembic_version`'s rows against the revision graph.
+async fn alembic_status(
+    args: &cli::Status,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    use crate::runner::alembic::{load, read_rows, relative, revisions_text};
+    let fail = |e: crate::runner::Error| Failure::new(exit_for_release(&e), e);
+    let (project, sources) = load(config).map_err(fail)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let engine = backend.engine();
+    let result = async {
+        let (version, holder) = server_and_holder(&mut backend).await?;
+        let rows = read_rows(&mut backend, config).await;
+        Ok::<_, migrate::Error>((version, rows, holder))
+    }
+    .await;
+    let (server_version, rows, lock_holder) = finish(backend, result).await?;
+    let rows = rows.map_err(fail)?;
+    let state = project.state(&rows);
+    let mut problems = Vec::new();
+    if !state.unknown.is_empty() {
+        problems.push(format!(
+            "the database is ahead of this build: {} not among its revisions",
+            state.unknown.join(", ")
+        ));
+    }
+    if !state.overlapping.is_empty() {
+        problems.push(format!(
+            "{} overlap with other rows of the version table (alembic upgrade refuses them)",
+            state.overlapping.join(", ")
+        ));
+    }
+    let pending: Vec<_> = state
+        .pending
+        .iter()
+        .map(|s| json!({"revision": s.revision, "message": s.message, "file": relative(&s.file, &sources.cwd)}))
+        .collect();
+    if args.json {
+        json_out(&json!({
+            "engine": engine,
+            "server_version": server_version,
+            "database": config.database.redacted(),
+            "runner": "alembic",
+            "alembic_config": sources.ini.display().to_string(),
+            "version_table": config.runner.alembic_version_table.1,
+            "current_revisions": rows,
+            "head_revisions": state.effective_heads,
+            "applied": state.applied,
+            "pending": pending,
+            "unknown": state.unknown,
+            "overlapping": state.overlapping,
+            "lock_holder": lock_holder,
+            "problems": problems,
+        }));
+    } else {
+        out(format!(
+            "database      {} ({engine} {server_version})",
+            config.database.redacted()
+        ));
+        out(format!(
+            "alembic       {} ({} revisions)",
+            sources.ini.display(),
+            project.graph.revisions().len()
+        ));
+        out(format!("current       {}", revisions_text(&rows)));
+        out(format!(
+            "head          {}",
+            revisions_text(&state.effective_heads)
+        ));
+        out(format!("applied       {}", state.applied.len()));
+        out(format!("pending       {}", state.pending.len()));
+        for s in &state.pending {
+            out(format!("  pending     {} {}", s.revision, s.message));
+        }
+        for r in &state.unknown {
+            out(format!(
+                "  unknown     {r} (in the version table, not in this build)"
+            ));
+        }
+        for p in &problems {
+            out(format!("problem: {p}"));
+        }
+    }
+    if args.exit_code {
+        if !problems.is_empty() {
+            return Ok(Exit::Invalid);
+        }
+        if !state.pending.is_empty() {
             return Ok(Exit::Pending);
         }
     }

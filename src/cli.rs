@@ -352,6 +352,28 @@ pub struct Global {
     )]
     pub runner_fence_wait: Option<String>,
 
+    /// runner = alembic: the Alembic configuration file (an alembic.ini, or a pyproject.toml
+    /// with [tool.alembic]) read for the revision graph and given to `alembic` as
+    /// ALEMBIC_CONFIG [default: alembic.ini]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_ALEMBIC_CONFIG",
+        value_name = "FILE"
+    )]
+    pub alembic_config: Option<String>,
+
+    /// runner = alembic: the table Alembic records revisions in, `name` or `schema.name`, as
+    /// env.py's context.configure(version_table=…, version_table_schema=…) sets it
+    /// [default: alembic_version]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_ALEMBIC_VERSION_TABLE",
+        value_name = "TABLE"
+    )]
+    pub alembic_version_table: Option<String>,
+
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE")]
     pub verbose: u8,

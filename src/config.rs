@@ -72,7 +72,7 @@ pub struct Config {
 pub enum RunnerKind {
     /// shipgate's own engine over the SQL files of the migrations directory.
     Sql,
-    /// Alembic, with shipgate reading its state (not available in this build yet).
+    /// Alembic, with shipgate reading its state so that a no-op starts no Python.
     Alembic,
     /// Any command line, run under the lock as a supervised child process.
     Command,
@@ -107,10 +107,39 @@ pub struct RunnerSettings {
     /// The `PGOPTIONS` shipgate itself was given, kept after the child's own options so that an
     /// operator's explicit setting wins.
     pub inherited_pgoptions: Option<String>,
+    /// `alembic_config`: the Alembic project's configuration file (`runner = "alembic"`).
+    pub alembic_config: PathBuf,
+    /// `alembic_version_table`: the table Alembic records revisions in, and its schema
+    /// (`None`: the connection's default).
+    pub alembic_version_table: (Option<String>, String),
 }
 
 /// `runner_command` of `runner = "alembic"` when none is configured.
 pub const ALEMBIC_COMMAND: &str = "alembic upgrade heads";
+
+/// `alembic_version_table`: `name` or `schema.name`, each a plain identifier (it is quoted, not
+/// escaped, in SQL).
+/// `Err` says what was expected.
+fn version_table(text: Option<&str>) -> Result<(Option<String>, String), &'static str> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok((None, "alembic_version".to_owned()));
+    };
+    let plain = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 63
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    };
+    let (schema, name) = match text.split_once('.') {
+        Some((schema, name)) => (Some(schema), name),
+        None => (None, text),
+    };
+    if !plain(name) || schema.is_some_and(|s| !plain(s)) {
+        return Err("a table name or schema.name of letters, digits and _");
+    }
+    Ok((schema.map(str::to_owned), name.to_owned()))
+}
 
 /// What `release` and `up` do on a database another tool has migrated (its history table is
 /// there) and shipgate has not (no shipgate history).
@@ -819,6 +848,10 @@ struct Layer {
     runner_grace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     runner_fence_wait: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alembic_config: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alembic_version_table: Option<String>,
 }
 
 /// A map from TOML (`{ rule = "warning" }`) or from a flag/env string (`"rule=warning,…"`).
@@ -1001,6 +1034,16 @@ const KEYS: &[(&str, &str, &str)] = &[
         "--runner-fence-wait",
         "SHIPGATE_RUNNER_FENCE_WAIT",
     ),
+    (
+        "alembic_config",
+        "--alembic-config",
+        "SHIPGATE_ALEMBIC_CONFIG",
+    ),
+    (
+        "alembic_version_table",
+        "--alembic-version-table",
+        "SHIPGATE_ALEMBIC_VERSION_TABLE",
+    ),
 ];
 
 /// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
@@ -1073,6 +1116,8 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         runner_timeout: given(&global.runner_timeout),
         runner_grace: given(&global.runner_grace),
         runner_fence_wait: given(&global.runner_fence_wait),
+        alembic_config: given(&global.alembic_config),
+        alembic_version_table: given(&global.alembic_version_table),
     };
     let mut figment = Figment::new();
     if let Some(text) = &file_text {
@@ -1482,6 +1527,23 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         inherited_pgoptions: std::env::var("PGOPTIONS")
             .ok()
             .filter(|o| !o.trim().is_empty()),
+        alembic_config: PathBuf::from(
+            layer
+                .alembic_config
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .unwrap_or("alembic.ini"),
+        ),
+        alembic_version_table: version_table(layer.alembic_version_table.as_deref()).map_err(
+            |expected| {
+                invalid(
+                    "alembic_version_table",
+                    layer.alembic_version_table.as_deref().unwrap_or_default(),
+                    expected,
+                )
+            },
+        )?,
     };
     let deploy = deploy_info(layer.deploy_id.clone());
     for (key, value, source) in [

@@ -48,6 +48,9 @@ pub async fn command(
                 ));
                 return Ok(Exit::Success);
             }
+            Runner::Alembic(prepared) => {
+                return alembic_dry_run(&prepared, config, interrupt).await
+            }
         }
     }
     if !args.serve {
@@ -175,6 +178,47 @@ async fn dry_run(
     } else {
         Exit::Invalid
     })
+}
+
+/// What an Alembic release would run, from the rows it reads; nothing is locked or written.
+async fn alembic_dry_run(
+    prepared: &runner::alembic::Prepared<'_>,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    use runner::alembic::{read_rows, relative, revisions_text};
+    let fail = |e: runner::Error| Failure::new(exit_for_release(&e), e);
+    let mut backend = runner::command::connect(config, &mut interrupt)
+        .await
+        .map_err(fail)?;
+    let rows = read_rows(&mut backend, config).await;
+    backend.close().await;
+    let rows = rows.map_err(fail)?;
+    let state = prepared.project.state(&rows);
+    let at = revisions_text(&rows);
+    if !state.unknown.is_empty() {
+        crate::app::out(format!(
+            "dry run: the database is ahead of this build ({} unknown); a release would run nothing",
+            state.unknown.join(", ")
+        ));
+    } else if state.pending.is_empty() {
+        crate::app::out(format!("dry run: nothing to do, at revision {at}"));
+    } else {
+        crate::app::out(format!(
+            "dry run: at revision {at}; would run `{}` under the migration lock, applying {} revision(s):",
+            prepared.argv.join(" "),
+            state.pending.len()
+        ));
+        for s in &state.pending {
+            crate::app::out(format!(
+                "  {} {} ({})",
+                s.revision,
+                s.message,
+                relative(&s.file, &prepared.dir)
+            ));
+        }
+    }
+    Ok(Exit::Success)
 }
 
 /// The release flow. Reports its own outcome (one summary or failure line) and returns the exit
@@ -377,8 +421,11 @@ fn next_step(e: &runner::Error) -> &'static str {
     use migrate::Error as E;
     let e = match e {
         runner::Error::Engine(e) => &**e,
-        runner::Error::Unavailable { .. } | runner::Error::Refused(_) => {
+        runner::Error::Refused(_) => {
             return "fix the runner settings named above; nothing was run"
+        }
+        runner::Error::Invalid(_) => {
+            return "fix what is named above (the Alembic files, or alembic_version with `alembic stamp`), then deploy again; nothing was run"
         }
         runner::Error::Command(_) => {
             return "read the command's output above and the run's error, fix the cause and deploy again; the command must be safe to run again"

@@ -471,7 +471,7 @@ impl Done {
 /// left open by a run that was killed after its last migration (the no-op path otherwise never
 /// takes the lock, so nothing would close them), it tries the lock once: held, the rows belong
 /// to a live run and stay; free, they are closed as `aborted`.
-async fn record_nothing_to_do(
+pub(crate) async fn record_nothing_to_do(
     backend: &mut Backend,
     command: &str,
     deploy: &DeployInfo,

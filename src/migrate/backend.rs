@@ -856,7 +856,8 @@ impl Backend {
         Ok(Some(history))
     }
 
-    fn is_missing_table(&self, e: &DbError) -> bool {
+    /// Whether `e` says a table does not exist.
+    pub(crate) fn is_missing_table(&self, e: &DbError) -> bool {
         match self.dialect {
             Dialect::Postgres => e.code.as_deref() == Some("42P01"),
             Dialect::Sqlite => e.message.contains("no such table"),
@@ -1775,6 +1776,30 @@ impl Backend {
         };
         let rows = self.rows(&sql).await?;
         Ok(first(&rows).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
+    /// The revisions Alembic's version table (`version_num` of `schema.name`) holds, in one
+    /// statement; none when the table does not exist (Alembic creates it on its first run).
+    /// The names are plain identifiers (checked by `config`), quoted here.
+    pub async fn alembic_rows(
+        &mut self,
+        schema: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<String>, DbError> {
+        let d = self.dialect;
+        let table = match schema {
+            Some(schema) => format!("{}.{}", d.ident(schema), d.ident(name)),
+            None => d.ident(name),
+        };
+        let sql = format!("SELECT {} FROM {table} ORDER BY 1", d.text("version_num"));
+        match self.rows(&sql).await {
+            Ok(rows) => Ok(rows
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect()),
+            Err(e) if self.is_missing_table(&e) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Closes the `shipgate_runs` rows left open by runs that died (SIGKILL, a lost connection)

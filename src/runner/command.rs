@@ -14,8 +14,9 @@
 //!
 //! It never decides what is pending (the command does) and never picks an exit code.
 
+use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,39 +66,95 @@ pub struct Done {
 #[error("{0}")]
 pub struct Failed(pub String);
 
+/// The child a runner supervises: its program, arguments and what it gets beyond the
+/// environment every runner child gets.
+#[derive(Debug)]
+pub(super) struct Spawn<'a> {
+    /// The program's file, found before anything ran.
+    pub path: &'a Path,
+    /// The program and its arguments, as configured.
+    pub argv: &'a [String],
+    /// More variables for the child.
+    pub env: Vec<(&'static str, OsString)>,
+    /// Its working directory; `None`: shipgate's.
+    pub dir: Option<&'a Path>,
+    /// The runner's name in its output's log lines.
+    pub runner: &'static str,
+}
+
 /// Runs `argv` (its program found at `path`) as a `release`: connect within the wait, lock,
 /// record, supervise, fence, unlock.
 pub async fn release(
     argv: &[String],
-    path: &std::path::Path,
+    path: &Path,
     config: &Config,
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<Done, Error> {
-    let mut backend =
-        apply::connect(&config.database, &config.engine, &config.deploy, interrupt).await?;
-    let result = locked(&mut backend, path, argv, config, interrupt, progress).await;
-    match &result {
-        // Stopped while one of shipgate's own statements may be in flight: end the session.
+    let mut backend = connect(config, interrupt).await?;
+    let spawn = Spawn {
+        path,
+        argv,
+        env: Vec::new(),
+        dir: None,
+        runner: "command",
+    };
+    let result = locked(&mut backend, &spawn, config, interrupt, progress).await;
+    end_session(backend, &result).await;
+    result
+}
+
+/// Connects within the wait for the database, as every release does.
+pub(crate) async fn connect(config: &Config, interrupt: &mut Interrupt) -> Result<Backend, Error> {
+    Ok(apply::connect(&config.database, &config.engine, &config.deploy, interrupt).await?)
+}
+
+/// Ends the runner's own session: aborted when it was stopped while one of shipgate's own
+/// statements may be in flight, closed otherwise.
+pub(super) async fn end_session<T>(backend: Backend, result: &Result<T, Error>) {
+    match result {
         Err(Error::Engine(e)) if matches!(**e, migrate::Error::Interrupted(..)) => {
             backend.abort(ABORT_BOUND).await
         }
         _ => backend.close().await,
     }
-    result
 }
 
 /// Under the lock: open the run row, supervise the command, record its outcome, unlock.
 async fn locked(
     backend: &mut Backend,
-    path: &std::path::Path,
-    argv: &[String],
+    spawn: &Spawn<'_>,
     config: &Config,
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<Done, Error> {
+    lock(backend, config, interrupt).await?;
+    let run_id = open_run(backend, config, interrupt, progress).await?;
+    let result = supervise(backend, spawn, run_id, config, interrupt).await;
+    close_run(backend, run_id, result.as_ref().err(), 0, progress).await;
+    lock::release(backend).await;
+    result
+}
+
+/// Takes the migration lock within `lock_wait` (holder reports included).
+pub(super) async fn lock(
+    backend: &mut Backend,
+    config: &Config,
+    interrupt: &mut Interrupt,
+) -> Result<(), Error> {
     let waited = lock::acquire(backend, config.engine.lock_wait, interrupt).await?;
     metrics::histogram!("shipgate_lock_wait_seconds").record(waited.as_secs_f64());
+    Ok(())
+}
+
+/// Under the lock: opens the release's run row and publishes its id. On an error other than a
+/// signal the lock is released (a signal leaves the session to be aborted).
+pub(super) async fn open_run(
+    backend: &mut Backend,
+    config: &Config,
+    interrupt: &mut Interrupt,
+    progress: &Progress,
+) -> Result<i64, Error> {
     let opened = apply::open_run(
         backend,
         Some("release"),
@@ -106,40 +163,44 @@ async fn locked(
         interrupt,
     )
     .await;
-    let run_id = match opened {
-        Ok(id) => id.expect("open_run returns the id of the row it was asked to open"),
-        Err(e @ migrate::Error::Interrupted(..)) => return Err(e.into()),
+    match opened {
+        Ok(id) => {
+            let id = id.expect("open_run returns the id of the row it was asked to open");
+            progress.set_run_id(Some(id));
+            Ok(id)
+        }
+        Err(e @ migrate::Error::Interrupted(..)) => Err(e.into()),
         Err(e) => {
             lock::release(backend).await;
-            return Err(e.into());
+            Err(e.into())
         }
+    }
+}
+
+/// Closes the run row: succeeded with `applied` migrations, or failed/aborted with `error`.
+pub(super) async fn close_run(
+    backend: &mut Backend,
+    run_id: i64,
+    error: Option<&Error>,
+    applied: usize,
+    progress: &Progress,
+) {
+    let outcome = match error {
+        None => RunOutcome::Succeeded,
+        Some(Error::Interrupted { .. }) => RunOutcome::Aborted,
+        Some(_) => RunOutcome::Failed,
     };
-    progress.set_run_id(Some(run_id));
-    let result = supervise(backend, path, argv, run_id, config, interrupt).await;
-    let (outcome, error) = match &result {
-        Ok(_) => (RunOutcome::Succeeded, None),
-        Err(Error::Interrupted { .. }) => (RunOutcome::Aborted, Some(result_text(&result))),
-        Err(_) => (RunOutcome::Failed, Some(result_text(&result))),
-    };
-    if matches!(result, Err(Error::Command(_))) {
+    if matches!(error, Some(Error::Command(_))) {
         metrics::counter!("shipgate_migration_failures_total").increment(1);
     }
+    let text = error.map(ToString::to_string);
     match backend
-        .finish_run(run_id, outcome, 0, error.as_deref())
+        .finish_run(run_id, outcome, applied, text.as_deref())
         .await
     {
         // Recorded: the flow must not record it again from another connection.
         Ok(()) => progress.set_run_id(None),
         Err(e) => tracing::warn!(error = %e, run_id, "could not record the run's outcome"),
-    }
-    lock::release(backend).await;
-    result
-}
-
-fn result_text(result: &Result<Done, Error>) -> String {
-    match result {
-        Ok(_) => String::new(),
-        Err(e) => e.to_string(),
     }
 }
 
@@ -153,14 +214,16 @@ enum Ended {
 }
 
 /// Spawns the command, waits for it, ends its group and fences its sessions.
-async fn supervise(
+pub(super) async fn supervise(
     backend: &mut Backend,
-    path: &std::path::Path,
-    argv: &[String],
+    spawn: &Spawn<'_>,
     run_id: i64,
     config: &Config,
     interrupt: &mut Interrupt,
 ) -> Result<Done, Error> {
+    let Spawn {
+        path, argv, runner, ..
+    } = *spawn;
     let settings = &config.runner;
     let program = argv.first().cloned().unwrap_or_default();
     let full = config.database.scrub(&argv.join(" "));
@@ -188,7 +251,11 @@ async fn supervise(
         .env("SHIPGATE_RUN_ID", run_id.to_string())
         .env("SHIPGATE_LOCK_HELD", "1")
         // Python buffers a pipe to the end: its lines would reach the log only at exit.
-        .env("PYTHONUNBUFFERED", "1");
+        .env("PYTHONUNBUFFERED", "1")
+        .envs(spawn.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = spawn.dir {
+        cmd.current_dir(dir);
+    }
     if postgres {
         cmd.env("PGOPTIONS", pg_options(backend, config).await);
     }
@@ -213,11 +280,11 @@ async fn supervise(
         child
             .stdout
             .take()
-            .map(|o| tokio::spawn(stream(o, "stdout", config.database.clone()))),
+            .map(|o| tokio::spawn(stream(o, "stdout", runner, config.database.clone()))),
         child
             .stderr
             .take()
-            .map(|o| tokio::spawn(stream(o, "stderr", config.database.clone()))),
+            .map(|o| tokio::spawn(stream(o, "stderr", runner, config.database.clone()))),
     ];
 
     let ended = watch(&mut child, backend, settings.timeout, interrupt).await;
@@ -474,7 +541,12 @@ fn describe(status: Option<ExitStatus>) -> String {
 }
 
 /// Logs each line of the child's `stream` as it comes, its secrets masked.
-async fn stream(reader: impl AsyncRead + Unpin, stream: &'static str, url: DatabaseUrl) {
+async fn stream(
+    reader: impl AsyncRead + Unpin,
+    stream: &'static str,
+    runner: &'static str,
+    url: DatabaseUrl,
+) {
     let mut reader = BufReader::new(reader);
     let mut line = Vec::new();
     loop {
@@ -489,7 +561,7 @@ async fn stream(reader: impl AsyncRead + Unpin, stream: &'static str, url: Datab
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
-        tracing::info!(stream, runner = "command", "{}", url.scrub(text));
+        tracing::info!(stream, runner, "{}", url.scrub(text));
     }
 }
 

@@ -8,12 +8,15 @@
 //!   the run row itself, re-planning under it.
 //! - `command` runs a command line as a supervised child process. It knows nothing of what is
 //!   pending, so every release takes the lock, opens the row and runs the command.
-//! - `alembic` (shipgate reading Alembic's state, so that a no-op takes no lock) is refused until
-//!   that reader lands: [`choose`] says so before anything happens.
+//! - `alembic` reads the Alembic project's revision graph (`crate::alembic`) and the
+//!   `alembic_version` rows before the lock, so the every-deploy no-op takes no lock and starts
+//!   no Python; with revisions pending it runs `alembic upgrade heads` as the `command` runner
+//!   runs its child (its pieces, reused), and records which revisions it applied.
 //!
 //! Adding a runner is one module here and one arm in [`choose`] and [`release`]. Nothing here
 //! prints or picks an exit code: errors go to `app::exit_for_release`.
 
+pub mod alembic;
 pub mod command;
 pub mod sql;
 
@@ -34,6 +37,8 @@ pub enum Runner<'c> {
     Sql,
     /// This program and its arguments, and the file the program was found at.
     Command(&'c [String], std::path::PathBuf),
+    /// An Alembic project, read, and the command that upgrades it.
+    Alembic(Box<alembic::Prepared<'c>>),
 }
 
 /// The runner `config` names, or why this build cannot run it (`--to` included: only the `sql`
@@ -41,15 +46,13 @@ pub enum Runner<'c> {
 pub fn choose<'c>(config: &'c Config, to: Option<&Version>) -> Result<Runner<'c>, Error> {
     let runner = match (config.runner.kind, config.runner.command.as_deref()) {
         (RunnerKind::Sql, _) => return Ok(Runner::Sql),
+        (RunnerKind::Alembic, Some(argv)) if !argv.is_empty() => {
+            Runner::Alembic(Box::new(alembic::prepare(config, argv)?))
+        }
         (RunnerKind::Alembic, _) => {
-            return Err(Error::Unavailable {
-                runner: "alembic",
-                why: "shipgate cannot read Alembic's state yet (the reader of its revision \
-                      graph and alembic_version has not landed); until it does, run Alembic \
-                      as a command under shipgate's lock: runner = \"command\" with \
-                      runner_command = \"alembic upgrade heads\""
-                    .into(),
-            })
+            return Err(Error::Refused(
+                "runner = \"alembic\" needs a runner_command".into(),
+            ))
         }
         (RunnerKind::Command, Some(argv)) if !argv.is_empty() => {
             // A command that cannot start is a configuration error: found before anything.
@@ -91,6 +94,9 @@ pub async fn release(
         Runner::Command(argv, path) => Ok(Done::Command(
             command::release(argv, &path, config, interrupt, progress).await?,
         )),
+        Runner::Alembic(prepared) => Ok(Done::Alembic(
+            alembic::release(&prepared, config, interrupt, progress).await?,
+        )),
     }
 }
 
@@ -101,6 +107,8 @@ pub enum Done {
     Sql(Box<UpReport>),
     /// The command's.
     Command(command::Done),
+    /// Alembic's: the revisions it applied.
+    Alembic(alembic::Done),
 }
 
 impl Done {
@@ -109,6 +117,7 @@ impl Done {
         match self {
             Done::Sql(r) => r.applied.len() + r.repeatables.len(),
             Done::Command(_) => 0,
+            Done::Alembic(done) => done.applied.len(),
         }
     }
 
@@ -138,6 +147,11 @@ impl Done {
                 "command_duration_ms": done.duration.as_millis() as u64,
                 "duration_ms": duration_ms,
             }),
+            Done::Alembic(done) => {
+                let mut data = done.event_data();
+                data["duration_ms"] = json!(duration_ms);
+                data
+            }
         }
     }
 
@@ -145,7 +159,15 @@ impl Done {
     pub fn current(&self) -> Option<&Version> {
         match self {
             Done::Sql(report) => report.plan.current.as_ref(),
-            Done::Command(_) => None,
+            Done::Command(_) | Done::Alembic(_) => None,
+        }
+    }
+
+    /// Where an Alembic release left the database (`a1, b2`, `none`); empty for other runners.
+    fn revisions(&self) -> String {
+        match self {
+            Done::Alembic(done) => done.at(),
+            _ => String::new(),
         }
     }
 
@@ -154,6 +176,7 @@ impl Done {
         match self {
             Done::Sql(r) => format!("applied {} migration(s)", r.applied.len()),
             Done::Command(done) => format!("ran runner command {}", done.program),
+            Done::Alembic(done) => format!("applied {} alembic revision(s)", done.applied.len()),
         }
     }
 
@@ -162,6 +185,9 @@ impl Done {
         match self.current() {
             Some(v) => format!("{}, now at version {v}", self.what()),
             None if matches!(self, Done::Sql(_)) => format!("{}, now at version none", self.what()),
+            None if matches!(self, Done::Alembic(_)) => {
+                format!("{}, now at revision {}", self.what(), self.revisions())
+            }
             None => self.what(),
         }
     }
@@ -194,6 +220,22 @@ impl Done {
                 migrate::human(done.duration),
                 done.run_id
             ),
+            Done::Alembic(done) => match &done.ran {
+                None if done.unknown.is_empty() => {
+                    format!("nothing to do, at revision {}", done.at())
+                }
+                None => format!(
+                    "nothing run: the database is ahead of this build, at revision {}",
+                    done.at()
+                ),
+                Some(ran) => format!(
+                    "applied {} alembic revision(s) in {} (run {}), now at revision {}",
+                    done.applied.len(),
+                    migrate::human(elapsed),
+                    ran.run_id,
+                    done.at()
+                ),
+            },
         }
     }
 }
@@ -204,17 +246,12 @@ pub enum Error {
     /// The engine's error: the SQL runner's, or the wait, lock and run row around a command.
     #[error(transparent)]
     Engine(Box<migrate::Error>),
-    /// The configured runner does not exist in this build.
-    #[error("runner {runner} is not available in this build: {why}")]
-    Unavailable {
-        /// The runner's name.
-        runner: &'static str,
-        /// Why, and what to do instead.
-        why: String,
-    },
     /// A request this runner cannot meet; nothing was done.
     #[error("{0}")]
     Refused(String),
+    /// The project's files or the database's state fail validation; nothing was run.
+    #[error("{0}")]
+    Invalid(String),
     /// The command failed, timed out or lost the lock; the run is recorded as failed.
     #[error(transparent)]
     Command(#[from] command::Failed),

@@ -2,8 +2,8 @@
 //! supervised child, against real databases — its environment, its exit code and the run row,
 //! the timeout, a forwarded SIGTERM, the fence that ends sessions it left open before the
 //! lock is released, INVALID indexes a failure leaves, output streamed as it comes, two
-//! releases at once, webhooks, `exec` and `serve --migrate`. And `runner = "alembic"`, refused
-//! until shipgate can read Alembic's state.
+//! releases at once, webhooks, `exec` and `serve --migrate`. (`runner = "alembic"`, which
+//! reuses this supervision, is tested in `alembic_runner.rs`.)
 
 use std::io::{BufRead, BufReader};
 use std::process::Command;
@@ -512,10 +512,11 @@ fn exec_and_serve_migrate_run_the_command_first() {
     two_succeeded(&db);
 }
 
-/// `runner = "alembic"` is accepted by config but refused by every command that releases,
-/// before anything is connected or written; a command that cannot start, too.
+/// `runner = "alembic"` without an Alembic project fails validation (exit 5, naming the file)
+/// in every command that releases, before anything is connected or written; a command that
+/// cannot start is refused too.
 #[test]
-fn alembic_and_a_command_that_cannot_start_are_refused_before_anything_runs() {
+fn alembic_without_a_project_and_a_command_that_cannot_start_are_refused_before_anything_runs() {
     let db = Db::new(Engine::Sqlite);
     let p = Project::new();
     for args in [
@@ -524,8 +525,8 @@ fn alembic_and_a_command_that_cannot_start_are_refused_before_anything_runs() {
         &["--runner", "alembic", "release", "--dry-run"],
     ] {
         Run::wait(p.command(Some(&db), args))
-            .code(2)
-            .stderr_has(&["runner alembic is not available in this build"]);
+            .code(5)
+            .stderr_has(&["alembic.ini: cannot read", "neither it nor"]);
     }
     Run::wait(release(&p, &db, "no-such-migrator up", &[]))
         .code(2)

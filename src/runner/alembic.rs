@@ -1,0 +1,328 @@
+//! The `alembic` runner: Alembic's own `alembic upgrade heads`, run only when shipgate's reading
+//! of the project says something is pending.
+//!
+//! validate (`crate::alembic::Project::load`, before anything connects) → wait for the database
+//! → read `alembic_version` (one statement; a missing table is empty) → compare with the graph:
+//! nothing pending is the every-deploy no-op — no lock, no Python, one `nothing_to_do` run row;
+//! rows this build does not know mean the database is ahead (a warning, or a refusal under
+//! `--strict`) → lock → read the rows again (a concurrent release may have applied them) → open
+//! the run row → run the command as the `command` runner supervises it (process group, fence,
+//! timeout, forwarded signals) → read the rows once more and record which pending revisions
+//! are now applied → close the row → unlock.
+//!
+//! It never parses Python beyond what `crate::alembic` reads and never decides an exit code.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::command::{self, Spawn};
+use super::Error;
+use crate::alembic::{Project, Sources, State, Step};
+use crate::config::Config;
+use crate::migrate::apply::{self, Progress};
+use crate::migrate::backend::Backend;
+use crate::migrate::{self, lock, Interrupt};
+
+/// An Alembic project ready to release: its graph, where `alembic` runs, and the command.
+#[derive(Debug, Clone)]
+pub struct Prepared<'c> {
+    /// The project as shipgate read it.
+    pub project: Project,
+    /// The configuration file, absolute (`ALEMBIC_CONFIG` of the child).
+    pub config_file: PathBuf,
+    /// The directory `alembic` runs in (the configuration file's).
+    pub dir: PathBuf,
+    /// The command line (`runner_command`, default `alembic upgrade heads`).
+    pub argv: &'c [String],
+    /// Where its program was found.
+    pub path: PathBuf,
+}
+
+/// Loads the project `alembic_config` names: every file problem, with its file and line.
+pub fn load(config: &Config) -> Result<(Project, Sources), Error> {
+    let sources = Sources::beside(&config.runner.alembic_config);
+    let project = Project::load_from(&sources).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok((project, sources))
+}
+
+/// Validates the project and the command before anything connects.
+pub fn prepare<'c>(config: &'c Config, argv: &'c [String]) -> Result<Prepared<'c>, Error> {
+    let (project, sources) = load(config)?;
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let path = command::executable(program).map_err(|why| {
+        Error::Refused(format!(
+            "runner_command: cannot run {program}: {why} (install Alembic in this image, e.g. \
+             `alembic` in requirements.txt); nothing was run"
+        ))
+    })?;
+    Ok(Prepared {
+        project,
+        config_file: sources.ini.clone(),
+        dir: sources.cwd,
+        argv,
+        path,
+    })
+}
+
+/// A release that succeeded: what Alembic applied (nothing on the no-op) and where the
+/// database stands.
+#[derive(Debug)]
+pub struct Done {
+    /// The command's run, when it ran.
+    pub ran: Option<command::Done>,
+    /// The revisions that were pending and are now applied, in upgrade order.
+    pub applied: Vec<Step>,
+    /// `alembic_version`'s rows afterwards.
+    pub current: Vec<String>,
+    /// Rows this build does not know (the database is ahead of it); nothing was run.
+    pub unknown: Vec<String>,
+    /// The project's directory, which revision files are named relative to.
+    pub dir: PathBuf,
+}
+
+impl Done {
+    /// `alembic_version`'s rows in words: `a1b2, c3d4`, or `none`.
+    pub fn at(&self) -> String {
+        revisions_text(&self.current)
+    }
+
+    /// The `release.succeeded` fields of this runner.
+    pub fn event_data(&self) -> serde_json::Value {
+        let applied: Vec<_> = self
+            .applied
+            .iter()
+            .map(|s| json!({"revision": s.revision, "message": s.message, "file": relative(&s.file, &self.dir)}))
+            .collect();
+        json!({
+            "runner": "alembic",
+            "run_id": self.ran.as_ref().map(|r| r.run_id),
+            "applied": applied,
+            "current_revisions": self.current,
+            "unknown_revisions": self.unknown,
+            "command_duration_ms": self.ran.as_ref().map(|r| r.duration.as_millis() as u64),
+        })
+    }
+}
+
+/// A revision file as the project names it: relative to its directory when it is inside.
+pub fn relative(file: &Path, dir: &Path) -> String {
+    file.strip_prefix(dir).unwrap_or(file).display().to_string()
+}
+
+/// `a, b`, or `none`.
+pub fn revisions_text(revisions: &[String]) -> String {
+    if revisions.is_empty() {
+        "none".into()
+    } else {
+        revisions.join(", ")
+    }
+}
+
+/// Reads the version table's rows.
+pub async fn read_rows(backend: &mut Backend, config: &Config) -> Result<Vec<String>, Error> {
+    let (schema, name) = &config.runner.alembic_version_table;
+    backend
+        .alembic_rows(schema.as_deref(), name)
+        .await
+        .map_err(|e| migrate::Error::db(format!("reading {name}"))(e).into())
+}
+
+/// Applies what is pending with Alembic, under the lock, recording the run.
+pub async fn release(
+    prepared: &Prepared<'_>,
+    config: &Config,
+    interrupt: &mut Interrupt,
+    progress: &Progress,
+) -> Result<Done, Error> {
+    let mut backend = command::connect(config, interrupt).await?;
+    let result = run(&mut backend, prepared, config, interrupt, progress).await;
+    command::end_session(backend, &result).await;
+    result
+}
+
+async fn run(
+    backend: &mut Backend,
+    prepared: &Prepared<'_>,
+    config: &Config,
+    interrupt: &mut Interrupt,
+    progress: &Progress,
+) -> Result<Done, Error> {
+    let project = &prepared.project;
+    let rows = read_rows(backend, config).await?;
+    let state = project.state(&rows);
+    if let Some(done) = settled(&state, &rows, prepared, config)? {
+        record_nothing_to_do(backend, config, interrupt).await?;
+        return Ok(done);
+    }
+    command::lock(backend, config, interrupt).await?;
+    // Another release may have applied it all while this one waited.
+    let (rows, state) = match read_rows(backend, config).await {
+        Ok(rows) => {
+            let state = project.state(&rows);
+            (rows, state)
+        }
+        Err(e) => {
+            lock::release(backend).await;
+            return Err(e);
+        }
+    };
+    match settled(&state, &rows, prepared, config) {
+        Ok(None) => {}
+        other => {
+            lock::release(backend).await;
+            let done = other?;
+            record_nothing_to_do(backend, config, interrupt).await?;
+            return Ok(done.expect("settled returned Some: nothing left to run"));
+        }
+    }
+    tracing::info!(
+        pending = state.pending.len(),
+        revisions = %state.pending.iter().map(|s| s.revision.as_str()).collect::<Vec<_>>().join(", "),
+        "alembic revisions pending: running alembic under the migration lock"
+    );
+    let run_id = command::open_run(backend, config, interrupt, progress).await?;
+    let spawn = Spawn {
+        path: &prepared.path,
+        argv: prepared.argv,
+        env: vec![(
+            "ALEMBIC_CONFIG",
+            OsString::from(prepared.config_file.as_os_str()),
+        )],
+        dir: Some(&prepared.dir),
+        runner: "alembic",
+    };
+    let result = command::supervise(backend, &spawn, run_id, config, interrupt).await;
+    // After the fence: what the table says now is what committed.
+    let (applied, current) = match read_rows(backend, config).await {
+        Ok(after) => {
+            let now = project.state(&after);
+            let applied: Vec<Step> = state
+                .pending
+                .iter()
+                .filter(|s| now.applied.contains(&s.revision))
+                .cloned()
+                .collect();
+            if result.is_ok() && !now.pending.is_empty() {
+                tracing::warn!(
+                    pending = now.pending.len(),
+                    "alembic exited 0 but revisions are still pending: does env.py record them in another table than alembic_version_table?"
+                );
+            }
+            (applied, after)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read what alembic applied");
+            (Vec::new(), Vec::new())
+        }
+    };
+    for s in &applied {
+        tracing::info!(run_id, revision = %s.revision, file = %relative(&s.file, &prepared.dir), "applied revision {}: {}", s.revision, s.message);
+    }
+    command::close_run(
+        backend,
+        run_id,
+        result.as_ref().err(),
+        applied.len(),
+        progress,
+    )
+    .await;
+    lock::release(backend).await;
+    result.map(|ran| Done {
+        ran: Some(ran),
+        applied,
+        current,
+        unknown: Vec::new(),
+        dir: prepared.dir.clone(),
+    })
+}
+
+/// What a state leaves to do: `Some` when nothing will run (current, or the database is ahead
+/// and that is only a warning), `None` when Alembic must run, an error when it must not.
+fn settled(
+    state: &State,
+    rows: &[String],
+    prepared: &Prepared<'_>,
+    config: &Config,
+) -> Result<Option<Done>, Error> {
+    if !state.overlapping.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{} holds {} which another of its rows descends from (alembic upgrade refuses overlapping revisions); fix the table with `alembic stamp`; nothing was run",
+            config.runner.alembic_version_table.1,
+            state.overlapping.join(", ")
+        )));
+    }
+    let done = || Done {
+        ran: None,
+        applied: Vec::new(),
+        current: rows.to_vec(),
+        unknown: state.unknown.clone(),
+        dir: prepared.dir.clone(),
+    };
+    if !state.unknown.is_empty() {
+        for revision in &state.unknown {
+            tracing::warn!(revision = %revision, "alembic_version holds a revision this build does not know: the database is ahead of it");
+        }
+        if config.policy.strict {
+            return Err(Error::Invalid(format!(
+                "the database is ahead of this build: {} not among its revisions (--strict); nothing was run",
+                state.unknown.join(", ")
+            )));
+        }
+        if !state.pending.is_empty() {
+            tracing::warn!(
+                pending = state.pending.len(),
+                "not running alembic: it cannot upgrade from a revision it does not know"
+            );
+        }
+        return Ok(Some(done()));
+    }
+    Ok(state.pending.is_empty().then(done))
+}
+
+/// The no-op's run row. A database Alembic migrated before shipgate ever ran there has no
+/// `shipgate_runs` yet: the no-op creates nothing (that takes the lock), so it records nothing.
+async fn record_nothing_to_do(
+    backend: &mut Backend,
+    config: &Config,
+    interrupt: &mut Interrupt,
+) -> Result<(), Error> {
+    match apply::record_nothing_to_do(
+        backend,
+        "release",
+        &config.deploy,
+        config.engine.lock_retries,
+        interrupt,
+    )
+    .await
+    {
+        Err(migrate::Error::Database { error, .. }) if backend.is_missing_table(&error) => {
+            tracing::debug!("no shipgate_runs table yet: the no-op is not recorded");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_named_relative_to_the_project() {
+        assert_eq!(
+            relative(
+                Path::new("/app/migrations/versions/a.py"),
+                Path::new("/app")
+            ),
+            "migrations/versions/a.py"
+        );
+        assert_eq!(
+            relative(Path::new("/elsewhere/a.py"), Path::new("/app")),
+            "/elsewhere/a.py"
+        );
+        assert_eq!(revisions_text(&[]), "none");
+        assert_eq!(revisions_text(&["a".into(), "b".into()]), "a, b");
+    }
+}
