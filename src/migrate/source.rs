@@ -774,21 +774,23 @@ fn read_set(
     // Files directly in the directory are read before the layout is known: goose's and
     // dbmate's are told from the others by their text. Each file is read once.
     let mut contents: BTreeMap<String, Result<Vec<u8>, Unread>> = BTreeMap::new();
-    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
-    for name in files.iter().filter(|f| layout::read_to_detect(f, options)) {
+    for name in files.iter().filter(|f| layout::read_to_detect(f)) {
         let bytes = read(name);
-        if let Some(text) = bytes.as_ref().ok().and_then(|b| decode(b).ok()) {
-            texts.insert(name, text.to_owned());
-        }
         contents.insert(name.clone(), bytes);
     }
-    let detected = layout::detect(files, dirs, options, &|name| {
-        texts.get(name).map(String::as_str)
-    });
+    let detected = {
+        // Borrowed from `contents` while detecting; nothing is copied.
+        let texts: BTreeMap<&str, &str> = contents
+            .iter()
+            .filter_map(|(n, b)| Some((n.as_str(), decode(b.as_ref().ok()?).ok()?)))
+            .collect();
+        layout::detect(files, dirs, options, &|name| texts.get(name).copied())
+    };
     let Detected {
         layout: found,
         claims,
         problems,
+        marked,
     } = detected;
     let mut requires = None;
     if let Some(checks) = found.checks() {
@@ -846,6 +848,7 @@ fn read_set(
                 file: path,
                 no_transaction: settings.no_transaction,
                 statement_rules: statement_rules.as_ref(),
+                unmarked: layout::read_to_detect(path) && !marked.contains(path.as_str()),
             };
             prepared.extend(prepare(dir, &unit, *role, bytes, reading));
         }
@@ -939,6 +942,8 @@ struct Unit<'a> {
     no_transaction: bool,
     /// What the layout checks in the statements once they are found.
     statement_rules: Option<&'a StatementRules>,
+    /// Detection scanned the file for goose's and dbmate's markers and found none.
+    unmarked: bool,
 }
 
 /// Reads a layout's settings file (diesel's `metadata.toml`).
@@ -1053,7 +1058,7 @@ fn prepare(
     // The checksum and the directives read the text with LF line endings; what runs is the
     // file's own bytes, so a CR inside a string literal stays data.
     let text = line_endings(raw);
-    if let Some(m) = foreign::marker(&text) {
+    if let Some(m) = (!unit.unmarked).then(|| foreign::marker(&text)).flatten() {
         let e = SourceError::ForeignMarker {
             file: path,
             line: m.line,

@@ -476,6 +476,10 @@ pub struct Detected {
     pub claims: Vec<Claim>,
     /// Entries that are not the layout's, each with why.
     pub problems: Vec<(String, Misfit)>,
+    /// The `.sql` files directly in the directory whose text carries a goose or dbmate marker,
+    /// or a CR (to be scanned again with its line endings normalised). Every `.sql` file whose
+    /// text was given was scanned: one not named here has no marker.
+    pub marked: std::collections::BTreeSet<String>,
 }
 
 /// Why an entry is not read in the directory's layout.
@@ -501,12 +505,12 @@ struct Fits<'a> {
     bad: Vec<(Layout, String)>,
 }
 
-/// Whether detection needs the text of file `name` in the migrations directory: a layout
-/// with marks (goose, dbmate) would claim it by its name.
-pub fn read_to_detect(name: &str, options: &Options) -> bool {
-    LAYOUTS.iter().any(|d| {
-        d.marked.is_some() && matches!(claim_of(d, Entry::File(name), options), Some(Ok(_)))
-    })
+/// Whether `source` reads file `name` of the migrations directory before detecting: the
+/// layouts with marks (goose, dbmate) decide from the text of a `.sql` file.
+pub fn read_to_detect(name: &str) -> bool {
+    // Every `.sql` file directly in the directory is read anyway; reading them first costs
+    // nothing more and lets the marks decide.
+    strip_suffix_ignore_case(name, ".sql").is_some() && !name.starts_with('.')
 }
 
 /// `def`'s claim of `entry`: its own, or for a layout whose names are configurable (Flyway's),
@@ -543,13 +547,32 @@ pub fn detect<'t>(
     let counts =
         |l: Layout| !l.def().needs_own_file || hinted.contains(&l) || choice == Choice::Forced(l);
     let mut fits: Vec<Fits<'_>> = Vec::new();
+    let mut marked = std::collections::BTreeSet::new();
     for entry in entries {
         let mut fit = Fits {
             entry,
             ok: Vec::new(),
             bad: Vec::new(),
         };
+        // A layout with marks claims a `.sql` file only when its text carries them, so a file
+        // with none of goose's or dbmate's marks (one scan) skips their claims altogether.
+        let unmarked = match entry {
+            Entry::File(name) if strip_suffix_ignore_case(name, ".sql").is_some() => {
+                let t = text(name);
+                let has = t.is_some_and(|t| super::foreign::marker(t).is_some());
+                // A CR may end a line the scan did not see as one (a lone CR): such a file is
+                // scanned again after its line endings are normalised.
+                if has || t.is_some_and(|t| t.contains('\r')) {
+                    marked.insert(name.to_owned());
+                }
+                !has
+            }
+            _ => false,
+        };
         for def in LAYOUTS {
+            if !counts(def.layout) || (unmarked && def.marked.is_some()) {
+                continue;
+            }
             match claim_of(def, entry, options) {
                 None => {}
                 Some(Err(reason)) if counts(def.layout) => fit.bad.push((def.layout, reason)),
@@ -623,6 +646,7 @@ pub fn detect<'t>(
         layout,
         claims,
         problems,
+        marked,
     }
 }
 
@@ -808,6 +832,10 @@ fn numbered_sql_file(entry: Entry<'_>, role: Role) -> Option<Result<Claim, Strin
 
 /// `digits` as a version.
 fn version_of(digits: &str) -> Result<Version, String> {
+    // Every timestamp and plain number: one part, read without the general parser.
+    if let Ok(n) = digits.parse::<u64>() {
+        return Ok(Version::from_int(n));
+    }
     digits.parse::<Version>()
 }
 
