@@ -229,17 +229,12 @@ pub(super) fn claim(entry: Entry<'_>, o: &FlywayOptions) -> Option<Result<Claim,
         return Some(Err(format!("{file}: no description after `{sep}`")));
     }
     let version_text = written.replace('_', ".");
-    Some(
-        version_text
-            .parse::<super::Version>()
-            .map_err(|_| format!("version `{written}` is not a version shipgate reads yet"))
-            .map(|version| Claim {
-                version: Some(version),
-                version_text,
-                name: description.to_owned(),
-                files: vec![(file.to_owned(), Role::Script(kind))],
-            }),
-    )
+    Some(version_text.parse::<super::Version>().map(|version| Claim {
+        version: Some(version),
+        version_text,
+        name: description.to_owned(),
+        files: vec![(file.to_owned(), Role::Script(kind))],
+    }))
 }
 
 /// `<digits>[.|_<digits>]*`, as Flyway writes versions.
