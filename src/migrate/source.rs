@@ -2110,6 +2110,25 @@ mod tests {
     }
 
     #[test]
+    fn a_directive_in_a_goose_or_dbmate_header_applies_to_the_up_section() {
+        for text in [
+            "-- shipgate:lock-timeout 10s\n-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n",
+            "-- shipgate:lock-timeout 10s\n-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n",
+        ] {
+            let s = set(&[("1_a.sql", text)]).expect("valid");
+            let m = &s.migrations[0];
+            assert_eq!(
+                m.up.directives.lock_timeout,
+                Some(Duration::from_secs(10)),
+                "{text}"
+            );
+            let down = m.down.as_ref().expect("a down section");
+            assert_eq!(down.directives.lock_timeout, None, "{text}");
+            assert_eq!(m.up.statements.len(), 1, "{text}");
+        }
+    }
+
+    #[test]
     fn reads_directives() {
         let s = set(&[(
             "1_a.sql",

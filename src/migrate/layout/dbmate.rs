@@ -227,7 +227,7 @@ mod tests {
         assert_eq!((s[1].kind, s[1].no_transaction), (Kind::Down, false));
         assert_eq!(
             s[0].sql,
-            "\n-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (a);\n\n\n\n"
+            "-- a header\n-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON t (a);\n\n\n\n"
         );
         assert_eq!(s[1].text, "-- migrate:down\nDROP INDEX i;\n");
     }

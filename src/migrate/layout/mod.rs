@@ -743,8 +743,10 @@ pub fn strip_suffix_ignore_case<'a>(name: &'a str, suffix: &str) -> Option<&'a s
 
 /// Cuts `text` into sections at marker lines: `marker` says whether a line (as written,
 /// without its line break) starts a section, and of what kind. Each [`Section`]'s `sql` is the
-/// whole text with the lines outside the section blanked; text before the first marker belongs
-/// to no section (a header comment). Shared by goose and dbmate.
+/// whole text with the lines outside the section blanked; text before the first marker (a
+/// header of comments) runs with the first section when that is an up section, so directives
+/// written there apply to it; it is not part of any section's checksum. Shared by goose and
+/// dbmate.
 fn cut_sections(
     text: &str,
     mut marker: impl FnMut(usize, &str) -> Result<Option<(Kind, bool)>, Problem>,
@@ -764,9 +766,16 @@ fn cut_sections(
     }
     Ok(spans
         .into_iter()
-        .map(|(kind, no_transaction, start, end)| Section {
+        .enumerate()
+        .map(|(i, (kind, no_transaction, start, end))| Section {
             kind,
-            sql: blank_outside(text, start, end),
+            // The header (comments only, as both tools require) stays with the first up
+            // section: `shipgate:` directives written there apply to it, never vanish.
+            sql: blank_outside(
+                text,
+                if i == 0 && kind == Kind::Up { 0 } else { start },
+                end,
+            ),
             text: text[start..end].to_owned(),
             no_transaction,
         })
@@ -1063,7 +1072,7 @@ mod tests {
         })
         .expect("no problem");
         assert_eq!(sections.len(), 2);
-        assert_eq!(sections[0].sql, "\n-- up\nSELECT 1;\n\n\n");
+        assert_eq!(sections[0].sql, "-- header\n-- up\nSELECT 1;\n\n\n");
         assert_eq!(sections[0].text, "-- up\nSELECT 1;\n");
         assert_eq!(sections[1].sql, "\n\n\n-- down\nSELECT 2;\n");
     }
