@@ -509,13 +509,109 @@ fn confirm(prompt: &str) -> bool {
     std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
+/// Whether the operator agreed to revert `list`: `--yes`, or a yes on a terminal. Without a
+/// terminal and without `--yes` it is a usage error, never a silent yes.
+fn revert_confirmed(yes: bool, prompt: &str, list: &[String]) -> Result<bool, Failure> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!(
+                "refusing to revert {} without --yes: stdin is not a terminal",
+                list.join(", ")
+            ),
+        ));
+    }
+    Ok(confirm(prompt))
+}
+
+/// `down` for an Alembic project: `alembic downgrade <rev>` under the lock, confirmed first,
+/// with a `down` run row and an audit row (`runner::alembic::downgrade`).
+async fn alembic_down(
+    args: &cli::Down,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    use crate::runner::alembic;
+    let fail = |e: crate::runner::Error| Failure::new(exit_for_release(&e), e);
+    let Some(target) = args.to.as_deref() else {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!(
+                "down with runner alembic needs --to REVISION (a revision id, or base); --steps is for shipgate's own files"
+            ),
+        ));
+    };
+    let default = ["alembic".to_owned()];
+    let argv = config.runner.command.as_deref().unwrap_or(&default);
+    let prepared = alembic::prepare(config, argv).map_err(fail)?;
+    let mut backend = crate::runner::command::connect(config, &mut interrupt)
+        .await
+        .map_err(fail)?;
+    let rows = alembic::read_rows(&mut backend, config).await;
+    backend.close().await;
+    let rows = rows.map_err(fail)?;
+    let (target, steps) = alembic::to_revert(&prepared.project, &rows, target).map_err(fail)?;
+    if steps.is_empty() {
+        out(format!("nothing to revert: the database is at {target}"));
+        return Ok(Exit::Success);
+    }
+    let list: Vec<String> = steps
+        .iter()
+        .map(|s| format!("{} ({})", s.revision, s.message))
+        .collect();
+    if args.dry_run {
+        out(format!(
+            "dry run: alembic downgrade {target} would revert {} revision(s), newest first: {}; nothing was changed",
+            steps.len(),
+            list.join(", ")
+        ));
+        return Ok(Exit::Success);
+    }
+    let prompt = format!(
+        "alembic downgrade {target}: revert {} revision(s): {}?",
+        list.len(),
+        list.join(", ")
+    );
+    if !revert_confirmed(args.yes, &prompt, &list)? {
+        out("nothing reverted");
+        return Ok(Exit::Success);
+    }
+    let expected: Vec<String> = steps.iter().map(|s| s.revision.clone()).collect();
+    let reverted = alembic::downgrade(
+        &prepared,
+        config,
+        &target,
+        &expected,
+        args.reason.as_deref(),
+        &mut interrupt,
+    )
+    .await
+    .map_err(fail)?;
+    out(format!(
+        "reverted {} revision(s) with alembic downgrade {target}",
+        reverted.len()
+    ));
+    Ok(Exit::Success)
+}
+
 async fn down(
     args: &cli::Down,
     config: &Config,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
+    if config.runner.kind == config::RunnerKind::Alembic {
+        return alembic_down(args, config, interrupt).await;
+    }
     let range = match (&args.to, args.steps) {
-        (Some(v), _) => DownRange::To(v.clone()),
+        (Some(v), _) => DownRange::To(v.parse::<Version>().map_err(|why| {
+            Failure::new(
+                Exit::Usage,
+                anyhow::anyhow!("invalid value '{v}' for '--to <VERSION>': {why}"),
+            )
+        })?),
         (None, Some(n)) => DownRange::Steps(n),
         (None, None) => {
             return Err(Failure::new(
@@ -572,25 +668,17 @@ async fn down(
         }
         return Ok(Exit::Success);
     }
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            backend.close().await;
-            return Err(Failure::new(
-                Exit::Usage,
-                anyhow::anyhow!(
-                    "refusing to revert {} without --yes: stdin is not a terminal",
-                    list.join(", ")
-                ),
-            ));
-        }
-        if !confirm(&format!(
-            "revert {} migration(s): {}?",
-            list.len(),
-            list.join(", ")
-        )) {
+    let prompt = format!("revert {} migration(s): {}?", list.len(), list.join(", "));
+    match revert_confirmed(args.yes, &prompt, &list) {
+        Ok(true) => {}
+        Ok(false) => {
             backend.close().await;
             out("nothing reverted");
             return Ok(Exit::Success);
+        }
+        Err(e) => {
+            backend.close().await;
+            return Err(e);
         }
     }
     let expected: Vec<Version> = targets.iter().map(|m| m.version.clone()).collect();

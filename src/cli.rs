@@ -490,9 +490,10 @@ pub struct Up {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("range").required(true).args(["to", "steps"])))]
 pub struct Down {
-    /// Revert every migration newer than this version (it stays applied)
+    /// Revert every migration newer than this version (it stays applied); with the alembic
+    /// runner, a revision id (or a unique prefix of one), or `base` for everything
     #[arg(long, env = "SHIPGATE_DOWN_TO", value_name = "VERSION")]
-    pub to: Option<Version>,
+    pub to: Option<String>,
     /// Revert this many migrations
     #[arg(long, env = "SHIPGATE_STEPS", value_name = "N")]
     pub steps: Option<u32>,

@@ -1574,6 +1574,12 @@ impl Backend {
         }
     }
 
+    /// Writes one audit row on its own (a revert another tool ran, recorded afterwards).
+    pub async fn record_audit(&mut self, audit: &Audit<'_>) -> Result<(), DbError> {
+        let sql = self.audit_sql(audit);
+        self.exec(&sql).await
+    }
+
     fn audit_sql(&self, a: &Audit<'_>) -> String {
         let d = self.dialect;
         format!(

@@ -182,7 +182,7 @@ async fn run(
         revisions = %state.pending.iter().map(|s| s.revision.as_str()).collect::<Vec<_>>().join(", "),
         "alembic revisions pending: running alembic under the migration lock"
     );
-    let run_id = command::open_run(backend, config, interrupt, progress).await?;
+    let run_id = command::open_run(backend, "release", config, interrupt, progress).await?;
     let spawn = Spawn {
         path: &prepared.path,
         argv: prepared.argv,
@@ -236,6 +236,194 @@ async fn run(
         unknown: Vec::new(),
         dir: prepared.dir.clone(),
     })
+}
+
+/// What `alembic downgrade <target>` would revert from a database at `rows`: the target's full
+/// id (`base` for everything) and the revisions it takes out, newest first. Refused when the
+/// target is not a revision of this build, not applied, or the rows name revisions this build
+/// does not know (only the build that has them can revert them).
+pub fn to_revert(
+    project: &Project,
+    rows: &[String],
+    target: &str,
+) -> Result<(String, Vec<Step>), Error> {
+    let state = project.state(rows);
+    if !state.unknown.is_empty() {
+        return Err(Error::Invalid(format!(
+            "the database holds revisions this build does not know ({}): revert with the build that has them; nothing was reverted",
+            state.unknown.join(", ")
+        )));
+    }
+    let graph = &project.graph;
+    let (target, keep) = if target == "base" {
+        ("base".to_owned(), std::collections::HashSet::new())
+    } else {
+        let matches: Vec<&str> = graph
+            .revisions()
+            .iter()
+            .map(|r| r.id.as_str())
+            .filter(|id| *id == target || id.starts_with(target))
+            .collect();
+        let id = match matches.as_slice() {
+            [one] => (*one).to_owned(),
+            _ if matches.contains(&target) => target.to_owned(),
+            [] => {
+                return Err(Error::Invalid(format!(
+                    "down --to {target}: no revision of this build is {target} (`base` reverts everything); nothing was reverted"
+                )))
+            }
+            several => {
+                return Err(Error::Invalid(format!(
+                    "down --to {target}: the prefix names several revisions ({}); give more of it; nothing was reverted",
+                    several.join(", ")
+                )))
+            }
+        };
+        if !state.applied.contains(&id) {
+            return Err(Error::Invalid(format!(
+                "down --to {id}: that revision is not applied here (applied: {}); nothing was reverted",
+                revisions_text(rows)
+            )));
+        }
+        let keep = graph.ancestors(std::slice::from_ref(&id));
+        (id, keep)
+    };
+    let reverted = graph
+        .history()
+        .into_iter()
+        .filter(|r| state.applied.contains(&r.id) && !keep.contains(&r.id))
+        .map(|r| Step {
+            revision: r.id.clone(),
+            message: r.message.clone(),
+            file: r.path.clone(),
+            down_revisions: r.down_revisions.clone(),
+            depends_on: r.depends_on.clone(),
+        })
+        .collect();
+    Ok((target, reverted))
+}
+
+/// `shipgate down --to <target>` for an Alembic project, once the operator confirmed
+/// `expected`: under the lock, the rows are read again and the revert chosen again (a
+/// release may have moved the database: then nothing runs), a `down` run row is opened,
+/// `alembic downgrade <target>` runs as the command runner supervises a child, the fence
+/// ends its sessions, and an audit row records what was reverted, with `reason`.
+pub async fn downgrade(
+    prepared: &Prepared<'_>,
+    config: &Config,
+    target: &str,
+    expected: &[String],
+    reason: Option<&str>,
+    interrupt: &mut Interrupt,
+) -> Result<Vec<Step>, Error> {
+    let mut backend = command::connect(config, interrupt).await?;
+    let result = downgrade_on(
+        &mut backend,
+        prepared,
+        config,
+        target,
+        expected,
+        reason,
+        interrupt,
+    )
+    .await;
+    command::end_session(backend, &result).await;
+    result
+}
+
+async fn downgrade_on(
+    backend: &mut Backend,
+    prepared: &Prepared<'_>,
+    config: &Config,
+    target: &str,
+    expected: &[String],
+    reason: Option<&str>,
+    interrupt: &mut Interrupt,
+) -> Result<Vec<Step>, Error> {
+    let project = &prepared.project;
+    command::lock(backend, config, interrupt).await?;
+    let chosen = match read_rows(backend, config).await {
+        Ok(rows) => to_revert(project, &rows, target).map(|(_, steps)| (rows, steps)),
+        Err(e) => Err(e),
+    };
+    let (before, steps) = match chosen {
+        Ok(chosen) => chosen,
+        Err(e) => {
+            lock::release(backend).await;
+            return Err(e);
+        }
+    };
+    let now: Vec<String> = steps.iter().map(|s| s.revision.clone()).collect();
+    if now != expected {
+        lock::release(backend).await;
+        return Err(Error::Invalid(format!(
+            "the database changed while waiting for the lock: down --to {target} would now revert {} instead of the {} confirmed; nothing was reverted",
+            revisions_text(&now),
+            revisions_text(expected)
+        )));
+    }
+    let progress = Progress::default();
+    let run_id = command::open_run(backend, "down", config, interrupt, &progress).await?;
+    let argv = [
+        prepared
+            .argv
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "alembic".into()),
+        "downgrade".into(),
+        target.to_owned(),
+    ];
+    let spawn = Spawn {
+        path: &prepared.path,
+        argv: &argv,
+        env: vec![(
+            "ALEMBIC_CONFIG",
+            OsString::from(prepared.config_file.as_os_str()),
+        )],
+        dir: Some(&prepared.dir),
+        runner: "alembic",
+    };
+    let result = command::supervise(backend, &spawn, run_id, config, interrupt).await;
+    let after = read_rows(backend, config).await.unwrap_or_default();
+    let still = project.state(&after).applied;
+    let reverted: Vec<Step> = steps
+        .into_iter()
+        .filter(|s| !still.contains(&s.revision))
+        .collect();
+    for s in &reverted {
+        tracing::info!(run_id, revision = %s.revision, "reverted revision {}: {}", s.revision, s.message);
+    }
+    if !reverted.is_empty() {
+        let audit = migrate::backend::Audit {
+            action: "down",
+            version: None,
+            reason,
+            before: Some(format!("alembic_version: {}", revisions_text(&before))),
+            after: Some(format!(
+                "alembic_version: {}; reverted {}",
+                revisions_text(&after),
+                reverted
+                    .iter()
+                    .map(|s| s.revision.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            deploy: &config.deploy,
+        };
+        if let Err(e) = backend.record_audit(&audit).await {
+            tracing::warn!(error = %e, "could not write the audit row of the revert");
+        }
+    }
+    command::close_run(
+        backend,
+        run_id,
+        result.as_ref().err(),
+        reverted.len(),
+        &progress,
+    )
+    .await;
+    lock::release(backend).await;
+    result.map(|_| reverted)
 }
 
 /// What a state leaves to do: `Some` when nothing will run (current, or the database is ahead

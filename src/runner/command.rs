@@ -129,7 +129,7 @@ async fn locked(
     progress: &Progress,
 ) -> Result<Done, Error> {
     lock(backend, config, interrupt).await?;
-    let run_id = open_run(backend, config, interrupt, progress).await?;
+    let run_id = open_run(backend, "release", config, interrupt, progress).await?;
     let result = supervise(backend, spawn, run_id, config, interrupt).await;
     close_run(backend, run_id, result.as_ref().err(), 0, progress).await;
     lock::release(backend).await;
@@ -151,13 +151,14 @@ pub(super) async fn lock(
 /// signal the lock is released (a signal leaves the session to be aborted).
 pub(super) async fn open_run(
     backend: &mut Backend,
+    command: &'static str,
     config: &Config,
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<i64, Error> {
     let opened = apply::open_run(
         backend,
-        Some("release"),
+        Some(command),
         &config.deploy,
         config.engine.lock_retries,
         interrupt,

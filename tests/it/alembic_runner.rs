@@ -379,3 +379,66 @@ fn an_unreadable_revision_exits_5_naming_its_file_and_line() {
         .stderr_has(&["0007_dynamic.py:3", "down_revision"]);
     assert!(!db.table_exists("shipgate_runs"));
 }
+
+/// `down --to REV` runs `alembic downgrade REV` under the lock: confirmed or `--yes` first, a
+/// dry run and a revision the build does not know, or that is not applied, change nothing; the
+/// revert is recorded as a `down` run and an audit row with the reason.
+#[test]
+fn down_to_a_revision_runs_alembic_downgrade_under_the_lock() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[]);
+    release(&p, &db, &[]).code(0);
+    assert_eq!(version_rows(&db), ["0006"]);
+    let down = |args: &[&str]| {
+        let mut all = vec!["down"];
+        all.extend_from_slice(args);
+        Run::wait(shipgate(&p, &db, &all, None))
+    };
+    down(&["--to", "0004", "--dry-run"]).code(0).stdout_has(&[
+        "would revert 2 revision(s)",
+        "0006",
+        "0005",
+    ]);
+    assert_eq!(version_rows(&db), ["0006"], "a dry run changes nothing");
+    down(&["--to", "0004"])
+        .code(2)
+        .stderr_has(&["without --yes", "0006", "0005"]);
+    down(&["--to", "ffff", "--yes"])
+        .code(5)
+        .stderr_has(&["no revision of this build is ffff"]);
+    down(&["--steps", "1", "--yes"])
+        .code(2)
+        .stderr_has(&["needs --to REVISION"]);
+    assert_eq!(version_rows(&db), ["0006"]);
+
+    down(&["--to", "0004", "--yes", "--reason", "bad index"])
+        .code(0)
+        .stdout_has(&["reverted 2 revision(s) with alembic downgrade 0004"]);
+    assert_eq!(version_rows(&db), ["0004"]);
+    assert_eq!(
+        db.int("SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_created_at_idx'"),
+        0,
+        "0006's index is gone"
+    );
+    assert_eq!(advisory_locks(&db), 0, "the lock is free");
+    let audit = db.query("SELECT action, reason, after FROM shipgate_audit");
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0][0].as_deref(), Some("down"));
+    assert_eq!(audit[0][1].as_deref(), Some("bad index"));
+    assert!(
+        audit[0][2]
+            .as_deref()
+            .is_some_and(|a| a.contains("0006") && a.contains("0005")),
+        "{audit:?}"
+    );
+    let down_runs = db
+        .int("SELECT count(*) FROM shipgate_runs WHERE command = 'down' AND outcome = 'succeeded'");
+    assert_eq!(down_runs, 1);
+    // Not applied any more: nothing to revert to there.
+    down(&["--to", "0005", "--yes"])
+        .code(5)
+        .stderr_has(&["0005", "not applied"]);
+    // And the next release applies them again.
+    release(&p, &db, &[]).code(0);
+    assert_eq!(version_rows(&db), ["0006"]);
+}
