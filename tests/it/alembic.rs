@@ -9,9 +9,6 @@
 //!   prints `alembic_version` afterwards), shipgate's applied set is what Alembic recorded, and
 //!   its pending list is exactly what `upgrade heads` then runs, in order; afterwards shipgate
 //!   sees nothing pending (Alembic's command line driven in one Python process per fixture).
-//!
-//! `real_alembic_projects` (ignored; `SHIPGATE_ALEMBIC_PROJECTS=ini:ini:…`) runs the same
-//! comparisons on other projects' configurations (bench/realworld.md).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -338,55 +335,4 @@ fn a_database_ahead_of_the_build_is_not_current() {
     let state = project.state(&["27c6a30d7c24".to_owned(), "ffffffffffff".to_owned()]);
     assert_eq!(state.unknown, ["ffffffffffff"]);
     assert!(!state.is_current());
-}
-
-/// Heads and history of other projects (exported version directories), for bench/realworld.md:
-/// `SHIPGATE_ALEMBIC_PROJECTS=/path/a/alembic.ini:/path/b/alembic.ini`.
-#[test]
-#[ignore = "needs SHIPGATE_ALEMBIC_PROJECTS"]
-fn real_alembic_projects() {
-    let alembic = alembic();
-    let list = std::env::var("SHIPGATE_ALEMBIC_PROJECTS").expect("SHIPGATE_ALEMBIC_PROJECTS");
-    for ini in list.split(':').filter(|s| !s.is_empty()) {
-        let ini = Path::new(ini);
-        let started = std::time::Instant::now();
-        let project = Project::load(ini).unwrap_or_else(|e| panic!("{}:\n{e}", ini.display()));
-        let ours = started.elapsed();
-        let started = std::time::Instant::now();
-        let (heads, _) = run(&alembic, ini, &["heads"]);
-        let (history, _) = run(&alembic, ini, &["history"]);
-        let theirs = started.elapsed();
-        check_heads(&heads, &project.graph, &ini.display().to_string());
-        let n = check_history(&history, &project.graph, &ini.display().to_string());
-        let state = project.state(&project.graph.effective_heads());
-        assert!(state.is_current(), "{}: {state:?}", ini.display());
-        // Upgrade orders from 20 partial states spread over the history, on a scratch project
-        // reading the same version directories.
-        let locations: Vec<String> = project
-            .config
-            .version_locations
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        let extra = if project.config.recursive {
-            "recursive_version_locations = true\n"
-        } else {
-            ""
-        };
-        let s = scratch(&locations.join(":"), extra);
-        let revisions = project.graph.revisions();
-        let step = revisions.len().div_ceil(20).max(1);
-        let partial: Vec<String> = revisions
-            .iter()
-            .step_by(step)
-            .map(|r| r.id.clone())
-            .collect();
-        check_upgrades(&alembic, &s, &project, &ini.display().to_string(), &partial);
-        println!(
-            "{}: {n} revisions, heads {:?}, shipgate load {ours:?}, alembic heads+history {theirs:?}, {} upgrade orders matched",
-            ini.display(),
-            project.graph.heads(),
-            partial.len() + 1
-        );
-    }
 }
