@@ -136,10 +136,10 @@ pub async fn release(
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<Done, Error> {
-    let mut backend = command::connect(config, interrupt).await?;
-    let result = run(&mut backend, prepared, config, interrupt, progress).await;
-    command::end_session(backend, &result).await;
-    result
+    command::in_session(config, interrupt, async |backend, interrupt| {
+        run(backend, prepared, config, interrupt, progress).await
+    })
+    .await
 }
 
 async fn run(
@@ -316,19 +316,13 @@ pub async fn downgrade(
     reason: Option<&str>,
     interrupt: &mut Interrupt,
 ) -> Result<Vec<Step>, Error> {
-    let mut backend = command::connect(config, interrupt).await?;
-    let result = downgrade_on(
-        &mut backend,
-        prepared,
-        config,
-        target,
-        expected,
-        reason,
-        interrupt,
-    )
-    .await;
-    command::end_session(backend, &result).await;
-    result
+    command::in_session(config, interrupt, async |backend, interrupt| {
+        downgrade_on(
+            backend, prepared, config, target, expected, reason, interrupt,
+        )
+        .await
+    })
+    .await
 }
 
 async fn downgrade_on(

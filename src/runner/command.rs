@@ -91,7 +91,6 @@ pub async fn release(
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<Done, Error> {
-    let mut backend = connect(config, interrupt).await?;
     let spawn = Spawn {
         path,
         argv,
@@ -99,7 +98,21 @@ pub async fn release(
         dir: None,
         runner: "command",
     };
-    let result = locked(&mut backend, &spawn, config, interrupt, progress).await;
+    in_session(config, interrupt, async |backend, interrupt| {
+        locked(backend, &spawn, config, interrupt, progress).await
+    })
+    .await
+}
+
+/// Connects within the wait, does `work` on that session, and ends it as [`end_session`] says:
+/// the one shape of every runner's run.
+pub(super) async fn in_session<T>(
+    config: &Config,
+    interrupt: &mut Interrupt,
+    work: impl AsyncFnOnce(&mut Backend, &mut Interrupt) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut backend = connect(config, interrupt).await?;
+    let result = work(&mut backend, interrupt).await;
     end_session(backend, &result).await;
     result
 }
