@@ -1,8 +1,8 @@
 //! Runners: what applies a release's migrations, behind the release flow.
 //!
-//! `release::run` owns what every release does whatever applies it — the `release.started`
-//! and outcome webhooks, the summary line and the exit code. A runner owns "what is pending"
-//! and "apply it", under the lock and inside the run's `shipgate_runs` row:
+//! `commands::release::run` owns what every release does whatever applies it — the
+//! `release.started` and outcome webhooks, the summary line and the exit code. A runner owns
+//! "what is pending" and "apply it", under the lock and inside the run's `shipgate_runs` row:
 //! - `sql` is shipgate's own engine (`migrate::apply::up`), unchanged: it plans before the lock
 //!   so the every-deploy no-op takes none, gates before the lock, and takes the lock and opens
 //!   the run row itself, re-planning under it.
@@ -14,7 +14,7 @@
 //!   runs its child (its pieces, reused), and records which revisions it applied.
 //!
 //! Adding a runner is one module here and one arm in [`choose`] and [`release`]. Nothing here
-//! prints or picks an exit code: errors go to `app::exit_for_release`.
+//! prints or picks an exit code: errors go to `exit::exit_for_release`.
 
 pub mod alembic;
 pub mod command;

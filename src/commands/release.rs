@@ -1,32 +1,26 @@
-//! The release flow and the long-running service: `release`, `serve`, `exec`.
+//! `shipgate release`: the release flow, which `serve --migrate` and `exec` run too.
 //!
 //! `release` = validate files → wait for the database → lock → plan → apply → record the run
 //! in `shipgate_runs` → unlock → notify → exit code, ending in one summary line (or one line
-//! saying what failed and what to do next). `serve` runs the HTTP service; `--migrate` and
-//! `release --serve` run both in one process, readiness answering 503 while the release runs.
-//! `exec` runs the release, then replaces this process with the given command. What applies the
+//! saying what failed and what to do next). `release --serve` runs the HTTP service
+//! (`super::serve`) while the release runs, readiness answering 503. What applies the
 //! migrations is the configured runner (`crate::runner`): this module owns, for every runner,
 //! the webhooks, the summary line and the exit code.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-use crate::app::{exit_for_release, Exit, Failure};
 use crate::cli;
 use crate::config::{Config, RunnerKind};
-use crate::http::{self, AppState, Metrics, Phase};
+use crate::exit::{exit_for_release, Exit, Failure};
 use crate::migrate::apply::{self, Progress};
 use crate::migrate::backend::{Backend, RunOutcome};
 use crate::migrate::plan::Policy;
 use crate::migrate::{self, source, Interrupt};
 use crate::notify::{Event, Notifier};
 use crate::runner::{self, Runner};
-use crate::status;
 use crate::version::Version;
 
 const ABORT_BOUND: Duration = Duration::from_secs(5);
@@ -41,7 +35,7 @@ pub async fn command(
         match choose(config, args.to.as_ref())? {
             Runner::Sql => return dry_run(config, args.to.clone(), interrupt).await,
             Runner::Command(argv, _) => {
-                crate::app::out(format!(
+                super::out(format!(
                     "dry run: would run the runner command under the migration lock (within {}): {}; nothing was changed",
                     migrate::human(config.runner.timeout),
                     config.database.scrub(&argv.join(" "))
@@ -56,88 +50,12 @@ pub async fn command(
     if !args.serve {
         return run(config, args.to.clone(), interrupt, &Progress::default()).await;
     }
-    let service = Service::start(config, interrupt.clone()).await?;
+    let service = super::serve::Service::start(config, interrupt.clone()).await?;
     service.phase.migrating.store(true, Ordering::SeqCst);
     let exit = run(config, args.to.clone(), interrupt, &service.progress).await;
     service.phase.migrating.store(false, Ordering::SeqCst);
     service.stop().await;
     exit
-}
-
-/// `shipgate serve [--migrate]`: serves until SIGTERM/SIGINT, then exits 0.
-pub async fn serve_command(
-    args: &cli::Serve,
-    config: &Config,
-    mut interrupt: Interrupt,
-) -> Result<Exit, Failure> {
-    let service = Service::start(config, interrupt.clone()).await?;
-    if args.migrate {
-        service.phase.migrating.store(true, Ordering::SeqCst);
-        let exit = run(config, None, interrupt.clone(), &service.progress).await;
-        service.phase.migrating.store(false, Ordering::SeqCst);
-        match exit {
-            Ok(Exit::Success) => {}
-            Ok(code @ (Exit::Interrupted | Exit::Terminated)) => {
-                // The same signal shuts the server down: readiness 503, delay, drain.
-                service.finish().await;
-                return Ok(code);
-            }
-            Ok(code) => {
-                // Keep serving so operators can read /migrations/status; readiness stays 503.
-                let message = format!("exit code {}", code as u8);
-                *service
-                    .phase
-                    .release_error
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message);
-            }
-            Err(f) => {
-                *service
-                    .phase
-                    .release_error
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(format!("{:#}", f.error));
-            }
-        }
-    }
-    // The server shuts itself down on the signal (readiness 503, delay, drain); wait for it.
-    interrupt.wait().await;
-    service.finish().await;
-    Ok(Exit::Success)
-}
-
-/// `shipgate exec -- CMD…`: release, then become CMD (same pid, environment and signals).
-pub async fn exec_command(
-    args: &cli::Exec,
-    config: &Config,
-    interrupt: Interrupt,
-) -> Result<Exit, Failure> {
-    let Some((program, rest)) = args.command.split_first() else {
-        return Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!("exec needs a command to run"),
-        ));
-    };
-    // A command that cannot start would leave a migrated database and no app: check first.
-    if let Err(why) = runner::command::executable(program) {
-        return Err(Failure::new(
-            Exit::CannotExec,
-            anyhow::anyhow!("cannot exec {program}: {why}; nothing was released"),
-        ));
-    }
-    let exit = run(config, None, interrupt, &Progress::default()).await?;
-    if exit != Exit::Success {
-        return Ok(exit);
-    }
-    tracing::info!(command = %program, "release done; handing the process over");
-    use std::os::unix::process::CommandExt;
-    // Only returns on failure: on success this process image is replaced.
-    let error = std::process::Command::new(program).args(rest).exec();
-    Err(Failure::new(
-        Exit::CannotExec,
-        anyhow::anyhow!("cannot exec {program}: {error}"),
-    ))
 }
 
 /// The configured runner, or the failure that stops the release before it starts.
@@ -165,13 +83,13 @@ async fn dry_run(
     )
     .await?;
     let result = match apply::read_plan_history(&mut backend).await {
-        Ok(history) => crate::app::dry_run_plan(&mut backend, &set, history, &policy, config).await,
+        Ok(history) => super::up::dry_run_plan(&mut backend, &set, history, &policy, config).await,
         Err(e) => Err(e),
     };
-    let (plan, refusal) = crate::app::finish(backend, result).await?;
-    crate::app::print_dry_run(&plan, &set, &policy);
+    let (plan, refusal) = super::finish(backend, result).await?;
+    super::up::print_dry_run(&plan, &set, &policy);
     if let Some(e) = &refusal {
-        crate::app::out(format!("release gate: {e}"));
+        super::out(format!("release gate: {e}"));
     }
     Ok(if plan.blockers(&policy).is_empty() && refusal.is_none() {
         Exit::Success
@@ -197,20 +115,20 @@ async fn alembic_dry_run(
     let state = prepared.project.state(&rows);
     let at = revisions_text(&rows);
     if !state.unknown.is_empty() {
-        crate::app::out(format!(
+        super::out(format!(
             "dry run: the database is ahead of this build ({} unknown); a release would run nothing",
             state.unknown.join(", ")
         ));
     } else if state.pending.is_empty() {
-        crate::app::out(format!("dry run: nothing to do, at revision {at}"));
+        super::out(format!("dry run: nothing to do, at revision {at}"));
     } else {
-        crate::app::out(format!(
+        super::out(format!(
             "dry run: at revision {at}; would run `{}` under the migration lock, applying {} revision(s):",
             prepared.argv.join(" "),
             state.pending.len()
         ));
         for s in &state.pending {
-            crate::app::out(format!(
+            super::out(format!(
                 "  {} {} ({})",
                 s.revision,
                 s.message,
@@ -465,141 +383,5 @@ fn event(kind: &'static str, data: serde_json::Value) -> Event {
 fn merge(into: &mut serde_json::Value, more: serde_json::Value) {
     if let (Some(a), serde_json::Value::Object(b)) = (into.as_object_mut(), more) {
         a.extend(b);
-    }
-}
-
-/// The HTTP service with its status refresher, owned by the command that started it.
-struct Service {
-    phase: Arc<Phase>,
-    progress: Progress,
-    stop_refresher: watch::Sender<bool>,
-    stop_server: watch::Sender<bool>,
-    refresher: tokio::task::JoinHandle<()>,
-    server: tokio::task::JoinHandle<()>,
-    delay: Duration,
-    drain: Duration,
-}
-
-impl Service {
-    async fn start(config: &Config, mut interrupt: Interrupt) -> Result<Service, Failure> {
-        let metrics = Metrics::install().map_err(|e| {
-            Failure::new(
-                Exit::MigrationFailed,
-                anyhow::anyhow!("installing the metrics recorder: {e}"),
-            )
-        })?;
-        let listener = bind(config.service.port).await?;
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(address = %addr, port = addr.port(), "listening");
-        }
-        // Readiness asks about shipgate's own files only when its SQL engine applies them:
-        // another runner's project may have no migrations directory at all.
-        let set = match config.runner.kind {
-            RunnerKind::Sql => {
-                source::load(&config.migrations, &config.layout, config.database_engine())
-                    .map_err(|e| e.to_string())
-            }
-            RunnerKind::Command | RunnerKind::Alembic => Ok(source::MigrationSet {
-                dir: config.migrations.clone(),
-                layout: crate::migrate::layout::Layout::Native,
-                migrations: Vec::new(),
-                requires: None,
-                order_warning: None,
-                repeatables: Vec::new(),
-            }),
-        };
-        let (stop_refresher, stop_rx) = watch::channel(false);
-        let (cache, refresher) = status::spawn(config.clone(), set, stop_rx);
-        let phase = Arc::new(Phase::default());
-        let progress = Progress::default();
-        let state = AppState {
-            cache,
-            progress: progress.clone(),
-            phase: phase.clone(),
-            token: config.service.status_token.clone(),
-            policy: config.policy.clone(),
-            metrics,
-            started: Instant::now(),
-        };
-        let app = http::router(state);
-        let (stop_server, mut stop_server_rx) = watch::channel(false);
-        let shutdown_phase = phase.clone();
-        let delay = config.service.shutdown_delay;
-        let shutdown = async move {
-            tokio::select! {
-                biased;
-                signal = interrupt.wait() => {
-                    // Readiness turns 503 first and stays reachable for a while, so the
-                    // platform's next probe sees it and stops routing traffic here.
-                    shutdown_phase.shutting_down.store(true, Ordering::SeqCst);
-                    tracing::info!(signal = %signal, delay_ms = delay.as_millis() as u64, "shutting down: readiness answers 503 until the listener closes");
-                    tokio::time::sleep(delay).await;
-                }
-                _ = stop_server_rx.changed() => {}
-            }
-            shutdown_phase.shutting_down.store(true, Ordering::SeqCst);
-        };
-        let drain = config.service.shutdown_timeout;
-        let server = tokio::spawn(http::serve(
-            listener,
-            app,
-            config.service.request_timeout,
-            shutdown,
-            drain,
-        ));
-        Ok(Service {
-            phase,
-            progress,
-            stop_refresher,
-            stop_server,
-            refresher,
-            server,
-            delay,
-            drain,
-        })
-    }
-
-    /// Stops accepting now (no readiness delay: nothing routes traffic to a release's
-    /// endpoints), drains in-flight requests within the bound, stops the refresher.
-    async fn stop(self) {
-        let _ = self.stop_server.send(true);
-        self.finish().await;
-    }
-
-    /// Waits for the server to end (after a signal it turns readiness 503, waits the shutdown
-    /// delay, then drains), then stops the refresher.
-    async fn finish(self) {
-        let bound = self.delay + self.drain + Duration::from_secs(1);
-        if tokio::time::timeout(bound, self.server).await.is_err() {
-            tracing::warn!("HTTP server did not stop within the shutdown bound");
-        }
-        let _ = self.stop_refresher.send(true);
-        if tokio::time::timeout(Duration::from_secs(5), self.refresher)
-            .await
-            .is_err()
-        {
-            tracing::warn!("status refresher did not stop in time");
-        }
-    }
-}
-
-async fn bind(port: u16) -> Result<TcpListener, Failure> {
-    match TcpListener::bind(("::", port)).await {
-        Ok(l) => Ok(l),
-        // A host without IPv6: all IPv4 interfaces instead.
-        Err(e)
-            if e.kind() == std::io::ErrorKind::AddrNotAvailable || e.raw_os_error() == Some(97) =>
-        {
-            TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| {
-                Failure::new(
-                    Exit::Usage,
-                    anyhow::anyhow!("cannot listen on 0.0.0.0:{port}: {e}"),
-                )
-            })
-        }
-        Err(e) => Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!("cannot listen on [::]:{port}: {e}"),
-        )),
     }
 }

@@ -1,0 +1,251 @@
+//! `shipgate status`: where the database stands against this build.
+
+use serde_json::json;
+
+use crate::cli;
+use crate::config::{self, Config};
+use crate::exit::{exit_for_release, Exit, Failure};
+use crate::migrate::apply;
+use crate::migrate::backend::Backend;
+use crate::migrate::{self, Interrupt};
+
+use super::{connect, finish, json_out, load_set, out, version_text};
+
+/// `shipgate status [--json] [--exit-code]`.
+pub async fn status(
+    args: &cli::Status,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    if config.runner.kind == config::RunnerKind::Alembic {
+        return alembic_status(args, config, interrupt).await;
+    }
+    let set = load_set(config)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let engine = backend.engine();
+    let result = async {
+        let (version, holder) = server_and_holder(&mut backend).await?;
+        let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
+        Ok::<_, migrate::Error>((version, plan, holder))
+    }
+    .await;
+    let (server_version, plan, lock_holder) = finish(backend, result).await?;
+    // A `running` row while the lock is held is a live run's migration in progress, not a
+    // crash: it blocks nothing (the next run waits for the lock, then sees the outcome).
+    let in_progress: Vec<_> = plan
+        .dirty
+        .iter()
+        .filter(|d| lock_holder.is_some() && d.state == migrate::plan::State::Running)
+        .collect();
+    let blockers: Vec<_> = plan
+        .blockers(&config.policy)
+        .into_iter()
+        .filter(|b| {
+            !matches!(b, migrate::plan::Blocker::Dirty(d)
+                if lock_holder.is_some() && d.state == migrate::plan::State::Running)
+        })
+        .collect();
+    if args.json {
+        json_out(&json!({
+            "engine": engine,
+            "server_version": server_version,
+            "database": config.database.redacted(),
+            "migrations_dir": config.migrations.display().to_string(),
+            "layout": set.layout.key(),
+            "current_version": plan.current,
+            "head_version": plan.head,
+            "applied": plan.applied,
+            "pending": plan.pending,
+            "pending_repeatables": plan.pending_repeatables,
+            "modified": plan.modified,
+            "missing": plan.missing,
+            "out_of_order": plan.out_of_order,
+            "dirty": plan.dirty,
+            "lock_holder": lock_holder,
+            "in_progress": in_progress,
+            "problems": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }));
+    } else {
+        out(format!(
+            "database      {} ({engine} {server_version})",
+            config.database.redacted()
+        ));
+        out(format!(
+            "migrations    {} ({} layout)",
+            config.migrations.display(),
+            set.layout.key()
+        ));
+        out(format!(
+            "current       {}",
+            version_text(plan.current.as_ref())
+        ));
+        out(format!(
+            "head          {}",
+            version_text(plan.head.as_ref())
+        ));
+        out(format!("applied       {}", plan.applied.len()));
+        out(format!("pending       {}", plan.pending.len()));
+        for e in &plan.pending {
+            out(format!("  pending     {} {}", e.version, e.name));
+        }
+        if !plan.pending_repeatables.is_empty() {
+            out(format!(
+                "repeatables   {} to run again",
+                plan.pending_repeatables.len()
+            ));
+        }
+        for r in &plan.pending_repeatables {
+            let why = if r.recorded_checksum.is_some() {
+                "changed since it last ran"
+            } else {
+                "never ran"
+            };
+            out(format!("  run again   {} ({why})", r.name));
+        }
+        let problems = [
+            ("modified", plan.modified.len()),
+            ("missing", plan.missing.len()),
+            ("out of order", plan.out_of_order.len()),
+            ("dirty", plan.dirty.len()),
+        ];
+        for (label, n) in problems {
+            if n > 0 {
+                out(format!("{label:<14}{n}"));
+            }
+        }
+        for e in &plan.missing {
+            out(format!(
+                "  missing     {} {} (applied, no file in this build)",
+                e.version, e.name
+            ));
+        }
+        for d in &in_progress {
+            out(format!(
+                "  in progress {} {} (being applied by the lock holder)",
+                d.version, d.name
+            ));
+        }
+        for b in &blockers {
+            out(format!("problem: {b}"));
+        }
+    }
+    if args.exit_code {
+        if !blockers.is_empty() {
+            return Ok(Exit::Invalid);
+        }
+        if plan.has_pending() {
+            return Ok(Exit::Pending);
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// The server's version and the migration lock's holder, for `status`.
+async fn server_and_holder(
+    backend: &mut Backend,
+) -> Result<(String, Option<migrate::backend::LockHolder>), migrate::Error> {
+    let version = backend
+        .server_version()
+        .await
+        .map_err(migrate::Error::db("reading the server version"))?;
+    let holder = backend
+        .lock_holder()
+        .await
+        .map_err(migrate::Error::db("reading the lock holder"))?;
+    Ok((version, holder))
+}
+
+/// `status` of an Alembic project: `alembic_version`'s rows against the revision graph.
+async fn alembic_status(
+    args: &cli::Status,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    use crate::runner::alembic::{load, read_rows, relative, revisions_text};
+    let fail = |e: crate::runner::Error| Failure::new(exit_for_release(&e), e);
+    let (project, sources) = load(config).map_err(fail)?;
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let engine = backend.engine();
+    let result = async {
+        let (version, holder) = server_and_holder(&mut backend).await?;
+        let rows = read_rows(&mut backend, config).await;
+        Ok::<_, migrate::Error>((version, rows, holder))
+    }
+    .await;
+    let (server_version, rows, lock_holder) = finish(backend, result).await?;
+    let rows = rows.map_err(fail)?;
+    let state = project.state(&rows);
+    let mut problems = Vec::new();
+    if !state.unknown.is_empty() {
+        problems.push(format!(
+            "the database is ahead of this build: {} not among its revisions",
+            state.unknown.join(", ")
+        ));
+    }
+    if !state.overlapping.is_empty() {
+        problems.push(format!(
+            "{} overlap with other rows of the version table (alembic upgrade refuses them)",
+            state.overlapping.join(", ")
+        ));
+    }
+    let pending: Vec<_> = state
+        .pending
+        .iter()
+        .map(|s| json!({"revision": s.revision, "message": s.message, "file": relative(&s.file, &sources.cwd)}))
+        .collect();
+    if args.json {
+        json_out(&json!({
+            "engine": engine,
+            "server_version": server_version,
+            "database": config.database.redacted(),
+            "runner": "alembic",
+            "alembic_config": sources.ini.display().to_string(),
+            "version_table": config.runner.alembic_version_table.1,
+            "current_revisions": rows,
+            "head_revisions": state.effective_heads,
+            "applied": state.applied,
+            "pending": pending,
+            "unknown": state.unknown,
+            "overlapping": state.overlapping,
+            "lock_holder": lock_holder,
+            "problems": problems,
+        }));
+    } else {
+        out(format!(
+            "database      {} ({engine} {server_version})",
+            config.database.redacted()
+        ));
+        out(format!(
+            "alembic       {} ({} revisions)",
+            sources.ini.display(),
+            project.graph.revisions().len()
+        ));
+        out(format!("current       {}", revisions_text(&rows)));
+        out(format!(
+            "head          {}",
+            revisions_text(&state.effective_heads)
+        ));
+        out(format!("applied       {}", state.applied.len()));
+        out(format!("pending       {}", state.pending.len()));
+        for s in &state.pending {
+            out(format!("  pending     {} {}", s.revision, s.message));
+        }
+        for r in &state.unknown {
+            out(format!(
+                "  unknown     {r} (in the version table, not in this build)"
+            ));
+        }
+        for p in &problems {
+            out(format!("problem: {p}"));
+        }
+    }
+    if args.exit_code {
+        if !problems.is_empty() {
+            return Ok(Exit::Invalid);
+        }
+        if !state.pending.is_empty() {
+            return Ok(Exit::Pending);
+        }
+    }
+    Ok(Exit::Success)
+}
