@@ -264,9 +264,13 @@ fn a_database_ahead_of_the_build_warns_and_strict_refuses() {
         "f00d",
         "the database is ahead of this build",
     ]);
+    let before = runs(&db);
     release(&p, &db, &["--strict"])
         .code(5)
         .stderr_has(&["the database is ahead of this build: f00d", "--strict"]);
+    // Refused before the lock: no run row opened, no lock left.
+    assert_eq!(runs(&db), before);
+    assert_eq!(advisory_locks(&db), 0);
     let status = Run::wait(shipgate(&p, &db, &["status", "--json"], None));
     status.code(0);
     let json = status.json();
@@ -441,4 +445,33 @@ fn down_to_a_revision_runs_alembic_downgrade_under_the_lock() {
     // And the next release applies them again.
     release(&p, &db, &[]).code(0);
     assert_eq!(version_rows(&db), ["0006"]);
+}
+
+/// `exec` releases through Alembic, then becomes the app; the next `exec` is the no-op (no
+/// Python: it is replaced by a failing script on `PATH`) and still starts the app. A failing
+/// revision stops `exec` with exit 1 and the app never starts.
+#[test]
+fn exec_releases_through_alembic_then_becomes_the_app() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[]);
+    let app = ["exec", "--", "/bin/sh", "-c", "echo app started"];
+    Run::wait(shipgate(&p, &db, &app, None))
+        .code(0)
+        .stdout_has(&["app started"]);
+    assert_eq!(version_rows(&db), ["0006"]);
+    let python = no_python();
+    Run::wait(shipgate(&p, &db, &app, Some(python.path())))
+        .code(0)
+        .stdout_has(&["app started"]);
+    let outcomes: Vec<String> = runs(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(outcomes, ["succeeded", "nothing_to_do"]);
+
+    let p = example(&[(
+        "0007_fails.py",
+        "\"\"\"fails\"\"\"\nrevision = \"0007\"\ndown_revision = \"0006\"\n\n\ndef upgrade():\n    raise RuntimeError(\"revision 0007 refuses\")\n",
+    )]);
+    let run = Run::wait(shipgate(&p, &db, &app, None));
+    run.code(1).stderr_has(&["revision 0007 refuses"]);
+    assert!(!run.stdout.contains("app started"), "{run:?}");
+    assert_eq!(advisory_locks(&db), 0);
 }
