@@ -1857,6 +1857,44 @@ mod tests {
     }
 
     #[test]
+    fn alembic_version_table_is_a_name_or_schema_dot_name() {
+        let ok = [
+            (None, (None, "alembic_version")),
+            (Some("  "), (None, "alembic_version")),
+            (Some("versions"), (None, "versions")),
+            (
+                Some(" app.alembic_version "),
+                (Some("app"), "alembic_version"),
+            ),
+            (Some("s$1._v2"), (Some("s$1"), "_v2")),
+        ];
+        for (text, (schema, name)) in ok {
+            let got = version_table(text).expect("valid");
+            assert_eq!(
+                got,
+                (schema.map(str::to_owned), name.to_owned()),
+                "{text:?}"
+            );
+        }
+        let too_long = "a".repeat(64);
+        for bad in [
+            "a.b.c",
+            ".v",
+            "s.",
+            "ver sion",
+            "v;DROP TABLE x",
+            "\"quoted\"",
+            "sch-ema.v",
+            too_long.as_str(),
+        ] {
+            assert!(version_table(Some(bad)).is_err(), "{bad:?} was accepted");
+        }
+        let err = load_args(&["shipgate", "--alembic-version-table", "a.b.c", "status"])
+            .expect_err("three parts");
+        assert!(err.to_string().contains("alembic_version_table"), "{err}");
+    }
+
+    #[test]
     fn the_committed_config_file_documents_every_key() {
         let text = include_str!("../config/shipgate.toml");
         for (key, ..) in KEYS {
