@@ -1,8 +1,6 @@
 //! The `shipgate` binary's front: parse the command line, load the config, install the
 //! signal handlers and dispatch to the command's module (`commands`).
 
-use std::io::IsTerminal;
-
 use anyhow::Context as _;
 use clap::{CommandFactory, FromArgMatches};
 
@@ -17,7 +15,11 @@ use crate::telemetry;
 pub fn main() -> Result<Exit, Failure> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Failure::new(Exit::Usage, e))?;
-    let json_default = !std::io::stdout().is_terminal();
+    // Completions describe the command line only: no config is read, nothing connects.
+    if let Command::Completions(args) = &cli.command {
+        return commands::completions::print(args.shell);
+    }
+    let json_default = telemetry::default_format() == config::LogFormat::Json;
     let config = config::load(&cli.global, &matches).map_err(|e| Failure {
         json: cli
             .global
@@ -32,6 +34,7 @@ pub fn main() -> Result<Exit, Failure> {
     telemetry::init(
         config.log_format,
         cli.global.verbose as i8 - cli.global.quiet as i8,
+        cli.global.color,
     );
     // The HTTP service gets both cores; one-shot commands start faster on one thread.
     let serving = matches!(
@@ -85,7 +88,7 @@ async fn dispatch(
     interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     let uses_database = match &command {
-        Command::New(_) => false,
+        Command::New(_) | Command::Completions(_) => false,
         Command::Check(args) => args.database.is_some(),
         _ => true,
     };
@@ -135,5 +138,6 @@ async fn dispatch(
         Command::Release(args) => commands::release::command(&args, config, interrupt).await,
         Command::Serve(args) => commands::serve::serve(&args, config, interrupt).await,
         Command::Exec(args) => commands::exec::exec(&args, config, interrupt).await,
+        Command::Completions(args) => commands::completions::print(args.shell),
     }
 }

@@ -68,36 +68,50 @@ pub struct Global {
         global = true,
         env = "DATABASE_URL",
         hide_env_values = true,
-        value_name = "URL"
+        value_name = "URL",
+        help_heading = "Global options: database and files"
     )]
     pub database_url: Option<String>,
 
     /// Directory of migration files [default: migrations]
-    #[arg(long, global = true, env = "SHIPGATE_MIGRATIONS", value_name = "DIR", value_parser = path)]
+    #[arg(long, global = true, env = "SHIPGATE_MIGRATIONS", value_name = "DIR", value_parser = path, help_heading = "Global options: database and files")]
     pub migrations: Option<PathBuf>,
 
     /// Layout of the migrations directory: auto (detected from its files), native (sqlx,
     /// golang-migrate), atlas, dbmate, goose, diesel, prisma or flyway [default: auto]
-    #[arg(long, global = true, env = "SHIPGATE_LAYOUT", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LAYOUT",
+        value_name = "NAME",
+        help_heading = "Global options: database and files"
+    )]
     pub layout: Option<String>,
 
     /// Flyway's settings for a Flyway directory, comma separated, as Flyway names them:
     /// sqlMigrationPrefix=V, undoSqlMigrationPrefix=U, repeatableSqlMigrationPrefix=R,
     /// baselineMigrationPrefix=B, sqlMigrationSeparator=__, sqlMigrationSuffixes=.sql,
     /// mixed=false, placeholderReplacement=true, placeholderPrefix=${, placeholderSuffix=}
-    #[arg(long, global = true, env = "SHIPGATE_FLYWAY", value_name = "LIST")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_FLYWAY",
+        value_name = "LIST",
+        help_heading = "Global options: database and files"
+    )]
     pub flyway: Option<String>,
 
     /// Config file [default: config/shipgate.toml when present]
-    #[arg(long, global = true, env = "SHIPGATE_CONFIG", value_name = "PATH", value_parser = path)]
+    #[arg(long, global = true, env = "SHIPGATE_CONFIG", value_name = "PATH", value_parser = path, help_heading = "Global options: database and files")]
     pub config: Option<PathBuf>,
 
-    /// Log format [default: json when stdout is not a terminal, else text]
+    /// Log format [default: json when stderr, where logs go, is not a terminal, else text]
     #[arg(
         long,
         global = true,
         env = "SHIPGATE_LOG_FORMAT",
-        value_name = "FORMAT"
+        value_name = "FORMAT",
+        help_heading = "Global options: output"
     )]
     pub log_format: Option<String>,
 
@@ -106,7 +120,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_CONNECT_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: waits and timeouts"
     )]
     pub connect_timeout: Option<String>,
 
@@ -115,7 +130,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_LOCK_WAIT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: waits and timeouts"
     )]
     pub lock_wait: Option<String>,
 
@@ -124,12 +140,19 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_LOCK_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: waits and timeouts"
     )]
     pub lock_timeout: Option<String>,
 
     /// Retries of a whole migration that failed on a lock timeout [default: 5]
-    #[arg(long, global = true, env = "SHIPGATE_LOCK_RETRIES", value_name = "N")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LOCK_RETRIES",
+        value_name = "N",
+        help_heading = "Global options: waits and timeouts"
+    )]
     pub lock_retries: Option<String>,
 
     /// Per-statement time limit, 0 for none (PostgreSQL statement_timeout) [default: 0]
@@ -137,7 +160,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_STATEMENT_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: waits and timeouts"
     )]
     pub statement_timeout: Option<String>,
 
@@ -148,7 +172,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_IO_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: waits and timeouts"
     )]
     pub io_timeout: Option<String>,
 
@@ -157,32 +182,57 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_TABLE_PREFIX",
-        value_name = "PREFIX"
+        value_name = "PREFIX",
+        help_heading = "Global options: database and files"
     )]
     pub table_prefix: Option<String>,
 
     /// PostgreSQL schema of shipgate's tables [default: the connection's current schema]
-    #[arg(long, global = true, env = "SHIPGATE_SCHEMA", value_name = "SCHEMA")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_SCHEMA",
+        value_name = "SCHEMA",
+        help_heading = "Global options: database and files"
+    )]
     pub schema: Option<String>,
 
     /// Fail when the database has applied migrations this build does not have
-    #[arg(long, global = true, env = "SHIPGATE_STRICT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "SHIPGATE_STRICT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Global options: what a run may do")]
     pub strict: Option<String>,
 
     /// Apply pending migrations older than the newest applied one instead of failing
-    #[arg(long, global = true, env = "SHIPGATE_ALLOW_OUT_OF_ORDER", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "SHIPGATE_ALLOW_OUT_OF_ORDER", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Global options: what a run may do")]
     pub allow_out_of_order: Option<String>,
 
     /// SQL run on every database connection before anything else (e.g. SET FOREIGN_KEY_CHECKS = 0)
-    #[arg(long, global = true, env = "SHIPGATE_SESSION_INIT", value_name = "SQL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_SESSION_INIT",
+        value_name = "SQL",
+        help_heading = "Global options: database and files"
+    )]
     pub session_init: Option<String>,
 
     /// Deploy id recorded with every migration [default: from the platform, e.g. RAILWAY_DEPLOYMENT_ID]
-    #[arg(long, global = true, env = "SHIPGATE_DEPLOY_ID", value_name = "ID")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_DEPLOY_ID",
+        value_name = "ID",
+        help_heading = "Global options: service, webhooks and deploy"
+    )]
     pub deploy_id: Option<String>,
 
     /// HTTP port of `serve` and `release --serve`, on all interfaces [default: 8080]
-    #[arg(long, global = true, env = "PORT", value_name = "PORT")]
+    #[arg(
+        long,
+        global = true,
+        env = "PORT",
+        value_name = "PORT",
+        help_heading = "Global options: service, webhooks and deploy"
+    )]
     pub port: Option<String>,
 
     /// Bearer token required by /migrations/status [default: none, open]
@@ -191,7 +241,8 @@ pub struct Global {
         global = true,
         env = "SHIPGATE_STATUS_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub status_token: Option<String>,
 
@@ -201,7 +252,8 @@ pub struct Global {
         global = true,
         env = "SHIPGATE_WEBHOOK_URL",
         hide_env_values = true,
-        value_name = "URLS"
+        value_name = "URLS",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub webhook_url: Option<String>,
 
@@ -211,7 +263,8 @@ pub struct Global {
         global = true,
         env = "SHIPGATE_WEBHOOK_SECRET",
         hide_env_values = true,
-        value_name = "SECRET"
+        value_name = "SECRET",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub webhook_secret: Option<String>,
 
@@ -220,7 +273,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_WEBHOOK_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub webhook_timeout: Option<String>,
 
@@ -229,12 +283,13 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_WEBHOOK_RETRIES",
-        value_name = "N"
+        value_name = "N",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub webhook_retries: Option<String>,
 
     /// Fail the release (exit 1) when a webhook cannot be delivered
-    #[arg(long, global = true, env = "SHIPGATE_REQUIRE_NOTIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "SHIPGATE_REQUIRE_NOTIFY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Global options: service, webhooks and deploy")]
     pub require_notify: Option<String>,
 
     /// Time limit of one HTTP request [default: 10s]
@@ -242,7 +297,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_REQUEST_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub request_timeout: Option<String>,
 
@@ -251,7 +307,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_SHUTDOWN_DELAY",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub shutdown_delay: Option<String>,
 
@@ -260,13 +317,20 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_SHUTDOWN_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: service, webhooks and deploy"
     )]
     pub shutdown_timeout: Option<String>,
 
     /// What the release gate does with unacknowledged lint errors in pending migrations:
     /// error (refuse, exit 5), warn (log and apply) or off [default: error]
-    #[arg(long, global = true, env = "SHIPGATE_LINT_GATE", value_name = "MODE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_LINT_GATE",
+        value_name = "MODE",
+        help_heading = "Global options: what a run may do"
+    )]
     pub lint_gate: Option<String>,
 
     /// Lint severities per rule, comma separated: rule=error|warning|off
@@ -274,7 +338,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_LINT_SEVERITY",
-        value_name = "LIST"
+        value_name = "LIST",
+        help_heading = "Global options: what a run may do"
     )]
     pub lint_severity: Option<String>,
 
@@ -284,7 +349,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_LARGE_TABLE_ROWS",
-        value_name = "N"
+        value_name = "N",
+        help_heading = "Global options: what a run may do"
     )]
     pub large_table_rows: Option<String>,
 
@@ -293,22 +359,35 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_LARGE_TABLE_SIZE",
-        value_name = "SIZE"
+        value_name = "SIZE",
+        help_heading = "Global options: what a run may do"
     )]
     pub large_table_size: Option<String>,
 
     /// Apply migrations marked `-- shipgate:contract` (destructive steps held back by default)
-    #[arg(long, global = true, env = "SHIPGATE_ALLOW_CONTRACT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, global = true, env = "SHIPGATE_ALLOW_CONTRACT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Global options: what a run may do")]
     pub allow_contract: Option<String>,
 
     /// On a database another tool migrated and shipgate has not: manual (refuse, exit 5, until
     /// `shipgate adopt`) or auto (take its history over, then apply) [default: manual]
-    #[arg(long, global = true, env = "SHIPGATE_ADOPT", value_name = "MODE")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_ADOPT",
+        value_name = "MODE",
+        help_heading = "Global options: what a run may do"
+    )]
     pub adopt: Option<String>,
 
     /// Which runner applies the migrations of a release: sql (shipgate's own engine), command
     /// (runner_command, run under the migration lock) or alembic [default: sql]
-    #[arg(long, global = true, env = "SHIPGATE_RUNNER", value_name = "RUNNER")]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_RUNNER",
+        value_name = "RUNNER",
+        help_heading = "Global options: runner"
+    )]
     pub runner: Option<String>,
 
     /// The command line of runner = command (alembic: default "alembic upgrade heads"), split
@@ -319,7 +398,8 @@ pub struct Global {
         env = "SHIPGATE_RUNNER_COMMAND",
         hide_env_values = true,
         value_name = "COMMAND",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        help_heading = "Global options: runner"
     )]
     pub runner_command: Option<String>,
 
@@ -329,7 +409,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_RUNNER_TIMEOUT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: runner"
     )]
     pub runner_timeout: Option<String>,
 
@@ -338,7 +419,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_RUNNER_GRACE",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: runner"
     )]
     pub runner_grace: Option<String>,
 
@@ -348,7 +430,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_RUNNER_FENCE_WAIT",
-        value_name = "DURATION"
+        value_name = "DURATION",
+        help_heading = "Global options: runner"
     )]
     pub runner_fence_wait: Option<String>,
 
@@ -359,7 +442,8 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_ALEMBIC_CONFIG",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = "Global options: runner"
     )]
     pub alembic_config: Option<String>,
 
@@ -370,17 +454,42 @@ pub struct Global {
         long,
         global = true,
         env = "SHIPGATE_ALEMBIC_VERSION_TABLE",
-        value_name = "TABLE"
+        value_name = "TABLE",
+        help_heading = "Global options: runner"
     )]
     pub alembic_version_table: Option<String>,
 
     /// More log output (-v debug, -vv trace)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", env = "SHIPGATE_VERBOSE", help_heading = "Global options: output")]
     pub verbose: u8,
 
     /// Less log output (-q warnings only, -qq errors only)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, env = "SHIPGATE_QUIET")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, env = "SHIPGATE_QUIET", help_heading = "Global options: output")]
     pub quiet: u8,
+
+    /// Colour in text logs: auto (when stderr is a terminal and NO_COLOR is not set), always,
+    /// never
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_COLOR",
+        value_name = "WHEN",
+        value_enum,
+        default_value_t = Color::Auto,
+        help_heading = "Global options: output"
+    )]
+    pub color: Color,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    /// When stderr is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always, even into a file or a pipe.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// The database URL (with its password), the status token and the webhook URLs and secret are
@@ -438,6 +547,9 @@ pub enum Command {
     /// Run the release flow, then replace this process with CMD (platforms without a release phase)
     #[command(after_help = EXIT_CODES)]
     Exec(Exec),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell) to stdout
+    #[command(after_help = EXIT_CODES)]
+    Completions(Completions),
 }
 
 /// `shipgate release`.
@@ -473,6 +585,15 @@ pub struct Exec {
         value_name = "CMD"
     )]
     pub command: Vec<String>,
+}
+
+/// `shipgate completions`.
+#[derive(Debug, Args)]
+pub struct Completions {
+    /// The shell, e.g. `shipgate completions bash > /etc/bash_completion.d/shipgate`, or
+    /// `shipgate completions zsh > "${fpath[1]}/_shipgate"`
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `shipgate up`.

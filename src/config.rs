@@ -45,7 +45,7 @@ pub struct Config {
     pub migrations: PathBuf,
     /// How to read it: the layout (detected, or the one configured) and Flyway's settings.
     pub layout: layout::Options,
-    /// Log output format; `None` picks by whether stdout is a terminal.
+    /// Log output format; `None` picks by whether stderr is a terminal.
     pub log_format: Option<LogFormat>,
     /// Bounds and names for the migration engine.
     pub engine: EngineSettings,

@@ -1,6 +1,6 @@
 //! Log output: the only caller of `tracing_subscriber`.
 //!
-//! Text on a terminal; otherwise one JSON object per line with a top-level `message`, a
+//! Text when stderr (where logs go) is a terminal; otherwise one JSON object per line with a top-level `message`, a
 //! lowercase `level` and flat fields (`migration_version`, `duration_ms`, `deploy_id`), as
 //! Railway's log view expects. `RUST_LOG` overrides the level chosen by `-v`/`-q`. Logs go to
 //! stderr so that stdout carries only command output (`status --json`, summaries). Driver events
@@ -19,10 +19,31 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 
+use crate::cli::Color;
 use crate::config::LogFormat;
 
+/// The log format when none is configured: text when stderr, where logs go, is a terminal (a
+/// person reads them, whatever stdout is redirected to), JSON lines otherwise.
+pub fn default_format() -> LogFormat {
+    if std::io::stderr().is_terminal() {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    }
+}
+
+/// Whether text logs are coloured: `--color`, and under `auto` only on a terminal and only
+/// when `NO_COLOR` is absent or empty (no-color.org).
+fn colored(color: Color, no_color: Option<&std::ffi::OsStr>) -> bool {
+    match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => no_color.is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal(),
+    }
+}
+
 /// Installs the global subscriber. `verbosity` is `-v` count minus `-q` count.
-pub fn init(format: Option<LogFormat>, verbosity: i8) {
+pub fn init(format: Option<LogFormat>, verbosity: i8, color: Color) {
     let level = match verbosity {
         ..=-2 => "error",
         -1 => "warn",
@@ -32,11 +53,7 @@ pub fn init(format: Option<LogFormat>, verbosity: i8) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,shipgate={level}")));
-    let format = format.unwrap_or(if std::io::stdout().is_terminal() {
-        LogFormat::Text
-    } else {
-        LogFormat::Json
-    });
+    let format = format.unwrap_or_else(default_format);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -45,7 +62,7 @@ pub fn init(format: Option<LogFormat>, verbosity: i8) {
     let result = match format {
         LogFormat::Text => builder
             .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(colored(color, std::env::var_os("NO_COLOR").as_deref()))
             .finish()
             .with(guard)
             .try_init(),

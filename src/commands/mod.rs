@@ -16,6 +16,7 @@ use crate::version::Version;
 
 pub mod adopt;
 pub mod check;
+pub mod completions;
 pub mod down;
 pub mod exec;
 pub mod history;

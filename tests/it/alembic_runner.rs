@@ -2,7 +2,8 @@
 //! revisions added where a test needs one) into PostgreSQL through the real Alembic, installed
 //! by `.ci/run` into a virtualenv whose `bin` goes first on `PATH` — the no-op without Python
 //! or the lock, a half-applied database, five releases at once, a database ahead of the build,
-//! a failing revision, SIGTERM mid-revision, the webhook and `status`.
+//! a failing revision, one past `runner_timeout`, SIGTERM mid-revision, `exec`, the webhook,
+//! `status` and `down --to`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -335,6 +336,43 @@ fn sigterm_mid_revision_rolls_it_back_and_frees_the_lock() {
     let rows = runs(&db);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].0, "aborted", "{rows:?}");
+}
+
+/// A revision still running at `runner_timeout`: Alembic's group is ended, exit 1, the run row
+/// failed saying so, the revision rolled back, no session of the run left, the lock free.
+#[test]
+fn a_revision_past_runner_timeout_is_ended_and_the_release_fails() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[]);
+    release(&p, &db, &[]).code(0);
+    std::fs::write(
+        p.root().join("migrations/versions/0007_slow.py"),
+        "\"\"\"slow\"\"\"\nfrom alembic import op\n\nrevision = \"0007\"\ndown_revision = \"0006\"\n\n\ndef upgrade():\n    op.execute(\"CREATE TABLE slow (id int)\")\n    op.execute(\"SELECT pg_sleep(60)\")\n",
+    )
+    .expect("write");
+    let started = Instant::now();
+    release(&p, &db, &["--runner-timeout", "3s", "--runner-grace", "1s"])
+        .code(1)
+        .stderr_has(&["did not finish within runner_timeout"]);
+    assert!(started.elapsed() < Duration::from_secs(40), "bounded");
+    let rows = runs(&db);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1].0, "failed", "{rows:?}");
+    assert!(
+        rows[1]
+            .2
+            .as_deref()
+            .is_some_and(|e| e.contains("did not finish within runner_timeout (3s)")),
+        "{rows:?}"
+    );
+    assert!(!db.table_exists("slow"), "the revision's work rolled back");
+    assert_eq!(version_rows(&db), ["0006"]);
+    let sessions = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name LIKE 'shipgate-%'",
+        db.pg_name()
+    );
+    assert_eq!(db.admin_int(&sessions), 0);
+    assert_eq!(advisory_locks(&db), 0);
 }
 
 /// `status` in text and JSON: current and head revisions, pending ones with their messages.

@@ -32,7 +32,7 @@ fn flags(help: &str) -> Vec<(String, String)> {
     let mut in_options = false;
     for line in help.lines() {
         if !line.starts_with(' ') && !line.is_empty() {
-            in_options = line.ends_with("Options:");
+            in_options = line.ends_with("Options:") || line.starts_with("Global options: ");
             continue;
         }
         if !in_options {
@@ -107,6 +107,70 @@ fn every_flag_of_every_command_names_its_environment_variable() {
     );
 }
 
+/// `completions <shell>` prints a script generated from the command line itself: bash loads it
+/// (`complete -p shipgate` then names its function) and it offers every subcommand and a recent
+/// flag; zsh and fish scripts name the commands too. It reads no config (a broken environment
+/// does not stop it) and an unknown shell is a usage error.
+#[test]
+fn completions_are_generated_for_each_shell_from_the_command_line() {
+    let p = Project::new();
+    let commands = subcommands(&p);
+    let mut bash = p.command(None, &["completions", "bash"]);
+    bash.env("SHIPGATE_LOCK_WAIT", "not a duration");
+    let run = Run::wait(bash);
+    run.code(0);
+    for c in &commands {
+        assert!(run.stdout.contains(c.as_str()), "bash script lacks {c}");
+    }
+    assert!(run.stdout.contains("--runner-timeout"), "{run:?}");
+    let script = p.root().join("shipgate.bash");
+    std::fs::write(&script, &run.stdout).expect("write script");
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -e; source '{}'; complete -p shipgate",
+            script.display()
+        ))
+        .output()
+        .expect("bash runs");
+    let said = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        loaded.status.success() && said.contains("shipgate"),
+        "bash did not load the script: {said} {}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let run = p.run_offline(&["completions", shell]);
+        run.code(0);
+        assert!(
+            run.stdout.contains("release") && run.stdout.contains("database-url"),
+            "{shell}: {run:?}"
+        );
+    }
+    p.run_offline(&["completions", "tcsh"])
+        .code(2)
+        .stderr_has(&["tcsh"]);
+}
+
+/// A command's `--help` shows its own flags first, under `Options:`, and the global ones after,
+/// under `Global options: …` headings.
+#[test]
+fn help_lists_the_command_s_own_flags_before_the_global_ones() {
+    let p = Project::new();
+    let run = p.run_offline(&["up", "--help"]);
+    run.code(0);
+    let at = |needle: &str| {
+        run.stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing: {run:?}"))
+    };
+    assert!(at("--to <VERSION>") < at("Global options: database and files"));
+    assert!(at("--dry-run") < at("Global options: "));
+    assert!(at("Global options: database and files") < at("--database-url"));
+    assert!(at("Global options: runner") < at("--runner-timeout"));
+    assert!(at("Global options: output") < at("--color <WHEN>"));
+}
+
 #[test]
 fn help_documents_the_exit_codes() {
     let p = Project::new();
@@ -125,7 +189,7 @@ fn help_documents_the_exit_codes() {
             .lines()
             .skip_while(|l| !l.starts_with("Exit codes:"))
             .collect();
-        for code in ["0", "1", "2", "3", "4", "5", "10", "130", "143"] {
+        for code in ["0", "1", "2", "3", "4", "5", "10", "127", "130", "143"] {
             assert!(
                 section
                     .iter()

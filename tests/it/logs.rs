@@ -153,3 +153,87 @@ fn an_unreachable_database_and_a_bad_secret_are_reported_as_json_without_secrets
         "no connection was made"
     );
 }
+
+/// Runs `shipgate ARGS 2>` a pseudo-terminal (util-linux `script`), stdout into `out` — as a
+/// person typing `shipgate status --json > out.json` would. Returns what reached the terminal.
+fn on_a_terminal(p: &Project, db: &Db, args: &str, env: &[(&str, &str)]) -> String {
+    let out = p.root().join("out");
+    let line = format!(
+        "{} {args} > {}",
+        env!("CARGO_BIN_EXE_shipgate"),
+        out.display()
+    );
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("DATABASE_URL", db.url())
+        .env("SHIPGATE_MIGRATIONS", p.migrations())
+        .current_dir(p.root());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = cmd.output().expect("script runs");
+    assert!(run.status.success(), "{run:?}");
+    String::from_utf8_lossy(&run.stdout).into_owned()
+}
+
+/// The log format follows stderr, where logs go: on a terminal they are text even when stdout
+/// is redirected (and stdout keeps only the command's output); in a pipe they are JSON. Colour
+/// is on a terminal only, off with `NO_COLOR` or `--color never`, forced by `--color always`.
+#[test]
+fn the_log_format_and_colour_follow_stderr_no_color_and_the_color_flag() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    let out = || std::fs::read_to_string(p.root().join("out")).expect("out");
+    let terminal = on_a_terminal(&p, &db, "up", &[]);
+    assert!(out().contains("applied 1 migration(s)"), "{}", out());
+    assert!(!out().contains("INFO"), "logs on stdout: {}", out());
+    assert!(
+        terminal.contains("INFO"),
+        "no text logs on the terminal: {terminal:?}"
+    );
+    assert!(
+        !terminal.contains("{\"timestamp\""),
+        "JSON on a terminal: {terminal}"
+    );
+    assert!(
+        terminal.contains('\u{1b}'),
+        "no colour on a terminal: {terminal:?}"
+    );
+    let terminal = on_a_terminal(&p, &db, "status --json", &[("NO_COLOR", "1")]);
+    assert!(
+        !terminal.contains('\u{1b}'),
+        "colour despite NO_COLOR: {terminal:?}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&out()).expect("stdout is the status document only");
+    assert_eq!(json["applied"].as_array().map(Vec::len), Some(1), "{json}");
+    p.write("2_orders.up.sql", "CREATE TABLE orders (id bigint);\n");
+    let terminal = on_a_terminal(&p, &db, "up --color never -v", &[]);
+    assert!(terminal.contains("DEBUG"), "{terminal:?}");
+    assert!(
+        !terminal.contains('\u{1b}'),
+        "colour despite --color never: {terminal:?}"
+    );
+
+    // A pipe: JSON by default; text with colour only when forced.
+    p.write("3_items.up.sql", "CREATE TABLE items (id bigint);\n");
+    let mut piped = p.command(Some(&db), &["up"]);
+    piped.env_remove("SHIPGATE_LOG_FORMAT");
+    let run = Run::wait(piped);
+    run.code(0);
+    json_lines(&Run {
+        stdout: String::new(),
+        ..run
+    });
+    p.write("5_tags.up.sql", "CREATE TABLE tags (id bigint);\n");
+    let run = p.run(&db, &["up", "--color", "always"]);
+    run.code(0);
+    assert!(run.stderr.contains('\u{1b}'), "{run:?}");
+    p.write("6_more.up.sql", "CREATE TABLE more (id bigint);\n");
+    let run = p.run(&db, &["up"]);
+    run.code(0).stderr_has(&["applied migration"]);
+    assert!(!run.stderr.contains('\u{1b}'), "{run:?}");
+}
