@@ -296,10 +296,13 @@ impl AlembicState {
     }
 
     /// Why a database in this state is not ready: pending or overlapping revisions, and rows
-    /// this build does not know when `strict` (without it a database ahead is ready: the build
-    /// that applied them is newer, and this one runs against their schema).
+    /// this build does not know when `strict` (without it a database ahead is ready, as the
+    /// release that finds one succeeds without running Alembic: the build that applied them
+    /// is newer, and this one runs against their schema).
     pub fn not_ready_reasons(&self, strict: bool, reasons: &mut Vec<String>) {
-        if !self.pending.is_empty() {
+        // With an unknown row, nothing is pending that this build could apply: the release
+        // runs no Alembic (it cannot upgrade from a revision it does not know).
+        if !self.pending.is_empty() && self.unknown.is_empty() {
             reasons.push(format!("{} revision(s) pending", self.pending.len()));
         }
         if !self.overlapping.is_empty() {
