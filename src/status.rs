@@ -6,18 +6,21 @@
 //! clock, with one dedicated connection (reopened after an error), and each refresh is a single
 //! statement (history, newest run and lock holder together). It never applies a migration.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::alembic::Project;
 use crate::config::{Config, Engine};
 use crate::migrate::apply;
 use crate::migrate::backend::{Backend, LockHolder, RunRow, StatusRows};
 use crate::migrate::plan::{self, Dirty, Entry, Modified, PendingRepeatable};
 use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Interrupt;
+use crate::runner::alembic::relative;
 
 /// How often the refresher reads the database.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
@@ -37,26 +40,12 @@ pub struct Snapshot {
     pub database_ok: bool,
     /// The last refresh's error.
     pub error: Option<String>,
-    /// Why the migration files could not be read, if they could not.
+    /// Why the migration files (runner `sql`) or the Alembic project (runner `alembic`) could
+    /// not be read, if they could not.
     pub files_error: Option<String>,
-    /// Highest applied version.
-    pub current_version: Option<Version>,
-    /// Highest version in this build's files.
-    pub head_version: Option<Version>,
-    /// Applied migrations.
-    pub applied: usize,
-    /// Pending migrations.
-    pub pending: Vec<Entry>,
-    /// Repeatable migrations that would run again (new or changed since they last ran).
-    pub pending_repeatables: Vec<PendingRepeatable>,
-    /// Applied migrations whose files changed.
-    pub modified: Vec<Modified>,
-    /// Applied migrations this build does not have.
-    pub missing: Vec<Entry>,
-    /// Pending migrations older than the newest applied one.
-    pub out_of_order: Vec<Entry>,
-    /// Half-applied migrations.
-    pub dirty: Vec<Dirty>,
+    /// Where the database stands against this build, in the runner's own terms.
+    #[serde(flatten)]
+    pub build: BuildState,
     /// Who holds the migration lock.
     pub lock_holder: Option<LockHolder>,
     /// The newest `shipgate_runs` row, from any process.
@@ -88,7 +77,7 @@ impl Snapshot {
         out
     }
 
-    fn empty(config: &Config) -> Snapshot {
+    fn empty(config: &Config, build: BuildState) -> Snapshot {
         Snapshot {
             engine: config.database.engine().unwrap_or(Engine::Sqlite),
             server_version: None,
@@ -96,15 +85,7 @@ impl Snapshot {
             database_ok: false,
             error: Some("not read yet".into()),
             files_error: None,
-            current_version: None,
-            head_version: None,
-            applied: 0,
-            pending: Vec::new(),
-            pending_repeatables: Vec::new(),
-            modified: Vec::new(),
-            missing: Vec::new(),
-            out_of_order: Vec::new(),
-            dirty: Vec::new(),
+            build,
             lock_holder: None,
             last_run: None,
             refreshed_at: None,
@@ -113,11 +94,25 @@ impl Snapshot {
         }
     }
 
+    /// The applied version (runner `sql`) or revisions (`alembic`) for `/health/ready`.
+    pub fn current(&self) -> (&'static str, serde_json::Value) {
+        match &self.build {
+            BuildState::Alembic(a) => ("current_revisions", serde_json::json!(a.current_revisions)),
+            BuildState::Sql(s) => ("current_version", serde_json::json!(s.current_version)),
+            BuildState::Command { .. } => ("current_version", serde_json::Value::Null),
+        }
+    }
+
     /// Why the service is not ready, from the database's side; empty when it is.
     pub fn not_ready_reasons(&self, policy: &plan::Policy) -> Vec<String> {
         let mut reasons = Vec::new();
         if let Some(e) = &self.files_error {
-            reasons.push(format!("migration files are invalid: {e}"));
+            match self.build {
+                BuildState::Alembic(_) => {
+                    reasons.push(format!("the Alembic project cannot be read: {e}"));
+                }
+                _ => reasons.push(format!("migration files are invalid: {e}")),
+            }
         }
         match (self.database_ok, self.taken) {
             (true, Some(t)) if t.elapsed() <= STALE_AFTER => {}
@@ -130,36 +125,44 @@ impl Snapshot {
                 self.error.as_deref().unwrap_or("unknown error")
             )),
         }
-        if self.database_ok {
-            if !self.pending.is_empty() {
-                reasons.push(format!("{} migration(s) pending", self.pending.len()));
+        let sql = match (&self.build, self.database_ok) {
+            (BuildState::Sql(sql), true) => sql,
+            (BuildState::Alembic(a), true) => {
+                a.not_ready_reasons(policy.strict, &mut reasons);
+                return reasons;
             }
-            if !self.pending_repeatables.is_empty() {
+            _ => return reasons,
+        };
+        {
+            if !sql.pending.is_empty() {
+                reasons.push(format!("{} migration(s) pending", sql.pending.len()));
+            }
+            if !sql.pending_repeatables.is_empty() {
                 reasons.push(format!(
                     "{} repeatable migration(s) to run again",
-                    self.pending_repeatables.len()
+                    sql.pending_repeatables.len()
                 ));
             }
-            for d in &self.dirty {
+            for d in &sql.dirty {
                 reasons.push(format!(
                     "migration {} is dirty (state {})",
                     d.version,
                     d.state.as_str()
                 ));
             }
-            for m in &self.modified {
+            for m in &sql.modified {
                 reasons.push(format!(
                     "migration {} was edited after it was applied",
                     m.version
                 ));
             }
             if !policy.allow_out_of_order {
-                for e in &self.out_of_order {
+                for e in &sql.out_of_order {
                     reasons.push(format!("migration {} is pending out of order", e.version));
                 }
             }
             if policy.strict {
-                for e in &self.missing {
+                for e in &sql.missing {
                     reasons.push(format!(
                         "migration {} is applied but not in this build",
                         e.version
@@ -168,6 +171,153 @@ impl Snapshot {
             }
         }
         reasons
+    }
+}
+
+/// Where the database stands, in the terms of the runner that migrates it. Serialised flat into
+/// the snapshot: the `sql` runner's fields are those `/migrations/status` always had.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum BuildState {
+    /// shipgate's own engine: history against this build's migration files.
+    Sql(SqlState),
+    /// Alembic: `alembic_version`'s rows against the project's revision graph.
+    Alembic(AlembicState),
+    /// A command: shipgate cannot tell what it will apply.
+    Command {
+        /// Always `command`.
+        runner: &'static str,
+    },
+}
+
+/// The `sql` runner's state: history against this build's files.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SqlState {
+    /// Highest applied version.
+    pub current_version: Option<Version>,
+    /// Highest version in this build's files.
+    pub head_version: Option<Version>,
+    /// Applied migrations.
+    pub applied: usize,
+    /// Pending migrations.
+    pub pending: Vec<Entry>,
+    /// Repeatable migrations that would run again (new or changed since they last ran).
+    pub pending_repeatables: Vec<PendingRepeatable>,
+    /// Applied migrations whose files changed.
+    pub modified: Vec<Modified>,
+    /// Applied migrations this build does not have.
+    pub missing: Vec<Entry>,
+    /// Pending migrations older than the newest applied one.
+    pub out_of_order: Vec<Entry>,
+    /// Half-applied migrations.
+    pub dirty: Vec<Dirty>,
+}
+
+/// The `alembic` runner's state, in the fields of `shipgate status --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlembicState {
+    /// Always `alembic`.
+    pub runner: &'static str,
+    /// The version table's name.
+    pub version_table: String,
+    /// `alembic_version`'s rows.
+    pub current_revisions: Vec<String>,
+    /// What the rows will be once `alembic upgrade heads` is done.
+    pub head_revisions: Vec<String>,
+    /// Applied revisions, in upgrade order.
+    pub applied: Vec<String>,
+    /// Pending revisions, in the order `alembic upgrade heads` runs them.
+    pub pending: Vec<AlembicRevision>,
+    /// Rows naming no revision of this build (the database is ahead of it).
+    pub unknown: Vec<String>,
+    /// Rows that are ancestors of other rows (`alembic upgrade` refuses them).
+    pub overlapping: Vec<String>,
+}
+
+/// A revision as the status documents name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlembicRevision {
+    /// The revision id.
+    pub revision: String,
+    /// The first paragraph of its docstring.
+    pub message: String,
+    /// Its file, relative to the project's directory.
+    pub file: String,
+}
+
+/// What the refresher compares the database with, loaded once when the service starts.
+#[derive(Debug)]
+pub enum Build {
+    /// This build's migration files (runner `sql`), or why they cannot be read.
+    Sql(Result<MigrationSet, String>),
+    /// The Alembic project (its graph and its directory, which files are named relative to),
+    /// or why it cannot be read.
+    Alembic(Result<(Project, PathBuf), String>),
+    /// Nothing: a command's own state is its own (runner `command`).
+    Command,
+}
+
+impl AlembicState {
+    /// `rows` (the version table's) against `project`, files named relative to `dir`.
+    pub fn of(project: &Project, dir: &Path, table: &str, rows: Vec<String>) -> AlembicState {
+        let state = project.state(&rows);
+        AlembicState {
+            runner: "alembic",
+            version_table: table.to_owned(),
+            current_revisions: rows,
+            head_revisions: state.effective_heads,
+            applied: state.applied,
+            pending: state
+                .pending
+                .iter()
+                .map(|s| AlembicRevision {
+                    revision: s.revision.clone(),
+                    message: s.message.clone(),
+                    file: relative(&s.file, dir),
+                })
+                .collect(),
+            unknown: state.unknown,
+            overlapping: state.overlapping,
+        }
+    }
+
+    /// Nothing read yet.
+    fn unread(table: &str) -> AlembicState {
+        AlembicState {
+            runner: "alembic",
+            version_table: table.to_owned(),
+            current_revisions: Vec::new(),
+            head_revisions: Vec::new(),
+            applied: Vec::new(),
+            pending: Vec::new(),
+            unknown: Vec::new(),
+            overlapping: Vec::new(),
+        }
+    }
+
+    /// Why a database in this state is not ready: pending or overlapping revisions, and rows
+    /// this build does not know when `strict` (without it a database ahead is ready, as the
+    /// release that finds one succeeds without running Alembic: the build that applied them
+    /// is newer, and this one runs against their schema).
+    pub fn not_ready_reasons(&self, strict: bool, reasons: &mut Vec<String>) {
+        // With an unknown row, nothing is pending that this build could apply: the release
+        // runs no Alembic (it cannot upgrade from a revision it does not know).
+        if !self.pending.is_empty() && self.unknown.is_empty() {
+            reasons.push(format!("{} revision(s) pending", self.pending.len()));
+        }
+        if !self.overlapping.is_empty() {
+            reasons.push(format!(
+                "{} overlap with other rows of {} (alembic upgrade refuses them)",
+                self.overlapping.join(", "),
+                self.version_table
+            ));
+        }
+        if strict && !self.unknown.is_empty() {
+            reasons.push(format!(
+                "the database is ahead of this build: {} not among its revisions (strict)",
+                self.unknown.join(", ")
+            ));
+        }
     }
 }
 
@@ -190,49 +340,40 @@ impl StatusCache {
 /// Starts the refresher; it stops when `stop` fires. The caller owns the returned task.
 pub fn spawn(
     config: Config,
-    set: Result<MigrationSet, String>,
+    build: Build,
     stop: watch::Receiver<bool>,
 ) -> (StatusCache, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = watch::channel(Arc::new(Snapshot::empty(&config)));
-    let task = tokio::spawn(refresh_loop(config, set, tx, stop));
+    let (tx, rx) = watch::channel(Arc::new(Snapshot::empty(
+        &config,
+        BuildState::Sql(SqlState::default()),
+    )));
+    let task = tokio::spawn(refresh_loop(config, build, tx, stop));
     (StatusCache(rx), task)
 }
 
 async fn refresh_loop(
     config: Config,
-    set: Result<MigrationSet, String>,
+    build: Build,
     tx: watch::Sender<Arc<Snapshot>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backend: Option<Backend> = None;
     let mut server_version: Option<String> = None;
     let mut last_success: Option<f64> = None;
+    let (schema, table) = &config.runner.alembic_version_table;
+    // Alembic's rows ride in the refresher's one statement only when a project was read.
+    let alembic = match &build {
+        Build::Alembic(Ok(_)) => Some((schema.as_deref(), table.as_str())),
+        _ => None,
+    };
     loop {
-        let mut snap = Snapshot::empty(&config);
-        match &set {
-            // The head comes from the files: known whether or not the database answers.
-            Ok(set) => snap.head_version = set.head(),
-            Err(e) => snap.files_error = Some(e.clone()),
+        let mut snap = Snapshot::empty(&config, before_reading(&build, table));
+        if let Build::Sql(Err(e)) | Build::Alembic(Err(e)) = &build {
+            snap.files_error = Some(e.clone());
         }
-        match refresh(&config, &mut backend, &mut server_version).await {
+        match refresh(&config, &mut backend, &mut server_version, alembic).await {
             Ok(rows) => {
-                let history = rows.history.unwrap_or_default();
-                if let Ok(set) = &set {
-                    let p = plan::compute(&history, set, &config.policy);
-                    snap.current_version = p.current;
-                    snap.head_version = p.head;
-                    snap.applied = p.applied.len();
-                    snap.pending = p.pending;
-                    snap.pending_repeatables = p.pending_repeatables;
-                    snap.modified = p.modified;
-                    snap.missing = p.missing;
-                    snap.out_of_order = p.out_of_order;
-                    snap.dirty = p.dirty;
-                } else {
-                    snap.applied = history.migrations.len();
-                    snap.current_version =
-                        history.migrations.iter().map(|r| &r.version).max().cloned();
-                }
+                snap.build = compare(&build, &config, rows.history, rows.alembic);
                 if let Some(run) = &rows.last_run {
                     let ok = matches!(run.outcome.as_deref(), Some("succeeded" | "nothing_to_do"));
                     if let (true, Some(at)) = (ok, run.finished_at.as_deref()) {
@@ -254,7 +395,11 @@ async fn refresh_loop(
         snap.server_version = server_version.clone();
         snap.refreshed_at = Some(crate::migrate::now_rfc3339());
         snap.taken = Some(Instant::now());
-        let pending = snap.pending.len() + snap.pending_repeatables.len();
+        let pending = match &snap.build {
+            BuildState::Sql(s) => s.pending.len() + s.pending_repeatables.len(),
+            BuildState::Alembic(a) => a.pending.len(),
+            BuildState::Command { .. } => 0,
+        };
         metrics::gauge!("shipgate_pending_migrations").set(pending as f64);
         if let Some(at) = last_success {
             metrics::gauge!("shipgate_last_success_timestamp_seconds").set(at);
@@ -274,10 +419,74 @@ async fn refresh_loop(
     }
 }
 
+/// What is known before the database answers: the head from the files (or the project).
+fn before_reading(build: &Build, table: &str) -> BuildState {
+    match build {
+        Build::Sql(set) => BuildState::Sql(SqlState {
+            head_version: set.as_ref().ok().and_then(MigrationSet::head),
+            ..SqlState::default()
+        }),
+        Build::Alembic(Ok((project, _))) => BuildState::Alembic(AlembicState {
+            head_revisions: project.graph.effective_heads(),
+            ..AlembicState::unread(table)
+        }),
+        Build::Alembic(Err(_)) => BuildState::Alembic(AlembicState::unread(table)),
+        Build::Command => BuildState::Command { runner: "command" },
+    }
+}
+
+/// The database's rows against the build.
+fn compare(
+    build: &Build,
+    config: &Config,
+    history: Option<plan::History>,
+    alembic: Option<Vec<String>>,
+) -> BuildState {
+    let table = &config.runner.alembic_version_table.1;
+    match build {
+        Build::Sql(set) => {
+            let history = history.unwrap_or_default();
+            match set {
+                Ok(set) => {
+                    let p = plan::compute(&history, set, &config.policy);
+                    BuildState::Sql(SqlState {
+                        current_version: p.current,
+                        head_version: p.head,
+                        applied: p.applied.len(),
+                        pending: p.pending,
+                        pending_repeatables: p.pending_repeatables,
+                        modified: p.modified,
+                        missing: p.missing,
+                        out_of_order: p.out_of_order,
+                        dirty: p.dirty,
+                    })
+                }
+                Err(_) => BuildState::Sql(SqlState {
+                    applied: history.migrations.len(),
+                    current_version: history.migrations.iter().map(|r| &r.version).max().cloned(),
+                    ..SqlState::default()
+                }),
+            }
+        }
+        Build::Alembic(Ok((project, dir))) => BuildState::Alembic(AlembicState::of(
+            project,
+            dir,
+            table,
+            alembic.unwrap_or_default(),
+        )),
+        Build::Alembic(Err(_)) => BuildState::Alembic(AlembicState {
+            current_revisions: alembic.unwrap_or_default(),
+            ..AlembicState::unread(table)
+        }),
+        Build::Command => BuildState::Command { runner: "command" },
+    }
+}
+
 async fn refresh(
     config: &Config,
     backend: &mut Option<Backend>,
     server_version: &mut Option<String>,
+    alembic: Option<(Option<&str>, &str)>,
 ) -> Result<StatusRows, String> {
     const BOUND: Duration = Duration::from_secs(5);
     let work = async {
@@ -298,7 +507,7 @@ async fn refresh(
             *backend = Some(b);
         }
         let b = backend.as_mut().expect("connected just above");
-        b.status_rows().await.map_err(|e| e.to_string())
+        b.status_rows(alembic).await.map_err(|e| e.to_string())
     };
     tokio::time::timeout(BOUND * 2, work)
         .await

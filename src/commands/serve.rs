@@ -89,24 +89,23 @@ impl Service {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(address = %addr, port = addr.port(), "listening");
         }
-        // Readiness asks about shipgate's own files only when its SQL engine applies them:
-        // another runner's project may have no migrations directory at all.
-        let set = match config.runner.kind {
-            RunnerKind::Sql => {
+        // Readiness compares the database with what this build's runner applies: shipgate's
+        // files (`sql`), the Alembic project's graph (`alembic`, loaded once here), or nothing
+        // (`command`: its project may have no migrations directory at all).
+        let build = match config.runner.kind {
+            RunnerKind::Sql => status::Build::Sql(
                 source::load(&config.migrations, &config.layout, config.database_engine())
-                    .map_err(|e| e.to_string())
-            }
-            RunnerKind::Command | RunnerKind::Alembic => Ok(source::MigrationSet {
-                dir: config.migrations.clone(),
-                layout: crate::migrate::layout::Layout::Native,
-                migrations: Vec::new(),
-                requires: None,
-                order_warning: None,
-                repeatables: Vec::new(),
-            }),
+                    .map_err(|e| e.to_string()),
+            ),
+            RunnerKind::Alembic => status::Build::Alembic(
+                crate::runner::alembic::load(config)
+                    .map(|(project, sources)| (project, sources.cwd))
+                    .map_err(|e| e.to_string()),
+            ),
+            RunnerKind::Command => status::Build::Command,
         };
         let (stop_refresher, stop_rx) = watch::channel(false);
-        let (cache, refresher) = status::spawn(config.clone(), set, stop_rx);
+        let (cache, refresher) = status::spawn(config.clone(), build, stop_rx);
         let phase = Arc::new(Phase::default());
         let progress = Progress::default();
         let state = AppState {

@@ -17,8 +17,10 @@ pub async fn status(
     config: &Config,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    if config.runner.kind == config::RunnerKind::Alembic {
-        return alembic_status(args, config, interrupt).await;
+    match config.runner.kind {
+        config::RunnerKind::Alembic => return alembic_status(args, config, interrupt).await,
+        config::RunnerKind::Command => return command_status(args, config, interrupt).await,
+        config::RunnerKind::Sql => {}
     }
     let set = load_set(config)?;
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
@@ -246,6 +248,108 @@ async fn alembic_status(
         if !state.pending.is_empty() {
             return Ok(Exit::Pending);
         }
+    }
+    Ok(Exit::Success)
+}
+
+/// How many of shipgate's runs `status` shows for a command runner.
+const RECENT_RUNS: u32 = 5;
+
+/// `status` with `runner = "command"`: shipgate cannot tell what a command will apply, and
+/// does not read its migrations directory. What it can say, read only: another tool's history
+/// table, when the database has one (what it records as applied, and failed, dirty or partial
+/// entries as problems), and shipgate's last runs.
+async fn command_status(
+    args: &cli::Status,
+    config: &Config,
+    mut interrupt: Interrupt,
+) -> Result<Exit, Failure> {
+    let mut backend = connect(config, &config.database, &mut interrupt).await?;
+    let engine = backend.engine();
+    let result = async {
+        let (version, holder) = server_and_holder(&mut backend).await?;
+        let foreign = backend.foreign_history().await.map_err(migrate::Error::db(
+            "looking for another tool's migration history",
+        ))?;
+        let report = match &foreign {
+            Some(f) => Some(migrate::adopt::report(&mut backend, f).await?),
+            None => None,
+        };
+        let runs = backend
+            .recent_runs(RECENT_RUNS)
+            .await
+            .map_err(migrate::Error::db("reading shipgate's runs"))?;
+        Ok::<_, migrate::Error>((version, holder, report, runs))
+    }
+    .await;
+    let (server_version, lock_holder, report, runs) = finish(backend, result).await?;
+    let problems: Vec<String> = report
+        .iter()
+        .flat_map(|r| r.problems.iter().map(|p| format!("{}: {p}", r.tool)))
+        .collect();
+    let command = config
+        .runner
+        .command
+        .as_ref()
+        .map_or_else(|| "(none configured)".to_owned(), |c| c.join(" "));
+    if args.json {
+        json_out(&json!({
+            "engine": engine,
+            "server_version": server_version,
+            "database": config.database.redacted(),
+            "runner": "command",
+            "command": command,
+            "history": report,
+            "runs": runs,
+            "lock_holder": lock_holder,
+            "problems": problems,
+        }));
+    } else {
+        out(format!(
+            "database      {} ({engine} {server_version})",
+            config.database.redacted()
+        ));
+        out(format!("runner        command: {command}"));
+        match &report {
+            Some(r) => {
+                out(format!("history       {}'s {} ({} row(s))", r.tool, r.table, r.rows));
+                out(format!(
+                    "applied       {}",
+                    r.applied
+                        .map_or_else(|| "unknown".to_owned(), |n| n.to_string())
+                ));
+                out(format!("latest        {}", r.latest.as_deref().unwrap_or("none")));
+                for n in &r.notes {
+                    out(format!("  note        {n}"));
+                }
+            }
+            None => out(
+                "history       no migration tool's history table here: shipgate cannot tell what the command will apply",
+            ),
+        }
+        if runs.is_empty() {
+            out("runs          none recorded");
+        }
+        for r in &runs {
+            out(format!(
+                "  run {:<7} {} {:<14} {:<25} deploy {}{}",
+                r.id,
+                r.command,
+                r.outcome.as_deref().unwrap_or("running"),
+                r.started_at.as_deref().unwrap_or("-"),
+                r.deploy_id.as_deref().unwrap_or("-"),
+                r.error
+                    .as_deref()
+                    .map(|e| format!("  error: {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        for p in &problems {
+            out(format!("problem: {p}"));
+        }
+    }
+    if args.exit_code && !problems.is_empty() {
+        return Ok(Exit::Invalid);
     }
     Ok(Exit::Success)
 }

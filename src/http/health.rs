@@ -52,16 +52,16 @@ pub async fn ready(State(state): State<Shared>) -> impl IntoResponse {
     }
     let snapshot = state.cache.get();
     reasons.extend(snapshot.not_ready_reasons(&state.policy));
-    let (status, body) = if reasons.is_empty() {
-        (
-            StatusCode::OK,
-            json!({ "status": "pass", "current_version": snapshot.current_version }),
-        )
+    // `current_version` (runner `sql`, `command`) or `current_revisions` (`alembic`).
+    let (key, current) = snapshot.current();
+    let (status, mut body) = if reasons.is_empty() {
+        (StatusCode::OK, json!({ "status": "pass" }))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "status": "fail", "reasons": reasons, "current_version": snapshot.current_version }),
+            json!({ "status": "fail", "reasons": reasons }),
         )
     };
+    body[key] = current;
     (status, [(header::CONTENT_TYPE, HEALTH_JSON)], Json(body))
 }

@@ -302,6 +302,8 @@ pub struct AuditRow {
     pub before: Option<String>,
     /// State after.
     pub after: Option<String>,
+    /// The deploy it was part of.
+    pub deploy_id: Option<String>,
 }
 
 /// What the status cache reads in one round trip.
@@ -313,6 +315,8 @@ pub struct StatusRows {
     pub last_run: Option<RunRow>,
     /// The lock holder, if held.
     pub lock_holder: Option<LockHolder>,
+    /// Alembic's version table's rows, sorted, when they were asked for.
+    pub alembic: Option<Vec<String>>,
 }
 
 /// How a run ended, as stored in `shipgate_runs.outcome`.
@@ -1636,8 +1640,36 @@ impl Backend {
     }
 
     /// History, the newest run and the lock holder in one statement (one round trip), for the
-    /// status cache. `None` history when shipgate's tables do not exist yet.
-    pub async fn status_rows(&mut self) -> Result<StatusRows, DbError> {
+    /// status cache. `None` history when shipgate's tables do not exist yet. With `alembic`
+    /// (the version table's schema and name), Alembic's rows ride in the same statement; where
+    /// one of the tables does not exist yet they are read on their own (a missing version
+    /// table is empty, as in [`Backend::alembic_rows`]).
+    pub async fn status_rows(
+        &mut self,
+        alembic: Option<(Option<&str>, &str)>,
+    ) -> Result<StatusRows, DbError> {
+        let Some((schema, name)) = alembic else {
+            return Ok(self.status_union("").await?.0);
+        };
+        let d = self.dialect;
+        let extra = format!(
+            " UNION ALL SELECT 'a', {}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM {}",
+            d.text("version_num"),
+            alembic_table(d, schema, name)
+        );
+        let (mut out, whole) = self.status_union(&extra).await?;
+        if whole {
+            out.alembic.get_or_insert_with(Vec::new).sort();
+        } else {
+            out.alembic = Some(self.alembic_rows(schema, name).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`Backend::status_rows`]'s statement with `extra` (more `UNION ALL` branches) added, and
+    /// whether it ran whole: `false` when a missing table made it fall back to fewer branches
+    /// (`extra` among those dropped).
+    async fn status_union(&mut self, extra: &str) -> Result<(StatusRows, bool), DbError> {
         let d = self.dialect;
         let history = format!(
             "SELECT 'h', {} FROM {}",
@@ -1668,11 +1700,13 @@ impl Backend {
             d.str("app_version"),
             self.tables.repeatables
         );
-        let sql = format!("{history} UNION ALL {run}{holder}{repeatables}");
+        let sql = format!("{history} UNION ALL {run}{holder}{repeatables}{extra}");
+        let mut whole = true;
         let rows = match self.rows(&sql).await {
             Ok(rows) => rows,
             // Tables an older shipgate created: no repeatables table until the next locked run.
             Err(e) if self.is_missing_table(&e) => {
+                whole = false;
                 match self
                     .rows(&format!("{history} UNION ALL {run}{holder}"))
                     .await
@@ -1680,11 +1714,11 @@ impl Backend {
                     Ok(rows) => rows,
                     Err(e) if self.is_missing_table(&e) => {
                         let lock_holder = self.lock_holder().await?;
-                        return Ok(StatusRows {
-                            history: None,
-                            last_run: None,
+                        let rows = StatusRows {
                             lock_holder,
-                        });
+                            ..StatusRows::default()
+                        };
+                        return Ok((rows, false));
                     }
                     Err(e) => return Err(e),
                 }
@@ -1693,8 +1727,7 @@ impl Backend {
         };
         let mut out = StatusRows {
             history: Some(History::default()),
-            last_run: None,
-            lock_holder: None,
+            ..StatusRows::default()
         };
         for r in rows {
             let get = |i: usize| r.get(i).cloned().flatten();
@@ -1710,6 +1743,7 @@ impl Backend {
                     }
                 }
                 Some("r") => out.last_run = Some(run_row(&r[1..])),
+                Some("a") => out.alembic.get_or_insert_with(Vec::new).extend(get(1)),
                 Some("l") => {
                     out.lock_holder = Some(LockHolder {
                         pid: get(1).and_then(|p| p.parse().ok()),
@@ -1727,7 +1761,7 @@ impl Backend {
         if d == Dialect::Sqlite {
             out.lock_holder = sqlite::FileLock::holder(&self.url);
         }
-        Ok(out)
+        Ok((out, whole))
     }
 
     /// Opens a `shipgate_runs` row for a run that is starting; returns its id.
@@ -1793,11 +1827,11 @@ impl Backend {
         name: &str,
     ) -> Result<Vec<String>, DbError> {
         let d = self.dialect;
-        let table = match schema {
-            Some(schema) => format!("{}.{}", d.ident(schema), d.ident(name)),
-            None => d.ident(name),
-        };
-        let sql = format!("SELECT {} FROM {table} ORDER BY 1", d.text("version_num"));
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY 1",
+            d.text("version_num"),
+            alembic_table(d, schema, name)
+        );
         match self.rows(&sql).await {
             Ok(rows) => Ok(rows
                 .into_iter()
@@ -1843,14 +1877,20 @@ impl Backend {
 
     /// The newest `shipgate_runs` row, if the table exists and has one.
     pub async fn last_run(&mut self) -> Result<Option<RunRow>, DbError> {
+        Ok(self.recent_runs(1).await?.into_iter().next())
+    }
+
+    /// The newest `limit` `shipgate_runs` rows, newest first (none when the table does not
+    /// exist yet).
+    pub async fn recent_runs(&mut self, limit: u32) -> Result<Vec<RunRow>, DbError> {
         let sql = format!(
-            "SELECT {} FROM {} ORDER BY id DESC LIMIT 1",
+            "SELECT {} FROM {} ORDER BY id DESC LIMIT {limit}",
             self.run_columns(),
             self.tables.runs
         );
         match self.rows(&sql).await {
-            Ok(rows) => Ok(rows.first().map(|r| run_row(r))),
-            Err(e) if self.is_missing_table(&e) => Ok(None),
+            Ok(rows) => Ok(rows.iter().map(|r| run_row(r)).collect()),
+            Err(e) if self.is_missing_table(&e) => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
@@ -1859,7 +1899,7 @@ impl Backend {
     pub async fn read_audit(&mut self) -> Result<Vec<AuditRow>, DbError> {
         let d = self.dialect;
         let sql = format!(
-            "SELECT {}, action, {}, actor, reason, {}, {} FROM {} ORDER BY id",
+            "SELECT {}, action, {}, actor, reason, {}, {}, deploy_id FROM {} ORDER BY id",
             d.time_text("at"),
             d.text("version"),
             d.ident("before"),
@@ -1883,6 +1923,7 @@ impl Backend {
                     reason: get(4),
                     before: get(5),
                     after: get(6),
+                    deploy_id: get(7),
                 }
             })
             .collect())
@@ -2152,6 +2193,14 @@ pub struct ForeignHistory {
     pub count: i64,
     /// Its newest version, when the table has a version column that orders.
     pub newest: Option<String>,
+}
+
+/// Alembic's version table (`schema.name`, plain identifiers checked by `config`) quoted.
+fn alembic_table(d: Dialect, schema: Option<&str>, name: &str) -> String {
+    match schema {
+        Some(schema) => format!("{}.{}", d.ident(schema), d.ident(name)),
+        None => d.ident(name),
+    }
 }
 
 /// How long closing a connection, or ending a lost one's server session, may take.

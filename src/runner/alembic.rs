@@ -12,6 +12,7 @@
 //!
 //! It never parses Python beyond what `crate::alembic` reads and never decides an exit code.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,7 @@ use super::Error;
 use crate::alembic::{Project, Sources, State, Step};
 use crate::config::Config;
 use crate::migrate::apply::{self, Progress};
-use crate::migrate::backend::Backend;
+use crate::migrate::backend::{AuditRow, Backend};
 use crate::migrate::{self, lock, Interrupt};
 
 /// An Alembic project ready to release: its graph, where `alembic` runs, and the command.
@@ -118,6 +119,69 @@ pub fn revisions_text(revisions: &[String]) -> String {
     } else {
         revisions.join(", ")
     }
+}
+
+/// The audit action of a release that applied revisions with Alembic.
+pub const UPGRADE: &str = "upgrade";
+
+/// An `upgrade` audit row's `after`: the rows now, the revisions applied and the run
+/// (`alembic_version: c3; applied b2, c3 (run 7)`), read back by [`applied_by_shipgate`].
+fn upgrade_text(now: &[String], applied: &[Step], run_id: i64) -> String {
+    let ids: Vec<&str> = applied.iter().map(|s| s.revision.as_str()).collect();
+    format!(
+        "alembic_version: {}; {APPLIED}{} (run {run_id})",
+        revisions_text(now),
+        ids.join(", ")
+    )
+}
+
+const APPLIED: &str = "applied ";
+const REVERTED: &str = "reverted ";
+
+/// When shipgate applied a revision: the audit row of the release that did, and its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedBy<'a> {
+    /// The audit row (`at`, `actor`, `deploy_id`).
+    pub row: &'a AuditRow,
+    /// The release's run id.
+    pub run_id: Option<i64>,
+}
+
+/// Which revisions shipgate's releases applied and did not revert since, from the audit rows
+/// (oldest first): the `upgrade` rows' revisions, less those a later `down` row reverted.
+/// Pure, for the tests.
+pub fn applied_by_shipgate(audit: &[AuditRow]) -> HashMap<&str, AppliedBy<'_>> {
+    let mut out = HashMap::new();
+    for row in audit {
+        let Some(after) = row.after.as_deref() else {
+            continue;
+        };
+        // `alembic_version: …; applied a, b (run 7)` or `alembic_version: …; reverted a, b`.
+        let Some(rest) = after.strip_prefix("alembic_version: ") else {
+            continue;
+        };
+        let Some((_, tail)) = rest.split_once("; ") else {
+            continue;
+        };
+        match (row.action.as_str(), tail) {
+            (UPGRADE, tail) if tail.starts_with(APPLIED) => {
+                let (list, run) = tail[APPLIED.len()..]
+                    .split_once(" (run ")
+                    .unwrap_or((&tail[APPLIED.len()..], ""));
+                let run_id = run.trim_end_matches(')').parse().ok();
+                for id in list.split(", ").filter(|id| !id.is_empty()) {
+                    out.insert(id, AppliedBy { row, run_id });
+                }
+            }
+            ("down", tail) if tail.starts_with(REVERTED) => {
+                for id in tail[REVERTED.len()..].split(", ") {
+                    out.remove(id);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Reads the version table's rows.
@@ -219,6 +283,21 @@ async fn run(
     };
     for s in &applied {
         tracing::info!(run_id, revision = %s.revision, file = %relative(&s.file, &prepared.dir), "applied revision {}: {}", s.revision, s.message);
+    }
+    if !applied.is_empty() {
+        // alembic_version keeps no dates: this row is how `history` tells when a revision
+        // was applied, by which run and deploy.
+        let audit = migrate::backend::Audit {
+            action: UPGRADE,
+            version: None,
+            reason: None,
+            before: Some(format!("alembic_version: {}", revisions_text(&rows))),
+            after: Some(upgrade_text(&current, &applied, run_id)),
+            deploy: &config.deploy,
+        };
+        if let Err(e) = backend.record_audit(&audit).await {
+            tracing::warn!(run_id, error = %e, "could not write the audit row of the revisions applied");
+        }
     }
     command::close_run(
         backend,
@@ -394,7 +473,7 @@ async fn downgrade_on(
             reason,
             before: Some(format!("alembic_version: {}", revisions_text(&before))),
             after: Some(format!(
-                "alembic_version: {}; reverted {}",
+                "alembic_version: {}; {REVERTED}{}",
                 revisions_text(&after),
                 reverted
                     .iter()
@@ -506,5 +585,44 @@ mod tests {
         );
         assert_eq!(revisions_text(&[]), "none");
         assert_eq!(revisions_text(&["a".into(), "b".into()]), "a, b");
+    }
+
+    fn audit(action: &str, after: &str) -> AuditRow {
+        AuditRow {
+            at: format!("at {after}"),
+            action: action.into(),
+            version: None,
+            actor: "host:1".into(),
+            reason: None,
+            before: None,
+            after: Some(after.into()),
+            deploy_id: None,
+        }
+    }
+
+    #[test]
+    fn the_audit_rows_say_which_release_applied_each_revision() {
+        let step = |id: &str| Step {
+            revision: id.into(),
+            message: String::new(),
+            file: PathBuf::new(),
+            down_revisions: vec![],
+            depends_on: vec![],
+        };
+        let first = upgrade_text(&["b2".into()], &[step("a1"), step("b2")], 3);
+        assert_eq!(first, "alembic_version: b2; applied a1, b2 (run 3)");
+        let rows = [
+            audit(UPGRADE, &first),
+            audit("down", "alembic_version: a1; reverted b2"),
+            audit("repair", "alembic_version: x; applied z (run 1)"),
+            audit("down", "reverted"),
+            audit(UPGRADE, "alembic_version: c3; applied b2, c3 (run 9)"),
+        ];
+        let by = applied_by_shipgate(&rows);
+        assert_eq!(by.len(), 3, "{by:?}");
+        assert_eq!(by["a1"].run_id, Some(3));
+        assert_eq!(by["b2"].run_id, Some(9));
+        assert_eq!(by["b2"].row.at, rows[4].at);
+        assert_eq!(by["c3"].run_id, Some(9));
     }
 }

@@ -90,7 +90,7 @@ fn yes_no(engine: Engine) -> (&'static str, &'static str) {
 /// `pkg/driver/postgres/postgres.go` (`version varchar primary key`, schema-qualified),
 /// `pkg/driver/mysql/mysql.go` and `pkg/driver/sqlite/sqlite.go` (`version varchar(128)
 /// primary key`). bench/realworld.md compares these with the tables the real dbmate created.
-fn dbmate_table(engine: Engine) -> &'static str {
+pub(crate) fn dbmate_table(engine: Engine) -> &'static str {
     match engine {
         Engine::Postgres => {
             "create table if not exists public.schema_migrations (version varchar primary key)"
@@ -230,7 +230,7 @@ fn diesel_history_is_adopted_without_its_setup_migration(engine: Engine) {
 
 /// prisma-engines `create_migrations_table`: `schema-engine/connectors/sql-schema-connector/
 /// src/flavour/postgres.rs`, `mysql.rs` and `sqlite.rs`.
-fn prisma_table(engine: Engine) -> &'static str {
+pub(crate) fn prisma_table(engine: Engine) -> &'static str {
     match engine {
         Engine::Postgres => {
             "CREATE TABLE _prisma_migrations (

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    finish_within, spawn, terminate, wait_for, Db, Engine, Project, Receiver, Reply, Run,
+    finish_within, spawn, terminate, wait_for, Db, Engine, Project, Receiver, Reply, Run, Service,
 };
 
 const BOUND: Duration = Duration::from_secs(60);
@@ -62,7 +62,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// `shipgate <args>` with `runner = "alembic"`, `PATH` = `path_first`, the venv, the system.
 fn shipgate(p: &Project, db: &Db, args: &[&str], path_first: Option<&Path>) -> Command {
-    let mut cmd = p.command(Some(db), args);
+    with_alembic(p.command(Some(db), args), path_first)
+}
+
+/// `cmd` with `runner = "alembic"`, `PATH` = `path_first`, the venv, the system.
+fn with_alembic(mut cmd: Command, path_first: Option<&Path>) -> Command {
     let mut dirs: Vec<PathBuf> = path_first.into_iter().map(Path::to_owned).collect();
     dirs.push(venv_bin());
     dirs.extend(std::env::split_paths(
@@ -463,7 +467,8 @@ fn down_to_a_revision_runs_alembic_downgrade_under_the_lock() {
         "0006's index is gone"
     );
     assert_eq!(advisory_locks(&db), 0, "the lock is free");
-    let audit = db.query("SELECT action, reason, after FROM shipgate_audit");
+    // The release's `upgrade` row, then the revert's `down` row.
+    let audit = db.query("SELECT action, reason, after FROM shipgate_audit WHERE action = 'down'");
     assert_eq!(audit.len(), 1, "{audit:?}");
     assert_eq!(audit[0][0].as_deref(), Some("down"));
     assert_eq!(audit[0][1].as_deref(), Some("bad index"));
@@ -512,4 +517,263 @@ fn exec_releases_through_alembic_then_becomes_the_app() {
     run.code(1).stderr_has(&["revision 0007 refuses"]);
     assert!(!run.stdout.contains("app started"), "{run:?}");
     assert_eq!(advisory_locks(&db), 0);
+}
+
+/// `serve ARGS` with `runner = "alembic"` as a platform runs it, over real TCP.
+fn serve(p: &Project, db: &Db, args: &[&str], env: &[(&str, &str)]) -> Service {
+    let mut cmd = with_alembic(p.platform_command(db, args), None);
+    cmd.envs(env.iter().copied());
+    Service::start(cmd)
+}
+
+/// `reasons` of a 503 from `/health/ready`, joined.
+fn reasons(body: &serde_json::Value) -> String {
+    body["reasons"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+/// `serve` reads `alembic_version` with the refresher: 503 naming the pending revisions and
+/// `/migrations/status` listing them with messages and files; `serve --migrate` answers 503
+/// during the release (a revision that sleeps) and 200 after, the status then current.
+#[test]
+fn serve_reports_pending_revisions_and_turns_ready_after_the_release() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[(
+        "0007_sleeps.py",
+        "\"\"\"sleeps a little\"\"\"\nfrom alembic import op\n\nrevision = \"0007\"\ndown_revision = \"0006\"\n\n\ndef upgrade():\n    op.execute(\"SELECT pg_sleep(3)\")\n",
+    )]);
+    let service = serve(&p, &db, &["serve"], &[]);
+    let ready = service.poll("the first refresh", "/health/ready", BOUND, |r| {
+        r.json()["reasons"].to_string().contains("pending")
+    });
+    assert_eq!(ready.status, 503);
+    assert!(
+        reasons(&ready.json()).contains("7 revision(s) pending"),
+        "{ready:?}"
+    );
+    let status = service.get("/migrations/status").json();
+    assert_eq!(status["runner"], "alembic", "{status}");
+    assert_eq!(
+        status["pending"].as_array().map(Vec::len),
+        Some(7),
+        "{status}"
+    );
+    assert_eq!(status["pending"][0]["revision"], "0001", "{status}");
+    assert_eq!(
+        status["pending"][6],
+        serde_json::json!({"revision": "0007", "message": "sleeps a little", "file": "migrations/versions/0007_sleeps.py"}),
+        "{status}"
+    );
+    assert_eq!(
+        status["head_revisions"],
+        serde_json::json!(["0007"]),
+        "{status}"
+    );
+    assert_eq!(
+        status["current_revisions"],
+        serde_json::json!([]),
+        "{status}"
+    );
+    service.terminate();
+    service.wait(Duration::from_secs(20)).code(0);
+
+    let service = serve(&p, &db, &["serve", "--migrate"], &[]);
+    let during = service.get("/health/ready");
+    assert_eq!(during.status, 503, "{during:?}");
+    let ready = service.wait_ready(BOUND);
+    assert_eq!(
+        ready.json()["current_revisions"],
+        serde_json::json!(["0007"]),
+        "{ready:?}"
+    );
+    // A snapshot taken before the run row was closed may still be the latest: wait for one.
+    let status = service
+        .poll("the closed run", "/migrations/status", BOUND, |r| {
+            r.json()["last_run"]["outcome"] == "succeeded"
+        })
+        .json();
+    assert_eq!(status["pending"], serde_json::json!([]), "{status}");
+    assert_eq!(
+        status["applied"].as_array().map(Vec::len),
+        Some(7),
+        "{status}"
+    );
+    assert_eq!(status["last_run"]["applied"], 7, "{status}");
+    service.terminate();
+    service.wait(Duration::from_secs(20)).code(0);
+}
+
+/// A database ahead of the build (a row this build does not know) is ready, and not under
+/// `strict`; an overlapping row is never ready.
+#[test]
+fn a_database_ahead_is_ready_unless_strict_and_overlapping_rows_are_not() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[]);
+    release(&p, &db, &[]).code(0);
+    db.exec("UPDATE alembic_version SET version_num = 'f00d'");
+    let service = serve(&p, &db, &["serve"], &[]);
+    service.wait_ready(BOUND);
+    let status = service.get("/migrations/status").json();
+    assert_eq!(status["unknown"], serde_json::json!(["f00d"]), "{status}");
+    service.terminate();
+    service.wait(Duration::from_secs(20)).code(0);
+
+    let service = serve(&p, &db, &["serve"], &[("SHIPGATE_STRICT", "true")]);
+    let refused = service.poll("strict readiness", "/health/ready", BOUND, |r| {
+        reasons(&r.json()).contains("ahead of this build")
+    });
+    assert_eq!(refused.status, 503);
+    assert!(reasons(&refused.json()).contains("f00d"), "{refused:?}");
+    service.terminate();
+    service.wait(Duration::from_secs(20)).code(0);
+
+    db.exec("UPDATE alembic_version SET version_num = '0006'");
+    db.exec("INSERT INTO alembic_version (version_num) VALUES ('0004')");
+    let service = serve(&p, &db, &["serve"], &[]);
+    let refused = service.poll("overlap readiness", "/health/ready", BOUND, |r| {
+        reasons(&r.json()).contains("overlap")
+    });
+    assert_eq!(refused.status, 503);
+    service.terminate();
+    service.wait(Duration::from_secs(20)).code(0);
+}
+
+/// A project that cannot be read is not ready, saying why.
+#[test]
+fn serve_with_an_unreadable_project_is_not_ready_and_says_why() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[(
+        "0007_bad.py",
+        "revision = f'0007'\ndown_revision = '0006'\n",
+    )]);
+    let service = serve(&p, &db, &["serve"], &[]);
+    let refused = service.poll("readiness", "/health/ready", BOUND, |r| {
+        reasons(&r.json()).contains("cannot be read")
+    });
+    assert_eq!(refused.status, 503);
+    assert!(
+        reasons(&refused.json()).contains("0007_bad.py:1"),
+        "{refused:?}"
+    );
+    service.terminate();
+    service.wait(Duration::from_secs(20)).code(0);
+}
+
+/// `history` lists the applied revisions in upgrade order with message and file, and which
+/// release applied each (a revision Alembic applied outside shipgate has no time); text and
+/// JSON; an unknown row is listed as such.
+#[test]
+fn history_names_the_release_that_applied_each_revision() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[]);
+    alembic(&p, &db, &["upgrade", "0001"]);
+    let mut cmd = shipgate(&p, &db, &["release"], None);
+    cmd.env("SHIPGATE_DEPLOY_ID", "deploy-42");
+    Run::wait(cmd).code(0);
+    let run_id = db.int("SELECT max(id) FROM shipgate_runs");
+    let json = Run::wait(shipgate(&p, &db, &["history", "--json"], None))
+        .code(0)
+        .json();
+    assert_eq!(json["runner"], "alembic", "{json}");
+    let applied = json["applied"].as_array().expect("applied").clone();
+    let ids: Vec<&str> = applied
+        .iter()
+        .filter_map(|a| a["revision"].as_str())
+        .collect();
+    assert_eq!(ids, ORDER, "{json}");
+    assert_eq!(applied[0]["applied_at"], serde_json::Value::Null, "{json}");
+    assert_eq!(applied[0]["run_id"], serde_json::Value::Null, "{json}");
+    assert_eq!(
+        applied[0]["file"], "migrations/versions/0001_create_users.py",
+        "{json}"
+    );
+    for a in &applied[1..] {
+        assert_eq!(a["run_id"], run_id, "{json}");
+        assert_eq!(a["deploy_id"], "deploy-42", "{json}");
+        assert!(
+            a["applied_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{json}"
+        );
+    }
+    let text = Run::wait(shipgate(&p, &db, &["history"], None));
+    text.code(0).stdout_has(&[
+        &format!("run {run_id:<5} deploy deploy-42"),
+        "0006 ",
+        "index orders.created_at concurrently",
+        "applied outside a shipgate release",
+    ]);
+
+    db.exec("UPDATE alembic_version SET version_num = 'f00d'");
+    let json = Run::wait(shipgate(&p, &db, &["history", "--json"], None))
+        .code(0)
+        .json();
+    assert_eq!(json["unknown"], serde_json::json!(["f00d"]), "{json}");
+    Run::wait(shipgate(&p, &db, &["history"], None))
+        .code(0)
+        .stdout_has(&["f00d           unknown (in alembic_version, not in this build)"]);
+}
+
+/// On SQLite and MariaDB (no Alembic run there: the version table made by hand) `status`
+/// reads the rows, and `serve`'s refresher reads them in its one statement once shipgate's
+/// tables exist (a command release made them): 503 while revisions are pending, 200 after.
+#[test]
+fn status_and_readiness_read_alembic_version_on_sqlite_and_mariadb() {
+    for engine in [Engine::Sqlite, Engine::Mariadb] {
+        let db = Db::new(engine);
+        let p = example(&[]);
+        if engine == Engine::Sqlite {
+            std::fs::File::create(db.sqlite_path()).expect("the database file");
+        }
+        db.exec("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)");
+        db.exec("INSERT INTO alembic_version (version_num) VALUES ('0004')");
+        let json = Run::wait(shipgate(&p, &db, &["status", "--json"], None))
+            .code(0)
+            .json();
+        assert_eq!(
+            json["current_revisions"],
+            serde_json::json!(["0004"]),
+            "{engine:?} {json}"
+        );
+        assert_eq!(
+            json["pending"].as_array().map(Vec::len),
+            Some(2),
+            "{engine:?} {json}"
+        );
+        // shipgate's tables, made by a command release, so the refresher's statement is whole.
+        let mut made = p.command(Some(&db), &["release"]);
+        made.env("SHIPGATE_RUNNER", "command")
+            .env("SHIPGATE_RUNNER_COMMAND", "true")
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        Run::wait(made).code(0);
+        let service = serve(&p, &db, &["serve"], &[]);
+        let pending = service.poll("pending revisions", "/health/ready", BOUND, |r| {
+            reasons(&r.json()).contains("2 revision(s) pending")
+        });
+        assert_eq!(pending.status, 503);
+        let status = service.get("/migrations/status").json();
+        assert_eq!(
+            status["pending"][0]["revision"], "0005",
+            "{engine:?} {status}"
+        );
+        assert_eq!(
+            status["last_run"]["outcome"], "succeeded",
+            "{engine:?} {status}"
+        );
+        db.exec("UPDATE alembic_version SET version_num = '0006'");
+        let ready = service.wait_ready(BOUND);
+        assert_eq!(
+            ready.json()["current_revisions"],
+            serde_json::json!(["0006"]),
+            "{engine:?}"
+        );
+        service.terminate();
+        service.wait(Duration::from_secs(20)).code(0);
+    }
 }

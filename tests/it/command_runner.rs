@@ -540,3 +540,61 @@ fn alembic_without_a_project_and_a_command_that_cannot_start_are_refused_before_
         .stderr_has(&["does not know versions"]);
     assert!(!db.sqlite_path().exists(), "nothing was written");
 }
+
+/// `status` with `runner = "command"` reads another tool's history table, read only, without
+/// a migrations directory: dbmate's count and newest version; Prisma's failed entry as a
+/// problem (`--exit-code` 5); without such a table it says it cannot tell, and shows the runs.
+#[test]
+fn status_reports_another_tool_s_history_table_and_the_last_runs() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::new();
+    std::fs::remove_dir(p.migrations()).expect("an empty migrations directory");
+    let status = |args: &[&str]| Run::wait(with_command(&p, &db, "true", args));
+    status(&["status"]).code(0).stdout_has(&[
+        "runner        command: true",
+        "shipgate cannot tell what the command will apply",
+        "runs          none recorded",
+    ]);
+    Run::wait(with_command(&p, &db, "true", &["release"])).code(0);
+
+    db.exec(crate::adopt::dbmate_table(Engine::Postgres));
+    db.exec("INSERT INTO schema_migrations (version) VALUES ('20240101000000'), ('20240301000000'), ('20240201000000')");
+    status(&["status", "--exit-code"]).code(0).stdout_has(&[
+        "history       dbmate's schema_migrations (3 row(s))",
+        "applied       3",
+        "latest        20240301000000",
+        "succeeded",
+    ]);
+    let json = status(&["status", "--json"]).code(0).json();
+    assert_eq!(json["runner"], "command", "{json}");
+    assert_eq!(json["history"]["tool"], "dbmate", "{json}");
+    assert_eq!(json["history"]["applied"], 3, "{json}");
+    assert_eq!(json["history"]["latest"], "20240301000000", "{json}");
+    assert_eq!(json["runs"][0]["outcome"], "succeeded", "{json}");
+    assert_eq!(json["problems"], serde_json::json!([]), "{json}");
+    // Read only: dbmate's rows are as they were.
+    assert_eq!(db.int("SELECT count(*) FROM schema_migrations"), 3);
+
+    db.exec("DROP TABLE schema_migrations");
+    db.exec(crate::adopt::prisma_table(Engine::Postgres));
+    db.exec(
+        "INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, rolled_back_at) VALUES \
+         ('a1', 'x', now(), '20240101000000_init', NULL), \
+         ('a2', 'x', NULL, '20240201000000_plans', now()), \
+         ('a3', 'x', NULL, '20240301000000_tags', NULL)",
+    );
+    status(&["status", "--exit-code"]).code(5).stdout_has(&[
+        "history       Prisma's _prisma_migrations (3 row(s))",
+        "applied       1",
+        "latest        20240101000000",
+        "problem: Prisma: migration 20240301000000_tags failed part-way",
+    ]);
+    let json = status(&["status", "--json"]).code(0).json();
+    assert_eq!(json["history"]["applied"], 1, "{json}");
+    assert!(
+        json["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("prisma migrate resolve")),
+        "{json}"
+    );
+}

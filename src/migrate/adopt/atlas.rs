@@ -16,7 +16,7 @@
 //! is not compared: Atlas chains it over every file before this one (`atlas.sum`), so it says
 //! nothing about one file on its own.
 
-use super::{as_text, cell, refuse, rows, version, Taken};
+use super::{as_text, cell, rows, version, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Error;
@@ -29,7 +29,7 @@ const IDENTIFIER: &str = ".atlas_cloud_identifier";
 
 pub(super) async fn read(
     backend: &mut Backend,
-    set: &MigrationSet,
+    set: Option<&MigrationSet>,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
     let columns = ["version", "type", "applied", "total", "error", "error_stmt"]
@@ -74,7 +74,7 @@ pub(super) async fn read(
         }
         taken.versions.push(v);
     }
-    refuse("Atlas", problems)?;
+    taken.problems = problems;
     if let Some(b) = baseline {
         taken.baseline("Atlas", set, &b);
     }

@@ -8,21 +8,21 @@
 //! The table shares its name with golang-migrate's; `Backend::foreign_history` tells them apart
 //! by golang-migrate's `dirty` column.
 
-use super::{column, refuse, versions, Taken};
+use super::{column, versions, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
 
 pub(super) async fn read(
     backend: &mut Backend,
-    _set: &MigrationSet,
+    _set: Option<&MigrationSet>,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
     let texts = column(backend, foreign, "version").await?;
     let (versions, problems) = versions("dbmate", texts.iter().map(String::as_str));
-    refuse("dbmate", problems)?;
     Ok(Taken {
         versions,
-        notes: Vec::new(),
+        problems,
+        ..Taken::default()
     })
 }

@@ -12,7 +12,7 @@
 //! version `00000000000000`: it is taken over when the files have a migration of that version,
 //! and otherwise reported and left out (no file of shipgate's would run it again).
 
-use super::{column, file_of, refuse, version, versions, Taken};
+use super::{column, file_of, version, versions, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
@@ -22,12 +22,14 @@ const INITIAL_SETUP: &str = "00000000000000";
 
 pub(super) async fn read(
     backend: &mut Backend,
-    set: &MigrationSet,
+    set: Option<&MigrationSet>,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
     let texts = column(backend, foreign, "version").await?;
-    // The setup migration counts only where the files have it.
-    let setup_here = version("diesel", INITIAL_SETUP).is_ok_and(|v| file_of(set, &v).is_some());
+    // The setup migration counts only where the files have it (without files: as recorded).
+    let setup_here = set.is_none_or(|set| {
+        version("diesel", INITIAL_SETUP).is_ok_and(|v| file_of(set, &v).is_some())
+    });
     let mut notes = Vec::new();
     if !setup_here && texts.iter().any(|t| t == INITIAL_SETUP) {
         notes.push(format!(
@@ -39,6 +41,9 @@ pub(super) async fn read(
         .map(String::as_str)
         .filter(|t| setup_here || *t != INITIAL_SETUP);
     let (versions, problems) = versions("diesel", recorded);
-    refuse("diesel", problems)?;
-    Ok(Taken { versions, notes })
+    Ok(Taken {
+        versions,
+        notes,
+        problems,
+    })
 }

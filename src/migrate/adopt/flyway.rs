@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{as_text, cell, file_bytes, file_of, refuse, rows, truthy, version, Taken};
+use super::{as_text, cell, file_bytes, file_of, rows, truthy, version, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Error;
@@ -54,7 +54,7 @@ struct Replayed {
 
 pub(super) async fn read(
     backend: &mut Backend,
-    set: &MigrationSet,
+    set: Option<&MigrationSet>,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
     let columns = [
@@ -85,8 +85,11 @@ pub(super) async fn read(
         .collect();
     let mut replayed = replay(&rows);
     for (v, row) in &replayed.applied {
-        let (Some(m), Some(stored), "SQL") = (file_of(set, v), &row.checksum, row.kind.as_str())
-        else {
+        let (Some(m), Some(stored), "SQL") = (
+            set.and_then(|set| file_of(set, v)),
+            &row.checksum,
+            row.kind.as_str(),
+        ) else {
             continue;
         };
         let ours = checksum(&file_bytes(m)?);
@@ -99,10 +102,10 @@ pub(super) async fn read(
             ));
         }
     }
-    refuse("Flyway", replayed.problems)?;
     let mut taken = Taken {
         versions: replayed.applied.into_keys().collect(),
-        notes: Vec::new(),
+        problems: replayed.problems,
+        ..Taken::default()
     };
     if let Some(baseline) = replayed.baseline {
         taken.baseline("Flyway", set, &baseline);

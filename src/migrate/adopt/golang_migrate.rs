@@ -9,7 +9,7 @@ use crate::migrate::Error;
 
 pub(super) async fn read(
     backend: &mut Backend,
-    set: &MigrationSet,
+    set: Option<&MigrationSet>,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
     let sql = format!(
@@ -31,10 +31,13 @@ pub(super) async fn read(
     }
     // The version it is at must be a file here (checked by the caller); the rest are the
     // files below it.
-    let mut versions = up_to(set, &current);
-    versions.push(current);
-    Ok(Taken {
-        versions,
-        notes: Vec::new(),
-    })
+    let mut taken = Taken::default();
+    match set {
+        Some(set) => taken.versions = up_to(set, &current),
+        None => taken.notes.push(format!(
+            "golang-migrate records only the version it is at ({current}): every migration up to it counts as applied"
+        )),
+    }
+    taken.versions.push(current);
+    Ok(taken)
 }

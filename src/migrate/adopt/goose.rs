@@ -10,14 +10,14 @@
 
 use std::collections::HashSet;
 
-use super::{as_text, cell, refuse, rows, truthy, version, Taken};
+use super::{as_text, cell, rows, truthy, version, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
 
 pub(super) async fn read(
     backend: &mut Backend,
-    _set: &MigrationSet,
+    _set: Option<&MigrationSet>,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
     let sql = format!(
@@ -28,10 +28,10 @@ pub(super) async fn read(
     );
     let rows = rows(backend, foreign, &sql).await?;
     let (applied, problems) = newest_rows(&rows);
-    refuse("goose", problems)?;
     Ok(Taken {
         versions: applied,
-        notes: Vec::new(),
+        problems,
+        ..Taken::default()
     })
 }
 

@@ -41,11 +41,22 @@ pub struct Taken {
     /// What was read but is not a version to record (repeatable migrations, the tool's own
     /// bookkeeping rows), said in the summary.
     pub notes: Vec<String>,
+    /// Entries the tool recorded as failed, dirty or partial, versions that do not read, and
+    /// (with the files) files edited since: [`read`] refuses the takeover for any of them.
+    pub problems: Vec<String>,
 }
 
 impl Taken {
-    /// A baseline `tool` recorded at `bound`: every file up to it counts as applied.
-    fn baseline(&mut self, tool: &str, set: &MigrationSet, bound: &Version) {
+    /// A baseline `tool` recorded at `bound`: every file up to it counts as applied (without
+    /// the files: the baseline's version stands for them).
+    fn baseline(&mut self, tool: &str, set: Option<&MigrationSet>, bound: &Version) {
+        let Some(set) = set else {
+            self.notes.push(format!(
+                "{tool}'s baseline at version {bound} counts every migration up to it as applied"
+            ));
+            self.versions.push(bound.clone());
+            return;
+        };
         let covered = up_to(set, bound);
         self.notes.push(format!(
             "{tool}'s baseline at version {bound} counts the {} file(s) up to it as applied",
@@ -66,6 +77,20 @@ pub(crate) async fn read(
     set: &MigrationSet,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
+    let mut taken = by_tool(backend, Some(set), foreign).await?;
+    refuse(foreign.tool, std::mem::take(&mut taken.problems))?;
+    require_files(foreign.tool, set, &taken.versions)?;
+    Ok(taken)
+}
+
+/// `foreign`'s table read by its tool's module, versions sorted and without repeats; with
+/// `set`, checked against the files where the tool keeps checksums and baselines expanded to
+/// them.
+async fn by_tool(
+    backend: &mut Backend,
+    set: Option<&MigrationSet>,
+    foreign: &ForeignHistory,
+) -> Result<Taken, Error> {
     let mut taken = match foreign.tool {
         "sqlx" => sqlx::read(backend, set, foreign).await,
         "golang-migrate" => golang_migrate::read(backend, set, foreign).await,
@@ -82,8 +107,52 @@ pub(crate) async fn read(
     }?;
     taken.versions.sort();
     taken.versions.dedup();
-    require_files(foreign.tool, set, &taken.versions)?;
     Ok(taken)
+}
+
+/// What another tool's history table says, read only, without shipgate's files (`status` with
+/// `runner = "command"`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The tool.
+    pub tool: &'static str,
+    /// Its table.
+    pub table: String,
+    /// Rows in it.
+    pub rows: i64,
+    /// Migrations it records as applied (a baseline counts once); `None` when its state stops
+    /// the count (golang-migrate's dirty row).
+    pub applied: Option<usize>,
+    /// The newest applied version.
+    pub latest: Option<String>,
+    /// What was read but is not an applied migration.
+    pub notes: Vec<String>,
+    /// Failed, dirty or partial entries, and versions that do not read.
+    pub problems: Vec<String>,
+}
+
+/// Reads `foreign`'s table as its tool does, changing nothing: what it says is applied, and
+/// what it records as failed, dirty or partial.
+pub async fn report(backend: &mut Backend, foreign: &ForeignHistory) -> Result<Report, Error> {
+    let (applied, latest, notes, problems) = match by_tool(backend, None, foreign).await {
+        Ok(t) => (
+            Some(t.versions.len()),
+            t.versions.last().map(ToString::to_string),
+            t.notes,
+            t.problems,
+        ),
+        Err(Error::Refused(problem)) => (None, foreign.newest.clone(), Vec::new(), vec![problem]),
+        Err(e) => return Err(e),
+    };
+    Ok(Report {
+        tool: foreign.tool,
+        table: foreign.table.clone(),
+        rows: foreign.count,
+        applied,
+        latest,
+        notes,
+        problems,
+    })
 }
 
 /// `shipgate adopt [--from TOOL] [--dry-run]`: records in shipgate's history exactly what the

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::{as_text, cell, file_bytes, file_of, refuse, rows, version, Taken};
+use super::{as_text, cell, file_bytes, file_of, rows, version, Taken};
 use crate::migrate::backend::{Backend, ForeignHistory};
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
@@ -33,7 +33,7 @@ struct Attempts {
 
 pub(super) async fn read(
     backend: &mut Backend,
-    set: &MigrationSet,
+    set: Option<&MigrationSet>,
     foreign: &ForeignHistory,
 ) -> Result<Taken, Error> {
     let sql = format!(
@@ -74,7 +74,7 @@ pub(super) async fn read(
                 continue;
             }
         };
-        if let Some(m) = file_of(set, &v) {
+        if let Some(m) = set.and_then(|set| file_of(set, &v)) {
             let bytes = file_bytes(m)?;
             if !checksum_matches(&bytes, &stored) {
                 problems.push(format!(
@@ -86,7 +86,7 @@ pub(super) async fn read(
         }
         taken.versions.push(v);
     }
-    refuse("Prisma", problems)?;
+    taken.problems = problems;
     Ok(taken)
 }
 
