@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::support::{Project, Run};
 
 /// The repository: the build context of every deploy file.
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 

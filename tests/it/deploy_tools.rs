@@ -9,15 +9,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::deploy_files::{kubernetes_object, object_name, yaml_documents, Checker};
+use crate::deploy_files::{kubernetes_object, object_name, repo, yaml_documents, Checker};
 
 /// The oldest Kubernetes release the manifests are checked against: the Job's deploy id reads
 /// the `batch.kubernetes.io/controller-uid` label, which pods carry from 1.27 on.
 const OLDEST_KUBERNETES: &str = "1.27.0";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A validator in the virtualenv `.ci/run` installs.
 fn tool(name: &str) -> PathBuf {
