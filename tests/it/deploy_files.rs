@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::support::{Project, Run};
 
 /// The repository: the build context of every deploy file.
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -50,7 +50,7 @@ fn words(line: &str) -> Vec<String> {
 }
 
 /// Collects the problems of the deploy files and reports them all at once.
-struct Checker {
+pub(crate) struct Checker {
     project: Project,
     problems: Vec<String>,
     /// The image's ENTRYPOINT, from deploy/Dockerfile.
@@ -58,7 +58,7 @@ struct Checker {
 }
 
 impl Checker {
-    fn new() -> Checker {
+    pub(crate) fn new() -> Checker {
         Checker {
             project: Project::new(),
             problems: Vec::new(),
@@ -66,11 +66,11 @@ impl Checker {
         }
     }
 
-    fn problem(&mut self, origin: &str, message: impl std::fmt::Display) {
+    pub(crate) fn problem(&mut self, origin: &str, message: impl std::fmt::Display) {
         self.problems.push(format!("{origin}: {message}"));
     }
 
-    fn check(&mut self, origin: &str, ok: bool, message: impl std::fmt::Display) {
+    pub(crate) fn check(&mut self, origin: &str, ok: bool, message: impl std::fmt::Display) {
         if !ok {
             self.problem(origin, message);
         }
@@ -78,12 +78,39 @@ impl Checker {
 
     /// A path named by a deploy file, relative to the repository (the build context).
     fn path(&mut self, origin: &str, path: &str) {
+        self.path_under(origin, &repo(), path);
+    }
+
+    /// A path named by a deploy file, relative to `base`.
+    fn path_under(&mut self, origin: &str, base: &Path, path: &str) {
         let relative = path.trim_start_matches("./");
-        let exists = relative.is_empty() || relative == "." || repo().join(relative).exists();
+        let exists = relative.is_empty() || relative == "." || base.join(relative).exists();
         self.check(
             origin,
             exists,
-            format!("names {path}, which does not exist"),
+            format!(
+                "names {path}, which does not exist under {}",
+                base.display()
+            ),
+        );
+    }
+
+    /// A platform file that the platform reads only at the root of the repository it deploys:
+    /// it is there, and no copy of it elsewhere in the repository suggests another place.
+    fn at_root(&mut self, name: &str) {
+        self.check(
+            name,
+            repo().join(name).is_file(),
+            "is not at the repository root, the only place its platform reads it",
+        );
+        let stray = repo().join("deploy").join(name);
+        self.check(
+            name,
+            !stray.exists(),
+            format!(
+                "{} exists, where its platform never reads it",
+                stray.display()
+            ),
         );
     }
 
@@ -180,7 +207,7 @@ impl Checker {
     }
 
     #[track_caller]
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         assert!(
             self.problems.is_empty(),
             "deploy file problems:\n{}",
@@ -402,15 +429,21 @@ fn railway_toml_builds_the_dockerfile_releases_serves_and_checks_readiness() {
 #[test]
 fn fly_toml_runs_the_release_command_and_checks_readiness() {
     let mut c = Checker::new();
-    let origin = "deploy/fly.toml";
+    let origin = "fly.toml";
+    // flyctl resolves build.dockerfile relative to fly.toml, and builds with the directory
+    // `fly deploy` runs in (fly.toml's) as the context: the Dockerfile's COPY lines need the
+    // repository root, so fly.toml must sit there.
+    c.at_root(origin);
     let doc: toml::Value =
         toml::from_str(&read(origin)).unwrap_or_else(|e| panic!("{origin}: {e}"));
+    let beside = repo().join(origin);
+    let beside = beside.parent().unwrap_or(Path::new("/"));
     match doc
         .get("build")
         .and_then(|b| b.get("dockerfile"))
         .and_then(|d| d.as_str())
     {
-        Some(p) => c.path(origin, p),
+        Some(p) => c.path_under(&format!("{origin} build.dockerfile"), beside, p),
         None => c.problem(origin, "no build.dockerfile"),
     }
     match doc
@@ -467,7 +500,9 @@ fn fly_toml_runs_the_release_command_and_checks_readiness() {
 #[test]
 fn render_yaml_runs_the_pre_deploy_command_and_checks_readiness() {
     let mut c = Checker::new();
-    let origin = "deploy/render.yaml";
+    let origin = "render.yaml";
+    // A Blueprint must be render.yaml at the repository root; its paths are relative to it.
+    c.at_root(origin);
     let doc: serde_yaml::Value =
         serde_yaml::from_str(&read(origin)).unwrap_or_else(|e| panic!("{origin}: {e}"));
     let services = doc["services"].as_sequence().cloned().unwrap_or_default();
@@ -525,7 +560,9 @@ fn render_yaml_runs_the_pre_deploy_command_and_checks_readiness() {
 #[test]
 fn the_procfile_has_a_release_process_and_a_web_process() {
     let mut c = Checker::new();
-    let origin = "deploy/Procfile";
+    let origin = "Procfile";
+    // Heroku reads the Procfile only at the root of the app's repository.
+    c.at_root(origin);
     let mut kinds = Vec::new();
     for line in read(origin)
         .lines()
@@ -580,9 +617,107 @@ fn containers(
         .unwrap_or_default()
 }
 
+/// The YAML documents of a multi-document stream, empty ones skipped.
+pub(crate) fn yaml_documents(origin: &str, text: &str) -> Vec<serde_yaml::Value> {
+    use serde::Deserialize as _;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap_or_else(|e| panic!("{origin}: {e}")))
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// A Kubernetes object's name, or its generateName prefix followed by `*`.
+pub(crate) fn object_name(doc: &serde_yaml::Value) -> String {
+    let meta = &doc["metadata"];
+    match (meta["name"].as_str(), meta["generateName"].as_str()) {
+        (Some(name), _) => name.to_owned(),
+        (None, Some(prefix)) => format!("{prefix}*"),
+        (None, None) => "?".to_owned(),
+    }
+}
+
+/// One Kubernetes object: its containers run real shipgate command lines with environment
+/// variables shipgate reads; a Deployment serves with liveness on `/health` and readiness on
+/// `/health/ready` at a container port; a Job releases. Returns the object's kind.
+pub(crate) fn kubernetes_object(c: &mut Checker, origin: &str, doc: &serde_yaml::Value) -> String {
+    let kind = doc["kind"].as_str().unwrap_or("?").to_owned();
+    let here = format!("{origin} {kind} {}", object_name(doc));
+    if !["Deployment", "Job"].contains(&kind.as_str()) {
+        return kind; // no pod template: nothing of shipgate's runs in it
+    }
+    let pod = &doc["spec"]["template"]["spec"];
+    let list = containers(pod);
+    c.check(&here, !list.is_empty(), "no containers");
+    for (name, command, args, container) in list {
+        let here = format!("{here} container {name}");
+        let sub = c.container(&here, &command, &args);
+        let env: Vec<String> = container["env"]
+            .as_sequence()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|e| e["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(sub) = &sub {
+            c.env_names(&here, sub, &env);
+        }
+        if kind == "Deployment" {
+            c.check(
+                &here,
+                sub.as_deref() == Some("serve"),
+                format!("runs {sub:?}, not serve"),
+            );
+            let ports: Vec<(Option<String>, Option<i64>)> = container["ports"]
+                .as_sequence()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            (
+                                p["name"].as_str().map(str::to_owned),
+                                p["containerPort"].as_i64(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (probe, path) in [
+                ("livenessProbe", "/health"),
+                ("readinessProbe", "/health/ready"),
+            ] {
+                let get = &container[probe]["httpGet"];
+                c.check(
+                    &here,
+                    get["path"].as_str() == Some(path),
+                    format!("{probe} path is {:?}, not {path}", get["path"]),
+                );
+                let port_ok = match (&get["port"], get["port"].as_i64()) {
+                    (_, Some(n)) => ports.iter().any(|(_, p)| *p == Some(n)),
+                    (serde_yaml::Value::String(s), _) => {
+                        ports.iter().any(|(n, _)| n.as_deref() == Some(s))
+                    }
+                    _ => false,
+                };
+                c.check(
+                    &here,
+                    port_ok,
+                    format!("{probe} port {:?} is no container port", get["port"]),
+                );
+            }
+        }
+        if kind == "Job" {
+            c.check(
+                &here,
+                sub.as_deref() == Some("release"),
+                format!("runs {sub:?}, not release"),
+            );
+        }
+    }
+    kind
+}
+
 #[test]
 fn the_kubernetes_manifests_gate_on_readiness_and_run_the_release_first() {
-    use serde::Deserialize as _;
     let mut c = Checker::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/k8s"))
         .expect("deploy/k8s exists")
@@ -598,84 +733,10 @@ fn the_kubernetes_manifests_gate_on_readiness_and_run_the_release_first() {
             .display()
             .to_string();
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{origin}: {e}"));
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let doc = serde_yaml::Value::deserialize(document)
-                .unwrap_or_else(|e| panic!("{origin}: {e}"));
-            if doc.is_null() {
-                continue;
-            }
-            let kind = doc["kind"].as_str().unwrap_or("?").to_owned();
-            let here = format!(
-                "{origin} {kind} {}",
-                doc["metadata"]["name"].as_str().unwrap_or("?")
-            );
-            let pod = &doc["spec"]["template"]["spec"];
-            let list = containers(pod);
-            c.check(&here, !list.is_empty(), "no containers");
-            for (name, command, args, container) in list {
-                let here = format!("{here} container {name}");
-                let sub = c.container(&here, &command, &args);
-                let env: Vec<String> = container["env"]
-                    .as_sequence()
-                    .map(|v| {
-                        v.iter()
-                            .filter_map(|e| e["name"].as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let Some(sub) = &sub {
-                    c.env_names(&here, sub, &env);
-                }
-                if kind == "Deployment" {
-                    c.check(
-                        &here,
-                        sub.as_deref() == Some("serve"),
-                        format!("runs {sub:?}, not serve"),
-                    );
-                    let ports: Vec<(Option<String>, Option<i64>)> = container["ports"]
-                        .as_sequence()
-                        .map(|ps| {
-                            ps.iter()
-                                .map(|p| {
-                                    (
-                                        p["name"].as_str().map(str::to_owned),
-                                        p["containerPort"].as_i64(),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    for (probe, path) in [
-                        ("livenessProbe", "/health"),
-                        ("readinessProbe", "/health/ready"),
-                    ] {
-                        let get = &container[probe]["httpGet"];
-                        c.check(
-                            &here,
-                            get["path"].as_str() == Some(path),
-                            format!("{probe} path is {:?}, not {path}", get["path"]),
-                        );
-                        let port_ok = match (&get["port"], get["port"].as_i64()) {
-                            (_, Some(n)) => ports.iter().any(|(_, p)| *p == Some(n)),
-                            (serde_yaml::Value::String(s), _) => {
-                                ports.iter().any(|(n, _)| n.as_deref() == Some(s))
-                            }
-                            _ => false,
-                        };
-                        c.check(
-                            &here,
-                            port_ok,
-                            format!("{probe} port {:?} is no container port", get["port"]),
-                        );
-                    }
-                }
-                if kind == "Job" {
-                    c.check(
-                        &here,
-                        sub.as_deref() == Some("release"),
-                        format!("runs {sub:?}, not release"),
-                    );
-                }
+        for doc in yaml_documents(&origin, &text) {
+            let kind = kubernetes_object(&mut c, &origin, &doc);
+            if kind == "Job" {
+                plain_job_can_be_created_again(&mut c, &origin, &text, &doc);
             }
             kinds.push(kind);
         }
@@ -688,6 +749,48 @@ fn the_kubernetes_manifests_gate_on_readiness_and_run_the_release_first() {
         );
     }
     c.finish();
+}
+
+/// A Job's pod template is immutable, so a Job with a fixed name cannot be applied a second
+/// time: the plain Job has only a generateName, its file says to run it with `kubectl create`,
+/// it is cleaned up after it finishes, and it carries no Helm hook annotations (which only mean
+/// something inside a chart).
+fn plain_job_can_be_created_again(
+    c: &mut Checker,
+    origin: &str,
+    text: &str,
+    doc: &serde_yaml::Value,
+) {
+    let meta = &doc["metadata"];
+    c.check(
+        origin,
+        meta["name"].is_null() && meta["generateName"].as_str().is_some_and(|g| g.ends_with('-')),
+        format!(
+            "the Job has a fixed name ({:?}) instead of a generateName ending in '-': a second deploy could not create it",
+            meta["name"]
+        ),
+    );
+    c.check(
+        origin,
+        text.contains(&format!("kubectl create -f {origin}")),
+        format!("does not say to run it with `kubectl create -f {origin}`"),
+    );
+    c.check(
+        origin,
+        doc["spec"]["ttlSecondsAfterFinished"]
+            .as_i64()
+            .is_some_and(|t| t > 0),
+        "no positive spec.ttlSecondsAfterFinished: every deploy would leave a Job behind",
+    );
+    let hooks = meta["annotations"]
+        .as_mapping()
+        .map(|a| {
+            a.keys()
+                .filter_map(|k| k.as_str())
+                .any(|k| k.starts_with("helm.sh/"))
+        })
+        .unwrap_or(false);
+    c.check(origin, !hooks, "has Helm annotations outside a chart");
 }
 
 #[test]
@@ -748,5 +851,260 @@ fn the_github_workflow_runs_shipgate_check_on_paths_that_exist() {
             dir.trim_end_matches('/'),
         );
     }
+    c.finish();
+}
+
+#[test]
+fn the_dockerfile_builds_dependencies_in_their_own_layer_from_pinned_bases() {
+    let mut c = Checker::new();
+    let origin = "deploy/Dockerfile";
+    let steps = instructions(&read(origin));
+    let stage_names: Vec<String> = steps
+        .iter()
+        .filter(|(op, _)| op == "FROM")
+        .filter_map(|(_, a)| {
+            let w = words(a);
+            let i = w.iter().position(|x| x.eq_ignore_ascii_case("as"))?;
+            w.get(i + 1).cloned()
+        })
+        .collect();
+    // Every base image is pinned: a digest, or a tag with an exact version (major.minor at
+    // least), never `latest`, a bare major or a codename that moves.
+    for (_, arg) in steps.iter().filter(|(op, _)| op == "FROM") {
+        let image = words(arg)
+            .into_iter()
+            .find(|w| !w.starts_with("--"))
+            .unwrap_or_default();
+        if stage_names.contains(&image) {
+            continue;
+        }
+        let tag = image
+            .split_once('@')
+            .map(|(_, d)| d.to_owned())
+            .or_else(|| image.rsplit_once(':').map(|(_, t)| t.to_owned()))
+            .unwrap_or_default();
+        let versioned = tag.split(['-', '_']).any(|part| {
+            let nums: Vec<&str> = part.split('.').collect();
+            nums.len() >= 2
+                && nums
+                    .iter()
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        c.check(
+            origin,
+            tag.starts_with("sha256:") || versioned,
+            format!("FROM {image} is not pinned to a digest or an exact version"),
+        );
+    }
+    // The dependency layer: after Cargo.toml and Cargo.lock are copied and before src/ is,
+    // a RUN builds (cargo build on a placeholder crate, or cargo chef cook).
+    let position = |pred: &dyn Fn(&(String, String)) -> bool| steps.iter().position(pred);
+    let manifests =
+        position(&|(op, a)| op == "COPY" && a.contains("Cargo.toml") && a.contains("Cargo.lock"));
+    let sources = position(&|(op, a)| {
+        op == "COPY"
+            && exec_form(a)
+                .first()
+                .is_some_and(|s| s.trim_start_matches("./").starts_with("src"))
+    });
+    let deps_build = |from: usize, to: usize| {
+        steps[from..to].iter().any(|(op, a)| {
+            op == "RUN" && (a.contains("cargo build") || a.contains("cargo chef cook"))
+        })
+    };
+    match (manifests, sources) {
+        (Some(m), Some(s)) if m < s => c.check(
+            origin,
+            deps_build(m, s),
+            "no RUN builds the dependencies between COPY Cargo.toml Cargo.lock and COPY src: every change rebuilds them all",
+        ),
+        _ => c.problem(
+            origin,
+            format!("Cargo.toml and Cargo.lock are not copied before src/ ({manifests:?}, {sources:?})"),
+        ),
+    }
+    // The final build runs after src/ is copied and is the release profile.
+    let final_build = sources.and_then(|s| {
+        steps[s..]
+            .iter()
+            .find(|(op, a)| op == "RUN" && a.contains("cargo build"))
+            .map(|(_, a)| a.clone())
+    });
+    c.check(
+        origin,
+        final_build
+            .as_deref()
+            .is_some_and(|a| a.contains("--release") && a.contains("--locked")),
+        format!(
+            "the build after COPY src is not `cargo build --release --locked`: {final_build:?}"
+        ),
+    );
+    c.finish();
+}
+
+#[test]
+fn the_github_workflow_installs_shipgate_from_a_published_source_and_caches_it() {
+    let mut c = Checker::new();
+    let origin = "deploy/github/shipgate-check.yml";
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&read(origin)).unwrap_or_else(|e| panic!("{origin}: {e}"));
+    let steps: Vec<serde_yaml::Value> = doc["jobs"]
+        .as_mapping()
+        .map(|jobs| {
+            jobs.values()
+                .flat_map(|j| j["steps"].as_sequence().cloned().unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    let runs: Vec<String> = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .flat_map(|r| r.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    // Copied into a user's repository, `--path .` would build the user's code, and a
+    // `uses: ./…` would name a file of shipgate's repository.
+    let installs: Vec<Vec<String>> = runs
+        .iter()
+        .map(|l| words(l))
+        .filter(|w| {
+            w.windows(2).any(|p| p[0] == "cargo" && p[1] == "install")
+                || w.windows(2).any(|p| p[0] == "pip" && p[1] == "install")
+        })
+        .collect();
+    c.check(origin, !installs.is_empty(), "installs shipgate nowhere");
+    for w in &installs {
+        let line = w.join(" ");
+        c.check(
+            origin,
+            !w.iter()
+                .any(|x| x == "--path" || x.starts_with("--path=") || x == "--git"),
+            format!("`{line}` installs from a path or a git repository, not a published package"),
+        );
+        c.check(
+            origin,
+            w.iter()
+                .any(|x| x == "shipgate" || x.starts_with("shipgate==")),
+            format!("`{line}` does not install the shipgate package"),
+        );
+        if w.contains(&"cargo".to_owned()) {
+            c.check(
+                origin,
+                w.iter().any(|x| x == "--locked"),
+                format!("`{line}` without --locked"),
+            );
+        }
+    }
+    let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+    for u in &uses {
+        c.check(
+            origin,
+            !u.starts_with("./") && u.contains('@'),
+            format!("uses {u}, which is not a pinned published action"),
+        );
+    }
+    c.check(
+        origin,
+        uses.iter().any(|u| u.starts_with("actions/cache@")),
+        "does not cache the installed shipgate: every run would compile it",
+    );
+    c.finish();
+}
+
+/// A Helm chart's files, parsed.
+fn chart_yaml(file: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+#[test]
+fn the_helm_chart_runs_the_release_as_a_hook_and_its_values_name_the_url_secret() {
+    let mut c = Checker::new();
+    let dir = "deploy/helm/shipgate";
+    let chart = chart_yaml(&format!("{dir}/Chart.yaml"));
+    c.check(
+        dir,
+        chart["apiVersion"].as_str() == Some("v2"),
+        "Chart.yaml apiVersion is not v2",
+    );
+    c.check(
+        dir,
+        chart["name"].as_str() == Some("shipgate"),
+        "Chart.yaml name is not shipgate",
+    );
+    c.check(
+        dir,
+        chart["appVersion"].as_str() == Some(env!("CARGO_PKG_VERSION")),
+        format!(
+            "Chart.yaml appVersion {:?} is not the crate's version {}",
+            chart["appVersion"],
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    let values = chart_yaml(&format!("{dir}/values.yaml"));
+    for (path, what) in [
+        (&["image", "repository"][..], "the image"),
+        (&["image", "tag"], "the image tag"),
+        (
+            &["database", "existingSecret"],
+            "the DATABASE_URL secret's name",
+        ),
+        (&["database", "urlKey"], "the DATABASE_URL secret's key"),
+        (&["deployId"], "the deploy id"),
+        (&["release", "resources"], "the release Job's resources"),
+        (
+            &["release", "activeDeadlineSeconds"],
+            "the release Job's deadline",
+        ),
+        (&["serve", "enabled"], "whether shipgate serve runs"),
+        (&["serve", "resources"], "the Deployment's resources"),
+    ] {
+        let value = path.iter().fold(&values, |v, k| &v[*k]);
+        c.check(
+            dir,
+            !value.is_null(),
+            format!("values.yaml has no {} ({what})", path.join(".")),
+        );
+    }
+    c.check(
+        dir,
+        values["release"]["backoffLimit"].as_i64() == Some(0),
+        "release.backoffLimit is not 0: a failed release would be retried into a loop",
+    );
+    c.check(
+        dir,
+        values["image"]["tag"].as_str() == Some(env!("CARGO_PKG_VERSION")),
+        format!(
+            "image.tag {:?} is not the crate's version",
+            values["image"]["tag"]
+        ),
+    );
+    // Every shipgate command line in the templates parses (the rendered chart is checked in
+    // full by deploy_tools.rs, with Helm itself).
+    let mut commands = 0;
+    let templates = repo().join(dir).join("templates");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&templates)
+        .unwrap_or_else(|e| panic!("{}: {e}", templates.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    for file in files {
+        let origin = format!(
+            "{dir}/templates/{}",
+            file.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{origin}: {e}"));
+        for line in text.lines() {
+            if let Some(list) = line.trim().strip_prefix("command:") {
+                let argv: Vec<String> =
+                    serde_yaml::from_str(list).unwrap_or_else(|e| panic!("{origin}: {line}: {e}"));
+                c.command(&origin, &argv);
+                commands += 1;
+            }
+        }
+    }
+    c.check(
+        dir,
+        commands >= 2,
+        format!("{commands} shipgate command lines in the templates, not 2 (release and serve)"),
+    );
     c.finish();
 }

@@ -22,6 +22,7 @@ mod config_env;
 mod connect;
 mod corpus;
 mod deploy_files;
+mod deploy_tools;
 mod edits;
 mod failures;
 mod fault;
