@@ -64,13 +64,65 @@ fn is_sql(name: &str) -> bool {
     source::is_sql_file_name(name) && !name.contains('/')
 }
 
-/// Reads how `dir` differs from `reference` (the working tree, untracked files included).
-pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
+/// The untracked files under `dir` (ignored ones left out), NUL-separated as git prints them.
+fn untracked(dir: &Path) -> Result<Vec<u8>, GitError> {
+    git(
+        dir,
+        &[
+            "ls-files",
+            "--others",
+            "--exclude-standard",
+            "-z",
+            "--",
+            ".",
+        ],
+    )
+}
+
+/// Refuses a ref that names no commit, saying how CI gets one.
+fn verify(dir: &Path, reference: &str) -> Result<(), GitError> {
     let commit = format!("{reference}^{{commit}}");
     git(dir, &["rev-parse", "--verify", "--quiet", &commit]).map_err(|_| GitError::Failed {
         command: format!("rev-parse {reference}"),
         stderr: format!("`{reference}` is not a commit in this repository (in CI, fetch it first: git fetch origin main)"),
     })?;
+    Ok(())
+}
+
+/// Every file under `dir`, whatever its name, that was added or changed since `reference` or
+/// is untracked (an Alembic project's revision files), as `dir.join(name)`; removed files are
+/// left out.
+pub fn changed_files(dir: &Path, reference: &str) -> Result<Vec<std::path::PathBuf>, GitError> {
+    verify(dir, reference)?;
+    let diff = git(
+        dir,
+        &[
+            "diff",
+            "--relative",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            reference,
+            "--",
+            ".",
+        ],
+    )?;
+    let untracked = untracked(dir)?;
+    let mut files: Vec<std::path::PathBuf> = diff
+        .split(|b| *b == 0)
+        .chain(untracked.split(|b| *b == 0))
+        .filter(|f| !f.is_empty())
+        .map(|f| dir.join(String::from_utf8_lossy(f).as_ref()))
+        .filter(|p| p.exists())
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Reads how `dir` differs from `reference` (the working tree, untracked files included).
+pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
+    verify(dir, reference)?;
     let mut changes = Changes {
         reference: reference.to_owned(),
         ..Changes::default()
@@ -108,17 +160,7 @@ pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
             None => {}
         }
     }
-    let untracked = git(
-        dir,
-        &[
-            "ls-files",
-            "--others",
-            "--exclude-standard",
-            "-z",
-            "--",
-            ".",
-        ],
-    )?;
+    let untracked = untracked(dir)?;
     for name in untracked.split(|b| *b == 0).filter(|f| !f.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
         if is_sql(&name) && !changes.added.contains(&name) {

@@ -18,7 +18,7 @@ const BOUND: Duration = Duration::from_secs(60);
 const ORDER: [&str; 6] = ["0001", "0003", "0002", "0004", "0005", "0006"];
 
 /// The virtualenv's `bin`, where `alembic` and its Python are.
-fn venv_bin() -> PathBuf {
+pub(crate) fn venv_bin() -> PathBuf {
     let alembic = std::env::var_os("SHIPGATE_TEST_ALEMBIC")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -34,7 +34,7 @@ fn venv_bin() -> PathBuf {
 }
 
 /// A copy of `examples/alembic` in a fresh project, with `extra` revision files added.
-fn example(extra: &[(&str, &str)]) -> Project {
+pub(crate) fn example(extra: &[(&str, &str)]) -> Project {
     let p = Project::new();
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alembic");
     copy_dir(&from, p.root());
@@ -44,7 +44,7 @@ fn example(extra: &[(&str, &str)]) -> Project {
     p
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read example") {
         let entry = entry.expect("entry");
@@ -60,7 +60,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// `shipgate <args>` with `runner = "alembic"`, `PATH` = `path_first`, the venv, the system.
-fn shipgate(p: &Project, db: &Db, args: &[&str], path_first: Option<&Path>) -> Command {
+pub(crate) fn shipgate(p: &Project, db: &Db, args: &[&str], path_first: Option<&Path>) -> Command {
     let mut cmd = p.command(Some(db), args);
     let mut dirs: Vec<PathBuf> = path_first.into_iter().map(Path::to_owned).collect();
     dirs.push(venv_bin());
@@ -80,7 +80,7 @@ fn release(p: &Project, db: &Db, extra: &[&str]) -> Run {
 }
 
 /// The real `alembic ARGS` in the project against `db`, insisting it succeeded.
-fn alembic(p: &Project, db: &Db, args: &[&str]) {
+pub(crate) fn alembic(p: &Project, db: &Db, args: &[&str]) {
     let out = Command::new(venv_bin().join("alembic"))
         .args(args)
         .current_dir(p.root())
