@@ -79,6 +79,35 @@ fn untracked(dir: &Path) -> Result<Vec<u8>, GitError> {
     )
 }
 
+/// `git diff --name-status` against `reference` under `dir`: (status, name) pairs.
+fn name_status(dir: &Path, reference: &str) -> Result<Vec<(String, String)>, GitError> {
+    let diff = git(
+        dir,
+        &[
+            "diff",
+            "--relative",
+            "--name-status",
+            "--no-renames",
+            "-z",
+            reference,
+            "--",
+            ".",
+        ],
+    )?;
+    let fields: Vec<String> = diff
+        .split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    Ok(fields
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [status, name] => Some((status.clone(), name.clone())),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Refuses a ref that names no commit, saying how CI gets one.
 fn verify(dir: &Path, reference: &str) -> Result<(), GitError> {
     let commit = format!("{reference}^{{commit}}");
@@ -94,19 +123,11 @@ fn verify(dir: &Path, reference: &str) -> Result<(), GitError> {
 /// left out.
 pub fn changed_files(dir: &Path, reference: &str) -> Result<Vec<std::path::PathBuf>, GitError> {
     verify(dir, reference)?;
-    let diff = git(
-        dir,
-        &[
-            "diff",
-            "--relative",
-            "--name-only",
-            "--no-renames",
-            "-z",
-            reference,
-            "--",
-            ".",
-        ],
-    )?;
+    let diff: Vec<u8> = name_status(dir, reference)?
+        .into_iter()
+        .filter(|(status, _)| !status.starts_with('D'))
+        .flat_map(|(_, name)| name.into_bytes().into_iter().chain([0]))
+        .collect();
     let untracked = untracked(dir)?;
     let mut files: Vec<std::path::PathBuf> = diff
         .split(|b| *b == 0)
@@ -127,26 +148,7 @@ pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
         reference: reference.to_owned(),
         ..Changes::default()
     };
-    let diff = git(
-        dir,
-        &[
-            "diff",
-            "--relative",
-            "--name-status",
-            "--no-renames",
-            "-z",
-            reference,
-            "--",
-            ".",
-        ],
-    )?;
-    let fields: Vec<String> = diff
-        .split(|b| *b == 0)
-        .filter(|f| !f.is_empty())
-        .map(|f| String::from_utf8_lossy(f).into_owned())
-        .collect();
-    for pair in fields.chunks(2) {
-        let [status, name] = pair else { continue };
+    for (status, name) in &name_status(dir, reference)? {
         if !is_sql(name) {
             continue;
         }
