@@ -64,17 +64,23 @@ fn is_sql(name: &str) -> bool {
     source::is_sql_file_name(name) && !name.contains('/')
 }
 
-/// Reads how `dir` differs from `reference` (the working tree, untracked files included).
-pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
-    let commit = format!("{reference}^{{commit}}");
-    git(dir, &["rev-parse", "--verify", "--quiet", &commit]).map_err(|_| GitError::Failed {
-        command: format!("rev-parse {reference}"),
-        stderr: format!("`{reference}` is not a commit in this repository (in CI, fetch it first: git fetch origin main)"),
-    })?;
-    let mut changes = Changes {
-        reference: reference.to_owned(),
-        ..Changes::default()
-    };
+/// The untracked files under `dir` (ignored ones left out), NUL-separated as git prints them.
+fn untracked(dir: &Path) -> Result<Vec<u8>, GitError> {
+    git(
+        dir,
+        &[
+            "ls-files",
+            "--others",
+            "--exclude-standard",
+            "-z",
+            "--",
+            ".",
+        ],
+    )
+}
+
+/// `git diff --name-status` against `reference` under `dir`: (status, name) pairs.
+fn name_status(dir: &Path, reference: &str) -> Result<Vec<(String, String)>, GitError> {
     let diff = git(
         dir,
         &[
@@ -93,8 +99,56 @@ pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
         .filter(|f| !f.is_empty())
         .map(|f| String::from_utf8_lossy(f).into_owned())
         .collect();
-    for pair in fields.chunks(2) {
-        let [status, name] = pair else { continue };
+    Ok(fields
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [status, name] => Some((status.clone(), name.clone())),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Refuses a ref that names no commit, saying how CI gets one.
+fn verify(dir: &Path, reference: &str) -> Result<(), GitError> {
+    let commit = format!("{reference}^{{commit}}");
+    git(dir, &["rev-parse", "--verify", "--quiet", &commit]).map_err(|_| GitError::Failed {
+        command: format!("rev-parse {reference}"),
+        stderr: format!("`{reference}` is not a commit in this repository (in CI, fetch it first: git fetch origin main)"),
+    })?;
+    Ok(())
+}
+
+/// Every file under `dir`, whatever its name, that was added or changed since `reference` or
+/// is untracked (an Alembic project's revision files), as `dir.join(name)`; removed files are
+/// left out.
+pub fn changed_files(dir: &Path, reference: &str) -> Result<Vec<std::path::PathBuf>, GitError> {
+    verify(dir, reference)?;
+    let diff: Vec<u8> = name_status(dir, reference)?
+        .into_iter()
+        .filter(|(status, _)| !status.starts_with('D'))
+        .flat_map(|(_, name)| name.into_bytes().into_iter().chain([0]))
+        .collect();
+    let untracked = untracked(dir)?;
+    let mut files: Vec<std::path::PathBuf> = diff
+        .split(|b| *b == 0)
+        .chain(untracked.split(|b| *b == 0))
+        .filter(|f| !f.is_empty())
+        .map(|f| dir.join(String::from_utf8_lossy(f).as_ref()))
+        .filter(|p| p.exists())
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Reads how `dir` differs from `reference` (the working tree, untracked files included).
+pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
+    verify(dir, reference)?;
+    let mut changes = Changes {
+        reference: reference.to_owned(),
+        ..Changes::default()
+    };
+    for (status, name) in &name_status(dir, reference)? {
         if !is_sql(name) {
             continue;
         }
@@ -108,17 +162,7 @@ pub fn changes(dir: &Path, reference: &str) -> Result<Changes, GitError> {
             None => {}
         }
     }
-    let untracked = git(
-        dir,
-        &[
-            "ls-files",
-            "--others",
-            "--exclude-standard",
-            "-z",
-            "--",
-            ".",
-        ],
-    )?;
+    let untracked = untracked(dir)?;
     for name in untracked.split(|b| *b == 0).filter(|f| !f.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
         if is_sql(&name) && !changes.added.contains(&name) {

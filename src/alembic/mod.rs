@@ -17,6 +17,7 @@ mod files;
 mod graph;
 mod ini;
 mod lexer;
+pub mod offline;
 mod revision;
 
 use std::fmt;

@@ -69,7 +69,7 @@ pub struct Failed(pub String);
 /// The child a runner supervises: its program, arguments and what it gets beyond the
 /// environment every runner child gets.
 #[derive(Debug)]
-pub(super) struct Spawn<'a> {
+pub(crate) struct Spawn<'a> {
     /// The program's file, found before anything ran.
     pub path: &'a Path,
     /// The program and its arguments, as configured.
@@ -301,7 +301,7 @@ pub(super) async fn supervise(
             .map(|o| tokio::spawn(stream(o, "stderr", runner, config.database.clone()))),
     ];
 
-    let ended = watch(&mut child, backend, settings.timeout, interrupt).await;
+    let ended = watch(&mut child, Some(&mut *backend), settings.timeout, interrupt).await;
     let status = match &ended {
         Ended::Exited(status) => Some(*status),
         Ended::Signal(signal) => {
@@ -434,11 +434,133 @@ pub(super) async fn supervise(
     }
 }
 
-/// Waits for the child, a signal, the timeout or a lost lock, checking the lock every few
-/// seconds.
+/// What a child run by [`capture`] printed and how it ended.
+#[derive(Debug)]
+pub struct Captured {
+    /// Its standard output, whole (lossy UTF-8).
+    pub stdout: String,
+    /// Its standard error (lossy UTF-8), the database URL's secrets masked.
+    pub stderr: String,
+    /// Whether it exited 0.
+    pub success: bool,
+    /// How it ended, in words (`exited with code 1`).
+    pub exited: String,
+}
+
+/// The most of a captured child's output kept per stream; the rest is read and dropped.
+const MAX_CAPTURE: usize = 64 << 20;
+
+/// Runs `spawn` outside any lock and with no session of shipgate's (a child that only renders,
+/// such as Alembic's offline mode) and collects what it prints: in its own process group, with
+/// `DATABASE_URL` = `url` and `PYTHONUNBUFFERED`, bounded by `runner_timeout`, a forwarded
+/// SIGINT/SIGTERM ending its group as [`supervise`] does. A non-zero exit is `Ok` with
+/// `success: false` (the caller reads why); a timeout, an output past the bound or a child
+/// that cannot start is [`Failed`], a signal is [`Error::Interrupted`].
+pub(crate) async fn capture(
+    spawn: &Spawn<'_>,
+    url: &DatabaseUrl,
+    config: &Config,
+    interrupt: &mut Interrupt,
+) -> Result<Captured, Error> {
+    let settings = &config.runner;
+    let shown = format!("`{}`", url.scrub(&spawn.argv.join(" ")));
+    let mut cmd = Command::new(spawn.path);
+    cmd.args(&spawn.argv[1..])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .env("DATABASE_URL", url.expose())
+        .env("PYTHONUNBUFFERED", "1")
+        .envs(spawn.env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = spawn.dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failed(format!("{shown}: cannot start it: {e}")))?;
+    let group = child
+        .id()
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(Pid::from_raw);
+    tracing::debug!(command = %shown, runner = spawn.runner, "started");
+    let readers = [
+        child.stdout.take().map(|o| tokio::spawn(read_all(o))),
+        child.stderr.take().map(|o| tokio::spawn(read_all(o))),
+    ];
+    let ended = watch(&mut child, None, settings.timeout, interrupt).await;
+    let status = match &ended {
+        Ended::Exited(status) => Some(*status),
+        Ended::Signal(Signal::Interrupt) => stop(&mut child, group, Sig::INT, settings.grace).await,
+        _ => stop(&mut child, group, Sig::TERM, settings.grace).await,
+    };
+    end_group(group, settings.grace).await;
+    let mut output = Vec::new();
+    for reader in readers {
+        let Some(task) = reader else {
+            output.push((Vec::new(), false));
+            continue;
+        };
+        let abort = task.abort_handle();
+        match tokio::time::timeout(OUTPUT_DRAIN, task).await {
+            Ok(Ok(read)) => output.push(read),
+            _ => {
+                abort.abort();
+                output.push((Vec::new(), false));
+            }
+        }
+    }
+    let exited = describe(status);
+    let [(stdout, cut), (stderr, _)] = <[_; 2]>::try_from(output).expect("two streams were read");
+    match ended {
+        Ended::Exited(_) if cut => Err(Failed(format!(
+            "{shown} printed more than {} MiB; shipgate reads no more",
+            MAX_CAPTURE >> 20
+        ))
+        .into()),
+        Ended::Exited(s) => Ok(Captured {
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: url.scrub(&String::from_utf8_lossy(&stderr)),
+            success: s.success(),
+            exited,
+        }),
+        Ended::Signal(signal) => Err(Error::Interrupted {
+            signal,
+            detail: format!("forwarded to the process group of {shown}, which {exited}"),
+        }),
+        Ended::TimedOut => Err(Failed(format!(
+            "{shown} did not finish within runner_timeout ({}): its process group was ended; it {exited}",
+            migrate::human(settings.timeout)
+        ))
+        .into()),
+        Ended::LockLost(_) | Ended::WaitFailed(_) => Err(Failed(format!(
+            "waiting for {shown} failed: its process group was ended; it {exited}"
+        ))
+        .into()),
+    }
+}
+
+/// Reads a stream to its end, keeping up to [`MAX_CAPTURE`] bytes; `true` when it cut.
+async fn read_all(mut reader: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut cut = false;
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return (kept, cut),
+            Ok(n) if kept.len() + n <= MAX_CAPTURE => kept.extend_from_slice(&buf[..n]),
+            Ok(_) => cut = true,
+        }
+    }
+}
+
+/// Waits for the child, a signal, the timeout or (with a backend) a lost lock, checking the
+/// lock every few seconds.
 async fn watch(
     child: &mut Child,
-    backend: &mut Backend,
+    mut backend: Option<&mut Backend>,
     timeout: Duration,
     interrupt: &mut Interrupt,
 ) -> Ended {
@@ -452,11 +574,13 @@ async fn watch(
             },
             signal = interrupt.wait() => return Ended::Signal(signal),
             () = tokio::time::sleep_until(deadline) => return Ended::TimedOut,
-            () = tokio::time::sleep_until(next_check) => {
+            () = tokio::time::sleep_until(next_check), if backend.is_some() => {
                 // Not raced with the child: a statement cut off mid-flight would leave the
                 // connection's protocol state unknown. It is bounded by io_timeout.
-                if let Err(e) = backend.verify_lock().await {
-                    return Ended::LockLost(e);
+                if let Some(backend) = backend.as_deref_mut() {
+                    if let Err(e) = backend.verify_lock().await {
+                        return Ended::LockLost(e);
+                    }
                 }
                 next_check = tokio::time::Instant::now() + LOCK_CHECK_EVERY;
             }

@@ -19,7 +19,7 @@ const BOUND: Duration = Duration::from_secs(60);
 const ORDER: [&str; 6] = ["0001", "0003", "0002", "0004", "0005", "0006"];
 
 /// The virtualenv's `bin`, where `alembic` and its Python are.
-fn venv_bin() -> PathBuf {
+pub(crate) fn venv_bin() -> PathBuf {
     let alembic = std::env::var_os("SHIPGATE_TEST_ALEMBIC")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -35,7 +35,7 @@ fn venv_bin() -> PathBuf {
 }
 
 /// A copy of `examples/alembic` in a fresh project, with `extra` revision files added.
-fn example(extra: &[(&str, &str)]) -> Project {
+pub(crate) fn example(extra: &[(&str, &str)]) -> Project {
     let p = Project::new();
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alembic");
     copy_dir(&from, p.root());
@@ -45,7 +45,7 @@ fn example(extra: &[(&str, &str)]) -> Project {
     p
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read example") {
         let entry = entry.expect("entry");
@@ -60,8 +60,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// `shipgate <args>` with `runner = "alembic"`, `PATH` = `path_first`, the venv, the system.
-fn shipgate(p: &Project, db: &Db, args: &[&str], path_first: Option<&Path>) -> Command {
+/// `shipgate <args>` against `db`, as [`with_alembic`] sets it up.
+pub(crate) fn shipgate(p: &Project, db: &Db, args: &[&str], path_first: Option<&Path>) -> Command {
     with_alembic(p.command(Some(db), args), path_first)
 }
 
@@ -85,7 +85,7 @@ fn release(p: &Project, db: &Db, extra: &[&str]) -> Run {
 }
 
 /// The real `alembic ARGS` in the project against `db`, insisting it succeeded.
-fn alembic(p: &Project, db: &Db, args: &[&str]) {
+pub(crate) fn alembic(p: &Project, db: &Db, args: &[&str]) {
     let out = Command::new(venv_bin().join("alembic"))
         .args(args)
         .current_dir(p.root())

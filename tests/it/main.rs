@@ -13,6 +13,7 @@ mod support;
 
 mod adopt;
 mod alembic;
+mod alembic_check;
 mod alembic_runner;
 mod apply;
 mod cli;

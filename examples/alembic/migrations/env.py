@@ -1,4 +1,7 @@
-"""Alembic's environment for this example: the database from DATABASE_URL, online mode only.
+"""Alembic's environment for this example: the database from DATABASE_URL.
+
+Offline mode (`alembic upgrade A:B --sql`, which `shipgate check` runs) prints the SQL and
+never connects: the URL only chooses the dialect.
 
 Under shipgate (runner = "alembic") the migration lock is already held: shipgate sets
 SHIPGATE_LOCK_HELD=1. Run by hand (`alembic upgrade heads`), this file takes the same
@@ -59,6 +62,13 @@ def run_migrations_online() -> None:
                 connection.commit()
 
 
+def run_migrations_offline() -> None:
+    context.configure(url=database_url(), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 if context.is_offline_mode():
-    raise SystemExit("this example runs online only")
-run_migrations_online()
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,9 +1,12 @@
-//! `shipgate check`: files, history and the safety lint, for CI.
+//! `shipgate check`: files, history and the safety lint, for CI. `alembic.rs` is the same for
+//! an Alembic project (`runner = "alembic"`): its revisions rendered offline and linted.
+
+mod alembic;
 
 use serde_json::json;
 
 use crate::cli::{self, Format};
-use crate::config::{Config, DatabaseUrl, Engine};
+use crate::config::{Config, DatabaseUrl, Engine, RunnerKind};
 use crate::exit::{Exit, Failure};
 use crate::gitref;
 use crate::lint::{self, Catalog, Finding, LintOptions, Severity};
@@ -63,11 +66,33 @@ fn source_finding(e: &SourceError) -> Finding {
 /// migrate (a CI job for another engine names its URL; `check` does not connect without
 /// `--database`).
 fn check_engine(args: &cli::Check, config: &Config) -> Engine {
-    let url = match args.database.as_deref() {
+    database_url(args, config)
+        .engine()
+        .unwrap_or(Engine::Postgres)
+}
+
+/// The `--database` URL (alone: the configured one), else the configured URL.
+fn database_url(args: &cli::Check, config: &Config) -> DatabaseUrl {
+    match args.database.as_deref() {
         Some("") | None => config.database.clone(),
         Some(url) => DatabaseUrl::new(url),
-    };
-    url.engine().unwrap_or(Engine::Postgres)
+    }
+}
+
+/// What a check found and how its summary line reads, for [`print`].
+struct Report {
+    findings: Vec<Finding>,
+    engine: Engine,
+    /// After `ok: ` when nothing blocks.
+    ok: String,
+    /// After `failed: N error(s)` when something does (may be empty).
+    failed: String,
+    /// In parentheses after either: before the warning count…
+    notes: Vec<String>,
+    /// …and after it.
+    last_notes: Vec<String>,
+    /// The JSON object's keys beyond `ok`, `engine`, `findings` and `acknowledged`.
+    json: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `shipgate check`: every finding printed in the chosen format; exit 5 when one blocks.
@@ -76,6 +101,9 @@ pub async fn check(
     config: &Config,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
+    if config.runner.kind == RunnerKind::Alembic {
+        return alembic::check(args, config, interrupt).await;
+    }
     let mut findings: Vec<Finding> = Vec::new();
     let mut count = 0;
     let mut linted = 0;
@@ -105,12 +133,8 @@ pub async fn check(
                 findings.extend(edits);
                 only = Some(changed);
             }
-            if let Some(url) = &args.database {
-                let url = if url.is_empty() {
-                    config.database.clone()
-                } else {
-                    DatabaseUrl::new(url.clone())
-                };
+            if args.database.is_some() {
+                let url = database_url(args, config);
                 if let Err(e) = url.engine() {
                     return Err(Failure::new(
                         Exit::Usage,
@@ -152,6 +176,54 @@ pub async fn check(
             findings.extend(lint::lint(&set, &options, &catalog));
         }
     }
+    let mut notes = Vec::new();
+    // Another tool's layout, detected or forced, is named: what was read is said.
+    if let Some(layout) = layout.filter(|l| *l != Layout::Native) {
+        notes.push(format!("read as {layout}"));
+    }
+    let mut last_notes = Vec::new();
+    if config.database_is_default && args.database.is_none() {
+        last_notes.push(
+            "the embedded SQLite default; set DATABASE_URL to lint for PostgreSQL or MySQL"
+                .to_owned(),
+        );
+    }
+    let against = if args.database.is_some() {
+        " and consistent with history"
+    } else {
+        ""
+    };
+    let mut json = serde_json::Map::new();
+    json.insert("migrations".into(), json!(count));
+    json.insert("linted".into(), json!(linted));
+    Ok(print(
+        args,
+        Report {
+            findings,
+            engine,
+            ok: format!(
+                "{count} migration(s) in {} are valid{against}; {linted} linted for {engine}",
+                config.migrations.display()
+            ),
+            failed: String::new(),
+            notes,
+            last_notes,
+            json,
+        },
+    ))
+}
+
+/// Prints a check's findings and summary in the chosen format; exit 5 when one blocks.
+fn print(args: &cli::Check, report: Report) -> Exit {
+    let Report {
+        findings,
+        engine,
+        ok,
+        failed: failed_text,
+        mut notes,
+        last_notes,
+        json: extra,
+    } = report;
     let (acknowledged, findings): (Vec<Finding>, Vec<Finding>) =
         findings.into_iter().partition(|f| f.acknowledged.is_some());
     let failed = findings.iter().any(Finding::blocks);
@@ -171,41 +243,23 @@ pub async fn check(
             for f in &acknowledged {
                 tracing::info!(rule = %f.rule, "acknowledged: {f} ({})", f.acknowledged.as_deref().unwrap_or_default());
             }
-            let mut notes = Vec::new();
-            // Another tool's layout, detected or forced, is named: what was read is said.
-            if let Some(layout) = layout.filter(|l| *l != Layout::Native) {
-                notes.push(format!("read as {layout}"));
-            }
             if warnings > 0 {
                 notes.push(format!("{warnings} warning(s)"));
             }
             if !acknowledged.is_empty() {
                 notes.push(format!("{} acknowledged finding(s)", acknowledged.len()));
             }
-            if config.database_is_default && args.database.is_none() {
-                notes.push(
-                    "the embedded SQLite default; set DATABASE_URL to lint for PostgreSQL or MySQL"
-                        .to_owned(),
-                );
-            }
+            notes.extend(last_notes);
             let notes = if notes.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", notes.join(", "))
             };
             if !failed {
-                let against = if args.database.is_some() {
-                    " and consistent with history"
-                } else {
-                    ""
-                };
-                out(format!(
-                    "ok: {count} migration(s) in {} are valid{against}; {linted} linted for {engine}{notes}",
-                    config.migrations.display()
-                ));
+                out(format!("ok: {ok}{notes}"));
             } else {
                 let errors = findings.iter().filter(|f| f.blocks()).count();
-                out(format!("failed: {errors} error(s){notes}"));
+                out(format!("failed: {errors} error(s){failed_text}{notes}"));
             }
         }
         Format::Json => {
@@ -222,14 +276,19 @@ pub async fn check(
                     "acknowledged": f.acknowledged,
                 })
             };
-            json_out(&json!({
-                "ok": !failed,
-                "engine": engine,
-                "migrations": count,
-                "linted": linted,
-                "findings": findings.iter().map(finding).collect::<Vec<_>>(),
-                "acknowledged": acknowledged.iter().map(finding).collect::<Vec<_>>(),
-            }))
+            let mut value = serde_json::Map::new();
+            value.insert("ok".into(), json!(!failed));
+            value.insert("engine".into(), json!(engine));
+            value.extend(extra);
+            value.insert(
+                "findings".into(),
+                json!(findings.iter().map(finding).collect::<Vec<_>>()),
+            );
+            value.insert(
+                "acknowledged".into(),
+                json!(acknowledged.iter().map(finding).collect::<Vec<_>>()),
+            );
+            json_out(&serde_json::Value::Object(value))
         }
         Format::Github => {
             for f in &findings {
@@ -237,7 +296,11 @@ pub async fn check(
             }
         }
     }
-    Ok(if failed { Exit::Invalid } else { Exit::Success })
+    if failed {
+        Exit::Invalid
+    } else {
+        Exit::Success
+    }
 }
 
 /// One GitHub Actions workflow command (`::error file=…,line=…,col=…,title=…::message`), with
