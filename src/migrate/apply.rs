@@ -397,11 +397,28 @@ pub async fn up(
     };
     if let Some(gate) = &options.gate {
         if plan.has_pending() {
-            if let Err(e) = gate.check(backend, set, &plan).await {
-                if tables_exist {
-                    record_refusal(backend, options, deploy, &e).await;
+            // The gate only reads; on SQLite another process's write can keep even a read
+            // waiting past busy_timeout: that changed nothing, so it is read again.
+            let mut attempt = 0;
+            loop {
+                match gate.check(backend, set, &plan).await {
+                    Ok(()) => break,
+                    Err(Error::Database { error, .. })
+                        if error.kind == ErrorKind::LockTimeout
+                            && attempt < settings.lock_retries =>
+                    {
+                        let delay = retry_delay(attempt);
+                        attempt += 1;
+                        tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %error, "reading the catalog for the release gate hit the lock timeout; reading it again");
+                        wait_or_interrupt(delay, interrupt).await?;
+                    }
+                    Err(e) => {
+                        if tables_exist {
+                            record_refusal(backend, options, deploy, &e).await;
+                        }
+                        return Err(e);
+                    }
                 }
-                return Err(e);
             }
         }
     }
