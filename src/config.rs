@@ -397,6 +397,22 @@ impl DatabaseUrl {
         &self.0
     }
 
+    /// The URL as shipgate's own driver reads it: SQLAlchemy's `dialect+driver://` scheme
+    /// (`postgresql+psycopg://`, `mysql+pymysql://`, accepted by [`DatabaseUrl::engine`]) with
+    /// the `+driver` part dropped; any other URL as given. A runner's child still gets the URL as
+    /// configured (`expose`), for the app's own driver.
+    pub fn for_driver(&self) -> std::borrow::Cow<'_, str> {
+        let Some(scheme) = scheme_of(&self.0) else {
+            return std::borrow::Cow::Borrowed(&self.0);
+        };
+        match scheme.split_once('+') {
+            Some((base, _)) => {
+                std::borrow::Cow::Owned(format!("{base}{}", &self.0[scheme.len()..]))
+            }
+            None => std::borrow::Cow::Borrowed(&self.0),
+        }
+    }
+
     /// The engine, from the scheme, once the URL is known to say what it means: a PostgreSQL or
     /// MySQL URL must be `scheme://…`, parse, and have no `@` after its host. Anything else
     /// (`postgres:user:pw@host/db`, a password with an unencoded `/`, `?`, `#` or `@`) would
@@ -408,14 +424,33 @@ impl DatabaseUrl {
             return Err(format!("not a URL (expected {EXPECTED})"));
         };
         let rest = &self.0[scheme.len() + 1..];
-        let engine = match scheme.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" => Engine::Postgres,
-            "sqlite" => return Ok(Engine::Sqlite),
-            "mysql" | "mariadb" => Engine::Mysql,
-            // Without `//` the "scheme" may be a user name: print it only in a URL's shape.
-            other if rest.starts_with("//") => {
+        // SQLAlchemy's `dialect+driver` (`postgresql+psycopg`, `mysql+pymysql`): the variable
+        // is shared with a Python app; the driver part names the app's driver, not shipgate's.
+        let (base, driver) = match scheme.split_once('+') {
+            Some((base, driver)) => (base, Some(driver)),
+            None => (scheme, None),
+        };
+        let engine = match (base.to_ascii_lowercase().as_str(), driver) {
+            (_, Some("")) if rest.starts_with("//") => {
                 return Err(format!(
-                    "unsupported scheme `{other}` (expected {EXPECTED})"
+                    "unsupported scheme `{scheme}`: no driver after `+` (expected {EXPECTED})"
+                ))
+            }
+            ("postgres" | "postgresql", _) => Engine::Postgres,
+            ("sqlite", Some(_)) if rest.starts_with("//") => {
+                return Err(format!(
+                    "`{scheme}://` is SQLAlchemy's form of a SQLite URL, and SQLAlchemy and shipgate \
+                     count the slashes before a SQLite path differently: give shipgate a sqlite:// URL \
+                     (sqlite://app.db)"
+                ))
+            }
+            ("sqlite", None) => return Ok(Engine::Sqlite),
+            ("mysql" | "mariadb", _) => Engine::Mysql,
+            // Without `//` the "scheme" may be a user name: print it only in a URL's shape.
+            _ if rest.starts_with("//") => {
+                return Err(format!(
+                    "unsupported scheme `{}` (expected {EXPECTED})",
+                    scheme.to_ascii_lowercase()
                 ))
             }
             _ => return Err(format!("not a URL (expected {EXPECTED})")),
@@ -1196,8 +1231,12 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         Some(url) if !url.is_empty() => (DatabaseUrl::new(url), false),
         _ => (DatabaseUrl::new(DEFAULT_DATABASE_URL), true),
     };
-    if let Err(expected) = database.engine() {
-        return Err(invalid("database_url", &database.redacted(), &expected));
+    if let Err(why) = database.engine() {
+        return Err(invalid(
+            "database_url",
+            &database.redacted(),
+            &format!("a database URL: {why}"),
+        ));
     }
     let log_format = match layer.log_format.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -1857,6 +1896,28 @@ mod tests {
     }
 
     #[test]
+    fn the_driver_reads_sqlalchemy_urls_without_their_driver_part() {
+        let cases = [
+            ("postgresql+psycopg://u:p@h/db", "postgresql://u:p@h/db"),
+            (
+                "mysql+pymysql://root@h:3306/db?x=1",
+                "mysql://root@h:3306/db?x=1",
+            ),
+            ("postgres://u:p+q@h/db", "postgres://u:p+q@h/db"),
+            ("sqlite://app.db", "sqlite://app.db"),
+        ];
+        for (url, want) in cases {
+            let url = DatabaseUrl::new(url);
+            assert_eq!(url.for_driver(), want);
+        }
+        assert_eq!(
+            DatabaseUrl::new("postgresql+psycopg://u:p@h/db").expose(),
+            "postgresql+psycopg://u:p@h/db",
+            "a runner's child gets the URL as configured"
+        );
+    }
+
+    #[test]
     fn alembic_version_table_is_a_name_or_schema_dot_name() {
         let ok = [
             (None, (None, "alembic_version")),
@@ -2112,6 +2173,21 @@ mod tests {
             ("mariadb://root@127.0.0.1:3306/db", Ok(Engine::Mysql)),
             ("sqlite:shipgate.db", Ok(Engine::Sqlite)),
             ("sqlite::memory:", Ok(Engine::Sqlite)),
+            // SQLAlchemy's dialect+driver, as a Python app shares DATABASE_URL.
+            ("postgresql+psycopg://u:p@h/db", Ok(Engine::Postgres)),
+            ("postgresql+asyncpg://u:p@h:5432/db", Ok(Engine::Postgres)),
+            ("mysql+pymysql://root@h/db", Ok(Engine::Mysql)),
+            ("MariaDB+MariaDBConnector://root@h/db", Ok(Engine::Mysql)),
+            ("postgresql+://u:pw@h/db", Err("no driver after `+`")),
+            (
+                "sqlite+pysqlite:///app.db",
+                Err("SQLAlchemy's form of a SQLite URL"),
+            ),
+            ("redis+tls://h/0", Err("unsupported scheme `redis+tls`")),
+            (
+                "postgresql+psycopg:pw@h/db",
+                Err("`//` after `postgresql+psycopg:`"),
+            ),
         ] {
             let got = DatabaseUrl::new(url).engine();
             match (&got, want) {

@@ -33,10 +33,12 @@ pub fn classify(number: &str) -> ErrorKind {
 }
 
 fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions, DbError> {
-    let raw = url.expose();
-    let normalised = match raw.strip_prefix("mariadb://") {
-        Some(rest) => format!("mysql://{rest}"),
-        None => raw.to_owned(),
+    let raw = url.for_driver();
+    let normalised = match raw.get(..10) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mariadb://") => {
+            format!("mysql://{}", &raw[10..])
+        }
+        _ => raw.into_owned(),
     };
     let opts = MySqlConnectOptions::from_str(&normalised).map_err(|e| DbError {
         kind: ErrorKind::Config,

@@ -24,7 +24,7 @@ fn options(
     settings: &EngineSettings,
     application_name: &str,
 ) -> Result<PgConnectOptions, DbError> {
-    let opts = PgConnectOptions::from_str(url.expose()).map_err(|e| DbError {
+    let opts = PgConnectOptions::from_str(&url.for_driver()).map_err(|e| DbError {
         kind: ErrorKind::Config,
         message: format!(
             "invalid PostgreSQL URL {}: {}",

@@ -777,3 +777,24 @@ fn status_and_readiness_read_alembic_version_on_sqlite_and_mariadb() {
         service.wait(Duration::from_secs(20)).code(0);
     }
 }
+
+/// A `DATABASE_URL` in SQLAlchemy's `dialect+driver` form, as a FastAPI app sets it: shipgate
+/// connects with its own driver and hands Alembic the URL unchanged.
+#[test]
+fn a_sqlalchemy_url_with_its_driver_is_read_by_shipgate_and_handed_to_alembic_unchanged() {
+    let db = Db::new(Engine::Postgres);
+    let p = example(&[]);
+    let url = db
+        .url()
+        .replacen("postgres://", "postgresql+psycopg2://", 1);
+    assert_ne!(url, db.url());
+    let mut cmd = shipgate(&p, &db, &["release"], None);
+    cmd.env("DATABASE_URL", &url);
+    Run::wait(cmd).code(0);
+    assert_eq!(version_rows(&db), ["0006"]);
+    let mut cmd = shipgate(&p, &db, &["status", "--json"], None);
+    cmd.env("DATABASE_URL", &url);
+    let status = Run::wait(cmd);
+    status.code(0);
+    assert_eq!(status.json()["pending"].as_array().map(Vec::len), Some(0));
+}
