@@ -483,6 +483,31 @@ mod tests {
     }
 
     #[test]
+    fn an_alembic_database_shows_revisions_and_escapes_their_messages() {
+        let state = AlembicState {
+            runner: "alembic",
+            version_table: "alembic_version".into(),
+            current_revisions: vec!["ae10".into()],
+            head_revisions: vec!["be20".into(), "ce30".into()],
+            applied: vec!["ae10".into()],
+            pending: vec![crate::status::AlembicRevision {
+                revision: "be20".into(),
+                message: "add <b>plans</b>".into(),
+                file: "versions/be20_plans.py".into(),
+            }],
+            unknown: Vec::new(),
+            overlapping: vec!["0f00".into()],
+        };
+        let html = alembic_state(&state).into_string();
+        assert!(html.contains("<td id=\"current\">ae10</td>"), "{html}");
+        assert!(html.contains("<td id=\"head\">be20, ce30</td>"), "{html}");
+        assert!(html.contains("add &lt;b&gt;plans&lt;/b&gt;"), "{html}");
+        assert!(html.contains("versions/be20_plans.py"), "{html}");
+        assert!(html.contains("Overlapping rows"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+    }
+
+    #[test]
     fn the_chart_scales_bars_to_the_longest_migration() {
         let svg = chart(&[row("1", "a", 100), row("2", "b", 400)]).into_string();
         assert_eq!(svg.matches("<rect").count(), 2, "{svg}");
