@@ -17,13 +17,15 @@ use crate::alembic::Project;
 use crate::config::{Config, Engine};
 use crate::migrate::apply;
 use crate::migrate::backend::{Backend, LockHolder, RunRow, StatusRows};
-use crate::migrate::plan::{self, Dirty, Entry, Modified, PendingRepeatable};
+use crate::migrate::plan::{self, Dirty, Entry, HistoryRow, Modified, PendingRepeatable};
 use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Interrupt;
 use crate::runner::alembic::relative;
 
 /// How often the refresher reads the database.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// How many of the most recently applied migrations a snapshot keeps for the status page.
+pub const RECENT_HISTORY: usize = 30;
 /// A snapshot older than this does not count as the database answering.
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
 
@@ -52,6 +54,14 @@ pub struct Snapshot {
     pub last_run: Option<RunRow>,
     /// When this snapshot was taken (RFC 3339).
     pub refreshed_at: Option<String>,
+    /// The newest `shipgate_runs` rows, newest first (the status page; not in the JSON, whose
+    /// fields stay those of SPEC §6).
+    #[serde(skip)]
+    pub recent_runs: Vec<RunRow>,
+    /// The most recently applied migrations (at most [`RECENT_HISTORY`]), oldest first: the
+    /// status page's history table and duration chart.
+    #[serde(skip)]
+    pub recent_history: Vec<HistoryRow>,
     #[serde(skip)]
     taken: Option<Instant>,
     /// This snapshot as JSON without its closing brace, encoded once per refresh so that a
@@ -89,6 +99,8 @@ impl Snapshot {
             lock_holder: None,
             last_run: None,
             refreshed_at: None,
+            recent_runs: Vec::new(),
+            recent_history: Vec::new(),
             taken: None,
             encoded: String::new(),
         }
@@ -373,6 +385,7 @@ async fn refresh_loop(
         }
         match refresh(&config, &mut backend, &mut server_version, alembic).await {
             Ok(rows) => {
+                snap.recent_history = recent(rows.history.as_ref());
                 snap.build = compare(&build, &config, rows.history, rows.alembic);
                 if let Some(run) = &rows.last_run {
                     let ok = matches!(run.outcome.as_deref(), Some("succeeded" | "nothing_to_do"));
@@ -384,6 +397,7 @@ async fn refresh_loop(
                 snap.error = None;
                 snap.lock_holder = rows.lock_holder;
                 snap.last_run = rows.last_run;
+                snap.recent_runs = rows.recent_runs;
             }
             Err(e) => {
                 snap.error = Some(e);
@@ -417,6 +431,20 @@ async fn refresh_loop(
     if let Some(b) = backend {
         b.close().await;
     }
+}
+
+/// The [`RECENT_HISTORY`] most recently applied rows of `history`, oldest first (by
+/// `applied_at`, then version; rows with no time first).
+fn recent(history: Option<&plan::History>) -> Vec<HistoryRow> {
+    let Some(history) = history else {
+        return Vec::new();
+    };
+    let mut rows: Vec<&HistoryRow> = history.migrations.iter().collect();
+    rows.sort_by(|a, b| {
+        (a.applied_at.as_deref(), &a.version).cmp(&(b.applied_at.as_deref(), &b.version))
+    });
+    let skip = rows.len().saturating_sub(RECENT_HISTORY);
+    rows.into_iter().skip(skip).cloned().collect()
 }
 
 /// What is known before the database answers: the head from the files (or the project).

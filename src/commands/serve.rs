@@ -113,6 +113,11 @@ impl Service {
             progress: progress.clone(),
             phase: phase.clone(),
             token: config.service.status_token.clone(),
+            session: config
+                .service
+                .status_token
+                .as_ref()
+                .map(http::home::session_cookie),
             policy: config.policy.clone(),
             metrics,
             started: Instant::now(),

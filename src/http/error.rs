@@ -18,12 +18,15 @@ pub fn json_error(status: StatusCode, message: &str) -> impl IntoResponse {
 pub async fn not_found() -> impl IntoResponse {
     json_error(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see /health, /health/ready, /migrations/status, /metrics",
+        "no such endpoint: see /, /health, /health/ready, /migrations/status, /metrics",
     )
 }
 
 pub async fn method_not_allowed() -> impl IntoResponse {
-    json_error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported")
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "only GET is supported (and POST on /)",
+    )
 }
 
 /// The body limit refused a request (see `refuse_large_body`).

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::Shared;
+use super::{AppState, Shared};
+use crate::status::Snapshot;
 
 const HEALTH_JSON: &str = "application/health+json";
 
@@ -34,24 +35,8 @@ pub async fn live(State(state): State<Shared>) -> Response {
 /// 200 only when the database answers, nothing is pending, dirty or modified, no release runs
 /// in this process and it is not shutting down; 503 with the reasons otherwise.
 pub async fn ready(State(state): State<Shared>) -> impl IntoResponse {
-    let mut reasons = Vec::new();
-    if state.phase.shutting_down.load(Ordering::SeqCst) {
-        reasons.push("shutting down".to_owned());
-    }
-    if state.phase.migrating.load(Ordering::SeqCst) {
-        reasons.push("a release is running in this process".to_owned());
-    }
-    if let Some(e) = state
-        .phase
-        .release_error
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .as_ref()
-    {
-        reasons.push(format!("the release failed: {e}"));
-    }
     let snapshot = state.cache.get();
-    reasons.extend(snapshot.not_ready_reasons(&state.policy));
+    let reasons = not_ready(&state, &snapshot);
     // `current_version` (runner `sql`, `command`) or `current_revisions` (`alembic`).
     let (key, current) = snapshot.current();
     let (status, mut body) = if reasons.is_empty() {
@@ -64,4 +49,21 @@ pub async fn ready(State(state): State<Shared>) -> impl IntoResponse {
     };
     body[key] = current;
     (status, [(header::CONTENT_TYPE, HEALTH_JSON)], Json(body))
+}
+
+/// Why readiness answers 503 (empty when it answers 200): this process's phase, then the
+/// database's side from `snapshot`. The status page shows the same list.
+pub(super) fn not_ready(state: &AppState, snapshot: &Snapshot) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if state.phase.shutting_down.load(Ordering::SeqCst) {
+        reasons.push("shutting down".to_owned());
+    }
+    if state.phase.migrating.load(Ordering::SeqCst) {
+        reasons.push("a release is running in this process".to_owned());
+    }
+    if let Some(e) = state.phase.release_error() {
+        reasons.push(format!("the release failed: {e}"));
+    }
+    reasons.extend(snapshot.not_ready_reasons(&state.policy));
+    reasons
 }

@@ -6,7 +6,9 @@
 
 mod error;
 mod health;
+pub mod home;
 mod metrics;
+mod page;
 mod status;
 
 use std::future::Future;
@@ -32,7 +34,7 @@ use crate::status::StatusCache;
 
 pub use self::metrics::Metrics;
 
-/// Largest request body accepted (every endpoint is a GET).
+/// Largest request body accepted (the only body read is the status page's sign-in form).
 pub const BODY_LIMIT: usize = 16 * 1024;
 /// Largest total size of request headers accepted.
 pub const HEADER_LIMIT: usize = 16 * 1024;
@@ -50,6 +52,16 @@ pub struct Phase {
     pub shutting_down: AtomicBool,
 }
 
+impl Phase {
+    /// Why this process's release failed, if it did.
+    pub fn release_error(&self) -> Option<String> {
+        self.release_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Everything the handlers read.
 #[derive(Clone)]
 pub struct AppState {
@@ -59,8 +71,11 @@ pub struct AppState {
     pub progress: Progress,
     /// Readiness flags.
     pub phase: Arc<Phase>,
-    /// `/migrations/status` bearer token.
+    /// `/migrations/status` bearer token (and the status page's).
     pub token: Option<Secret>,
+    /// The status page's session cookie value, derived from `token` (see
+    /// [`home::session_cookie`]).
+    pub session: Option<String>,
     /// Planning policy (strict, out of order), for readiness.
     pub policy: Policy,
     /// The Prometheus registry.
@@ -76,6 +91,7 @@ pub type Shared = Arc<AppState>;
 /// `Router::layer` would wrap every route, and each request would clone and box the stack.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(home::show).post(home::sign_in))
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/migrations/status", get(status::status))
@@ -129,8 +145,8 @@ pub async fn serve(
     serve_service(listener, service, shutdown, drain).await
 }
 
-/// A declared body over [`BODY_LIMIT`] is refused before routing. No handler reads a body
-/// (every endpoint is a GET), so an undeclared one is never buffered: hyper discards it.
+/// A declared body over [`BODY_LIMIT`] is refused before routing. The one handler that reads a
+/// body (the status page's sign-in) stops at [`BODY_LIMIT`] too; the others never buffer one.
 fn refuse_large_body<B>(request: Request<B>) -> Result<Request<B>, tower::BoxError> {
     let declared = request
         .headers()

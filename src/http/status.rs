@@ -7,20 +7,25 @@ use subtle::ConstantTimeEq;
 
 use super::error::json_error;
 use super::Shared;
+use crate::config::Secret;
+
+/// Whether `headers` carry `Authorization: Bearer <token>`: constant time in the token's
+/// content (only lengths can differ observably).
+pub(super) fn bearer_ok(headers: &HeaderMap, token: &Secret) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        // The scheme name is case-insensitive (RFC 9110 §11.1); the token is not.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim_start());
+    presented.as_bytes().ct_eq(token.expose().as_bytes()).into()
+}
 
 /// 401 without the configured bearer token; otherwise the status document.
 pub async fn status(State(state): State<Shared>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            // The scheme name is case-insensitive (RFC 9110 §11.1); the token is not.
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map_or("", |(_, token)| token.trim_start());
-        // Constant time in the token's content; only lengths can differ observably.
-        let ok: bool = presented.as_bytes().ct_eq(token.expose().as_bytes()).into();
-        if !ok {
+        if !bearer_ok(&headers, token) {
             let mut response =
                 json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
                     .into_response();

@@ -241,6 +241,34 @@ pub struct InProgress {
     pub statements_done: Option<usize>,
     /// Statements in the file, for a no-transaction file.
     pub statements_total: Option<usize>,
+    /// The statement running now, for a no-transaction file (the status page; not in the
+    /// JSON of `/migrations/status`, whose fields stay those of SPEC §6).
+    #[serde(skip)]
+    pub statement: Option<CurrentStatement>,
+}
+
+/// The statement of a no-transaction file that is running now.
+#[derive(Debug, Clone)]
+pub struct CurrentStatement {
+    /// Its position in the file, from 1.
+    pub number: usize,
+    /// The line it starts on.
+    pub line: usize,
+    /// Its text, cut at [`CurrentStatement::MAX_CHARS`] characters.
+    pub sql: String,
+}
+
+impl CurrentStatement {
+    /// How much of a statement's text is kept.
+    pub const MAX_CHARS: usize = 2000;
+
+    fn new(number: usize, line: usize, sql: &str) -> CurrentStatement {
+        let sql = match sql.char_indices().nth(Self::MAX_CHARS) {
+            Some((cut, _)) => format!("{}…", &sql[..cut]),
+            None => sql.to_owned(),
+        };
+        CurrentStatement { number, line, sql }
+    }
 }
 
 impl Progress {
@@ -733,6 +761,7 @@ async fn apply_pending(
                 started_at: super::now_rfc3339(),
                 statements_done: tracked.then_some(0),
                 statements_total: tracked.then_some(total),
+                statement: None,
             });
         });
         let result = apply_one(backend, m, settings, deploy, interrupt, &options.progress).await;
@@ -1000,6 +1029,11 @@ async fn apply_untracked(
     let statements = backend.statements(&m.up).to_vec();
     let total = statements.len();
     for (i, statement) in statements.iter().enumerate() {
+        progress.update(|p| {
+            if let Some(c) = p.current.as_mut() {
+                c.statement = Some(CurrentStatement::new(i + 1, statement.line, &statement.sql));
+            }
+        });
         match exec_step(
             backend,
             (&m.version, i),

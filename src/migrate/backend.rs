@@ -306,6 +306,9 @@ pub struct AuditRow {
     pub deploy_id: Option<String>,
 }
 
+/// How many `shipgate_runs` rows the status cache reads (for the status page's table).
+pub const RECENT_RUNS: usize = 10;
+
 /// What the status cache reads in one round trip.
 #[derive(Debug, Clone, Default)]
 pub struct StatusRows {
@@ -313,6 +316,8 @@ pub struct StatusRows {
     pub history: Option<History>,
     /// The newest run.
     pub last_run: Option<RunRow>,
+    /// The newest [`RECENT_RUNS`] runs, newest first (`last_run` is the first).
+    pub recent_runs: Vec<RunRow>,
     /// The lock holder, if held.
     pub lock_holder: Option<LockHolder>,
     /// Alembic's version table's rows, sorted, when they were asked for.
@@ -1677,7 +1682,7 @@ impl Backend {
             self.tables.migrations
         );
         let run = format!(
-            "SELECT 'r', {}, NULL FROM (SELECT * FROM {} ORDER BY id DESC LIMIT 1) last_run",
+            "SELECT 'r', {}, NULL FROM (SELECT * FROM {} ORDER BY id DESC LIMIT {RECENT_RUNS}) last_run",
             self.run_columns(),
             self.tables.runs
         );
@@ -1742,7 +1747,7 @@ impl Backend {
                         h.repeatables.push(repeatable_row(&r[1..]));
                     }
                 }
-                Some("r") => out.last_run = Some(run_row(&r[1..])),
+                Some("r") => out.recent_runs.push(run_row(&r[1..])),
                 Some("a") => out.alembic.get_or_insert_with(Vec::new).extend(get(1)),
                 Some("l") => {
                     out.lock_holder = Some(LockHolder {
@@ -1758,6 +1763,9 @@ impl Backend {
         if let Some(h) = out.history.as_mut() {
             h.migrations.sort_by(|a, b| a.version.cmp(&b.version));
         }
+        // A UNION ALL keeps no order: newest run first, by id.
+        out.recent_runs.sort_by_key(|r| std::cmp::Reverse(r.id));
+        out.last_run = out.recent_runs.first().cloned();
         if d == Dialect::Sqlite {
             out.lock_holder = sqlite::FileLock::holder(&self.url);
         }

@@ -47,5 +47,6 @@ mod shutdown;
 mod source;
 mod statements;
 mod status;
+mod status_page;
 mod versions;
 mod webhooks;

@@ -31,7 +31,8 @@ mod service;
 
 pub use receiver::{Delivery, Receiver, Reply};
 pub use service::{
-    connect, eventually, finish_within, http_get, read_response, send_signal, terminate, Service,
+    connect, eventually, finish_within, http_get, read_response, send_signal, terminate,
+    HttpResponse, Service,
 };
 
 /// The database password the release and HTTP tests put in their URLs (trust auth ignores it).
