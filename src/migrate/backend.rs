@@ -313,6 +313,10 @@ pub struct StatusRows {
     pub history: Option<History>,
     /// The newest run.
     pub last_run: Option<RunRow>,
+    /// The newest release (any command but `down`) that succeeded or had nothing to do.
+    pub last_success: Option<RunRow>,
+    /// The newest `down` that succeeded.
+    pub last_down: Option<RunRow>,
     /// The lock holder, if held.
     pub lock_holder: Option<LockHolder>,
     /// Alembic's version table's rows, sorted, when they were asked for.
@@ -1676,10 +1680,32 @@ impl Backend {
             self.history_columns(),
             self.tables.migrations
         );
+        // The newest run ('r'), the newest successful release ('s': any command but `down`,
+        // having applied everything or found nothing to do) and the newest successful `down`
+        // ('d'), each the newest row matching its filter.
+        let newest = |tag: &str, filter: &str| {
+            format!(
+                "SELECT '{tag}', {}, NULL FROM (SELECT * FROM {}{filter} ORDER BY id DESC LIMIT 1) run_{tag}",
+                self.run_columns(),
+                self.tables.runs
+            )
+        };
+        let (down, succeeded, nothing) = (
+            d.quote("down"),
+            d.quote(RunOutcome::Succeeded.as_str()),
+            d.quote(RunOutcome::NothingToDo.as_str()),
+        );
         let run = format!(
-            "SELECT 'r', {}, NULL FROM (SELECT * FROM {} ORDER BY id DESC LIMIT 1) last_run",
-            self.run_columns(),
-            self.tables.runs
+            "{} UNION ALL {} UNION ALL {}",
+            newest("r", ""),
+            newest(
+                "s",
+                &format!(" WHERE command <> {down} AND outcome IN ({succeeded}, {nothing})")
+            ),
+            newest(
+                "d",
+                &format!(" WHERE command = {down} AND outcome = {succeeded}")
+            ),
         );
         let holder_sql = match d {
             Dialect::Postgres => Some(self.pg_key().await?.holder_sql()),
@@ -1743,6 +1769,8 @@ impl Backend {
                     }
                 }
                 Some("r") => out.last_run = Some(run_row(&r[1..])),
+                Some("s") => out.last_success = Some(run_row(&r[1..])),
+                Some("d") => out.last_down = Some(run_row(&r[1..])),
                 Some("a") => out.alembic.get_or_insert_with(Vec::new).extend(get(1)),
                 Some("l") => {
                     out.lock_holder = Some(LockHolder {
