@@ -1214,15 +1214,10 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         match value {
             None => Ok(false),
             Some(LooseBool::Bool(b)) => Ok(*b),
-            Some(LooseBool::Text(t)) => match t.trim().to_ascii_lowercase().as_str() {
-                "true" | "t" | "1" | "yes" | "y" | "on" => Ok(true),
-                "false" | "f" | "0" | "no" | "n" | "off" | "" => Ok(false),
-                _ => Err(invalid(
-                    key,
-                    t,
-                    "true or false (also 1/0, yes/no, y/n, on/off)",
-                )),
-            },
+            Some(LooseBool::Text(t)) if t.trim().is_empty() => Ok(false),
+            Some(LooseBool::Text(t)) => boolish(t.trim()).ok_or_else(|| {
+                invalid(key, t, "true or false (also 1/0, yes/no, y/n, t/f, on/off)")
+            }),
         }
     };
 
@@ -1693,6 +1688,19 @@ pub fn split_words(text: &str) -> Result<Vec<String>, &'static str> {
     Ok(words)
 }
 
+/// `text` as clap reads a boolish flag value: `y`, `yes`, `t`, `true`, `on`, `1` and their
+/// negatives, in any case.
+fn boolish(text: &str) -> Option<bool> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::BoolishValueParser::new()
+        .parse_ref(
+            &clap::Command::new("shipgate"),
+            None,
+            std::ffi::OsStr::new(text),
+        )
+        .ok()
+}
+
 /// A size in bytes: a whole number with an optional unit (B, kB, MB, GB, TB; powers of 1024,
 /// as PostgreSQL's `pg_size_pretty` prints them).
 pub fn parse_size(text: &str) -> Option<i64> {
@@ -1883,6 +1891,19 @@ fn deploy_info(explicit: Option<String>) -> DeployInfo {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn booleans_read_as_clap_reads_boolish_flags() {
+        for yes in ["y", "YES", "t", "True", "on", "1"] {
+            assert_eq!(super::boolish(yes), Some(true), "{yes}");
+        }
+        for no in ["n", "No", "f", "FALSE", "off", "0"] {
+            assert_eq!(super::boolish(no), Some(false), "{no}");
+        }
+        for neither in ["2", "enabled", "tru", ""] {
+            assert_eq!(super::boolish(neither), None, "{neither}");
+        }
+    }
+
     use super::*;
     use crate::cli::Cli;
     use clap::{CommandFactory, FromArgMatches};

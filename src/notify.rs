@@ -16,9 +16,12 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::config::{redact_message, WebhookSecret};
+use crate::retry::Backoff;
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// Between attempts: 500 ms doubling to 8 s, jittered.
+const BACKOFF: Backoff = Backoff::new(BACKOFF_START, BACKOFF_MAX);
 
 /// Webhook settings, validated by `config`.
 #[derive(Debug, Clone)]
@@ -193,7 +196,7 @@ impl Notifier {
         body: &[u8],
     ) -> Result<(), NotifyError> {
         let attempts = self.settings.retries + 1;
-        let mut delay = BACKOFF_START;
+        let mut delays = BACKOFF.delays();
         let mut last = String::new();
         for attempt in 1..=attempts {
             let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -222,10 +225,9 @@ impl Notifier {
                 Err(e) => last = redact_message(&e.without_url().to_string()),
             }
             if attempt < attempts {
-                let wait = crate::migrate::jitter(delay);
+                let wait = delays.next().unwrap_or(BACKOFF_MAX);
                 tracing::warn!(attempt, of = attempts, error = %last, retry_in_ms = wait.as_millis() as u64, "webhook attempt failed");
                 tokio::time::sleep(wait).await;
-                delay = (delay * 2).min(BACKOFF_MAX);
             }
         }
         Err(NotifyError {
@@ -238,13 +240,9 @@ impl Notifier {
 
     /// The longest a [`Notifier::send`] can take: every attempt timing out, plus the backoff.
     pub fn bound(&self) -> Duration {
-        let mut total = self.settings.timeout * (self.settings.retries + 1);
-        let mut delay = BACKOFF_START;
-        for _ in 0..self.settings.retries {
-            total += delay;
-            delay = (delay * 2).min(BACKOFF_MAX);
-        }
-        total + Duration::from_secs(1)
+        self.settings.timeout * (self.settings.retries + 1)
+            + BACKOFF.longest(self.settings.retries)
+            + Duration::from_secs(1)
     }
 }
 

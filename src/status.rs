@@ -371,7 +371,6 @@ async fn refresh_loop(
 ) {
     let mut backend: Option<Backend> = None;
     let mut server_version: Option<String> = None;
-    let mut last_success: Option<f64> = None;
     let (schema, table) = &config.runner.alembic_version_table;
     // Alembic's rows ride in the refresher's one statement only when a project was read.
     let alembic = match &build {
@@ -386,13 +385,8 @@ async fn refresh_loop(
         match refresh(&config, &mut backend, &mut server_version, alembic).await {
             Ok(rows) => {
                 snap.recent_history = recent(rows.history.as_ref());
+                set_run_gauges(&rows);
                 snap.build = compare(&build, &config, rows.history, rows.alembic);
-                if let Some(run) = &rows.last_run {
-                    let ok = matches!(run.outcome.as_deref(), Some("succeeded" | "nothing_to_do"));
-                    if let (true, Some(at)) = (ok, run.finished_at.as_deref()) {
-                        last_success = unix_seconds(at).or(last_success);
-                    }
-                }
                 snap.database_ok = true;
                 snap.error = None;
                 snap.lock_holder = rows.lock_holder;
@@ -409,14 +403,8 @@ async fn refresh_loop(
         snap.server_version = server_version.clone();
         snap.refreshed_at = Some(crate::migrate::now_rfc3339());
         snap.taken = Some(Instant::now());
-        let pending = match &snap.build {
-            BuildState::Sql(s) => s.pending.len() + s.pending_repeatables.len(),
-            BuildState::Alembic(a) => a.pending.len(),
-            BuildState::Command { .. } => 0,
-        };
-        metrics::gauge!("shipgate_pending_migrations").set(pending as f64);
-        if let Some(at) = last_success {
-            metrics::gauge!("shipgate_last_success_timestamp_seconds").set(at);
+        if snap.database_ok {
+            set_state_gauges(&snap);
         }
         snap.encoded = serde_json::to_string(&snap).unwrap_or_else(|_| "{}".into());
         snap.encoded.pop();
@@ -554,6 +542,50 @@ fn status_deploy(config: &Config) -> crate::config::DeployInfo {
         None => "serve".into(),
     });
     d
+}
+
+/// The gauges read from `shipgate_runs`: when the newest successful release and the newest
+/// successful `down` ended, whichever process ran them. Absent until such a run exists.
+fn set_run_gauges(rows: &StatusRows) {
+    let ended = |run: &Option<RunRow>| {
+        run.as_ref()
+            .and_then(|r| r.finished_at.as_deref())
+            .and_then(unix_seconds)
+    };
+    if let Some(at) = ended(&rows.last_success) {
+        metrics::gauge!("shipgate_last_success_timestamp_seconds").set(at);
+    }
+    if let Some(at) = ended(&rows.last_down) {
+        metrics::gauge!("shipgate_last_down_timestamp_seconds").set(at);
+    }
+}
+
+/// The gauges of where the database stands against this build, and of the lock: pending,
+/// dirty and modified counts, whether the migration lock is held and for how long its holder
+/// has been at it (see [`LockHolder::since`]; 0 when free). Set only from a refresh that
+/// reached the database, so a failed refresh leaves the last known values.
+fn set_state_gauges(snap: &Snapshot) {
+    let (pending, dirty, modified) = match &snap.build {
+        BuildState::Sql(s) => (
+            s.pending.len() + s.pending_repeatables.len(),
+            s.dirty.len(),
+            s.modified.len(),
+        ),
+        // Alembic keeps no per-revision state or checksum: nothing is dirty or modified.
+        BuildState::Alembic(a) => (a.pending.len(), 0, 0),
+        BuildState::Command { .. } => (0, 0, 0),
+    };
+    metrics::gauge!("shipgate_pending_migrations").set(pending as f64);
+    metrics::gauge!("shipgate_dirty_migrations").set(dirty as f64);
+    metrics::gauge!("shipgate_modified_migrations").set(modified as f64);
+    let held = snap.lock_holder.as_ref();
+    metrics::gauge!("shipgate_lock_held").set(if held.is_some() { 1.0 } else { 0.0 });
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9;
+    let age = held
+        .and_then(|h| h.since.as_deref())
+        .and_then(unix_seconds)
+        .map_or(0.0, |since| (now - since).max(0.0));
+    metrics::gauge!("shipgate_lock_held_seconds").set(age);
 }
 
 fn unix_seconds(rfc3339: &str) -> Option<f64> {

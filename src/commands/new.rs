@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use heck::ToSnakeCase as _;
 
 use crate::cli;
 use crate::config::Config;
@@ -13,25 +14,15 @@ use crate::migrate::source;
 
 use super::out;
 
-/// `name` in snake_case: lower-case ASCII letters and digits, runs of anything else as one `_`.
+/// `name` in snake_case (heck's word boundaries: case changes, digits, punctuation), in lower-case
+/// ASCII letters, digits and `_` only: anything else separates words, so the file name is
+/// portable.
 pub fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            if c.is_ascii_uppercase() && prev_lower {
-                out.push('_');
-            }
-            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-            out.push(c.to_ascii_lowercase());
-        } else {
-            prev_lower = false;
-            if !out.ends_with('_') && !out.is_empty() {
-                out.push('_');
-            }
-        }
-    }
-    out.trim_end_matches('_').to_owned()
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { ' ' })
+        .collect();
+    ascii.to_snake_case()
 }
 
 /// `shipgate new NAME`.
@@ -195,6 +186,8 @@ mod tests {
             ("add-users.v2", "add_users_v2"),
             ("  --Hello World!! ", "hello_world"),
             ("!!!", ""),
+            ("HTTPServer timeout", "http_server_timeout"),
+            ("naïve names", "na_ve_names"),
         ];
         for (input, want) in cases {
             assert_eq!(snake_case(input), want, "{input}");

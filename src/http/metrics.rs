@@ -46,13 +46,36 @@ impl Metrics {
             "migrations in this build not yet applied"
         );
         metrics::describe_gauge!(
+            "shipgate_dirty_migrations",
+            "applied migrations left half-done (runner sql)"
+        );
+        metrics::describe_gauge!(
+            "shipgate_modified_migrations",
+            "applied migrations whose files changed since (runner sql)"
+        );
+        metrics::describe_gauge!(
+            "shipgate_lock_held",
+            "1 while any process holds the migration lock, else 0"
+        );
+        metrics::describe_gauge!(
+            "shipgate_lock_held_seconds",
+            "how long the lock holder has been at it (PostgreSQL: its session's age; MySQL: time in its current state; SQLite: since it took the lock); 0 when free"
+        );
+        metrics::describe_gauge!(
             "shipgate_last_success_timestamp_seconds",
-            "end of the newest successful release, any process"
+            "end of the newest successful release (not a down), any process, from shipgate_runs"
+        );
+        metrics::describe_gauge!(
+            "shipgate_last_down_timestamp_seconds",
+            "end of the newest successful down, any process, from shipgate_runs"
         );
         metrics::gauge!("shipgate_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
         // Present from the first scrape, before anything has happened.
         metrics::counter!("shipgate_migrations_applied_total").absolute(0);
         metrics::counter!("shipgate_migration_failures_total").absolute(0);
+        // Registering a histogram renders it with zero buckets until its first sample.
+        let _ = metrics::histogram!("shipgate_migration_duration_seconds");
+        let _ = metrics::histogram!("shipgate_lock_wait_seconds");
         Ok(Metrics(handle))
     }
 

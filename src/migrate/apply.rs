@@ -17,16 +17,21 @@ use super::backend::{
 use super::layout::Options;
 use super::plan::{self, Blocker, History, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Repeatable, Script, SourceErrors, Version};
-use super::{adopt, jitter, lock, Error, Interrupt, Stage};
+use super::{adopt, lock, Error, Interrupt, Stage};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
+use crate::retry::Backoff;
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_ATTEMPT_MAX: Duration = Duration::from_secs(10);
 const RETRY_BACKOFF_START: Duration = Duration::from_secs(1);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Between connect attempts: 250 ms doubling to 5 s, jittered, within the connect timeout.
+const CONNECT_BACKOFF: Backoff = Backoff::new(CONNECT_BACKOFF_START, CONNECT_BACKOFF_MAX);
+/// After a lock timeout: 1 s doubling to 10 s, jittered, up to `lock_retries` times.
+const LOCK_RETRY_BACKOFF: Backoff = Backoff::new(RETRY_BACKOFF_START, RETRY_BACKOFF_MAX);
 
-/// Connects within `settings.connect_timeout`, backing off 250 ms doubling to 5 s, jittered.
+/// Connects within `settings.connect_timeout`, backing off on [`CONNECT_BACKOFF`].
 #[tracing::instrument(skip_all)]
 pub async fn connect(
     url: &DatabaseUrl,
@@ -35,7 +40,7 @@ pub async fn connect(
     interrupt: &mut Interrupt,
 ) -> Result<Backend, Error> {
     let started = Instant::now();
-    let mut delay = CONNECT_BACKOFF_START;
+    let mut delays = CONNECT_BACKOFF.delays();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -70,13 +75,12 @@ pub async fn connect(
             });
         }
         // The last attempt lands on the bound rather than giving up early.
-        let sleep = jitter(delay).min(remaining);
+        let sleep = delays.next().unwrap_or(CONNECT_BACKOFF_MAX).min(remaining);
         tracing::warn!(attempt, database = %url, error = %error, retry_in_ms = sleep.as_millis() as u64, "database not reachable yet");
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
             signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Waiting)),
         }
-        delay = (delay * 2).min(CONNECT_BACKOFF_MAX);
     }
 }
 
@@ -428,6 +432,7 @@ pub async fn up(
             // The gate only reads; on SQLite another process's write can keep even a read
             // waiting past busy_timeout: that changed nothing, so it is read again.
             let mut attempt = 0;
+            let mut delays = LOCK_RETRY_BACKOFF.delays();
             loop {
                 match gate.check(backend, set, &plan).await {
                     Ok(()) => break,
@@ -435,7 +440,7 @@ pub async fn up(
                         if error.kind == ErrorKind::LockTimeout
                             && attempt < settings.lock_retries =>
                     {
-                        let delay = retry_delay(attempt);
+                        let delay = delays.next().unwrap_or(RETRY_BACKOFF_MAX);
                         attempt += 1;
                         tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %error, "reading the catalog for the release gate hit the lock timeout; reading it again");
                         wait_or_interrupt(delay, interrupt).await?;
@@ -832,10 +837,6 @@ fn timeouts(script: &Script, settings: &EngineSettings) -> Timeouts {
     }
 }
 
-fn retry_delay(attempt: u32) -> Duration {
-    jitter((RETRY_BACKOFF_START * 2u32.saturating_pow(attempt)).min(RETRY_BACKOFF_MAX))
-}
-
 /// Applies one migration; returns the number of lock-timeout retries it took.
 async fn apply_one(
     backend: &mut Backend,
@@ -1152,6 +1153,7 @@ async fn retrying<T>(
     mut op: impl AsyncFnMut(&mut Backend) -> Result<T, DbError>,
 ) -> Result<Result<(T, u32), DbError>, Error> {
     let mut attempt = 0;
+    let mut delays = LOCK_RETRY_BACKOFF.delays();
     loop {
         let result = tokio::select! {
             r = op(backend) => r,
@@ -1160,7 +1162,7 @@ async fn retrying<T>(
         match result {
             Ok(value) => return Ok(Ok((value, attempt))),
             Err(e) if e.kind == ErrorKind::LockTimeout && attempt < lock_retries => {
-                let delay = retry_delay(attempt);
+                let delay = delays.next().unwrap_or(RETRY_BACKOFF_MAX);
                 attempt += 1;
                 let retry_in_ms = delay.as_millis() as u64;
                 match attempt_of {

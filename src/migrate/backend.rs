@@ -318,6 +318,10 @@ pub struct StatusRows {
     pub last_run: Option<RunRow>,
     /// The newest [`RECENT_RUNS`] runs, newest first (`last_run` is the first).
     pub recent_runs: Vec<RunRow>,
+    /// The newest release (any command but `down`) that succeeded or had nothing to do.
+    pub last_success: Option<RunRow>,
+    /// The newest `down` that succeeded.
+    pub last_down: Option<RunRow>,
     /// The lock holder, if held.
     pub lock_holder: Option<LockHolder>,
     /// Alembic's version table's rows, sorted, when they were asked for.
@@ -1681,10 +1685,34 @@ impl Backend {
             self.history_columns(),
             self.tables.migrations
         );
+        // The newest runs ('r', the page's last RECENT_RUNS), the newest successful release
+        // ('s': any command but `down`, having applied everything or found nothing to do) and
+        // the newest successful `down` ('d'), each the newest rows matching its filter.
+        let newest = |tag: &str, filter: &str, limit: usize| {
+            format!(
+                "SELECT '{tag}', {}, NULL FROM (SELECT * FROM {}{filter} ORDER BY id DESC LIMIT {limit}) run_{tag}",
+                self.run_columns(),
+                self.tables.runs
+            )
+        };
+        let (down, succeeded, nothing) = (
+            d.quote("down"),
+            d.quote(RunOutcome::Succeeded.as_str()),
+            d.quote(RunOutcome::NothingToDo.as_str()),
+        );
         let run = format!(
-            "SELECT 'r', {}, NULL FROM (SELECT * FROM {} ORDER BY id DESC LIMIT {RECENT_RUNS}) last_run",
-            self.run_columns(),
-            self.tables.runs
+            "{} UNION ALL {} UNION ALL {}",
+            newest("r", "", RECENT_RUNS),
+            newest(
+                "s",
+                &format!(" WHERE command <> {down} AND outcome IN ({succeeded}, {nothing})"),
+                1
+            ),
+            newest(
+                "d",
+                &format!(" WHERE command = {down} AND outcome = {succeeded}"),
+                1
+            ),
         );
         let holder_sql = match d {
             Dialect::Postgres => Some(self.pg_key().await?.holder_sql()),
@@ -1748,6 +1776,8 @@ impl Backend {
                     }
                 }
                 Some("r") => out.recent_runs.push(run_row(&r[1..])),
+                Some("s") => out.last_success = Some(run_row(&r[1..])),
+                Some("d") => out.last_down = Some(run_row(&r[1..])),
                 Some("a") => out.alembic.get_or_insert_with(Vec::new).extend(get(1)),
                 Some("l") => {
                     out.lock_holder = Some(LockHolder {

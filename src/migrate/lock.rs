@@ -7,11 +7,15 @@
 use std::time::{Duration, Instant};
 
 use super::backend::{Backend, ErrorKind};
-use super::{jitter, Error, Interrupt};
+use super::{Error, Interrupt};
+use crate::retry::Backoff;
 
 const HOLDER_LOG_EVERY: Duration = Duration::from_secs(5);
 const POLL_MIN: Duration = Duration::from_millis(50);
 const POLL_MAX: Duration = Duration::from_secs(1);
+/// The lock is polled (a try, never a blocking wait that would hold a server session in a
+/// queue), on the shared schedule: 50 ms doubling to 1 s, jittered.
+const POLL: Backoff = Backoff::new(POLL_MIN, POLL_MAX);
 
 /// Takes the lock within `wait`; returns how long it took.
 #[tracing::instrument(skip_all, fields(lock_wait_ms = wait.as_millis() as u64))]
@@ -21,7 +25,7 @@ pub async fn acquire(
     interrupt: &mut Interrupt,
 ) -> Result<Duration, Error> {
     let started = Instant::now();
-    let mut poll = POLL_MIN;
+    let mut polls = POLL.delays();
     let mut next_log = started;
     loop {
         let taken = match backend.try_lock().await {
@@ -72,14 +76,15 @@ pub async fn acquire(
             }
             next_log += HOLDER_LOG_EVERY;
         }
-        let sleep = jitter(poll)
+        let sleep = polls
+            .next()
+            .unwrap_or(POLL_MAX)
             .min(wait.saturating_sub(elapsed))
             .max(Duration::from_millis(1));
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
             signal = interrupt.wait() => return Err(Error::Interrupted(signal, super::Stage::Waiting)),
         }
-        poll = (poll * 2).min(POLL_MAX);
     }
 }
 

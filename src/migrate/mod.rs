@@ -294,10 +294,3 @@ pub fn now_rfc3339() -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
-
-/// A random duration in `[d/2, d]`, so that many replicas do not poll in step.
-pub(crate) fn jitter(d: Duration) -> Duration {
-    use rand::Rng;
-    let half = d / 2;
-    half + rand::thread_rng().gen_range(Duration::ZERO..=half)
-}

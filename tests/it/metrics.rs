@@ -358,3 +358,135 @@ fn metrics_parse_and_count_the_release_run_by_serve_migrate() {
     service.terminate();
     service.wait(BOUND).code(0).secret_free();
 }
+
+/// `extract(epoch …)` of the `finished_at` of the newest `shipgate_runs` row matching `filter`.
+fn finished_at(db: &Db, filter: &str) -> f64 {
+    let rows = db.query(&format!(
+        "SELECT CAST(extract(epoch FROM finished_at) AS text) FROM shipgate_runs WHERE {filter} ORDER BY id DESC LIMIT 1"
+    ));
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no run matching {filter}: {rows:?}"))
+}
+
+/// Scrapes until `probe` holds, then returns that exposition.
+#[track_caller]
+fn scrape_until(service: &Service, what: &str, probe: impl Fn(&Exposition) -> bool) -> Exposition {
+    let r = service.poll(what, "/metrics", BOUND, |r| {
+        parse(&r.body).is_ok_and(|e| probe(&e))
+    });
+    assert_secret_free("/metrics", &r.body);
+    parse(&r.body).unwrap_or_else(|e| panic!("{e}\n{}", r.body))
+}
+
+#[test]
+fn metrics_read_runs_and_state_from_the_database_and_keep_downs_apart() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::new();
+    p.write("1_one.up.sql", "CREATE TABLE one (id bigint);\n")
+        .write("1_one.down.sql", "DROP TABLE one;\n")
+        .write("2_two.up.sql", "CREATE TABLE two (id bigint);\n")
+        .write("2_two.down.sql", "DROP TABLE two;\n");
+    p.run(&db, &["release"]).code(0);
+    // Fails after holding the lock for 2 s.
+    p.write(
+        "3_broken.up.sql",
+        "SELECT pg_sleep(2);\nSELECT no_such_function();\n",
+    );
+    p.run(&db, &["release"]).code(1);
+    let succeeded = finished_at(&db, "outcome = 'succeeded'");
+    assert_eq!(
+        db.query("SELECT outcome FROM shipgate_runs ORDER BY id DESC LIMIT 1"),
+        [[Some("failed".to_owned())]],
+        "the newest run failed"
+    );
+
+    // A service started after [succeeded, failed]: the last success is the first run's end.
+    let service = Service::start(p.platform_command(&db, &["serve"]));
+    let start = scrape_until(&service, "the pending gauge", |e| {
+        e.value("shipgate_pending_migrations", &[]).is_some()
+    });
+    let last = start.value("shipgate_last_success_timestamp_seconds", &[]);
+    assert!(
+        last.is_some_and(|l| (l - succeeded).abs() < 1.0),
+        "last success {last:?}, the succeeded run ended at {succeeded}"
+    );
+    assert_eq!(
+        start.value("shipgate_last_down_timestamp_seconds", &[]),
+        None
+    );
+    assert_eq!(start.value("shipgate_pending_migrations", &[]), Some(1.0));
+    assert_eq!(start.value("shipgate_dirty_migrations", &[]), Some(0.0));
+    assert_eq!(start.value("shipgate_modified_migrations", &[]), Some(0.0));
+    assert_eq!(start.value("shipgate_lock_held", &[]), Some(0.0));
+    assert_eq!(start.value("shipgate_lock_held_seconds", &[]), Some(0.0));
+    // Histograms are there before their first sample, with every bucket at zero.
+    for h in [
+        "shipgate_migration_duration_seconds",
+        "shipgate_lock_wait_seconds",
+    ] {
+        assert_eq!(start.types.get(h).map(String::as_str), Some("histogram"));
+        assert_eq!(start.value(&format!("{h}_count"), &[]), Some(0.0), "{h}");
+        assert_eq!(
+            start.value(&format!("{h}_bucket"), &[("le", "+Inf")]),
+            Some(0.0),
+            "{h}"
+        );
+        assert_eq!(
+            start.value(&format!("{h}_bucket"), &[("le", "0.005")]),
+            Some(0.0),
+            "{h}"
+        );
+    }
+
+    // A down is its own series and leaves the last success alone.
+    p.run(&db, &["down", "--to", "1", "--yes"]).code(0);
+    let down = finished_at(&db, "command = 'down'");
+    let after = scrape_until(&service, "the down gauge", |e| {
+        e.value("shipgate_last_down_timestamp_seconds", &[])
+            .is_some()
+    });
+    let last_down = after.value("shipgate_last_down_timestamp_seconds", &[]);
+    assert!(
+        last_down.is_some_and(|d| (d - down).abs() < 1.0),
+        "last down {last_down:?}, the down ended at {down}"
+    );
+    let last = after.value("shipgate_last_success_timestamp_seconds", &[]);
+    assert!(
+        last.is_some_and(|l| (l - succeeded).abs() < 1.0),
+        "the down is not a release success: last success {last:?}, release at {succeeded}"
+    );
+    scrape_until(&service, "two pending after the down", |e| {
+        e.value("shipgate_pending_migrations", &[]) == Some(2.0)
+    });
+
+    // The lock gauges while a release holds the lock (and fails on 3, leaving 1 pending).
+    let mut release = p.command(Some(&db), &["release"]);
+    let child = crate::support::spawn(&mut release);
+    let held = scrape_until(&service, "the lock held", |e| {
+        e.value("shipgate_lock_held", &[]) == Some(1.0)
+    });
+    let age = held
+        .value("shipgate_lock_held_seconds", &[])
+        .unwrap_or(-1.0);
+    assert!((0.0..60.0).contains(&age), "lock held for {age} s");
+    crate::support::Run::finish(child, std::time::Instant::now()).code(1);
+    scrape_until(&service, "the lock free", |e| {
+        e.value("shipgate_lock_held", &[]) == Some(0.0)
+            && e.value("shipgate_pending_migrations", &[]) == Some(1.0)
+    });
+
+    // The state gauges follow the database.
+    db.exec("UPDATE shipgate_migrations SET checksum = 'edited' WHERE version = '1'");
+    scrape_until(&service, "one modified", |e| {
+        e.value("shipgate_modified_migrations", &[]) == Some(1.0)
+    });
+    db.exec("UPDATE shipgate_migrations SET state = 'running' WHERE version = '1'");
+    scrape_until(&service, "one dirty", |e| {
+        e.value("shipgate_dirty_migrations", &[]) == Some(1.0)
+    });
+
+    service.terminate();
+    service.wait(BOUND).code(0).secret_free();
+}
