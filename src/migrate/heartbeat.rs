@@ -17,7 +17,9 @@ use super::backend::Backend;
 use super::human;
 use crate::config::{DatabaseUrl, DeployInfo, Engine, EngineSettings};
 
-/// The first beat comes this long after a migration started, then one every [`EVERY`].
+/// The first beat comes this long after a migration started (or half of `lock_timeout`, when
+/// that is sooner: a statement waiting on a lock is caught waiting before it gives up), then
+/// one every [`EVERY`].
 pub const FIRST: Duration = Duration::from_secs(5);
 /// Time between beats.
 pub const EVERY: Duration = Duration::from_secs(5);
@@ -110,6 +112,14 @@ impl Probe {
         }
     }
 
+    /// When the first beat comes: see [`FIRST`].
+    fn first(&self) -> Duration {
+        match self.settings.lock_timeout / 2 {
+            half if !half.is_zero() && half < FIRST => half,
+            _ => FIRST,
+        }
+    }
+
     /// What the run's statement waits for, from a second connection; `Ok(None)` when it waits
     /// for nothing the server reports.
     async fn wait(&self) -> Result<Option<Wait>, String> {
@@ -127,7 +137,11 @@ impl Probe {
                 ))
             }
         };
-        let wait = second.wait_of(session).await.map_err(|e| e.to_string());
+        // Bounded even when `io_timeout` is off: a beat that cannot answer in time says so.
+        let wait = match tokio::time::timeout(EVERY, second.wait_of(session)).await {
+            Ok(wait) => wait.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {}", human(EVERY))),
+        };
         second.close().await;
         wait
     }
@@ -142,7 +156,8 @@ pub struct Beat {
     pub wait: Option<Wait>,
 }
 
-/// Runs `work` to its end, calling `beat` every [`EVERY`] once it has run [`FIRST`]. The work
+/// Runs `work` to its end, calling `beat` every [`EVERY`] once it has run [`FIRST`] (or half
+/// of `lock_timeout`). The work
 /// is polled throughout: a beat in progress is dropped (its connection with it) when the work
 /// ends, and nothing a beat does reaches the work.
 pub async fn watched<T>(
@@ -152,7 +167,7 @@ pub async fn watched<T>(
 ) -> T {
     tokio::pin!(work);
     let started = Instant::now();
-    let mut next = tokio::time::Instant::now() + FIRST;
+    let mut next = tokio::time::Instant::now() + probe.first();
     let mut quiet = false;
     loop {
         tokio::select! {

@@ -52,8 +52,12 @@ fn each_migration_has_a_start_and_an_end_line_counting_n_of_m(engine: Engine) {
 /// for `hold` from the start; then the session commits.
 fn up_behind(session: &mut Session, db: &Db, p: &Project, format: &str, hold: Duration) -> Run {
     let mut cmd = p.command(Some(db), &["up"]);
-    cmd.env("SHIPGATE_LOG_FORMAT", format)
-        .env("SHIPGATE_LOCK_TIMEOUT", "60s");
+    cmd.env("SHIPGATE_LOG_FORMAT", format);
+    // Long enough to wait out the hold in one attempt, unless the hold is shorter than the
+    // default (5 s).
+    if hold >= Duration::from_secs(5) {
+        cmd.env("SHIPGATE_LOCK_TIMEOUT", "60s");
+    }
     let started = Instant::now();
     let child = spawn(&mut cmd);
     std::thread::sleep(hold);
@@ -128,6 +132,33 @@ fn a_heartbeat_names_the_session_holding_the_lock_the_migration_waits_for() {
         &format!("waiting for a lock on users held by pid {pid} (held-by-test, from 127.0.0.1, idle in transaction for "),
         "applied 1/1 3 name in ",
     ]);
+}
+
+/// With the default 5 s `lock_timeout`, the first beat comes at half of it, while the statement
+/// still waits, and names the holder.
+#[test]
+fn with_the_default_lock_timeout_the_first_beat_comes_while_the_statement_still_waits() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    p.run(&db, &["up"]).code(0);
+    p.write(
+        "2_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    let (run, pid) = up_behind_a_lock(&db, &p, "json", Duration::from_millis(4_000));
+    run.code(0);
+    let beat = run
+        .log_lines()
+        .into_iter()
+        .find(|l| l["target"] == "shipgate::progress::beat")
+        .unwrap_or_else(|| panic!("no heartbeat: {run:?}"));
+    assert_eq!(beat["blocking_pid"], pid, "{run:?}");
+    assert!(
+        beat["elapsed_ms"]
+            .as_u64()
+            .is_some_and(|ms| (2_500..4_000).contains(&ms)),
+        "{run:?}"
+    );
 }
 
 /// MariaDB names no holder without instrumentation; the heartbeat says what the server says
