@@ -189,6 +189,35 @@ fn a_heartbeat_on_mariadb_says_the_statement_waits_for_a_metadata_lock() {
     assert!(beat["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 5_000));
 }
 
+/// SQLite has no server session to ask: the heartbeat carries the elapsed time only.
+#[test]
+fn a_heartbeat_on_sqlite_carries_the_elapsed_time_only() {
+    let db = Db::new(Engine::Sqlite);
+    let p = Project::with_users();
+    p.run(&db, &["up"]).code(0);
+    p.write(
+        "2_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    let mut session = db.session();
+    session.exec("BEGIN IMMEDIATE");
+    let run = up_behind(&mut session, &db, &p, "json", Duration::from_millis(6_500));
+    run.code(0);
+    let beat = run
+        .log_lines()
+        .into_iter()
+        .find(|l| l["target"] == "shipgate::progress::beat")
+        .unwrap_or_else(|| panic!("no heartbeat: {run:?}"));
+    assert!(beat["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 5_000));
+    assert!(beat.get("waiting_for").is_none(), "{run:?}");
+    assert!(
+        beat["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("still applying 1/1 2 email (5.") && m.ends_with("s)")),
+        "{run:?}"
+    );
+}
+
 /// A failing statement is named by file, line and the server's position: inside a
 /// transactional file (the whole file sent at once) and in a no-transaction file alike.
 #[test]
