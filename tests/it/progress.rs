@@ -48,6 +48,14 @@ fn each_migration_has_a_start_and_an_end_line_counting_n_of_m(engine: Engine) {
     assert!(!run.stdout.contains(" ms)"), "{run:?}");
 }
 
+/// The first heartbeat line of a run with JSON logs.
+fn first_beat(run: &Run) -> serde_json::Value {
+    run.log_lines()
+        .into_iter()
+        .find(|l| l["target"] == "shipgate::progress::beat")
+        .unwrap_or_else(|| panic!("no heartbeat: {run:?}"))
+}
+
 /// Runs `shipgate up` (with `format` logs) while `session` holds a lock its migration needs,
 /// for `hold` from the start; then the session commits.
 fn up_behind(session: &mut Session, db: &Db, p: &Project, format: &str, hold: Duration) -> Run {
@@ -147,11 +155,7 @@ fn with_the_default_lock_timeout_the_first_beat_comes_while_the_statement_still_
     );
     let (run, pid) = up_behind_a_lock(&db, &p, "json", Duration::from_millis(4_000));
     run.code(0);
-    let beat = run
-        .log_lines()
-        .into_iter()
-        .find(|l| l["target"] == "shipgate::progress::beat")
-        .unwrap_or_else(|| panic!("no heartbeat: {run:?}"));
+    let beat = first_beat(&run);
     assert_eq!(beat["blocking_pid"], pid, "{run:?}");
     assert!(
         beat["elapsed_ms"]
@@ -177,11 +181,7 @@ fn a_heartbeat_on_mariadb_says_the_statement_waits_for_a_metadata_lock() {
     session.exec("SELECT count(*) FROM users");
     let run = up_behind(&mut session, &db, &p, "json", Duration::from_millis(7_000));
     run.code(0);
-    let beat = run
-        .log_lines()
-        .into_iter()
-        .find(|l| l["target"] == "shipgate::progress::beat")
-        .unwrap_or_else(|| panic!("no heartbeat: {run:?}"));
+    let beat = first_beat(&run);
     assert_eq!(
         beat["waiting_for"], "a lock (Waiting for table metadata lock)",
         "{run:?}"
@@ -203,11 +203,7 @@ fn a_heartbeat_on_sqlite_carries_the_elapsed_time_only() {
     session.exec("BEGIN IMMEDIATE");
     let run = up_behind(&mut session, &db, &p, "json", Duration::from_millis(6_500));
     run.code(0);
-    let beat = run
-        .log_lines()
-        .into_iter()
-        .find(|l| l["target"] == "shipgate::progress::beat")
-        .unwrap_or_else(|| panic!("no heartbeat: {run:?}"));
+    let beat = first_beat(&run);
     assert!(beat["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 5_000));
     assert!(beat.get("waiting_for").is_none(), "{run:?}");
     assert!(
