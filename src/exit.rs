@@ -133,6 +133,7 @@ mod tests {
             kind: ErrorKind::Query,
             message: "x".into(),
             code: None,
+            position: None,
         };
         let cases = [
             (migrate::Error::Refused("x".into()), Exit::Invalid),

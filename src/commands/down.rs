@@ -205,11 +205,16 @@ pub async fn down(
     )
     .await;
     let reverted = finish(backend, result).await?;
-    for r in &reverted {
-        out(format!(
-            "reverted {} {} ({} ms)",
-            r.version, r.name, r.duration_ms
-        ));
+    // As `up`: on one screen the log's end line carries each migration.
+    if !super::one_screen() {
+        for r in &reverted {
+            out(format!(
+                "reverted {} {} ({})",
+                r.version,
+                r.name,
+                migrate::human(std::time::Duration::from_millis(r.duration_ms))
+            ));
+        }
     }
     out(format!("reverted {} migration(s)", reverted.len()));
     Ok(Exit::Success)

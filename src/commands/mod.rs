@@ -87,8 +87,11 @@ fn version_text(v: Option<&Version>) -> String {
     v.map_or_else(|| "none".into(), Version::to_string)
 }
 
-fn ms(d: Duration) -> String {
-    format!("{} ms", d.as_millis())
+/// Whether stdout and stderr are the same person's terminal: then a fact the logs carry (a
+/// migration applied) is not printed on stdout again, which keeps its summary.
+fn one_screen() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// `baseline` and `repair`: the files, a connection, one change made under the lock (by

@@ -1,6 +1,6 @@
 //! `shipgate up`: apply pending migrations (or print them, `--dry-run`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cli;
 use crate::config::Config;
@@ -12,7 +12,7 @@ use crate::migrate::source::{self, MigrationSet};
 use crate::migrate::{self, Interrupt};
 use crate::version::Version;
 
-use super::{finish, load_and_connect, ms, out, version_text};
+use super::{finish, load_and_connect, out, version_text};
 
 /// `shipgate up [--to VERSION] [--dry-run]`.
 pub async fn up(
@@ -82,14 +82,24 @@ pub async fn up(
             report.plan.applied.len()
         ));
     } else {
-        for a in &report.applied {
-            out(format!(
-                "applied {} {} ({} ms)",
-                a.version, a.name, a.duration_ms
-            ));
-        }
-        for r in &report.repeatables {
-            out(format!("ran repeatable {} ({} ms)", r.name, r.duration_ms));
+        // Each migration's end is a log line too: where both reach the same terminal, the
+        // log line carries it, and stdout only the summary (each fact printed once).
+        if !super::one_screen() {
+            for a in &report.applied {
+                out(format!(
+                    "applied {} {} ({})",
+                    a.version,
+                    a.name,
+                    migrate::human(Duration::from_millis(a.duration_ms))
+                ));
+            }
+            for r in &report.repeatables {
+                out(format!(
+                    "ran repeatable {} ({})",
+                    r.name,
+                    migrate::human(Duration::from_millis(r.duration_ms))
+                ));
+            }
         }
         let reran = match report.repeatables.len() {
             0 => String::new(),
@@ -98,7 +108,7 @@ pub async fn up(
         out(format!(
             "applied {} migration(s){reran} in {}; now at version {}",
             report.applied.len(),
-            ms(started.elapsed()),
+            migrate::human(started.elapsed()),
             version_text(report.plan.current.as_ref())
         ));
     }

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backend::{
-    Audit, Backend, DbError, ErrorKind, ForeignHistory, Record, RepeatableRecord, RunOutcome,
-    Timeouts,
+    Audit, Backend, DbError, ErrorKind, ForeignHistory, Location, Record, RepeatableRecord,
+    RunOutcome, Timeouts,
 };
+use super::heartbeat::{self, Probe};
 use super::layout::Options;
 use super::plan::{self, Blocker, History, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Repeatable, Script, SourceErrors, Version};
@@ -63,6 +64,7 @@ pub async fn connect(
                 kind: ErrorKind::Connection,
                 message: format!("connect attempt timed out after {}", super::human(bound)),
                 code: None,
+                position: None,
             },
         };
         let elapsed = started.elapsed();
@@ -249,6 +251,9 @@ pub struct InProgress {
     /// JSON of `/migrations/status`, whose fields stay those of SPEC §6).
     #[serde(skip)]
     pub statement: Option<CurrentStatement>,
+    /// What its statement waits for, as the last heartbeat found it (`a lock on users held by
+    /// pid 4242 (app, idle in transaction for 3m12s)`).
+    pub waiting_for: Option<String>,
 }
 
 /// The statement of a no-transaction file that is running now.
@@ -751,11 +756,20 @@ async fn apply_pending(
         plan.pending_repeatables.iter().map(|r| r.name.as_str()),
         rules,
     )?;
+    let probe = Probe::of(backend, settings, deploy);
+    let of = plan.pending.len() + plan.pending_repeatables.len();
     let applied = &mut done.applied;
-    for entry in &plan.pending {
+    for (i, entry) in plan.pending.iter().enumerate() {
         let m = set
             .get(&entry.version)
             .expect("the plan only lists versions from the set");
+        let step = Step {
+            n: i + 1,
+            of,
+            version: Some(&m.version),
+            name: &m.name,
+            file: &m.up.path,
+        };
         let started = Instant::now();
         let tracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
         let total = backend.statements(&m.up).len();
@@ -767,12 +781,15 @@ async fn apply_pending(
                 statements_done: tracked.then_some(0),
                 statements_total: tracked.then_some(total),
                 statement: None,
+                waiting_for: None,
             });
         });
-        let result = apply_one(backend, m, settings, deploy, interrupt, &options.progress).await;
+        step.starting();
+        let work = apply_one(backend, m, settings, deploy, interrupt, &options.progress);
+        let result =
+            heartbeat::watched(work, &probe, |beat| step.beat(beat, &options.progress)).await;
         options.progress.update(|p| p.current = None);
-        let (retries, duration_ms) = measured(result, started)?;
-        tracing::info!(migration_version = m.version.field(), name = %m.name, duration_ms, retries, "applied migration");
+        let (retries, duration_ms) = step.ended(measured(result, started))?;
         applied.push(Applied {
             version: m.version.clone(),
             name: m.name.clone(),
@@ -783,14 +800,23 @@ async fn apply_pending(
     }
     // Repeatables after every versioned migration, in name order: they may use what the
     // versioned ones created.
-    for entry in &plan.pending_repeatables {
+    for (i, entry) in plan.pending_repeatables.iter().enumerate() {
         let r = set
             .repeatable(&entry.name)
             .expect("the plan only lists repeatables from the set");
+        let step = Step {
+            n: plan.pending.len() + i + 1,
+            of,
+            version: None,
+            name: &r.name,
+            file: &r.script.path,
+        };
         let started = Instant::now();
-        let result = apply_repeatable(backend, r, settings, deploy, interrupt).await;
-        let (retries, duration_ms) = measured(result, started)?;
-        tracing::info!(repeatable = %r.name, duration_ms, retries, "ran repeatable migration");
+        step.starting();
+        let work = apply_repeatable(backend, r, settings, deploy, interrupt);
+        let result =
+            heartbeat::watched(work, &probe, |beat| step.beat(beat, &options.progress)).await;
+        let (retries, duration_ms) = step.ended(measured(result, started))?;
         done.repeatables.push(AppliedRepeatable {
             name: r.name.clone(),
             duration_ms,
@@ -801,6 +827,114 @@ async fn apply_pending(
     }
     let (_, plan) = self::plan(backend, set, policy).await?;
     Ok(plan)
+}
+
+/// One migration of a run, for its start, heartbeat and end lines: `n` of `of` (versioned
+/// migrations first, then repeatables). The lines go to the `shipgate::progress` targets, which
+/// the terminal display shows in place of the start and heartbeat lines.
+struct Step<'a> {
+    n: usize,
+    of: usize,
+    /// `None` for a repeatable migration.
+    version: Option<&'a Version>,
+    name: &'a str,
+    file: &'a Path,
+}
+
+impl Step<'_> {
+    /// `3/12 20240101 create_users`, or `13/13 repeatable views`.
+    fn what(&self) -> String {
+        match self.version {
+            Some(v) => format!("{}/{} {v} {}", self.n, self.of, self.name),
+            None => format!("{}/{} repeatable {}", self.n, self.of, self.name),
+        }
+    }
+
+    fn version_field(&self) -> Option<Box<dyn tracing::Value + '_>> {
+        self.version.map(Version::field)
+    }
+
+    fn starting(&self) {
+        tracing::info!(
+            target: "shipgate::progress::start",
+            n = self.n,
+            of = self.of,
+            migration_version = self.version_field(),
+            name = self.name,
+            file = %self.file.display(),
+            "applying {}",
+            self.what()
+        );
+    }
+
+    /// A heartbeat: logged, and published for `/migrations/status`.
+    fn beat(&self, beat: &heartbeat::Beat, progress: &Progress) {
+        let waiting_for = beat.wait.as_ref().map(ToString::to_string);
+        progress.update(|p| {
+            if let Some(c) = p.current.as_mut() {
+                c.waiting_for.clone_from(&waiting_for);
+            }
+        });
+        let holder = beat.wait.as_ref().and_then(|w| w.holder.as_ref());
+        let suffix = waiting_for
+            .as_deref()
+            .map(|w| format!(": waiting for {w}"))
+            .unwrap_or_default();
+        tracing::info!(
+            target: "shipgate::progress::beat",
+            n = self.n,
+            of = self.of,
+            migration_version = self.version_field(),
+            name = self.name,
+            elapsed_ms = beat.elapsed.as_millis() as u64,
+            waiting_for,
+            lock = beat.wait.as_ref().and_then(|w| w.lock.as_deref()),
+            blocking_pid = holder.map(|h| h.pid),
+            blocking_application = holder.and_then(|h| h.application.as_deref()),
+            blocking_client = holder.and_then(|h| h.client.as_deref()),
+            blocking_state = holder.and_then(|h| h.state.as_deref()),
+            blocking_state_ms = holder.and_then(|h| h.state_ms),
+            blocking_xact_ms = holder.and_then(|h| h.xact_ms),
+            "still applying {} ({}){suffix}",
+            self.what(),
+            super::human(beat.elapsed)
+        );
+    }
+
+    /// The end line, for success and failure alike; passes `result` on.
+    fn ended(&self, result: Result<(u32, u64), Error>) -> Result<(u32, u64), Error> {
+        match &result {
+            Ok((retries, duration_ms)) => tracing::info!(
+                target: "shipgate::progress::end",
+                n = self.n,
+                of = self.of,
+                migration_version = self.version_field(),
+                name = self.name,
+                duration_ms,
+                retries,
+                "applied {} in {}",
+                self.what(),
+                super::human(Duration::from_millis(*duration_ms))
+            ),
+            Err(e) => {
+                let how = match e {
+                    Error::Interrupted(..) => "interrupted",
+                    _ => "failed",
+                };
+                tracing::info!(
+                    target: "shipgate::progress::end",
+                    n = self.n,
+                    of = self.of,
+                    migration_version = self.version_field(),
+                    name = self.name,
+                    outcome = how,
+                    "{how}: {}",
+                    self.what()
+                );
+            }
+        }
+        result
+    }
 }
 
 /// A migration's outcome (its lock-timeout retries) counted in the metrics, with its wall time
@@ -882,11 +1016,39 @@ async fn apply_one(
         }),
         Err(error) => Err(Error::Failed {
             version: m.version.clone(),
-            file,
+            file: located(&file, error.at(&m.up.sql, FILE_START)),
             error,
             statements: None,
         }),
     }
+}
+
+/// The start of a file, for [`DbError::at`].
+const FILE_START: Location = Location {
+    line: 1,
+    column: Some(1),
+};
+
+/// `file` with where in it the server found the error: `path:3:15` (line and column), or
+/// `path:3` (the failing statement's line), or `path` alone.
+fn located(file: &str, at: Option<Location>) -> String {
+    match at {
+        Some(at) => format!("{file}:{at}"),
+        None => file.to_owned(),
+    }
+}
+
+/// Where statement `s` of a file run statement by statement failed with `error`: the server's
+/// position within it, or the statement's own line.
+fn statement_location(s: &super::split::Statement, error: &DbError) -> Location {
+    let start = Location {
+        line: s.line,
+        column: Some(s.column),
+    };
+    error.at(&s.sql, start).unwrap_or(Location {
+        line: s.line,
+        column: None,
+    })
 }
 
 /// Runs one repeatable migration and records its run; returns the number of lock-timeout
@@ -908,9 +1070,9 @@ async fn apply_repeatable(
     };
     let t = timeouts(&r.script, settings);
     let file = r.script.path.display().to_string();
-    let failed = |error: DbError, statements| Error::RepeatableFailed {
+    let failed = |error: DbError, statements, at| Error::RepeatableFailed {
         name: r.name.clone(),
-        file: file.clone(),
+        file: located(&file, at),
         error: Box::new(error),
         statements,
     };
@@ -933,7 +1095,10 @@ async fn apply_repeatable(
         return match result {
             Ok(((), retries)) => Ok(retries),
             Err(error) if error.kind == ErrorKind::LockLost => Err(lock_lost(error)),
-            Err(error) => Err(failed(error, None)),
+            Err(error) => {
+                let at = error.at(&r.script.sql, FILE_START);
+                Err(failed(error, None, at))
+            }
         };
     }
     backend.verify_lock().await.map_err(lock_lost)?;
@@ -958,7 +1123,8 @@ async fn apply_repeatable(
             Ok(((), attempts)) => retries += attempts,
             Err(error) => {
                 let _ = backend.reset_session_timeouts().await;
-                return Err(failed(error, Some((i, total))));
+                let at = statement_location(statement, &error);
+                return Err(failed(error, Some((i, total)), Some(at)));
             }
         }
         tracing::info!(repeatable = %r.name, statement = i + 1, of = total, line = statement.line, "statement committed");
@@ -1051,7 +1217,7 @@ async fn apply_untracked(
                 record_stop(backend, &m.version, &message).await;
                 return Err(Error::Failed {
                     version: m.version.clone(),
-                    file,
+                    file: located(&file, Some(statement_location(statement, &error))),
                     error,
                     statements: Some((i, total)),
                 });

@@ -44,6 +44,9 @@ pub struct DbError {
     pub message: String,
     /// SQLSTATE (PostgreSQL) or result code (SQLite), when the server gave one.
     pub code: Option<String>,
+    /// Where in what was sent the server found the error (PostgreSQL's position: 1-based, in
+    /// characters; non-zero, which keeps `DbError` as small as it was); see [`DbError::at`].
+    pub position: Option<std::num::NonZeroU32>,
 }
 
 impl fmt::Display for DbError {
@@ -56,6 +59,51 @@ impl fmt::Display for DbError {
 }
 
 impl std::error::Error for DbError {}
+
+/// A place in a migration file: 1-based line and column (in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Line, 1-based.
+    pub line: usize,
+    /// Column, 1-based, in characters; `None` when only the line is known.
+    pub column: Option<usize>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.column {
+            Some(c) => write!(f, "{}:{c}", self.line),
+            None => write!(f, "{}", self.line),
+        }
+    }
+}
+
+impl Location {
+    /// The place of the 1-based character `position` of `text`, which starts at `start` of
+    /// its file.
+    pub fn within(text: &str, start: Location, position: usize) -> Location {
+        let before: String = text.chars().take(position.saturating_sub(1)).collect();
+        match before.rfind('\n') {
+            Some(nl) => Location {
+                line: start.line + before.matches('\n').count(),
+                column: Some(before[nl + 1..].chars().count() + 1),
+            },
+            None => Location {
+                line: start.line,
+                column: Some(start.column.unwrap_or(1) + before.chars().count()),
+            },
+        }
+    }
+}
+
+impl DbError {
+    /// Where in the file the server found the error: `position` counted in `text` (the whole
+    /// file, or one statement starting at `start`).
+    pub fn at(&self, text: &str, start: Location) -> Option<Location> {
+        self.position
+            .map(|p| Location::within(text, start, p.get() as usize))
+    }
+}
 
 impl DbError {
     fn from_sqlx(err: sqlx::Error, engine: Engine) -> DbError {
@@ -89,7 +137,11 @@ impl DbError {
                     _ => ErrorKind::Query,
                 };
                 let mut message = db.message().to_owned();
+                let mut position = None;
                 if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    if let Some(sqlx::postgres::PgErrorPosition::Original(p)) = pg.position() {
+                        position = u32::try_from(p).ok().and_then(std::num::NonZeroU32::new);
+                    }
                     if let Some(detail) = pg.detail() {
                         message.push_str(&format!("; detail: {detail}"));
                     }
@@ -101,6 +153,7 @@ impl DbError {
                     kind,
                     message,
                     code,
+                    position,
                 }
             }
             sqlx::Error::Io(_)
@@ -112,11 +165,13 @@ impl DbError {
                 kind: ErrorKind::Connection,
                 message: err.to_string(),
                 code: None,
+                position: None,
             },
             other => DbError {
                 kind: ErrorKind::Query,
                 message: other.to_string(),
                 code: None,
+                position: None,
             },
         }
     }
@@ -167,6 +222,7 @@ impl DbError {
             kind: ErrorKind::Query,
             message: message.into(),
             code: None,
+            position: None,
         }
     }
 }
@@ -619,6 +675,7 @@ impl Backend {
                 kind: ErrorKind::Config,
                 message: format!("session_init failed: {e}"),
                 code: e.code,
+                position: None,
             })?;
         }
         Ok(backend)
@@ -728,6 +785,7 @@ impl Backend {
                     super::human(bound)
                 ),
                 code: None,
+                position: None,
             },
         };
         if error.kind == ErrorKind::Connection {
@@ -933,6 +991,38 @@ impl Backend {
         &self.url
     }
 
+    /// The server session that holds (or tries to take) the migration lock: PostgreSQL's
+    /// backend pid, MySQL's connection id; `None` before the lock is asked for, on SQLite, and
+    /// where the server did not report it.
+    pub fn session_id(&self) -> Option<i64> {
+        let id = match self.dialect {
+            Dialect::Postgres => self.pg_lock.as_ref().map(|k| k.backend_pid),
+            Dialect::Mysql => self.mysql_lock.as_ref().map(|l| l.connection_id),
+            Dialect::Sqlite => None,
+        };
+        id.filter(|id| *id > 0)
+    }
+
+    /// What server session `session`'s statement waits for, read from this (second)
+    /// connection: the lock and the session holding it (PostgreSQL), or what the server says
+    /// the statement is doing while it waits for a lock (MySQL). `None` when it waits for none.
+    pub async fn wait_of(
+        &mut self,
+        session: i64,
+    ) -> Result<Option<super::heartbeat::Wait>, DbError> {
+        match self.dialect {
+            Dialect::Postgres => {
+                let rows = self.rows(&postgres::wait_sql(session)).await?;
+                Ok(rows.first().map(|row| postgres::wait_from(row)))
+            }
+            Dialect::Mysql => {
+                let rows = self.rows(&mysql::wait_sql(session)).await?;
+                Ok(first(&rows).and_then(mysql::wait_from))
+            }
+            Dialect::Sqlite => Ok(None),
+        }
+    }
+
     /// Tries once to take the migration lock. On PostgreSQL a connection that turns out to be
     /// moved between server sessions (a transaction-pooling proxy) is a [`ErrorKind::Config`]
     /// error, and a lock taken in passing is freed by ending that session.
@@ -965,6 +1055,7 @@ impl Backend {
                     kind: ErrorKind::Config,
                     message: key.pooled_message(&pid),
                     code: None,
+                    position: None,
                 })
             }
             Dialect::Sqlite => {
@@ -1213,12 +1304,22 @@ impl Backend {
     ) -> Result<(), DbError> {
         let bound = self.script_bound(timeouts, script.statements.len());
         if self.dialect == Dialect::Postgres {
-            let batch = self.transaction_batch(&script.sql, timeouts, tail);
+            let (batch, offset) = self.transaction_batch(&script.sql, timeouts, tail);
             let result = self.exec_within(&batch, bound).await;
             if result.is_err() {
                 self.rollback().await;
             }
-            return result;
+            // The server's position counts characters of the whole batch: the file's start is
+            // `offset` characters in.
+            return result.map_err(|mut e| {
+                e.position = e
+                    .position
+                    .and_then(|p| (p.get() as usize).checked_sub(offset))
+                    .filter(|p| *p <= script.sql.chars().count())
+                    .and_then(|p| u32::try_from(p).ok())
+                    .and_then(std::num::NonZeroU32::new);
+                e
+            });
         }
         let mysql = self.dialect == Dialect::Mysql;
         let custom = timeouts != self.default_timeouts();
@@ -1395,7 +1496,8 @@ impl Backend {
 
     /// `BEGIN; [timeouts;] [lock check;] <sql> ; <tail>; COMMIT` — one message, one round trip
     /// (PostgreSQL).
-    fn transaction_batch(&self, sql: &str, timeouts: Timeouts, tail: &str) -> String {
+    /// The batch, and how many characters precede the file's SQL in it.
+    fn transaction_batch(&self, sql: &str, timeouts: Timeouts, tail: &str) -> (String, usize) {
         let mut batch = String::with_capacity(sql.len() + tail.len() + 512);
         batch.push_str(self.dialect.begin());
         batch.push_str(";\n");
@@ -1406,12 +1508,13 @@ impl Backend {
             batch.push_str(&key.check_sql());
             batch.push_str(";\n");
         }
+        let offset = batch.chars().count();
         batch.push_str(sql);
         // A file may end in a line comment; start the appended statements on a new line.
         batch.push_str("\n;\n");
         batch.push_str(tail);
         batch.push_str(";\nCOMMIT;");
-        batch
+        (batch, offset)
     }
 
     async fn rollback(&mut self) {
@@ -2260,6 +2363,7 @@ fn lost(message: &str) -> DbError {
         kind: ErrorKind::LockLost,
         message: message.into(),
         code: None,
+        position: None,
     }
 }
 

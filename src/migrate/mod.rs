@@ -9,6 +9,7 @@ pub mod adopt;
 pub mod apply;
 pub mod backend;
 pub mod foreign;
+pub mod heartbeat;
 pub mod layout;
 pub mod lock;
 mod mysql;
@@ -283,9 +284,21 @@ impl Error {
     }
 }
 
-/// A duration for people: milliseconds at most (`1s 260ms`).
+/// A duration for people, the one format of every human-facing message: `86ms` below a
+/// second, `4.2s` (tenths, truncated; `30s` when whole) below a minute, `3m12s` below an hour,
+/// `2h5m` beyond. JSON carries numbers (`*_ms` fields) instead.
 pub fn human(d: Duration) -> String {
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+    let ms = d.as_millis();
+    let (s, tenths) = (ms / 1000, ms % 1000 / 100);
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 if ms.is_multiple_of(1000) => format!("{s}s"),
+        1..60 => format!("{s}.{tenths}s"),
+        60..3600 if s.is_multiple_of(60) => format!("{}m", s / 60),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        _ if s % 3600 < 60 => format!("{}h", s / 3600),
+        _ => format!("{}h{}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 /// The current UTC time as RFC 3339.
@@ -293,4 +306,30 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_for_people_have_one_format() {
+        let cases = [
+            (0, "0ms"),
+            (86, "86ms"),
+            (999, "999ms"),
+            (1000, "1s"),
+            (4002, "4.0s"),
+            (15_086, "15.0s"),
+            (59_990, "59.9s"),
+            (60_000, "1m"),
+            (192_400, "3m12s"),
+            (3_600_000, "1h"),
+            (3_659_000, "1h"),
+            (7_500_000, "2h5m"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(human(Duration::from_millis(ms)), text, "{ms} ms");
+        }
+    }
 }

@@ -48,6 +48,7 @@ fn options(url: &DatabaseUrl) -> Result<MySqlConnectOptions, DbError> {
             redact_message(&e.to_string())
         ),
         code: None,
+        position: None,
     })?;
     // Leave the server's sql_mode and time zone alone: migrations must run as the operator's
     // own client would run them. shipgate writes UTC explicitly.
@@ -75,6 +76,7 @@ pub async fn connect(
             kind: ErrorKind::Connection,
             message: e.to_string(),
             code: None,
+            position: None,
         })?;
     let version: String = rows
         .first()
@@ -96,6 +98,7 @@ pub async fn connect(
             kind: ErrorKind::Query,
             message: format!("setting session bounds: {e}"),
             code: None,
+            position: None,
         })?;
     Ok((conn, mariadb))
 }
@@ -295,4 +298,23 @@ pub async fn kill(url: &DatabaseUrl, _settings: &EngineSettings, id: i64, bound:
         Ok(Some(_)) => tracing::info!(connection_id = id, "ended the interrupted migration's database connection"),
         _ => tracing::warn!(connection_id = id, "could not end the interrupted migration's connection; the server ends it when it notices the closed socket"),
     }
+}
+
+/// What connection `id` is doing and for how long, from the processlist (the one source every
+/// MySQL and MariaDB has; which session holds a metadata lock needs instrumentation that is
+/// often off).
+pub fn wait_sql(id: i64) -> String {
+    format!("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = {id}")
+}
+
+/// A [`wait_sql`] state that is a wait for a lock (`Waiting for table metadata lock`).
+pub fn wait_from(state: String) -> Option<super::heartbeat::Wait> {
+    state
+        .to_ascii_lowercase()
+        .contains("lock")
+        .then_some(super::heartbeat::Wait {
+            lock: None,
+            holder: None,
+            state: Some(state),
+        })
 }

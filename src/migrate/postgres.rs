@@ -32,6 +32,7 @@ fn options(
             crate::config::redact_message(&e.to_string())
         ),
         code: None,
+        position: None,
     })?;
     // Session bounds travel in the startup packet: no extra round trip. The server's TCP
     // keepalives make it notice a client that vanished (host gone, network cut) within about a
@@ -303,5 +304,47 @@ pub async fn terminate(
     match tokio::time::timeout(bound, work).await {
         Ok(Some(_)) => tracing::info!(backend_pid = pid, "ended the interrupted migration's database session"),
         _ => tracing::warn!(backend_pid = pid, "could not end the interrupted migration's database session; the server ends it when it notices the closed connection"),
+    }
+}
+
+/// The session blocking server session `pid` (the longest in its transaction first), as text
+/// columns: pid, application, client address, state, milliseconds in that state and in its
+/// transaction, and the lock `pid` waits for (a relation, or the lock's type). No row when
+/// nothing blocks it.
+pub fn wait_sql(pid: i64) -> String {
+    let ms = |since: &str| {
+        format!(
+            "CAST(CAST(EXTRACT(EPOCH FROM clock_timestamp() - {since}) * 1000 AS BIGINT) AS TEXT)"
+        )
+    };
+    format!(
+        "SELECT CAST(b.pid AS TEXT), b.application_name, host(b.client_addr), b.state, {}, {}, \
+         (SELECT COALESCE(CAST(CAST(w.relation AS pg_catalog.regclass) AS TEXT), w.locktype) \
+          FROM pg_catalog.pg_locks w WHERE w.pid = {pid} AND NOT w.granted LIMIT 1) \
+         FROM pg_catalog.pg_stat_activity b \
+         WHERE b.pid = ANY(pg_catalog.pg_blocking_pids({pid})) \
+         ORDER BY b.xact_start NULLS LAST LIMIT 1",
+        ms("b.state_change"),
+        ms("b.xact_start")
+    )
+}
+
+/// A row of [`wait_sql`].
+pub fn wait_from(row: &[Option<String>]) -> super::heartbeat::Wait {
+    let get = |i: usize| row.get(i).cloned().flatten();
+    let ms = |i: usize| get(i).and_then(|v| v.parse::<u64>().ok());
+    super::heartbeat::Wait {
+        lock: get(6),
+        holder: get(0)
+            .and_then(|p| p.parse().ok())
+            .map(|pid| super::heartbeat::Holder {
+                pid,
+                application: get(1),
+                client: get(2),
+                state: get(3),
+                state_ms: ms(4),
+                xact_ms: ms(5),
+            }),
+        state: None,
     }
 }

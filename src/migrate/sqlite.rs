@@ -24,6 +24,7 @@ fn options(url: &DatabaseUrl) -> Result<SqliteConnectOptions, DbError> {
         kind: ErrorKind::Config,
         message: format!("invalid SQLite URL {}: {e}", url.redacted()),
         code: None,
+        position: None,
     })
 }
 
@@ -49,6 +50,7 @@ pub async fn connect(
         kind: ErrorKind::Connection,
         message: e.to_string(),
         code: None,
+        position: None,
     };
     let mut conn = SqliteConnection::connect_with(&opts)
         .await
@@ -280,6 +282,7 @@ impl FileLock {
             kind: ErrorKind::Query,
             message: format!("lock file {}: {e}", path.display()),
             code: None,
+            position: None,
         };
         let mut file = OpenOptions::new()
             .read(true)

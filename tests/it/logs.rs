@@ -198,13 +198,10 @@ fn the_log_format_and_colour_follow_stderr_no_color_and_the_color_flag() {
         !terminal.contains("{\"timestamp\""),
         "JSON on a terminal: {terminal}"
     );
-    assert!(
-        terminal.contains('\u{1b}'),
-        "no colour on a terminal: {terminal:?}"
-    );
+    assert!(coloured(&terminal), "no colour on a terminal: {terminal:?}");
     let terminal = on_a_terminal(&p, &db, "status --json", &[("NO_COLOR", "1")]);
     assert!(
-        !terminal.contains('\u{1b}'),
+        !coloured(&terminal),
         "colour despite NO_COLOR: {terminal:?}"
     );
     let json: serde_json::Value =
@@ -214,7 +211,7 @@ fn the_log_format_and_colour_follow_stderr_no_color_and_the_color_flag() {
     let terminal = on_a_terminal(&p, &db, "up --color never -v", &[]);
     assert!(terminal.contains("DEBUG"), "{terminal:?}");
     assert!(
-        !terminal.contains('\u{1b}'),
+        !coloured(&terminal),
         "colour despite --color never: {terminal:?}"
     );
 
@@ -234,6 +231,90 @@ fn the_log_format_and_colour_follow_stderr_no_color_and_the_color_flag() {
     assert!(run.stderr.contains('\u{1b}'), "{run:?}");
     p.write("6_more.up.sql", "CREATE TABLE more (id bigint);\n");
     let run = p.run(&db, &["up"]);
-    run.code(0).stderr_has(&["applied migration"]);
+    run.code(0).stderr_has(&["applied 1/1 6 more in "]);
     assert!(!run.stderr.contains('\u{1b}'), "{run:?}");
+}
+
+/// What a terminal shows at the end of `output`, line by line: escape sequences dropped and a
+/// carriage return starting its line again (enough for the one-line progress display).
+fn screen(output: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for raw in output.split('\n') {
+        // The terminal ends lines with CR LF.
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let mut text = String::new();
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\u{1b}' => {
+                    if chars.peek() == Some(&'[') {
+                        chars.next();
+                        // Parameters, then the final byte (a letter).
+                        for p in chars.by_ref() {
+                            if p.is_ascii_alphabetic() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                '\r' => text.clear(),
+                c => text.push(c),
+            }
+        }
+        lines.push(text);
+    }
+    lines
+}
+
+/// On a terminal the migration being applied is a progress display redrawn in place (with
+/// its elapsed time), not start and heartbeat lines; every log line still reaches the
+/// terminal whole, above it, and the display is gone when the run ends.
+#[test]
+fn on_a_terminal_progress_is_a_display_that_leaves_the_log_lines_whole() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    p.write("2_slow.up.sql", "SELECT pg_sleep(6);\n");
+    let terminal = on_a_terminal(&p, &db, "up --color never", &[]);
+    assert!(
+        terminal.contains("applying 2/2 2 slow"),
+        "no progress display: {terminal:?}"
+    );
+    let shown = screen(&terminal);
+    let logs: Vec<&String> = shown.iter().filter(|l| l.contains(" INFO ")).collect();
+    assert!(
+        logs.iter().any(|l| l.contains("applied 1/2 1 users in ")),
+        "{shown:#?}"
+    );
+    assert!(
+        logs.iter().any(|l| l.contains("applied 2/2 2 slow in 6.")),
+        "{shown:#?}"
+    );
+    for line in &logs {
+        assert!(
+            line.starts_with("20"),
+            "a log line garbled: {line:?} in {shown:#?}"
+        );
+        assert!(!line.contains("applying "), "a start line: {shown:#?}");
+        assert!(
+            !line.contains("still applying"),
+            "a heartbeat line: {shown:#?}"
+        );
+    }
+    assert!(
+        !shown.iter().any(|l| l.contains("applying")),
+        "the display was left on the terminal: {shown:#?}"
+    );
+    let out = std::fs::read_to_string(p.root().join("out")).expect("out");
+    assert!(out.contains("applied 2 migration(s) in "), "{out}");
+}
+
+/// Whether `text` sets a colour or style (an SGR sequence, `ESC [ … m`); the progress
+/// display's cursor movements and line clearing are not colour.
+fn coloured(text: &str) -> bool {
+    text.split("\u{1b}[").skip(1).any(|rest| {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(rest.len());
+        rest[end..].starts_with('m')
+    })
 }

@@ -37,6 +37,7 @@ mod metrics;
 mod middleware;
 mod platform;
 mod pooler;
+mod progress;
 mod real_tools;
 mod realworld_constructs;
 mod repeatables;

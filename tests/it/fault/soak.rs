@@ -77,7 +77,7 @@ fn twenty_simultaneous_releases_round_after_round_apply_everything_exactly_once(
         let mut reported: Vec<i64> = runs
             .iter()
             .flat_map(Run::log_lines)
-            .filter(|l| l["message"] == "applied migration")
+            .filter(|l| l["target"] == "shipgate::progress::end" && l["duration_ms"].is_u64())
             .filter_map(|l| l["migration_version"].as_i64())
             .collect();
         reported.sort_unstable();
