@@ -114,6 +114,12 @@ pub fn exit_for_release(e: &crate::runner::Error) -> Exit {
     }
 }
 
+impl From<crate::runner::Error> for Failure {
+    fn from(e: crate::runner::Error) -> Failure {
+        Failure::new(exit_for_release(&e), e)
+    }
+}
+
 impl From<migrate::Error> for Failure {
     fn from(e: migrate::Error) -> Failure {
         Failure::new(exit_for(&e), e)

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli;
 use crate::config::{self, Config};
-use crate::exit::{exit_for_release, Exit, Failure};
+use crate::exit::{Exit, Failure};
 use crate::migrate::apply::{self, DownRange};
 use crate::migrate::plan::Policy;
 use crate::migrate::{self, Interrupt};
@@ -45,7 +45,6 @@ async fn alembic_down(
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     use crate::runner::alembic;
-    let fail = |e: crate::runner::Error| Failure::new(exit_for_release(&e), e);
     let Some(target) = args.to.as_deref() else {
         return Err(Failure::new(
             Exit::Usage,
@@ -56,14 +55,15 @@ async fn alembic_down(
     };
     let default = ["alembic".to_owned()];
     let argv = config.runner.command.as_deref().unwrap_or(&default);
-    let prepared = alembic::prepare(config, argv).map_err(fail)?;
+    let prepared = alembic::prepare(config, argv).map_err(Failure::from)?;
     let mut backend = crate::runner::command::connect(config, &mut interrupt)
         .await
-        .map_err(fail)?;
+        .map_err(Failure::from)?;
     let rows = alembic::read_rows(&mut backend, config).await;
     backend.close().await;
-    let rows = rows.map_err(fail)?;
-    let (target, steps) = alembic::to_revert(&prepared.project, &rows, target).map_err(fail)?;
+    let rows = rows.map_err(Failure::from)?;
+    let (target, steps) =
+        alembic::to_revert(&prepared.project, &rows, target).map_err(Failure::from)?;
     if steps.is_empty() {
         out(format!("nothing to revert: the database is at {target}"));
         return Ok(Exit::Success);
@@ -99,7 +99,7 @@ async fn alembic_down(
         &mut interrupt,
     )
     .await
-    .map_err(fail)?;
+    .map_err(Failure::from)?;
     out(format!(
         "reverted {} revision(s) with alembic downgrade {target}",
         reverted.len()

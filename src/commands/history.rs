@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::cli;
 use crate::config::{Config, RunnerKind};
-use crate::exit::{exit_for_release, Exit, Failure};
+use crate::exit::{Exit, Failure};
 use crate::migrate::{self, Interrupt};
 
 use super::{connect, finish, json_out, out};
@@ -58,8 +58,7 @@ async fn alembic_history(
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     use crate::runner::alembic::{applied_by_shipgate, load, read_rows, relative};
-    let fail = |e: crate::runner::Error| Failure::new(exit_for_release(&e), e);
-    let (project, sources) = load(config).map_err(fail)?;
+    let (project, sources) = load(config).map_err(Failure::from)?;
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
     let result = async {
         let rows = read_rows(&mut backend, config).await;
@@ -71,7 +70,7 @@ async fn alembic_history(
     }
     .await;
     let (rows, audit) = finish(backend, result).await?;
-    let rows = rows.map_err(fail)?;
+    let rows = rows.map_err(Failure::from)?;
     let state = project.state(&rows);
     let by = applied_by_shipgate(&audit);
     let applied: Vec<_> = state

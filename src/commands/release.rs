@@ -60,7 +60,7 @@ pub async fn command(
 
 /// The configured runner, or the failure that stops the release before it starts.
 fn choose<'c>(config: &'c Config, to: Option<&Version>) -> Result<Runner<'c>, Failure> {
-    runner::choose(config, to).map_err(|e| Failure::new(exit_for_release(&e), e))
+    runner::choose(config, to).map_err(Failure::from)
 }
 
 async fn dry_run(
@@ -105,13 +105,12 @@ async fn alembic_dry_run(
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     use runner::alembic::{read_rows, relative, revisions_text};
-    let fail = |e: runner::Error| Failure::new(exit_for_release(&e), e);
     let mut backend = runner::command::connect(config, &mut interrupt)
         .await
-        .map_err(fail)?;
+        .map_err(Failure::from)?;
     let rows = read_rows(&mut backend, config).await;
     backend.close().await;
-    let rows = rows.map_err(fail)?;
+    let rows = rows.map_err(Failure::from)?;
     let state = prepared.project.state(&rows);
     let at = revisions_text(&rows);
     if !state.unknown.is_empty() {

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::cli;
 use crate::config::{self, Config};
-use crate::exit::{exit_for_release, Exit, Failure};
+use crate::exit::{Exit, Failure};
 use crate::migrate::apply;
 use crate::migrate::backend::Backend;
 use crate::migrate::{self, Interrupt};
@@ -164,8 +164,7 @@ async fn alembic_status(
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
     use crate::runner::alembic::{load, read_rows, relative, revisions_text};
-    let fail = |e: crate::runner::Error| Failure::new(exit_for_release(&e), e);
-    let (project, sources) = load(config).map_err(fail)?;
+    let (project, sources) = load(config).map_err(Failure::from)?;
     let mut backend = connect(config, &config.database, &mut interrupt).await?;
     let engine = backend.engine();
     let result = async {
@@ -175,7 +174,7 @@ async fn alembic_status(
     }
     .await;
     let (server_version, rows, lock_holder) = finish(backend, result).await?;
-    let rows = rows.map_err(fail)?;
+    let rows = rows.map_err(Failure::from)?;
     let state = project.state(&rows);
     let mut problems = Vec::new();
     if !state.unknown.is_empty() {

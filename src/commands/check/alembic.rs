@@ -65,7 +65,6 @@ pub(super) async fn check(
     config: &Config,
     mut interrupt: Interrupt,
 ) -> Result<Exit, Failure> {
-    let fail = |e: RunnerError| Failure::new(exit_for_release(&e), e);
     let argv: Vec<String> = match config.runner.command.as_deref() {
         Some(argv) if !argv.is_empty() => argv.to_vec(),
         _ => crate::config::ALEMBIC_COMMAND
@@ -73,7 +72,7 @@ pub(super) async fn check(
             .map(str::to_owned)
             .collect(),
     };
-    let prepared = prepare(config, &argv).map_err(fail)?;
+    let prepared = prepare(config, &argv).map_err(Failure::from)?;
     let project = &prepared.project;
     let engine = check_engine(args, config);
     let url = database_url(args, config);
