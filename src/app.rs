@@ -111,6 +111,7 @@ async fn dispatch(
     let read_only = match &command {
         Command::Status(_) | Command::History(_) | Command::Check(_) => true,
         Command::Adopt(args) => args.dry_run,
+        Command::Drift(args) => !args.accept,
         Command::Up(args) => args.dry_run,
         Command::Down(args) => args.dry_run,
         Command::Release(args) => args.dry_run,
@@ -135,6 +136,7 @@ async fn dispatch(
         Command::Baseline(args) => commands::repair::baseline(&args, config, interrupt).await,
         Command::Adopt(args) => commands::adopt::adopt(&args, config, interrupt).await,
         Command::Repair(args) => commands::repair::repair(&args, config, interrupt).await,
+        Command::Drift(args) => commands::drift::drift(&args, config, interrupt).await,
         Command::Release(args) => commands::release::command(&args, config, interrupt).await,
         Command::Serve(args) => commands::serve::serve(&args, config, interrupt).await,
         Command::Exec(args) => commands::exec::exec(&args, config, interrupt).await,

@@ -379,6 +379,39 @@ pub struct Global {
     )]
     pub adopt: Option<String>,
 
+    /// What a release does when the live schema drifted from the snapshot stored after the last
+    /// release: warn (log each difference and apply), error (refuse, exit 5) or off
+    /// [default: warn]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_DRIFT",
+        value_name = "MODE",
+        help_heading = "Global options: what a run may do"
+    )]
+    pub drift: Option<String>,
+
+    /// Objects the drift check leaves out, comma separated globs (`audit_*`, `public.tmp_*`,
+    /// `users.legacy_*`); a table's covers its columns, indexes and triggers
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_DRIFT_IGNORE",
+        value_name = "GLOBS",
+        help_heading = "Global options: what a run may do"
+    )]
+    pub drift_ignore: Option<String>,
+
+    /// Schemas the drift check leaves out, comma separated globs (PostgreSQL)
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_DRIFT_IGNORE_SCHEMAS",
+        value_name = "GLOBS",
+        help_heading = "Global options: what a run may do"
+    )]
+    pub drift_ignore_schemas: Option<String>,
+
     /// Which runner applies the migrations of a release: sql (shipgate's own engine), command
     /// (runner_command, run under the migration lock) or alembic [default: sql]
     #[arg(
@@ -538,6 +571,10 @@ pub enum Command {
     /// Resolve a dirty migration or accept an edited checksum; every repair is audited
     #[command(after_help = EXIT_CODES)]
     Repair(Repair),
+    /// Compare the live schema with the snapshot stored after the last release; print each
+    /// difference; exit 5 on drift (--accept stores the live schema as the snapshot, audited)
+    #[command(after_help = EXIT_CODES)]
+    Drift(Drift),
     /// The pre-deploy hook: validate, wait for the database, lock, apply, record, notify
     #[command(after_help = EXIT_CODES)]
     Release(Release),
@@ -693,6 +730,21 @@ pub struct Baseline {
     pub version: Version,
     /// Why (written to the audit table)
     #[arg(long, env = "SHIPGATE_REASON")]
+    pub reason: Option<String>,
+}
+
+/// `shipgate drift`.
+#[derive(Debug, Args)]
+pub struct Drift {
+    /// Print JSON
+    #[arg(long, env = "SHIPGATE_JSON", value_parser = boolish)]
+    pub json: bool,
+    /// Store the live schema as the snapshot of the applied version (the differences become
+    /// what later checks compare against), under the lock, with an audit row
+    #[arg(long, env = "SHIPGATE_DRIFT_ACCEPT", value_parser = boolish)]
+    pub accept: bool,
+    /// Why (written to the audit table with --accept)
+    #[arg(long, env = "SHIPGATE_REASON", requires = "accept")]
     pub reason: Option<String>,
 }
 

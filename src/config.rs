@@ -65,6 +65,28 @@ pub struct Config {
     pub adopt: AdoptMode,
     /// What applies the migrations of `release`, `exec` and `serve --migrate`.
     pub runner: RunnerSettings,
+    /// The drift check: its policy for `release` and what it leaves out.
+    pub drift: DriftSettings,
+}
+
+/// What `release` does when the live schema drifted from the stored snapshot (`drift`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftMode {
+    /// Log each difference and apply.
+    Warn,
+    /// Refuse the release (exit 5) before the lock, naming each difference.
+    Error,
+    /// Do not compare at release time (`status`, `serve` and `shipgate drift` still do).
+    Off,
+}
+
+/// Settings of the drift check (`drift`, `drift_ignore`, `drift_ignore_schemas`).
+#[derive(Debug, Clone)]
+pub struct DriftSettings {
+    /// The release policy.
+    pub mode: DriftMode,
+    /// Objects and schemas left out of every comparison.
+    pub ignore: crate::migrate::drift::Ignore,
 }
 
 /// Which runner applies the migrations of a release (`runner`).
@@ -887,6 +909,36 @@ struct Layer {
     alembic_config: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alembic_version_table: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift_ignore: Option<LooseList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift_ignore_schemas: Option<LooseList>,
+}
+
+/// A list from TOML (`["a", "b"]`) or from a flag/env string (`"a,b"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum LooseList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl LooseList {
+    /// The non-empty items, trimmed.
+    fn items(&self) -> Vec<String> {
+        let items: Vec<&str> = match self {
+            LooseList::List(l) => l.iter().map(String::as_str).collect(),
+            LooseList::Text(t) => t.split(',').collect(),
+        };
+        items
+            .into_iter()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// A map from TOML (`{ rule = "warning" }`) or from a flag/env string (`"rule=warning,…"`).
@@ -1079,6 +1131,13 @@ const KEYS: &[(&str, &str, &str)] = &[
         "--alembic-version-table",
         "SHIPGATE_ALEMBIC_VERSION_TABLE",
     ),
+    ("drift", "--drift", "SHIPGATE_DRIFT"),
+    ("drift_ignore", "--drift-ignore", "SHIPGATE_DRIFT_IGNORE"),
+    (
+        "drift_ignore_schemas",
+        "--drift-ignore-schemas",
+        "SHIPGATE_DRIFT_IGNORE_SCHEMAS",
+    ),
 ];
 
 /// Builds the [`Config`] from parsed flags (with clap's matches, for value sources), the config
@@ -1153,6 +1212,9 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         runner_fence_wait: given(&global.runner_fence_wait),
         alembic_config: given(&global.alembic_config),
         alembic_version_table: given(&global.alembic_version_table),
+        drift: given(&global.drift),
+        drift_ignore: given(&global.drift_ignore).map(LooseList::Text),
+        drift_ignore_schemas: given(&global.drift_ignore_schemas).map(LooseList::Text),
     };
     let mut figment = Figment::new();
     if let Some(text) = &file_text {
@@ -1486,6 +1548,30 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         Some("auto") => AdoptMode::Auto,
         Some(other) => return Err(invalid("adopt", other, "manual or auto")),
     };
+    let drift_mode = match layer.drift.as_deref().map(str::trim) {
+        None | Some("") | Some("warn" | "warning") => DriftMode::Warn,
+        Some("error") => DriftMode::Error,
+        Some("off") => DriftMode::Off,
+        Some(other) => return Err(invalid("drift", other, "warn, error or off")),
+    };
+    let globs = |key: &str, list: &Option<LooseList>| -> Result<Vec<String>, ConfigError> {
+        let items = list.as_ref().map(LooseList::items).unwrap_or_default();
+        match items.iter().find(|g| g.chars().any(char::is_whitespace)) {
+            Some(bad) => Err(invalid(
+                key,
+                bad,
+                "comma-separated name globs without spaces (audit_*, public.tmp_*)",
+            )),
+            None => Ok(items),
+        }
+    };
+    let drift = DriftSettings {
+        mode: drift_mode,
+        ignore: crate::migrate::drift::Ignore {
+            objects: globs("drift_ignore", &layer.drift_ignore)?,
+            schemas: globs("drift_ignore_schemas", &layer.drift_ignore_schemas)?,
+        },
+    };
     let kind = match layer.runner.as_deref().map(str::trim) {
         None | Some("") | Some("sql") => RunnerKind::Sql,
         Some("alembic") => RunnerKind::Alembic,
@@ -1616,6 +1702,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
     Ok(Config {
         lint,
         adopt,
+        drift,
         runner,
         service,
         webhooks,

@@ -78,7 +78,7 @@ impl Failure {
 pub fn exit_for(e: &migrate::Error) -> Exit {
     use migrate::Error as E;
     match e {
-        E::Source(_) | E::Blocked(_) | E::Gate(_) | E::Contract(_) => Exit::Invalid,
+        E::Source(_) | E::Blocked(_) | E::Gate(_) | E::Drift(_) | E::Contract(_) => Exit::Invalid,
         E::Refused(_) => Exit::Invalid,
         E::Config { .. } => Exit::Usage,
         E::Unreachable { .. } => Exit::Unreachable,

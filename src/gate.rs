@@ -11,11 +11,12 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::config::{GateMode, LintSettings};
+use crate::config::{DriftMode, DriftSettings, GateMode, LintSettings};
 use crate::lint::{self, Catalog, Finding, LintOptions, Only, TableStats, Threshold, Verdict};
 use crate::migrate::apply;
 use crate::migrate::backend::{Backend, CatalogObject, DbError};
 use crate::migrate::plan::Plan;
+use crate::migrate::schema::{self, Verdict as Drift};
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
 
@@ -31,6 +32,59 @@ impl apply::Gate for ReleaseGate {
         plan: &'a Plan,
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
         Box::pin(check(backend, set, plan, &self.0))
+    }
+}
+
+/// The drift check of a release (`drift = warn | error | off`), handed to [`apply::up`] as its
+/// `drift` gate: the live schema against the snapshot of the applied head, before the lock
+/// and before the pending migrations change it.
+#[derive(Debug, Clone)]
+pub struct DriftGate(pub DriftSettings);
+
+impl apply::Gate for DriftGate {
+    fn check<'a>(
+        &'a self,
+        backend: &'a mut Backend,
+        _set: &'a MigrationSet,
+        plan: &'a Plan,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+        Box::pin(drift(backend, plan, &self.0))
+    }
+}
+
+/// Compares the live schema with the snapshot of `plan.current`: `warn` logs each difference,
+/// `error` refuses with [`Error::Drift`] naming each. No snapshot is a warning, never a
+/// refusal: a database migrated before snapshots existed must still deploy (its first
+/// release that applies something stores one).
+#[tracing::instrument(skip_all)]
+pub async fn drift(
+    backend: &mut Backend,
+    plan: &Plan,
+    settings: &DriftSettings,
+) -> Result<(), Error> {
+    if settings.mode == DriftMode::Off {
+        return Ok(());
+    }
+    let report = schema::compare(backend, plan.current.as_ref(), &settings.ignore)
+        .await
+        .map_err(Error::db("reading the schema for the drift check"))?;
+    match report.state {
+        Drift::NoHistory | Drift::Clean => {
+            tracing::debug!("{}", report.summary());
+            Ok(())
+        }
+        Drift::NoSnapshot => {
+            tracing::warn!("{}", report.summary());
+            Ok(())
+        }
+        Drift::Drift if settings.mode == DriftMode::Error => Err(Error::Drift(report.refusal())),
+        Drift::Drift => {
+            tracing::warn!("{}", report.summary());
+            for d in &report.differences {
+                tracing::warn!(kind = d.kind.word(), object = %d.name, "drift: {d}");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod adopt;
 pub mod check;
 pub mod completions;
 pub mod down;
+pub mod drift;
 pub mod exec;
 pub mod history;
 pub mod new;

@@ -356,6 +356,7 @@ fn next_step(e: &runner::Error) -> &'static str {
         E::Blocked(_) => "resolve the history problem named above (see `shipgate status`), then deploy again; nothing was applied",
         E::Refused(_) => "correct the request named above; nothing was applied",
         E::Gate(_) => "make the migrations named above safe, or acknowledge each finding with `-- shipgate:allow <rule> <reason>`, then deploy again; nothing was applied",
+        E::Drift(_) => "write a migration for each change made by hand (or undo it), or accept the live schema with `shipgate drift --accept`, then deploy again; nothing was applied",
         E::Contract(_) => "release the contract migration with --allow-contract (SHIPGATE_ALLOW_CONTRACT=true) once the old app version has drained; nothing was applied",
         E::Config { .. } => "fix DATABASE_URL or the connection settings; nothing was applied",
         E::Unreachable { .. } => "check DATABASE_URL and that the database accepts connections from this service, then deploy again",

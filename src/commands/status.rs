@@ -28,10 +28,11 @@ pub async fn status(
     let result = async {
         let (version, holder) = server_and_holder(&mut backend).await?;
         let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
-        Ok::<_, migrate::Error>((version, plan, holder))
+        let drift = drift_report(&mut backend, plan.current.as_ref(), config).await;
+        Ok::<_, migrate::Error>((version, plan, holder, drift))
     }
     .await;
-    let (server_version, plan, lock_holder) = finish(backend, result).await?;
+    let (server_version, plan, lock_holder, drift) = finish(backend, result).await?;
     // A `running` row while the lock is held is a live run's migration in progress, not a
     // crash: it blocks nothing (the next run waits for the lock, then sees the outcome).
     let in_progress: Vec<_> = plan
@@ -66,6 +67,7 @@ pub async fn status(
             "lock_holder": lock_holder,
             "in_progress": in_progress,
             "problems": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "drift": drift,
         }));
     } else {
         out(format!(
@@ -129,6 +131,12 @@ pub async fn status(
         }
         for b in &blockers {
             out(format!("problem: {b}"));
+        }
+        if let Some(drift) = &drift {
+            out(format!("drift         {}", drift.summary()));
+            for d in &drift.differences {
+                out(format!("  drift       {d}"));
+            }
         }
     }
     if args.exit_code {
@@ -351,4 +359,20 @@ async fn command_status(
         return Ok(Exit::Invalid);
     }
     Ok(Exit::Success)
+}
+
+/// The drift check for `status` (text and the `--json` `drift` field). A failed read is logged
+/// and leaves the field null: status reports what it can.
+async fn drift_report(
+    backend: &mut Backend,
+    current: Option<&crate::version::Version>,
+    config: &Config,
+) -> Option<crate::migrate::schema::Report> {
+    match crate::migrate::schema::compare(backend, current, &config.drift.ignore).await {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not compare the live schema with its snapshot");
+            None
+        }
+    }
 }

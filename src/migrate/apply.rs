@@ -330,6 +330,9 @@ pub struct UpOptions {
     /// tool's history over (as `shipgate adopt` does, under the same lock) and then apply what
     /// is pending, instead of refusing.
     pub auto_adopt: bool,
+    /// The drift check, run like the gate (before the lock, only when something is pending),
+    /// before it: the pending migrations change the schema, so it compares before they run.
+    pub drift: Option<std::sync::Arc<dyn Gate>>,
 }
 
 /// Applies what is pending, planned from `history` (read by the caller, normally
@@ -432,7 +435,7 @@ pub async fn up(
             return Err(e);
         }
     };
-    if let Some(gate) = &options.gate {
+    for gate in options.drift.iter().chain(options.gate.iter()) {
         if plan.has_pending() {
             // The gate only reads; on SQLite another process's write can keep even a read
             // waiting past busy_timeout: that changed nothing, so it is read again.
@@ -671,6 +674,10 @@ async fn up_locked(
         backend, set, policy, settings, deploy, interrupt, options, &mut done,
     )
     .await;
+    if result.is_ok() && done.count() > 0 {
+        // Under the lock, after the migrations: the schema this release leaves behind.
+        super::schema::record(backend, run_id).await;
+    }
     if let Some(id) = run_id {
         close_run(backend, id, &result, done.count()).await;
     }
@@ -1575,6 +1582,10 @@ async fn down_locked(
         &mut reverted,
     )
     .await;
+    if result.is_ok() && !reverted.is_empty() {
+        // The version now applied gets the schema the revert left (replacing an older one).
+        super::schema::record(backend, Some(run_id)).await;
+    }
     close_run(backend, run_id, &result, reverted.len()).await;
     result.map(|()| reverted)
 }

@@ -2171,6 +2171,116 @@ impl Backend {
             .collect())
     }
 
+    /// The schema shipgate compares for drift, normalised (`drift::normalise`): one catalog
+    /// statement (SQL in the engine's module), shipgate's own and other tools' history tables
+    /// left out.
+    pub async fn schema_snapshot(&mut self) -> Result<super::drift::Snapshot, DbError> {
+        let sql = match self.dialect {
+            Dialect::Postgres => postgres::SCHEMA_SNAPSHOT_SQL.to_owned(),
+            Dialect::Sqlite => sqlite::SCHEMA_SNAPSHOT_SQL.to_owned(),
+            Dialect::Mysql => mysql::schema_snapshot_sql(),
+        };
+        let rows = self.rows(&sql).await?;
+        let exclude = super::drift::Exclude::for_prefix(&self.settings.table_prefix);
+        Ok(super::drift::normalise(&rows, &exclude))
+    }
+
+    /// `shipgate_schema` (under the configured prefix and schema), quoted and qualified.
+    fn schema_table(&self) -> String {
+        self.tables
+            .qualified(&format!("{}_schema", self.settings.table_prefix))
+    }
+
+    /// Stores `snapshot` as the schema of `version` (replacing an earlier one of that version),
+    /// taken by run `run_id`, and keeps only the newest [`super::drift::KEEP`]. Creates the
+    /// table first if needed; the write is one transaction. Call under the lock.
+    pub async fn store_snapshot(
+        &mut self,
+        version: &Version,
+        run_id: Option<i64>,
+        snapshot: &super::drift::Snapshot,
+    ) -> Result<(), DbError> {
+        let d = self.dialect;
+        let t = self.schema_table();
+        let create = match d {
+            Dialect::Postgres => format!(
+                "CREATE TABLE IF NOT EXISTS {t} (version text PRIMARY KEY, \
+                 taken_at timestamptz NOT NULL, run_id bigint, hash text NOT NULL, \
+                 snapshot text NOT NULL)"
+            ),
+            Dialect::Sqlite => format!(
+                "CREATE TABLE IF NOT EXISTS {t} (version TEXT PRIMARY KEY, \
+                 taken_at TEXT NOT NULL, run_id INTEGER, hash TEXT NOT NULL, \
+                 snapshot TEXT NOT NULL)"
+            ),
+            Dialect::Mysql => format!(
+                "CREATE TABLE IF NOT EXISTS {t} (version {} NOT NULL PRIMARY KEY, \
+                 taken_at DATETIME(3) NOT NULL, run_id BIGINT NULL, hash VARCHAR(64) NOT NULL, \
+                 snapshot LONGTEXT NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+                mysql::SNAPSHOT_VERSION_TYPE
+            ),
+        };
+        // DDL commits implicitly on MySQL: the table is made before the transaction opens.
+        self.exec(&create).await?;
+        let v = d.version(version);
+        let run = run_id.map_or_else(|| "NULL".to_owned(), |id| id.to_string());
+        // The derived table lets MySQL read the table it deletes from (error 1093 otherwise);
+        // its LIMIT keeps it from being merged away.
+        let sql = format!(
+            "{begin};\n\
+             DELETE FROM {t} WHERE version = {v};\n\
+             INSERT INTO {t} (version, taken_at, run_id, hash, snapshot) \
+             VALUES ({v}, {now}, {run}, {hash}, {json});\n\
+             DELETE FROM {t} WHERE version NOT IN (SELECT version FROM \
+             (SELECT version FROM {t} ORDER BY taken_at DESC LIMIT {keep}) AS newest);\n\
+             COMMIT",
+            begin = d.begin(),
+            now = d.now(),
+            hash = d.quote(&snapshot.hash()),
+            json = d.quote(&snapshot.to_json()),
+            keep = super::drift::KEEP,
+        );
+        self.exec_or_rollback(&sql).await
+    }
+
+    /// The snapshot stored for `version`, if any (none when the table does not exist yet).
+    pub async fn read_snapshot(
+        &mut self,
+        version: &Version,
+    ) -> Result<Option<super::drift::Stored>, DbError> {
+        let d = self.dialect;
+        let sql = format!(
+            "SELECT {}, {}, {}, {}, {} FROM {} WHERE version = {}",
+            d.str("version"),
+            d.time_text("taken_at"),
+            d.text("run_id"),
+            d.str("hash"),
+            d.str("snapshot"),
+            self.schema_table(),
+            d.version(version),
+        );
+        let rows = match self.rows(&sql).await {
+            Ok(rows) => rows,
+            Err(e) if self.is_missing_table(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let get = |i: usize| row.get(i).cloned().flatten();
+        let snapshot =
+            super::drift::Snapshot::from_json(&get(4).unwrap_or_default()).map_err(|e| {
+                DbError::query(format!("{}: version {version}: {e}", self.schema_table()))
+            })?;
+        Ok(Some(super::drift::Stored {
+            version: get(0).unwrap_or_default(),
+            taken_at: get(1),
+            run_id: get(2).and_then(|r| r.parse().ok()),
+            hash: get(3).unwrap_or_default(),
+            snapshot,
+        }))
+    }
+
     /// Another migration tool's history table in this database (the connection's schema, and
     /// on PostgreSQL also Atlas's own `atlas_schema_revisions` schema, where Atlas keeps its
     /// table unless its URL names a schema), if there is one: the tool, its table, how many rows

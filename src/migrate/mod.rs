@@ -8,6 +8,7 @@
 pub mod adopt;
 pub mod apply;
 pub mod backend;
+pub mod drift;
 pub mod foreign;
 pub mod heartbeat;
 pub mod layout;
@@ -16,6 +17,7 @@ mod mysql;
 pub mod plan;
 mod postgres;
 pub mod repair;
+pub mod schema;
 pub mod source;
 pub mod split;
 mod sqlite;
@@ -95,6 +97,10 @@ pub enum Error {
     /// The release gate refused the pending migrations; the text lists what it found.
     #[error("{0}")]
     Gate(String),
+    /// The live schema drifted from the snapshot stored after the last release and the drift
+    /// policy is `error`; the text lists each difference.
+    #[error("{0}")]
+    Drift(String),
     /// Pending migrations are marked `-- shipgate:contract` and contract migrations are not
     /// allowed in this run.
     #[error("refusing to run: {} pending migration(s) marked `-- shipgate:contract` (destructive): {}; apply them with --allow-contract (SHIPGATE_ALLOW_CONTRACT=true) once the previous app version has drained", .0.len(), .0.join(", "))]

@@ -318,3 +318,63 @@ pub fn wait_from(state: String) -> Option<super::heartbeat::Wait> {
             state: Some(state),
         })
 }
+
+/// The catalog rows of the drift snapshot (`migrate::drift::normalise`), in one statement,
+/// from `information_schema` for the connection's database: base tables (engine), columns
+/// (type, nullability, default and extra, position), indexes as `CREATE INDEX` (the primary
+/// key as `ALTER TABLE … ADD PRIMARY KEY`), foreign keys, views, routines and triggers. Every
+/// text value in one collation (`utf8mb4_bin`), as everything shipgate reads back.
+pub fn schema_snapshot_sql() -> String {
+    let s = |e: &str| format!("CONVERT({e} USING utf8mb4) COLLATE utf8mb4_bin");
+    let cols = "GROUP_CONCAT(CONCAT('`', COLUMN_NAME, '`', COALESCE(CONCAT('(', SUB_PART, ')'), '')) ORDER BY SEQ_IN_INDEX SEPARATOR ', ')";
+    format!(
+        "SELECT 't', NULL, NULL, {t_name}, {t_engine}, NULL, NULL, NULL \
+FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' \
+UNION ALL SELECT 'c', NULL, {c_table}, {c_name}, {c_type}, {c_null}, {c_default}, {c_pos} \
+FROM information_schema.COLUMNS c JOIN information_schema.TABLES t \
+ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE' \
+WHERE c.TABLE_SCHEMA = DATABASE() \
+UNION ALL SELECT 'i', NULL, {i_table}, {i_name}, {i_def}, NULL, NULL, NULL \
+FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+GROUP BY TABLE_NAME, INDEX_NAME, NON_UNIQUE, INDEX_TYPE \
+UNION ALL SELECT 'k', NULL, {k_table}, {k_name}, {k_def}, NULL, NULL, NULL \
+FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() \
+AND REFERENCED_TABLE_NAME IS NOT NULL GROUP BY TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME \
+UNION ALL SELECT 'v', NULL, NULL, {v_name}, {v_def}, NULL, NULL, NULL \
+FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() \
+UNION ALL SELECT 'f', NULL, NULL, {f_name}, {f_def}, {f_type}, NULL, NULL \
+FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() \
+UNION ALL SELECT 'g', NULL, {g_table}, {g_name}, {g_def}, {g_event}, NULL, NULL \
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()",
+        t_name = s("TABLE_NAME"),
+        t_engine = s("ENGINE"),
+        c_table = s("c.TABLE_NAME"),
+        c_name = s("c.COLUMN_NAME"),
+        c_type = s("c.COLUMN_TYPE"),
+        c_null = s("CASE c.IS_NULLABLE WHEN 'NO' THEN 'NOT NULL' ELSE 'NULL' END"),
+        c_default = s("NULLIF(CONCAT_WS(' ', c.COLUMN_DEFAULT, NULLIF(c.EXTRA, '')), '')"),
+        c_pos = s("CAST(c.ORDINAL_POSITION AS CHAR)"),
+        i_table = s("TABLE_NAME"),
+        i_name = s("INDEX_NAME"),
+        i_def = s(&format!(
+            "CASE WHEN INDEX_NAME = 'PRIMARY' \
+THEN CONCAT('ALTER TABLE `', TABLE_NAME, '` ADD PRIMARY KEY (', {cols}, ')') \
+ELSE CONCAT('CREATE ', CASE WHEN NON_UNIQUE = 0 THEN 'UNIQUE ' ELSE '' END, 'INDEX `', INDEX_NAME, '` ON `', TABLE_NAME, '` (', {cols}, ') USING ', INDEX_TYPE) END"
+        )),
+        k_table = s("TABLE_NAME"),
+        k_name = s("CONSTRAINT_NAME"),
+        k_def = s("CONCAT('FOREIGN KEY (', GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION SEPARATOR ', '), ') REFERENCES ', REFERENCED_TABLE_NAME, ' (', GROUP_CONCAT(REFERENCED_COLUMN_NAME ORDER BY ORDINAL_POSITION SEPARATOR ', '), ')')"),
+        v_name = s("TABLE_NAME"),
+        v_def = s("VIEW_DEFINITION"),
+        f_name = s("ROUTINE_NAME"),
+        f_def = s("ROUTINE_DEFINITION"),
+        f_type = s("ROUTINE_TYPE"),
+        g_table = s("EVENT_OBJECT_TABLE"),
+        g_name = s("TRIGGER_NAME"),
+        g_def = s("ACTION_STATEMENT"),
+        g_event = s("CONCAT(ACTION_TIMING, ' ', EVENT_MANIPULATION)"),
+    )
+}
+
+/// The type of the drift snapshot table's `version` column: the history table's.
+pub const SNAPSHOT_VERSION_TYPE: &str = VERSION_TYPE;

@@ -132,6 +132,8 @@ pub async fn baseline(
             .record_baseline(&records, &audit)
             .await
             .map_err(Error::db("recording the baseline"))?;
+        // The schema a baseline adopts is the one drift is checked against from now on.
+        super::schema::record(backend, None).await;
         Ok(Change {
             action: "baseline".into(),
             summary: format!(

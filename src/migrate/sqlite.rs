@@ -337,3 +337,29 @@ impl FileLock {
         }
     }
 }
+
+/// The catalog rows of the drift snapshot (`migrate::drift::normalise`), in one statement:
+/// tables, columns (`pragma_table_xinfo`: type, nullability, default, position), foreign keys
+/// (`pragma_foreign_key_list`), and the indexes, views and triggers `sqlite_master` holds
+/// with their SQL (indexes SQLite made for a constraint have none and go with their table).
+pub const SCHEMA_SNAPSHOT_SQL: &str = "\
+SELECT 't', NULL, NULL, m.name, NULL, NULL, NULL, NULL FROM sqlite_master m
+WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+UNION ALL
+SELECT 'c', NULL, m.name, p.name, p.type, CASE WHEN p.\"notnull\" THEN 'NOT NULL' ELSE 'NULL' END,
+  p.dflt_value, CAST(p.cid + 1 AS TEXT)
+FROM sqlite_master m, pragma_table_xinfo(m.name) p
+WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+UNION ALL
+SELECT 'k', NULL, m.name, 'fk_' || f.\"table\" || '_' || f.id,
+  'FOREIGN KEY (' || group_concat(f.\"from\", ', ') || ') REFERENCES ' || f.\"table\"
+  || ' (' || group_concat(COALESCE(f.\"to\", ''), ', ') || ') ON UPDATE ' || f.on_update
+  || ' ON DELETE ' || f.on_delete, NULL, NULL, NULL
+FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+GROUP BY m.name, f.id
+UNION ALL
+SELECT CASE m.type WHEN 'index' THEN 'i' WHEN 'view' THEN 'v' ELSE 'g' END, NULL,
+  CASE WHEN m.type = 'view' THEN NULL ELSE m.tbl_name END, m.name, m.sql, NULL, NULL, NULL
+FROM sqlite_master m
+WHERE m.type IN ('index', 'view', 'trigger') AND m.sql IS NOT NULL";

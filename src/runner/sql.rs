@@ -37,6 +37,7 @@ pub async fn release(
         progress: progress.clone(),
         gate: Some(Arc::new(crate::gate::ReleaseGate(config.lint.clone()))),
         auto_adopt: config.adopt == AdoptMode::Auto,
+        drift: Some(Arc::new(crate::gate::DriftGate(config.drift.clone()))),
     };
     let result = apply::up(
         &mut backend,

@@ -24,6 +24,7 @@ mod connect;
 mod corpus;
 mod deploy_files;
 mod deploy_tools;
+mod drift;
 mod edits;
 mod failures;
 mod fault;

@@ -204,9 +204,12 @@ pub async fn adopt(
     lock::acquire(backend, settings.lock_wait, interrupt).await?;
     let result = async {
         refuse_own_history(backend).await?;
-        take_over(backend, set, &foreign, reason, deploy)
+        let change = take_over(backend, set, &foreign, reason, deploy)
             .await
-            .map_err(unchanged)
+            .map_err(unchanged)?;
+        // What the other tool built is the schema drift is checked against from now on.
+        crate::migrate::schema::record(backend, None).await;
+        Ok(change)
     }
     .await;
     lock::release(backend).await;
