@@ -28,6 +28,10 @@ pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
 pub const RECENT_HISTORY: usize = 30;
 /// A snapshot older than this does not count as the database answering.
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
+/// How often the refresher compares the live schema with its stored snapshot (drift), and at
+/// once when the applied version changes: a catalog read is far heavier than the one-second
+/// status statement, and drift made by hand does not need second-by-second news.
+pub const DRIFT_EVERY: Duration = Duration::from_secs(60);
 
 /// What the service knows about the database, as of `refreshed_at`.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +58,9 @@ pub struct Snapshot {
     pub last_run: Option<RunRow>,
     /// When this snapshot was taken (RFC 3339).
     pub refreshed_at: Option<String>,
+    /// The last drift check (runner `sql`; every [`DRIFT_EVERY`]), `None` before the first or
+    /// when it could not be read.
+    pub drift: Option<crate::migrate::schema::Report>,
     /// The newest `shipgate_runs` rows, newest first (the status page; not in the JSON, whose
     /// fields stay those of SPEC §6).
     #[serde(skip)]
@@ -99,6 +106,7 @@ impl Snapshot {
             lock_holder: None,
             last_run: None,
             refreshed_at: None,
+            drift: None,
             recent_runs: Vec::new(),
             recent_history: Vec::new(),
             taken: None,
@@ -377,6 +385,7 @@ async fn refresh_loop(
         Build::Alembic(Ok(_)) => Some((schema.as_deref(), table.as_str())),
         _ => None,
     };
+    let mut drift: Option<Drift> = None;
     loop {
         let mut snap = Snapshot::empty(&config, before_reading(&build, table));
         if let Build::Sql(Err(e)) | Build::Alembic(Err(e)) = &build {
@@ -400,6 +409,11 @@ async fn refresh_loop(
                 }
             }
         }
+        if let (true, BuildState::Sql(state)) = (snap.database_ok, &snap.build) {
+            let current = state.current_version.clone();
+            check_drift(&config, &mut backend, current, &mut drift).await;
+            snap.drift = drift.as_ref().and_then(|d| d.report.clone());
+        }
         snap.server_version = server_version.clone();
         snap.refreshed_at = Some(crate::migrate::now_rfc3339());
         snap.taken = Some(Instant::now());
@@ -419,6 +433,58 @@ async fn refresh_loop(
     if let Some(b) = backend {
         b.close().await;
     }
+}
+
+/// The refresher's last drift check.
+struct Drift {
+    at: Instant,
+    version: Option<Version>,
+    report: Option<crate::migrate::schema::Report>,
+}
+
+/// Compares the live schema with its snapshot when [`DRIFT_EVERY`] has passed since the last
+/// check or the applied version moved. A failure is logged and kept (no retry before the next
+/// period); a check that outlasts its bound drops the connection, which may be mid-statement.
+async fn check_drift(
+    config: &Config,
+    backend: &mut Option<Backend>,
+    version: Option<Version>,
+    last: &mut Option<Drift>,
+) {
+    const BOUND: Duration = Duration::from_secs(10);
+    let due = last
+        .as_ref()
+        .is_none_or(|d| d.at.elapsed() >= DRIFT_EVERY || d.version != version);
+    let Some(b) = backend.as_mut().filter(|_| due) else {
+        return;
+    };
+    let compared = tokio::time::timeout(
+        BOUND,
+        crate::migrate::schema::compare(b, version.as_ref(), &config.drift.ignore),
+    )
+    .await;
+    let report = match compared {
+        Ok(Ok(report)) => Some(report),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "status: could not compare the live schema with its snapshot");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                "status: the drift check took longer than {}; dropped the connection",
+                crate::migrate::human(BOUND)
+            );
+            if let Some(b) = backend.take() {
+                b.close().await;
+            }
+            None
+        }
+    };
+    *last = Some(Drift {
+        at: Instant::now(),
+        version,
+        report,
+    });
 }
 
 /// The [`RECENT_HISTORY`] most recently applied rows of `history`, oldest first (by

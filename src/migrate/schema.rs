@@ -143,8 +143,16 @@ pub async fn compare(
         report.state = Verdict::NoSnapshot;
         return Ok(report);
     };
+    let started = std::time::Instant::now();
     let live = backend.schema_snapshot().await?;
+    let read = started.elapsed();
     report.differences = drift::diff(&live, &stored.snapshot, ignore);
+    tracing::debug!(
+        objects = live.len(),
+        catalog_read_us = read.as_micros() as u64,
+        compare_us = (started.elapsed() - read).as_micros() as u64,
+        "drift check: the live catalog read and compared"
+    );
     report.taken_at = stored.taken_at;
     report.run_id = stored.run_id;
     report.state = if report.differences.is_empty() {

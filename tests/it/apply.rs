@@ -159,6 +159,7 @@ fn status_json_reports_every_field(engine: Engine) {
             "current_version",
             "database",
             "dirty",
+            "drift",
             "engine",
             "head_version",
             "in_progress",
@@ -175,6 +176,7 @@ fn status_json_reports_every_field(engine: Engine) {
         ]
     );
     assert_eq!(s["engine"], engine.name());
+    assert_eq!(s["drift"]["state"], "clean", "up stored the snapshot: {s}");
     let server_version = s["server_version"].as_str().expect("server_version string");
     assert!(
         server_version.starts_with(|c: char| c.is_ascii_digit()),

@@ -4,7 +4,9 @@
 //! refuses with exit 5 and changes nothing); ignore globs leave objects out; `--accept` makes
 //! the live schema the snapshot.
 
-use crate::support::{Db, Engine, Project, Run};
+use std::time::Duration;
+
+use crate::support::{Db, Engine, Project, Run, Service};
 
 /// How many snapshots `shipgate_schema` holds for `version`.
 fn snapshots(db: &Db, version: &str) -> i64 {
@@ -210,4 +212,28 @@ fn no_snapshot_yet_is_a_warning_not_drift() {
         .code(0)
         .stderr_has(&["no schema snapshot is stored for version 1"]);
     assert_eq!(snapshots(&db, "2"), 1);
+}
+
+#[test]
+fn migrations_status_reports_drift_from_the_refresher() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    p.run(&db, &["release"]).code(0);
+    db.exec("CREATE INDEX users_id_idx ON users (id)");
+    // The refresher checks drift on its first refresh, then every minute.
+    let service = Service::start(p.platform_command(&db, &["serve"]));
+    let response = service.poll(
+        "the drift check",
+        "/migrations/status",
+        Duration::from_secs(15),
+        |r| r.status == 200 && r.json()["drift"]["state"] == "drift",
+    );
+    let json = response.json();
+    assert_eq!(json["drift"]["version"], "1", "{json}");
+    assert!(
+        json["drift"]["differences"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("index users_id_idx exists but no migration created it")),
+        "{json}"
+    );
 }
