@@ -73,7 +73,7 @@ pub async fn drift(
             tracing::debug!("{}", report.summary());
             Ok(())
         }
-        Drift::NoSnapshot => {
+        Drift::NoSnapshot | Drift::Busy => {
             tracing::warn!("{}", report.summary());
             Ok(())
         }

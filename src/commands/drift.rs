@@ -10,8 +10,9 @@ use crate::migrate::{self, Interrupt};
 use super::{connect, finish, json_out, out};
 
 /// `shipgate drift [--json] [--accept [--reason R]]`: exit 0 without drift (and, with a warning,
-/// when no snapshot exists yet: nothing to compare is not drift, and a database migrated
-/// before snapshots existed must not fail a pipeline), 5 with drift.
+/// when no snapshot exists yet — nothing to compare is not drift, and a database migrated
+/// before snapshots existed must not fail a pipeline — or when a run in progress holds the
+/// lock), 5 with drift.
 pub async fn drift(
     args: &cli::Drift,
     config: &Config,
@@ -63,7 +64,7 @@ pub async fn drift(
     }
     match report.state {
         Verdict::Drift => Ok(Exit::Invalid),
-        Verdict::NoSnapshot => {
+        Verdict::NoSnapshot | Verdict::Busy => {
             tracing::warn!("{}", report.summary());
             Ok(Exit::Success)
         }

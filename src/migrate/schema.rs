@@ -69,6 +69,10 @@ pub enum Verdict {
     Clean,
     /// The live schema differs from the snapshot.
     Drift,
+    /// The live schema differs, but another run holds the migration lock (or history moved
+    /// during the check): the differences may be its migrations, not yet in a snapshot, so
+    /// they are not judged.
+    Busy,
 }
 
 /// A drift check's result: the `--json` of `shipgate drift` and the `drift` field of `status`.
@@ -107,6 +111,10 @@ impl Report {
                 "schema drift: {} difference(s) from the snapshot of version {version}{taken}",
                 self.differences.len()
             ),
+            Verdict::Busy => format!(
+                "{} difference(s) from the snapshot of version {version}{taken}, not judged: another run holds the migration lock or history changed during the check, so they may be its migrations in progress; check again when it has finished",
+                self.differences.len()
+            ),
         }
     }
 
@@ -123,8 +131,27 @@ impl Report {
 
 /// Compares the live schema with the snapshot of `version` (the applied head, as the caller
 /// read it), leaving out what `ignore` names. Two statements when a snapshot exists: the stored
-/// row, and one catalog read.
+/// row, and one catalog read. Differences found while another run holds the migration lock,
+/// or while history moved past `version`, are [`Verdict::Busy`]: a release in progress changes
+/// the schema before it stores the snapshot, and that is not drift.
 pub async fn compare(
+    backend: &mut Backend,
+    version: Option<&Version>,
+    ignore: &Ignore,
+) -> Result<Report, DbError> {
+    let mut report = compare_as_is(backend, version, ignore).await?;
+    if report.state == Verdict::Drift {
+        let busy = backend.lock_holder().await?.is_some()
+            || applied_head(backend).await?.as_ref() != version;
+        if busy {
+            report.state = Verdict::Busy;
+        }
+    }
+    Ok(report)
+}
+
+/// [`compare`] without the look at the lock: for a caller that holds it.
+async fn compare_as_is(
     backend: &mut Backend,
     version: Option<&Version>,
     ignore: &Ignore,
@@ -195,7 +222,7 @@ pub async fn accept(
                     "drift --accept: no migration is applied yet, so there is no version to store a snapshot for; nothing was changed".into(),
                 )
             })?;
-        let before = compare(backend, Some(&version), ignore)
+        let before = compare_as_is(backend, Some(&version), ignore)
             .await
             .map_err(super::Error::db("reading the schema for the drift check"))?;
         backend

@@ -237,3 +237,33 @@ fn migrations_status_reports_drift_from_the_refresher() {
         "{json}"
     );
 }
+
+#[test]
+fn differences_while_a_release_holds_the_lock_are_not_judged() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    p.run(&db, &["release"]).code(0);
+    // Statement by statement: the table is committed (visible) while the sleep holds the lock.
+    p.write(
+        "2_slow.up.sql",
+        "-- shipgate:no-transaction\nCREATE TABLE held (id integer);\nSELECT pg_sleep(4);\n",
+    );
+    let started = std::time::Instant::now();
+    let mut release = crate::support::spawn(&mut p.command(Some(&db), &["release"]));
+    while !db.table_exists("held") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the release never created held"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p.run(&db, &["drift"]).code(0).stdout_has(&[
+        "1 difference(s) from the snapshot of version 1",
+        "not judged",
+        "table held exists",
+    ]);
+    assert!(release.wait().expect("release ran").success());
+    p.run(&db, &["drift"])
+        .code(0)
+        .stdout_has(&["no drift", "version 2"]);
+}
