@@ -267,3 +267,21 @@ fn differences_while_a_release_holds_the_lock_are_not_judged() {
         .code(0)
         .stdout_has(&["no drift", "version 2"]);
 }
+
+#[test]
+fn drift_settings_are_validated_before_connecting() {
+    let p = Project::with_users();
+    let mut cmd = p.command(None, &["drift"]);
+    cmd.env("SHIPGATE_DRIFT", "sometimes");
+    Run::wait(cmd).code(2).stderr_has(&[
+        "drift",
+        "sometimes",
+        "SHIPGATE_DRIFT",
+        "warn, error or off",
+    ]);
+    let mut cmd = p.command(None, &["drift"]);
+    cmd.env("SHIPGATE_DRIFT_IGNORE", "users_*,bad glob");
+    Run::wait(cmd)
+        .code(2)
+        .stderr_has(&["drift_ignore", "bad glob", "SHIPGATE_DRIFT_IGNORE"]);
+}
