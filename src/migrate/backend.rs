@@ -2180,9 +2180,18 @@ impl Backend {
             Dialect::Sqlite => sqlite::SCHEMA_SNAPSHOT_SQL.to_owned(),
             Dialect::Mysql => mysql::schema_snapshot_sql(),
         };
+        let started = std::time::Instant::now();
         let rows = self.rows(&sql).await?;
+        let read = started.elapsed();
         let exclude = super::drift::Exclude::for_prefix(&self.settings.table_prefix);
-        Ok(super::drift::normalise(&rows, &exclude))
+        let snapshot = super::drift::normalise(&rows, &exclude);
+        tracing::debug!(
+            rows = rows.len(),
+            statement_us = read.as_micros() as u64,
+            normalise_us = (started.elapsed() - read).as_micros() as u64,
+            "read the schema from the catalog"
+        );
+        Ok(snapshot)
     }
 
     /// `shipgate_schema` (under the configured prefix and schema), quoted and qualified.

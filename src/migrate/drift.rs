@@ -349,6 +349,16 @@ fn column_text(c: &Object) -> String {
 /// Whitespace runs as one space, trimmed: a definition reformatted by the server (or a view
 /// re-indented) is the same definition.
 fn collapse(text: &str) -> String {
+    // Most values (types, names, short definitions) have nothing to collapse: copied as they are.
+    let mut previous_space = true;
+    let plain = text.chars().all(|c| {
+        let ok = c == ' ' && !previous_space || !c.is_whitespace();
+        previous_space = c == ' ';
+        ok
+    }) && !text.ends_with(' ');
+    if plain {
+        return text.to_owned();
+    }
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -390,9 +400,9 @@ pub fn normalise(rows: &[Vec<Option<String>>], exclude: &Exclude) -> Snapshot {
     for row in rows {
         let get = |i: usize| {
             row.get(i)
-                .cloned()
-                .flatten()
+                .and_then(Option::as_deref)
                 .filter(|v| !v.trim().is_empty())
+                .map(str::to_owned)
         };
         let Some(code) = get(0) else { continue };
         if code == "S" {
@@ -452,6 +462,9 @@ pub struct Ignore {
 impl Ignore {
     /// Whether `o` is left out.
     pub fn ignores(&self, o: &Object) -> bool {
+        if self.objects.is_empty() && self.schemas.is_empty() {
+            return false;
+        }
         if let Some(schema) = &o.schema {
             if self.schemas.iter().any(|g| glob(g, schema)) {
                 return true;
@@ -875,6 +888,20 @@ mod tests {
             schemas: vec!["scr?tch".into()],
         };
         assert_eq!(diff(&live, &stored, &ignore), []);
+    }
+
+    #[test]
+    fn collapse_keeps_plain_text_and_folds_whitespace() {
+        for (text, want) in [
+            ("character varying(40)", "character varying(40)"),
+            ("a  b", "a b"),
+            (" a", "a"),
+            ("a ", "a"),
+            ("a\n\tb", "a b"),
+            ("", ""),
+        ] {
+            assert_eq!(collapse(text), want, "{text:?}");
+        }
     }
 
     #[test]
