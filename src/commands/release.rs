@@ -83,7 +83,19 @@ async fn dry_run(
     )
     .await?;
     let result = match apply::read_plan_history(&mut backend).await {
-        Ok(history) => super::up::dry_run_plan(&mut backend, &set, history, &policy, config).await,
+        Ok(history) => {
+            match super::up::dry_run_plan(&mut backend, &set, history, &policy, config).await {
+                // What the release's drift check would say: `warn` logs, `error` refuses.
+                Ok((plan, None)) if plan.has_pending() => {
+                    match crate::gate::drift(&mut backend, &plan, &config.drift).await {
+                        Ok(()) => Ok((plan, None)),
+                        Err(e @ migrate::Error::Drift(_)) => Ok((plan, Some(e))),
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
+            }
+        }
         Err(e) => Err(e),
     };
     let (plan, refusal) = super::finish(backend, result).await?;

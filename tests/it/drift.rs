@@ -90,6 +90,14 @@ fn drift_by_hand(engine: Engine) {
         "2_teams.up.sql",
         "CREATE TABLE teams (id bigint PRIMARY KEY);\n",
     );
+    with_env(
+        &p,
+        &db,
+        &["release", "--dry-run"],
+        &[("SHIPGATE_DRIFT", "error")],
+    )
+    .code(5)
+    .stdout_has(&["release gate: schema drift", "users_nick_idx"]);
     with_env(&p, &db, &["release"], &[("SHIPGATE_DRIFT", "error")])
         .code(5)
         .stderr_has(&[
