@@ -86,6 +86,7 @@ pub fn exit_for(e: &migrate::Error) -> Exit {
         E::Failed { .. }
         | E::RepeatableFailed { .. }
         | E::RevertFailed { .. }
+        | E::ReleaseRolledBack { .. }
         | E::LockLost { .. }
         | E::Database { .. } => Exit::MigrationFailed,
         E::Interrupted(Signal::Interrupt, _) => Exit::Interrupted,
