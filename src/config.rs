@@ -2101,6 +2101,45 @@ mod tests {
     }
 
     #[test]
+    fn transaction_mode_is_file_or_all_and_all_is_refused_on_mysql() {
+        let mode = |args: &[&str]| load_args(args).map(|c| c.engine.transaction_mode);
+        assert_eq!(
+            mode(&["shipgate", "status"]).ok(),
+            Some(TransactionMode::File)
+        );
+        let all = [
+            "shipgate",
+            "--database-url",
+            "postgres://u@h/db",
+            "--transaction-mode",
+            "all",
+            "status",
+        ];
+        assert_eq!(mode(&all).ok(), Some(TransactionMode::All));
+        let err = mode(&["shipgate", "--transaction-mode", "each", "status"])
+            .expect_err("not a mode")
+            .to_string();
+        assert!(
+            err.contains("transaction_mode") && err.contains("file or all"),
+            "{err}"
+        );
+        let err = mode(&[
+            "shipgate",
+            "--database-url",
+            "mysql://u@h/db",
+            "--transaction-mode",
+            "all",
+            "status",
+        ])
+        .expect_err("refused on MySQL")
+        .to_string();
+        assert!(
+            err.contains("--transaction-mode") && err.contains("DDL commits implicitly"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn flags_override_the_file_and_are_named_in_errors() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("c.toml");

@@ -170,6 +170,18 @@ mod tests {
                 Exit::MigrationFailed,
             ),
             (
+                migrate::Error::ReleaseRolledBack {
+                    failed: Box::new(migrate::Error::Failed {
+                        version: Version::from_int(3),
+                        file: "f".into(),
+                        error: db.clone(),
+                        statements: None,
+                    }),
+                    of: 5,
+                },
+                Exit::MigrationFailed,
+            ),
+            (
                 migrate::Error::Config {
                     url: "u".into(),
                     error: db,
