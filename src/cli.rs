@@ -412,6 +412,18 @@ pub struct Global {
     )]
     pub drift_ignore_schemas: Option<String>,
 
+    /// How a release's migrations are grouped into transactions: file (each migration with its
+    /// history row) or all (every pending migration in one transaction: all commit or none;
+    /// PostgreSQL and SQLite) [default: file]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_TRANSACTION_MODE",
+        value_name = "MODE",
+        help_heading = "Global options: what a run may do"
+    )]
+    pub transaction_mode: Option<String>,
+
     /// Which runner applies the migrations of a release: sql (shipgate's own engine), command
     /// (runner_command, run under the migration lock) or alembic [default: sql]
     #[arg(

@@ -308,6 +308,30 @@ pub struct EngineSettings {
     /// The command only reads (status, history, check, dry runs): a SQLite database file that
     /// does not exist is read as an empty database instead of being created.
     pub read_only: bool,
+    /// How a release's migrations are grouped into transactions (`transaction_mode`).
+    pub transaction_mode: TransactionMode,
+}
+
+/// How a release's pending migrations are grouped into transactions (`transaction_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransactionMode {
+    /// Each migration in its own transaction with its history row (the default): a failure
+    /// keeps the migrations before it.
+    #[default]
+    File,
+    /// Every pending migration and its history row in one transaction (PostgreSQL, SQLite):
+    /// all commit or none. A no-transaction file in the batch is refused before anything runs.
+    All,
+}
+
+impl TransactionMode {
+    /// The name in the config file, flag and variable.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransactionMode::File => "file",
+            TransactionMode::All => "all",
+        }
+    }
 }
 
 impl EngineSettings {
@@ -896,6 +920,8 @@ struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     adopt: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     runner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     runner_command: Option<String>,
@@ -1104,6 +1130,11 @@ const KEYS: &[(&str, &str, &str)] = &[
         "SHIPGATE_ALLOW_CONTRACT",
     ),
     ("adopt", "--adopt", "SHIPGATE_ADOPT"),
+    (
+        "transaction_mode",
+        "--transaction-mode",
+        "SHIPGATE_TRANSACTION_MODE",
+    ),
     ("runner", "--runner", "SHIPGATE_RUNNER"),
     (
         "runner_command",
@@ -1205,6 +1236,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         large_table_size: given(&global.large_table_size).map(LooseU32::Text),
         allow_contract: given(&global.allow_contract).map(LooseBool::Text),
         adopt: given(&global.adopt),
+        transaction_mode: given(&global.transaction_mode),
         runner: given(&global.runner),
         runner_command: given(&global.runner_command),
         runner_timeout: given(&global.runner_timeout),
@@ -1350,6 +1382,20 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             ));
         }
     }
+    let transaction_mode = match layer.transaction_mode.as_deref().map(str::trim) {
+        None | Some("") | Some("file") => TransactionMode::File,
+        Some("all") => TransactionMode::All,
+        Some(other) => return Err(invalid("transaction_mode", other, "file or all")),
+    };
+    // DDL commits implicitly on MySQL/MariaDB: a release there cannot be one transaction, and
+    // one that is all data changes is too rare to be worth a mode that works only sometimes.
+    if transaction_mode == TransactionMode::All && database.engine() == Ok(Engine::Mysql) {
+        return Err(invalid(
+            "transaction_mode",
+            "all",
+            "file on MySQL/MariaDB (DDL commits implicitly there, so a release cannot be one transaction)",
+        ));
+    }
     let engine = EngineSettings {
         connect_timeout: duration(
             "connect_timeout",
@@ -1373,6 +1419,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         schema,
         session_init: layer.session_init.clone().filter(|s| !s.trim().is_empty()),
         read_only: false,
+        transaction_mode,
     };
     let policy = Policy {
         strict: boolean("strict", &layer.strict)?,
@@ -2142,6 +2189,45 @@ mod tests {
             assert!(!err.contains("pw@"), "password leaked: {err}");
             assert!(!err.contains("1234"), "token leaked: {err}");
         }
+    }
+
+    #[test]
+    fn transaction_mode_is_file_or_all_and_all_is_refused_on_mysql() {
+        let mode = |args: &[&str]| load_args(args).map(|c| c.engine.transaction_mode);
+        assert_eq!(
+            mode(&["shipgate", "status"]).ok(),
+            Some(TransactionMode::File)
+        );
+        let all = [
+            "shipgate",
+            "--database-url",
+            "postgres://u@h/db",
+            "--transaction-mode",
+            "all",
+            "status",
+        ];
+        assert_eq!(mode(&all).ok(), Some(TransactionMode::All));
+        let err = mode(&["shipgate", "--transaction-mode", "each", "status"])
+            .expect_err("not a mode")
+            .to_string();
+        assert!(
+            err.contains("transaction_mode") && err.contains("file or all"),
+            "{err}"
+        );
+        let err = mode(&[
+            "shipgate",
+            "--database-url",
+            "mysql://u@h/db",
+            "--transaction-mode",
+            "all",
+            "status",
+        ])
+        .expect_err("refused on MySQL")
+        .to_string();
+        assert!(
+            err.contains("--transaction-mode") && err.contains("DDL commits implicitly"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -86,6 +86,7 @@ pub fn exit_for(e: &migrate::Error) -> Exit {
         E::Failed { .. }
         | E::RepeatableFailed { .. }
         | E::RevertFailed { .. }
+        | E::ReleaseRolledBack { .. }
         | E::LockLost { .. }
         | E::Database { .. } => Exit::MigrationFailed,
         E::Interrupted(Signal::Interrupt, _) => Exit::Interrupted,
@@ -165,6 +166,18 @@ mod tests {
                     file: "f".into(),
                     error: db.clone(),
                     statements: None,
+                },
+                Exit::MigrationFailed,
+            ),
+            (
+                migrate::Error::ReleaseRolledBack {
+                    failed: Box::new(migrate::Error::Failed {
+                        version: Version::from_int(3),
+                        file: "f".into(),
+                        error: db.clone(),
+                        statements: None,
+                    }),
+                    of: 5,
                 },
                 Exit::MigrationFailed,
             ),

@@ -377,6 +377,7 @@ fn next_step(e: &runner::Error) -> &'static str {
         E::Failed { statements: None, .. } => "fix the failing migration and deploy again; its transaction was rolled back",
         E::Failed { .. } => "inspect the database, then `shipgate repair` the dirty migration and deploy again",
         E::RepeatableFailed { .. } => "fix the failing repeatable migration and deploy again; it runs again whole, its recorded checksum unchanged",
+        E::ReleaseRolledBack { .. } => "fix the failing migration and deploy again; the release's one transaction was rolled back, so nothing of it was applied",
         E::RevertFailed { .. } => "inspect the database: the down file stopped part-way; finish or undo it by hand",
         E::LockLost { .. } => "connect shipgate directly or through a session-mode pool, then deploy again",
         E::Database { .. } => "check the database's health and deploy again",

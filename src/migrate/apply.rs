@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::backend::{
-    Audit, Backend, DbError, ErrorKind, ForeignHistory, Location, Record, RepeatableRecord,
-    RunOutcome, Timeouts,
+    Audit, Backend, BatchRow, DbError, ErrorKind, ForeignHistory, Location, Record,
+    RepeatableRecord, RunOutcome, Timeouts,
 };
 use super::heartbeat::{self, Probe};
 use super::layout::Options;
 use super::plan::{self, Blocker, History, HistoryRow, Plan, Policy, State};
 use super::source::{self, Migration, MigrationSet, Repeatable, Script, SourceErrors, Version};
 use super::{adopt, lock, Error, Interrupt, Stage};
-use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
+use crate::config::{DatabaseUrl, DeployInfo, EngineSettings, TransactionMode};
 use crate::retry::Backoff;
 
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
@@ -438,7 +438,14 @@ pub async fn up(
         .split_rules()
         .await
         .map_err(Error::db("reading the session's sql_mode"))?;
-    let set = &match read_unapplied(set, &plan, rules) {
+    let set = &match read_unapplied(set, &plan, rules).and_then(|set| {
+        // `transaction_mode = all`: a file that cannot run in the release's transaction
+        // refuses the run now, before the gate, the lock and any change.
+        if settings.transaction_mode == TransactionMode::All {
+            refuse_outside_transaction(backend, &set, &plan)?;
+        }
+        Ok(set)
+    }) {
         Ok(set) => set,
         Err(e) => {
             if tables_exist {
@@ -682,12 +689,37 @@ async fn up_locked(
     .await?;
     options.progress.update(|p| p.run_id = run_id);
     let mut done = Done::default();
-    let result = apply_pending(
+    // PostgreSQL: each migration's transaction commits without waiting for its WAL flush, and
+    // one synchronous commit after the last makes them all durable before anything reports
+    // success (ARCHITECTURE.md, "Fast commits"). A crash in between loses only whole
+    // migrations with their history rows, never one without the other.
+    backend.fast_commits(true);
+    let mut result = apply_pending(
         backend, set, policy, settings, deploy, interrupt, options, &mut done,
     )
     .await;
+    backend.fast_commits(false);
+    if !matches!(result, Err(Error::Interrupted(..))) {
+        if let Err(e) = backend.flush_commits().await {
+            match result {
+                Ok(_) => {
+                    result = Err(Error::Database {
+                        context: format!(
+                            "making the {} applied migration(s) durable (one synchronous commit after them)",
+                            done.count()
+                        ),
+                        error: e,
+                    })
+                }
+                Err(_) => {
+                    tracing::warn!(error = %e, "could not make the migrations applied before the failure durable; a crash of the database now could undo them, with their history rows")
+                }
+            }
+        }
+    }
     if result.is_ok() && done.count() > 0 {
-        // Under the lock, after the migrations: the schema this release leaves behind.
+        // Under the lock, after the migrations (and their flush): the schema this release
+        // leaves behind.
         super::schema::record(backend, run_id).await;
     }
     if let Some(id) = run_id {
@@ -776,6 +808,14 @@ async fn apply_pending(
         rules,
     )?;
     let probe = Probe::of(backend, settings, deploy);
+    if settings.transaction_mode == TransactionMode::All && plan.has_pending() {
+        apply_all(
+            backend, set, &plan, &probe, settings, deploy, interrupt, options, done,
+        )
+        .await?;
+        let (_, plan) = self::plan(backend, set, policy).await?;
+        return Ok(plan);
+    }
     let of = plan.pending.len() + plan.pending_repeatables.len();
     let applied = &mut done.applied;
     for (i, entry) in plan.pending.iter().enumerate() {
@@ -853,6 +893,302 @@ async fn apply_pending(
     }
     let (_, plan) = self::plan(backend, set, policy).await?;
     Ok(plan)
+}
+
+/// `transaction_mode = all`: refuses, naming each, the pending files that cannot run inside
+/// the release's one transaction (a no-transaction file, or one the engine runs statement by
+/// statement). Called before anything runs, and again under the lock on the plan made there.
+fn refuse_outside_transaction(
+    backend: &Backend,
+    set: &MigrationSet,
+    plan: &Plan,
+) -> Result<(), Error> {
+    let why = |script: &Script| {
+        if script.directives.no_transaction {
+            Some("it runs outside a transaction (`-- shipgate:no-transaction` or its layout's marker)")
+        } else if !backend.atomic(script) {
+            Some("this engine runs it statement by statement (its DDL commits implicitly)")
+        } else {
+            None
+        }
+    };
+    let versioned = plan
+        .pending
+        .iter()
+        .filter_map(|e| set.get(&e.version))
+        .filter_map(|m| {
+            why(&m.up)
+                .map(|why| format!("migration {} ({}): {why}", m.version, m.up.path.display()))
+        });
+    let repeatables = plan
+        .pending_repeatables
+        .iter()
+        .filter_map(|e| set.repeatable(&e.name))
+        .filter_map(|r| {
+            why(&r.script).map(|why| {
+                format!(
+                    "repeatable migration {} ({}): {why}",
+                    r.name,
+                    r.script.path.display()
+                )
+            })
+        });
+    let outside: Vec<String> = versioned.chain(repeatables).collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "transaction_mode = all runs the whole release in one transaction, and {} pending file(s) cannot run inside one: {}; nothing was applied. Release such a file on its own with transaction_mode = file",
+        outside.len(),
+        outside.join("; ")
+    )))
+}
+
+/// `transaction_mode = all`: every pending migration and repeatable, each with its history
+/// row, in one transaction that commits at the end or not at all. Progress lines and
+/// heartbeats stay per migration; a lock timeout rolls the whole release back and runs it
+/// again (up to `lock_retries` times). `done` is filled only once the transaction committed.
+#[allow(clippy::too_many_arguments)]
+async fn apply_all(
+    backend: &mut Backend,
+    set: &MigrationSet,
+    plan: &Plan,
+    probe: &Probe,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+    options: &UpOptions,
+    done: &mut Done,
+) -> Result<(), Error> {
+    // The plan made under the lock may differ from the one checked before it.
+    refuse_outside_transaction(backend, set, plan)?;
+    let of = plan.pending.len() + plan.pending_repeatables.len();
+    let mut attempt = 0;
+    let mut delays = LOCK_RETRY_BACKOFF.delays();
+    'release: loop {
+        let mut applied = Vec::with_capacity(plan.pending.len());
+        let mut reran = Vec::with_capacity(plan.pending_repeatables.len());
+        let began = tokio::select! {
+            r = backend.begin_batch() => r,
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
+        };
+        began.map_err(Error::db(
+            "beginning the release's transaction (transaction_mode = all)",
+        ))?;
+        let versioned = plan.pending.iter().filter_map(|e| set.get(&e.version));
+        let repeatables = plan
+            .pending_repeatables
+            .iter()
+            .filter_map(|e| set.repeatable(&e.name));
+        let items = versioned
+            .map(Item::Migration)
+            .chain(repeatables.map(Item::Repeatable));
+        for (i, item) in items.enumerate() {
+            let script = item.script();
+            let step = Step {
+                verb: Verb::Apply,
+                n: i + 1,
+                of,
+                version: item.version(),
+                name: item.name(),
+                file: &script.path,
+            };
+            if let Item::Migration(m) = item {
+                options.progress.update(|p| {
+                    p.current = Some(InProgress {
+                        version: m.version.clone(),
+                        name: m.name.clone(),
+                        started_at: super::now_rfc3339(),
+                        statements_done: None,
+                        statements_total: None,
+                        statement: None,
+                        file_sql: Some(CurrentStatement::cut(m.up.sql.trim())),
+                        waiting_for: None,
+                    });
+                });
+            }
+            let started = Instant::now();
+            step.starting();
+            let t = timeouts(script, settings);
+            let work = async {
+                tokio::select! {
+                    r = item.apply_in_batch(backend, deploy, t) => Ok(r),
+                    signal = interrupt.wait() => Err(Error::Interrupted(signal, Stage::Running)),
+                }
+            };
+            let result =
+                heartbeat::watched(work, probe, |beat| step.beat(beat, Some(&options.progress)))
+                    .await;
+            options.progress.update(|p| p.current = None);
+            let error = match result? {
+                Ok(()) => {
+                    let ms = started.elapsed().as_millis() as u64;
+                    step.ended(Ok((attempt, ms)))?;
+                    match item {
+                        Item::Migration(m) => applied.push(Applied {
+                            version: m.version.clone(),
+                            name: m.name.clone(),
+                            duration_ms: ms,
+                            retries: attempt,
+                        }),
+                        Item::Repeatable(r) => reran.push(AppliedRepeatable {
+                            name: r.name.clone(),
+                            duration_ms: ms,
+                            retries: attempt,
+                        }),
+                    }
+                    continue;
+                }
+                Err(error) => error,
+            };
+            backend.rollback_batch().await;
+            if error.kind == ErrorKind::LockTimeout && attempt < settings.lock_retries {
+                let delay = delays.next().unwrap_or(RETRY_BACKOFF_MAX);
+                attempt += 1;
+                tracing::warn!(migration_version = item.version().map(Version::field), file = %script.path.display(), attempt, of = settings.lock_retries, retry_in_ms = delay.as_millis() as u64, error = %error, "migration hit the lock timeout; the whole release rolled back (transaction_mode = all), retrying it");
+                wait_or_interrupt(delay, interrupt).await?;
+                continue 'release;
+            }
+            metrics::counter!("shipgate_migration_failures_total").increment(1);
+            let file = located(
+                &script.path.display().to_string(),
+                error.at(&script.sql, FILE_START),
+            );
+            let failed = match item {
+                Item::Migration(m) if error.kind == ErrorKind::LockLost => Error::LockLost {
+                    version: m.version.clone(),
+                    error,
+                },
+                Item::Migration(m) => Error::Failed {
+                    version: m.version.clone(),
+                    file,
+                    error,
+                    statements: None,
+                },
+                Item::Repeatable(r) => Error::RepeatableFailed {
+                    name: r.name.clone(),
+                    file,
+                    error: Box::new(error),
+                    statements: None,
+                },
+            };
+            step.stopped(&failed);
+            return Err(Error::ReleaseRolledBack {
+                failed: Box::new(failed),
+                of,
+            });
+        }
+        let committed = tokio::select! {
+            r = backend.commit_batch() => r,
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
+        };
+        match committed {
+            Ok(()) => {
+                let total: u64 = applied.iter().map(|a| a.duration_ms).sum::<u64>()
+                    + reran.iter().map(|r| r.duration_ms).sum::<u64>();
+                for ms in applied
+                    .iter()
+                    .map(|a| a.duration_ms)
+                    .chain(reran.iter().map(|r| r.duration_ms))
+                {
+                    metrics::histogram!("shipgate_migration_duration_seconds")
+                        .record(Duration::from_millis(ms).as_secs_f64());
+                }
+                metrics::counter!("shipgate_migrations_applied_total").increment(of as u64);
+                tracing::info!(
+                    migrations = of,
+                    duration_ms = total,
+                    "committed the release's {of} migration(s) in one transaction (transaction_mode = all)"
+                );
+                done.applied = applied;
+                done.repeatables = reran;
+                let count = done.count();
+                options.progress.update(|p| p.applied = count);
+                return Ok(());
+            }
+            Err(error) => {
+                backend.rollback_batch().await;
+                if error.kind == ErrorKind::LockTimeout && attempt < settings.lock_retries {
+                    let delay = delays.next().unwrap_or(RETRY_BACKOFF_MAX);
+                    attempt += 1;
+                    tracing::warn!(attempt, of = settings.lock_retries, retry_in_ms = delay.as_millis() as u64, error = %error, "committing the release hit the lock timeout; rolled back, retrying the whole release");
+                    wait_or_interrupt(delay, interrupt).await?;
+                    continue 'release;
+                }
+                let outcome = if error.kind == ErrorKind::Connection {
+                    "the connection was lost before the outcome was known: all of them committed or none did, and the next run sees which"
+                } else {
+                    "it was rolled back and none of them was applied"
+                };
+                return Err(Error::Database {
+                    context: format!(
+                        "committing the release's transaction of {of} migration(s) (transaction_mode = all); {outcome}"
+                    ),
+                    error,
+                });
+            }
+        }
+    }
+}
+
+/// A migration of a `transaction_mode = all` release: versioned or repeatable.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Migration(&'a Migration),
+    Repeatable(&'a Repeatable),
+}
+
+impl<'a> Item<'a> {
+    fn script(self) -> &'a Script {
+        match self {
+            Item::Migration(m) => &m.up,
+            Item::Repeatable(r) => &r.script,
+        }
+    }
+
+    fn version(self) -> Option<&'a Version> {
+        match self {
+            Item::Migration(m) => Some(&m.version),
+            Item::Repeatable(_) => None,
+        }
+    }
+
+    fn name(self) -> &'a str {
+        match self {
+            Item::Migration(m) => &m.name,
+            Item::Repeatable(r) => &r.name,
+        }
+    }
+
+    /// Runs it with its row inside the release's open transaction.
+    async fn apply_in_batch(
+        self,
+        backend: &mut Backend,
+        deploy: &DeployInfo,
+        t: Timeouts,
+    ) -> Result<(), DbError> {
+        match self {
+            Item::Migration(m) => {
+                let record = Record {
+                    version: &m.version,
+                    name: &m.name,
+                    checksum: &m.checksum,
+                    deploy,
+                };
+                let row = BatchRow::Migration(&record);
+                backend.apply_in_batch(&m.up, row, t).await
+            }
+            Item::Repeatable(r) => {
+                let record = RepeatableRecord {
+                    name: &r.name,
+                    checksum: &r.checksum,
+                    deploy,
+                };
+                let row = BatchRow::Repeatable(&record);
+                backend.apply_in_batch(&r.script, row, t).await
+            }
+        }
+    }
 }
 
 /// One migration of a run, for its start, heartbeat and end lines: `n` of `of` (versioned
@@ -974,24 +1310,27 @@ impl Step<'_> {
                 self.what(),
                 super::human(Duration::from_millis(*duration_ms))
             ),
-            Err(e) => {
-                let how = match e {
-                    Error::Interrupted(..) => "interrupted",
-                    _ => "failed",
-                };
-                tracing::info!(
-                    target: "shipgate::progress::end",
-                    n = self.n,
-                    of = self.of,
-                    migration_version = self.version_field(),
-                    name = self.name,
-                    outcome = how,
-                    "{how}: {}",
-                    self.what()
-                );
-            }
+            Err(e) => self.stopped(e),
         }
         result
+    }
+
+    /// The end line of a migration that failed or was interrupted.
+    fn stopped(&self, e: &Error) {
+        let how = match e {
+            Error::Interrupted(..) => "interrupted",
+            _ => "failed",
+        };
+        tracing::info!(
+            target: "shipgate::progress::end",
+            n = self.n,
+            of = self.of,
+            migration_version = self.version_field(),
+            name = self.name,
+            outcome = how,
+            "{how}: {}",
+            self.what()
+        );
     }
 }
 

@@ -313,6 +313,15 @@ pub struct Record<'a> {
     pub deploy: &'a DeployInfo,
 }
 
+/// The row a migration of a `transaction_mode = all` release writes with it.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchRow<'a> {
+    /// A versioned migration's history row.
+    Migration(&'a Record<'a>),
+    /// A repeatable migration's row.
+    Repeatable(&'a RepeatableRecord<'a>),
+}
+
 /// Who ran a repeatable migration, written into its row.
 #[derive(Debug, Clone, Copy)]
 pub struct RepeatableRecord<'a> {
@@ -516,7 +525,9 @@ impl Dialect {
     fn elapsed_ms(self) -> Option<&'static str> {
         match self {
             Dialect::Postgres => {
-                Some("CAST(EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000 AS bigint)")
+                // Since the message arrived: the migration's own time, also when it is one
+                // message of a release-wide transaction (`now()` is the transaction's start).
+                Some("CAST(EXTRACT(EPOCH FROM clock_timestamp() - statement_timestamp()) * 1000 AS bigint)")
             }
             Dialect::Sqlite | Dialect::Mysql => None,
         }
@@ -612,6 +623,12 @@ pub struct Backend {
     lost: Option<DbError>,
     /// The session's `sql_mode` flags that change where a MySQL statement ends, once read.
     mysql_mode: Option<super::split::MysqlMode>,
+    /// PostgreSQL: commit each migration's transaction without waiting for its WAL flush
+    /// (`SET LOCAL synchronous_commit = off`); [`Backend::flush_commits`] makes them durable.
+    fast_commits: bool,
+    /// After a transaction committed under `fast_commits`: the statement that rewrites the row
+    /// it wrote, in place, for [`Backend::flush_commits`].
+    unflushed: Option<String>,
 }
 
 impl fmt::Debug for Backend {
@@ -669,6 +686,8 @@ impl Backend {
             sqlite_lock: None,
             lost: None,
             mysql_mode: None,
+            fast_commits: false,
+            unflushed: None,
         };
         if let Some(sql) = settings.session_init.as_deref() {
             backend.exec(sql).await.map_err(|e| DbError {
@@ -1309,17 +1328,7 @@ impl Backend {
             if result.is_err() {
                 self.rollback().await;
             }
-            // The server's position counts characters of the whole batch: the file's start is
-            // `offset` characters in.
-            return result.map_err(|mut e| {
-                e.position = e
-                    .position
-                    .and_then(|p| (p.get() as usize).checked_sub(offset))
-                    .filter(|p| *p <= script.sql.chars().count())
-                    .and_then(|p| u32::try_from(p).ok())
-                    .and_then(std::num::NonZeroU32::new);
-                e
-            });
+            return result.map_err(|e| within_file(e, offset, &script.sql));
         }
         let mysql = self.dialect == Dialect::Mysql;
         let custom = timeouts != self.default_timeouts();
@@ -1444,6 +1453,11 @@ impl Backend {
         let tail = record(self, elapsed.unwrap_or("0"));
         let started = std::time::Instant::now();
         self.run_transaction(script, timeouts, &tail).await?;
+        if self.fast_commits {
+            self.unflushed = Some(format!(
+                "UPDATE {table} SET execution_ms = execution_ms WHERE {key}"
+            ));
+        }
         if elapsed.is_none() {
             let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
             let update = format!("UPDATE {table} SET execution_ms = {ms} WHERE {key}");
@@ -1501,6 +1515,9 @@ impl Backend {
         let mut batch = String::with_capacity(sql.len() + tail.len() + 512);
         batch.push_str(self.dialect.begin());
         batch.push_str(";\n");
+        if self.fast_commits && self.dialect == Dialect::Postgres {
+            batch.push_str("SET LOCAL synchronous_commit = off;\n");
+        }
         if timeouts != self.default_timeouts() {
             batch.push_str(&self.session_timeouts(timeouts, true));
         }
@@ -1521,6 +1538,97 @@ impl Backend {
         if let Err(e) = self.exec("ROLLBACK").await {
             tracing::debug!(error = %e, "rollback after a failed migration");
         }
+    }
+
+    /// Commits each later migration transaction (PostgreSQL) without waiting for its WAL to
+    /// reach disk, or, `false`, waits again as the session's `synchronous_commit` says. A
+    /// transaction so committed is atomic like any other — a crash loses it whole, history row
+    /// included — and WAL is flushed in order, so [`Backend::flush_commits`] after the last one
+    /// makes every one before it durable. No effect on the other engines.
+    pub fn fast_commits(&mut self, on: bool) {
+        self.fast_commits = on && self.dialect == Dialect::Postgres;
+    }
+
+    /// Waits until every transaction committed under [`Backend::fast_commits`] is as durable as
+    /// the session's `synchronous_commit` makes a commit (flushed; on a synchronous standby too
+    /// when so configured): one transaction rewrites the last such migration's history row as
+    /// it is and commits at the session's setting, and its commit record is flushed only after
+    /// every WAL record before it. It must write: PostgreSQL flushes nothing at the commit of a
+    /// transaction that wrote no WAL, even one that took a transaction id. Nothing to do when
+    /// no such commit is pending.
+    pub async fn flush_commits(&mut self) -> Result<(), DbError> {
+        let Some(rewrite) = self.unflushed.clone() else {
+            return Ok(());
+        };
+        self.exec(&rewrite).await?;
+        self.unflushed = None;
+        Ok(())
+    }
+
+    /// Opens the one transaction of a `transaction_mode = all` release (SQLite: with the write
+    /// lock taken at once). Each migration then goes in with [`Backend::apply_in_batch`].
+    pub async fn begin_batch(&mut self) -> Result<(), DbError> {
+        let begin = format!("{};", self.dialect.begin());
+        self.exec(&begin).await
+    }
+
+    /// Commits the release's transaction: every migration in it and their history rows at once.
+    pub async fn commit_batch(&mut self) -> Result<(), DbError> {
+        self.exec("COMMIT").await
+    }
+
+    /// Rolls the release's transaction back: nothing of it remains.
+    pub async fn rollback_batch(&mut self) {
+        self.rollback().await;
+    }
+
+    /// Runs `script` and writes its row (history, or a repeatable's) inside the release's open
+    /// transaction ([`Backend::begin_batch`]), without committing. PostgreSQL: one message, the
+    /// file's bounds set `LOCAL` (every time, so one file's directive never reaches the next),
+    /// the lock check, the file, the row. On error the caller rolls the whole transaction back.
+    pub async fn apply_in_batch(
+        &mut self,
+        script: &super::source::Script,
+        row: BatchRow<'_>,
+        timeouts: Timeouts,
+    ) -> Result<(), DbError> {
+        self.run_in_batch(script, timeouts, |b, ms| match row {
+            BatchRow::Migration(r) => b.insert_applied_sql(r, State::Applied, ms),
+            BatchRow::Repeatable(r) => b.upsert_repeatable_sql(r, ms),
+        })
+        .await
+    }
+
+    async fn run_in_batch(
+        &mut self,
+        script: &super::source::Script,
+        timeouts: Timeouts,
+        record: impl FnOnce(&Backend, &str) -> String,
+    ) -> Result<(), DbError> {
+        let bound = self.script_bound(timeouts, script.statements.len());
+        if self.dialect == Dialect::Postgres {
+            let mut message = self.session_timeouts(timeouts, true);
+            if let Some(key) = &self.pg_lock {
+                message.push_str(&key.check_sql());
+                message.push_str(";\n");
+            }
+            let offset = message.chars().count();
+            message.push_str(&script.sql);
+            message.push_str("\n;\n");
+            message.push_str(&record(self, self.dialect.elapsed_ms().unwrap_or("0")));
+            message.push(';');
+            let result = self.exec_within(&message, bound).await;
+            return result.map_err(|e| within_file(e, offset, &script.sql));
+        }
+        // SQLite: the write lock is held since BEGIN IMMEDIATE, so no busy wait can come up;
+        // the time is measured here and written with the row.
+        let started = std::time::Instant::now();
+        for chunk in self.script_chunks(script) {
+            self.exec_within(&chunk, bound).await?;
+        }
+        let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let row = record(self, &ms.to_string());
+        self.exec(&row).await
     }
 
     /// Writes the `running` row of a no-transaction migration (replacing nothing: the plan
@@ -2475,6 +2583,18 @@ async fn within<T>(
         None => Ok(work.await),
         Some(b) => tokio::time::timeout(b, work).await.map_err(|_| b),
     }
+}
+
+/// `e` with its position made relative to a file that starts `offset` characters into the
+/// message the server saw (dropped when it falls outside the file).
+fn within_file(mut e: DbError, offset: usize, sql: &str) -> DbError {
+    e.position = e
+        .position
+        .and_then(|p| (p.get() as usize).checked_sub(offset))
+        .filter(|p| *p <= sql.chars().count())
+        .and_then(|p| u32::try_from(p).ok())
+        .and_then(std::num::NonZeroU32::new);
+    e
 }
 
 fn lost(message: &str) -> DbError {

@@ -173,6 +173,15 @@ pub enum Error {
         /// For a statement-by-statement revert: statements committed before the failure, and the total.
         statements: Option<(usize, usize)>,
     },
+    /// `transaction_mode = all`: a migration of the release failed, and the release's one
+    /// transaction was rolled back with it: none of its migrations was applied.
+    #[error("{failed}; with transaction_mode = all the whole release was that one transaction: none of its {of} pending migration(s) was applied")]
+    ReleaseRolledBack {
+        /// The migration's own failure.
+        failed: Box<Error>,
+        /// How many migrations the release held.
+        of: usize,
+    },
     /// The lock was lost mid-run.
     #[error("stopped before migration {version}: {error}")]
     LockLost {
@@ -276,6 +285,7 @@ impl Error {
     pub fn connection_lost(&self) -> bool {
         match self {
             Error::RepeatableFailed { error, .. } => error.kind == backend::ErrorKind::Connection,
+            Error::ReleaseRolledBack { failed, .. } => failed.connection_lost(),
             Error::Failed { error, .. }
             | Error::RevertFailed { error, .. }
             | Error::Database { error, .. }

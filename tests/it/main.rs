@@ -50,5 +50,6 @@ mod source;
 mod statements;
 mod status;
 mod status_page;
+mod transaction_mode;
 mod versions;
 mod webhooks;

@@ -12,6 +12,7 @@
 
 mod bad_input;
 mod crash;
+mod fastcommit;
 mod http_abuse;
 mod network;
 mod restart;
