@@ -266,12 +266,48 @@ impl Snapshot {
         }
     }
 
-    /// DDL that would create `o` (what someone ran by hand, or what a migration should run).
+    /// `name` as DDL writes it: as it is when it is a plain identifier, else quoted (double
+    /// quotes on PostgreSQL, the one engine whose snapshots carry a schema; backticks, which
+    /// MySQL and SQLite both read, elsewhere). PostgreSQL folds unquoted names to lower case,
+    /// so a name with a capital is quoted there; MySQL and SQLite keep case.
+    fn quote(&self, name: &str) -> String {
+        let postgres = self.default_schema.is_some();
+        let plain = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| {
+                c.is_ascii_digit()
+                    || c == '_'
+                    || c.is_ascii_lowercase()
+                    || (!postgres && c.is_ascii_uppercase())
+            })
+            && !RESERVED.contains(&name.to_ascii_lowercase().as_str());
+        match (plain, postgres) {
+            (true, _) => name.to_owned(),
+            (false, true) => format!("\"{}\"", name.replace('"', "\"\"")),
+            (false, false) => format!("`{}`", name.replace('`', "``")),
+        }
+    }
+
+    /// `schema.name` (the schema left out when it is the default one), each part quoted as
+    /// DDL needs.
+    fn qualified(&self, schema: Option<&str>, name: &str) -> String {
+        match schema {
+            Some(s) if Some(s) != self.default_schema.as_deref() => {
+                format!("{}.{}", self.quote(s), self.quote(name))
+            }
+            _ => self.quote(name),
+        }
+    }
+
+    /// DDL that would create `o` (what someone ran by hand, or what a migration should run),
+    /// with names quoted where the engine needs it (`ALTER TABLE "User" ADD COLUMN …`).
     fn ddl(&self, o: &Object) -> Option<String> {
         let table = o
             .table
             .as_deref()
-            .map(|t| self.qualify(o.schema.as_deref(), t));
+            .map(|t| self.qualified(o.schema.as_deref(), t));
         match o.kind {
             Kind::Table => {
                 let mut columns: Vec<&Object> = self
@@ -286,24 +322,24 @@ impl Snapshot {
                 columns.sort_by_key(|c| c.attr("position").and_then(|p| p.parse::<u32>().ok()));
                 let columns: Vec<String> = columns
                     .iter()
-                    .map(|c| format!("{} {}", c.name, column_text(c)))
+                    .map(|c| format!("{} {}", self.quote(&c.name), column_text(c)))
                     .collect();
                 Some(format!(
                     "CREATE TABLE {} ({})",
-                    self.display(o),
+                    self.qualified(o.schema.as_deref(), &o.name),
                     columns.join(", ")
                 ))
             }
             Kind::Column => Some(format!(
                 "ALTER TABLE {} ADD COLUMN {} {}",
                 table?,
-                o.name,
+                self.quote(&o.name),
                 column_text(o)
             )),
             Kind::Constraint => Some(format!(
                 "ALTER TABLE {} ADD CONSTRAINT {} {}",
                 table?,
-                o.name,
+                self.quote(&o.name),
                 o.attr("definition")?
             )),
             Kind::Index => {
@@ -312,26 +348,102 @@ impl Snapshot {
                     if definition.starts_with("CREATE") || definition.starts_with("ALTER") {
                         definition.to_owned()
                     } else {
-                        format!("CREATE INDEX {} ON {} ({definition})", o.name, table?)
+                        format!(
+                            "CREATE INDEX {} ON {} ({definition})",
+                            self.quote(&o.name),
+                            table?
+                        )
                     },
                 )
             }
             Kind::View => Some(format!(
                 "CREATE VIEW {} AS {}",
-                self.display(o),
+                self.qualified(o.schema.as_deref(), &o.name),
                 o.attr("definition")?
             )),
             Kind::Enum => Some(format!(
                 "CREATE TYPE {} AS ENUM {}",
-                self.display(o),
+                self.qualified(o.schema.as_deref(), &o.name),
                 o.attr("labels")?
             )),
-            Kind::Extension => Some(format!("CREATE EXTENSION {}", o.name)),
-            Kind::Sequence => Some(format!("CREATE SEQUENCE {}", self.display(o))),
+            Kind::Extension => Some(format!("CREATE EXTENSION {}", self.quote(&o.name))),
+            Kind::Sequence => Some(format!(
+                "CREATE SEQUENCE {}",
+                self.qualified(o.schema.as_deref(), &o.name)
+            )),
             Kind::Function | Kind::Trigger => None,
         }
     }
 }
+
+/// Words that cannot stand as a name unquoted in some engine's DDL (SQL's reserved words that
+/// tables and columns are most often named after). A name outside the list that still needs
+/// quotes is rare; the DDL in a drift message is a hint to write a migration from, not run.
+const RESERVED: &[&str] = &[
+    "all",
+    "and",
+    "any",
+    "as",
+    "asc",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "index",
+    "into",
+    "key",
+    "leading",
+    "limit",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "primary",
+    "references",
+    "select",
+    "session_user",
+    "some",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "when",
+    "where",
+    "window",
+    "with",
+];
 
 /// A column's type, nullability and default as DDL.
 fn column_text(c: &Object) -> String {
@@ -719,6 +831,25 @@ mod tests {
 
     fn messages(d: &[Difference]) -> Vec<String> {
         d.iter().map(|d| d.message.clone()).collect()
+    }
+
+    #[test]
+    fn ddl_quotes_names_the_engine_would_fold_or_refuse() {
+        let pg = Snapshot {
+            default_schema: Some("public".into()),
+            ..Snapshot::default()
+        };
+        assert_eq!(pg.quote("users"), "users");
+        assert_eq!(pg.quote("User"), "\"User\"");
+        assert_eq!(pg.quote("user"), "\"user\"");
+        assert_eq!(pg.quote("order"), "\"order\"");
+        assert_eq!(pg.quote("a\"b"), "\"a\"\"b\"");
+        assert_eq!(pg.qualified(Some("audit"), "Events"), "audit.\"Events\"");
+        assert_eq!(pg.qualified(Some("public"), "users"), "users");
+        let other = Snapshot::default();
+        assert_eq!(other.quote("Users"), "Users");
+        assert_eq!(other.quote("order"), "`order`");
+        assert_eq!(other.quote("has space"), "`has space`");
     }
 
     #[test]
