@@ -52,6 +52,9 @@ pub struct Snapshot {
     pub lock_holder: Option<LockHolder>,
     /// The newest `shipgate_runs` row, from any process.
     pub last_run: Option<RunRow>,
+    /// PostgreSQL's INVALID indexes (`schema.name`): a failed or killed
+    /// `CREATE INDEX CONCURRENTLY` left them; readiness warns about them without failing.
+    pub invalid_indexes: Vec<String>,
     /// When this snapshot was taken (RFC 3339).
     pub refreshed_at: Option<String>,
     /// The newest `shipgate_runs` rows, newest first (the status page; not in the JSON, whose
@@ -98,6 +101,7 @@ impl Snapshot {
             build,
             lock_holder: None,
             last_run: None,
+            invalid_indexes: Vec::new(),
             refreshed_at: None,
             recent_runs: Vec::new(),
             recent_history: Vec::new(),
@@ -391,6 +395,7 @@ async fn refresh_loop(
                 snap.error = None;
                 snap.lock_holder = rows.lock_holder;
                 snap.last_run = rows.last_run;
+                snap.invalid_indexes = rows.invalid_indexes;
                 snap.recent_runs = rows.recent_runs;
             }
             Err(e) => {

@@ -28,10 +28,14 @@ pub async fn status(
     let result = async {
         let (version, holder) = server_and_holder(&mut backend).await?;
         let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
-        Ok::<_, migrate::Error>((version, plan, holder))
+        let invalid = backend
+            .invalid_indexes()
+            .await
+            .map_err(migrate::Error::db("reading INVALID indexes"))?;
+        Ok::<_, migrate::Error>((version, plan, holder, invalid))
     }
     .await;
-    let (server_version, plan, lock_holder) = finish(backend, result).await?;
+    let (server_version, plan, lock_holder, invalid_indexes) = finish(backend, result).await?;
     // A `running` row while the lock is held is a live run's migration in progress, not a
     // crash: it blocks nothing (the next run waits for the lock, then sees the outcome).
     let in_progress: Vec<_> = plan
@@ -66,6 +70,7 @@ pub async fn status(
             "lock_holder": lock_holder,
             "in_progress": in_progress,
             "problems": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "invalid_indexes": invalid_indexes,
         }));
     } else {
         out(format!(
@@ -129,6 +134,11 @@ pub async fn status(
         }
         for b in &blockers {
             out(format!("problem: {b}"));
+        }
+        for i in &invalid_indexes {
+            out(format!(
+                "warning: INVALID index {i} (a failed or interrupted CREATE INDEX CONCURRENTLY; the next release of its file drops and rebuilds it)"
+            ));
         }
     }
     if args.exit_code {

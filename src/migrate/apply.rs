@@ -22,6 +22,8 @@ use super::{adopt, lock, Error, Interrupt, Stage};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings};
 use crate::retry::Backoff;
 
+mod guard;
+
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_ATTEMPT_MAX: Duration = Duration::from_secs(10);
@@ -988,17 +990,18 @@ async fn apply_one(
     };
     let t = timeouts(&m.up, settings);
     let file = m.up.path.display().to_string();
-    if m.up.directives.no_transaction || !backend.atomic(&m.up) {
-        return apply_untracked(
-            backend,
-            m,
-            &record,
-            t,
-            settings.lock_retries,
-            interrupt,
-            progress,
-        )
-        .await;
+    let untracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
+    // Look before locking, before anything of the file runs: the whole file's tables when it
+    // runs in one transaction (it keeps every lock it takes), the first statement's otherwise.
+    let statements = backend.statements(&m.up);
+    let first = if untracked { 1 } else { statements.len() };
+    let locks = guard::strong_locks(backend, settings, statements.iter().take(first));
+    if let Err(blocked) = guard::clear(backend, &locks, settings, interrupt, Stage::Waiting).await?
+    {
+        return Err(blocked.error(&m.version, &file, None));
+    }
+    if untracked {
+        return apply_untracked(backend, m, &record, t, settings, interrupt, progress).await;
     }
     let result = retrying(
         backend,
@@ -1164,10 +1167,11 @@ async fn apply_untracked(
     m: &Migration,
     record: &Record<'_>,
     t: Timeouts,
-    lock_retries: u32,
+    settings: &EngineSettings,
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<u32, Error> {
+    let lock_retries = settings.lock_retries;
     let file = m.up.path.display().to_string();
     backend
         .verify_lock()
@@ -1201,16 +1205,41 @@ async fn apply_untracked(
                 c.statement = Some(CurrentStatement::new(i + 1, statement.line, &statement.sql));
             }
         });
-        match exec_step(
+        // The first statement's tables were looked at before the file started.
+        if i > 0 {
+            let locks = guard::strong_locks(backend, settings, [statement]);
+            if let Err(blocked) =
+                guard::clear(backend, &locks, settings, interrupt, Stage::Running).await?
+            {
+                let error = blocked.error(&m.version, &file, Some((i, total)));
+                record_stop(backend, &m.version, &error.to_string()).await;
+                return Err(error);
+            }
+        }
+        let recovered = guard::recover_invalid_index(
             backend,
             (&m.version, i),
             &statement.sql,
             t,
-            lock_retries,
+            (lock_retries, record.deploy),
             interrupt,
         )
-        .await?
-        {
+        .await?;
+        let step = match recovered {
+            Ok(()) => {
+                exec_step(
+                    backend,
+                    (&m.version, i),
+                    &statement.sql,
+                    t,
+                    lock_retries,
+                    interrupt,
+                )
+                .await?
+            }
+            Err(error) => Err(error),
+        };
+        match step {
             Ok(attempts) => retries += attempts,
             Err(error) => {
                 let message = format!("statement {} (line {}): {error}", i + 1, statement.line);

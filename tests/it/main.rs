@@ -35,6 +35,7 @@ mod lock;
 mod logs;
 mod metrics;
 mod middleware;
+mod pgguard;
 mod platform;
 mod pooler;
 mod progress;

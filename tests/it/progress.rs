@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{spawn, Db, Engine, Project, Run, Session};
+use crate::support::{email_pending, spawn, Db, Engine, Project, Run, Session};
 
 on_every_engine!(each_migration_has_a_start_and_an_end_line_counting_n_of_m);
 
@@ -61,6 +61,9 @@ fn first_beat(run: &Run) -> serde_json::Value {
 fn up_behind(session: &mut Session, db: &Db, p: &Project, format: &str, hold: Duration) -> Run {
     let mut cmd = p.command(Some(db), &["up"]);
     cmd.env("SHIPGATE_LOG_FORMAT", format);
+    // The statement must queue in the server for the heartbeat to see it wait: without this the
+    // blocker check waits for the idle session before the statement (tests/it/pgguard.rs).
+    cmd.env("SHIPGATE_BLOCKER_CHECK", "false");
     // Long enough to wait out the hold in one attempt, unless the hold is shorter than the
     // default (5 s).
     if hold >= Duration::from_secs(5) {
@@ -76,13 +79,7 @@ fn up_behind(session: &mut Session, db: &Db, p: &Project, format: &str, hold: Du
 /// Holds a lock on `users` from a session named `held-by-test` for `hold`, while `shipgate up`
 /// applies a migration that needs it. Returns the run and the session's backend pid.
 fn up_behind_a_lock(db: &Db, p: &Project, format: &str, hold: Duration) -> (Run, i64) {
-    let mut session = db.session();
-    session.exec("SET application_name = 'held-by-test'");
-    let pid: i64 = session.query("SELECT CAST(pg_backend_pid() AS TEXT)")[0][0]
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .expect("a pid");
-    session.exec("BEGIN; SELECT count(*) FROM users");
+    let (mut session, pid) = db.idle_reader_of_users();
     (up_behind(&mut session, db, p, format, hold), pid)
 }
 
@@ -91,13 +88,7 @@ fn up_behind_a_lock(db: &Db, p: &Project, format: &str, hold: Duration) -> (Run,
 /// JSON, in words in text. The migration itself is not disturbed.
 #[test]
 fn a_heartbeat_names_the_session_holding_the_lock_the_migration_waits_for() {
-    let db = Db::new(Engine::Postgres);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+    let (db, p) = email_pending(Engine::Postgres);
     let (run, pid) = up_behind_a_lock(&db, &p, "json", Duration::from_millis(7_500));
     run.code(0);
     let beats: Vec<serde_json::Value> = run
@@ -146,13 +137,7 @@ fn a_heartbeat_names_the_session_holding_the_lock_the_migration_waits_for() {
 /// still waits, and names the holder.
 #[test]
 fn with_the_default_lock_timeout_the_first_beat_comes_while_the_statement_still_waits() {
-    let db = Db::new(Engine::Postgres);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+    let (db, p) = email_pending(Engine::Postgres);
     let (run, pid) = up_behind_a_lock(&db, &p, "json", Duration::from_millis(4_000));
     run.code(0);
     let beat = first_beat(&run);
@@ -169,13 +154,7 @@ fn with_the_default_lock_timeout_the_first_beat_comes_while_the_statement_still_
 /// the statement does.
 #[test]
 fn a_heartbeat_on_mariadb_says_the_statement_waits_for_a_metadata_lock() {
-    let db = Db::new(Engine::Mariadb);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+    let (db, p) = email_pending(Engine::Mariadb);
     let mut session = db.session();
     session.exec("BEGIN");
     session.exec("SELECT count(*) FROM users");
@@ -192,13 +171,7 @@ fn a_heartbeat_on_mariadb_says_the_statement_waits_for_a_metadata_lock() {
 /// SQLite has no server session to ask: the heartbeat carries the elapsed time only.
 #[test]
 fn a_heartbeat_on_sqlite_carries_the_elapsed_time_only() {
-    let db = Db::new(Engine::Sqlite);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+    let (db, p) = email_pending(Engine::Sqlite);
     let mut session = db.session();
     session.exec("BEGIN IMMEDIATE");
     let run = up_behind(&mut session, &db, &p, "json", Duration::from_millis(6_500));
