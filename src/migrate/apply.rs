@@ -1216,30 +1216,18 @@ async fn apply_untracked(
                 return Err(error);
             }
         }
-        let recovered = guard::recover_invalid_index(
+        let build = guard::concurrent_build(backend, &statement.sql);
+        match exec_step(
             backend,
             (&m.version, i),
             &statement.sql,
             t,
-            (lock_retries, record.deploy),
+            lock_retries,
             interrupt,
+            build.as_ref().map(|b| (b, record.deploy)),
         )
-        .await?;
-        let step = match recovered {
-            Ok(()) => {
-                exec_step(
-                    backend,
-                    (&m.version, i),
-                    &statement.sql,
-                    t,
-                    lock_retries,
-                    interrupt,
-                )
-                .await?
-            }
-            Err(error) => Err(error),
-        };
-        match step {
+        .await?
+        {
             Ok(attempts) => retries += attempts,
             Err(error) => {
                 let message = format!("statement {} (line {}): {error}", i + 1, statement.line);
@@ -1287,6 +1275,7 @@ async fn apply_untracked(
 /// timeout (see [`retrying`]), and records in history that it committed.
 /// `Ok(Ok(retries))` when it committed, `Ok(Err(_))` with the database's error when it failed,
 /// `Err` when a signal interrupted it or the progress could not be recorded.
+#[allow(clippy::too_many_arguments)]
 async fn exec_step(
     backend: &mut Backend,
     (version, index): (&Version, usize),
@@ -1294,13 +1283,20 @@ async fn exec_step(
     t: Timeouts,
     lock_retries: u32,
     interrupt: &mut Interrupt,
+    build: Option<(&crate::pglock::ConcurrentIndex, &DeployInfo)>,
 ) -> Result<Result<u32, DbError>, Error> {
     let done = retrying(
         backend,
         lock_retries,
         interrupt,
         Attempt::Statement(What::Migration(version), index),
-        async |b: &mut Backend| b.exec_statement(sql, t).await,
+        async |b: &mut Backend| {
+            // In every attempt: one that hit the lock timeout leaves its own INVALID index.
+            if let Some((build, deploy)) = build {
+                guard::drop_invalid_in_the_way(b, build, (version, index), t, deploy).await?;
+            }
+            b.exec_statement(sql, t).await
+        },
     )
     .await?;
     if done.is_ok() {
@@ -1661,6 +1657,7 @@ async fn revert_each(
             let statements = backend.statements(script).to_vec();
             let total = statements.len();
             for (i, statement) in statements.iter().enumerate() {
+                let build = guard::concurrent_build(backend, &statement.sql);
                 let step = exec_step(
                     backend,
                     (&m.version, i),
@@ -1668,6 +1665,7 @@ async fn revert_each(
                     t,
                     settings.lock_retries,
                     interrupt,
+                    build.as_ref().map(|b| (b, deploy)),
                 );
                 if let Err(error) = step.await? {
                     let message = format!(

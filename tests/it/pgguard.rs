@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     email_pending, eventually, finish_within, spawn, terminate, wait_for, Db, Engine, Project, Run,
+    Service,
 };
 
 /// Whether `schema.name`'s index is valid (`None`: no such index).
@@ -27,6 +28,41 @@ fn oid(db: &Db, schema: &str, name: &str) -> String {
         .expect("the relation exists")
 }
 
+/// A database and a project whose `1_users` creates `users (id, email)` with `values`.
+fn users_with_emails(values: &str) -> (Db, Project) {
+    let p = Project::new();
+    p.write(
+        "1_users.up.sql",
+        &format!(
+            "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n\
+             INSERT INTO users VALUES {values};\n"
+        ),
+    );
+    (Db::new(Engine::Postgres), p)
+}
+
+/// Writes `file`: a no-transaction file of one `CREATE <build> (email)` statement.
+fn concurrent_build(p: &Project, file: &str, build: &str) {
+    p.write(
+        file,
+        &format!("-- shipgate:no-transaction\nCREATE {build} (email);\n"),
+    );
+}
+
+/// `public.users_email_idx` is valid, and `shipgate_audit` has a `drop-invalid-index` row for
+/// migration `version`.
+#[track_caller]
+fn assert_rebuilt(db: &Db, version: i64) {
+    assert_eq!(index_valid(db, "public", "users_email_idx"), Some(true));
+    let audit = db.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "drop-invalid-index" && a.version == Some(version)),
+        "{audit:?}"
+    );
+}
+
 /// A `CREATE UNIQUE INDEX CONCURRENTLY` over duplicate emails fails and leaves its index
 /// INVALID, as a failed build does in production.
 fn leave_invalid(db: &Db, table: &str, index: &str) {
@@ -42,17 +78,11 @@ fn leave_invalid(db: &Db, table: &str, index: &str) {
 /// the next release drops the INVALID index, builds it, and audits the drop.
 #[test]
 fn a_release_rebuilds_the_invalid_index_a_failed_concurrent_build_left() {
-    let db = Db::new(Engine::Postgres);
-    let p = Project::new();
-    p.write(
-        "1_users.up.sql",
-        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n\
-         INSERT INTO users VALUES (1, 'a@x'), (2, 'a@x');\n",
-    );
-    p.write(
+    let (db, p) = users_with_emails("(1, 'a@x'), (2, 'a@x')");
+    concurrent_build(
+        &p,
         "2_email_idx.up.sql",
-        "-- shipgate:no-transaction\n\
-         CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON users (email);\n",
+        "UNIQUE INDEX CONCURRENTLY users_email_idx ON users",
     );
     p.run(&db, &["release"])
         .code(1)
@@ -93,6 +123,102 @@ fn a_release_rebuilds_the_invalid_index_a_failed_concurrent_build_left() {
     assert_eq!(status["invalid_indexes"], serde_json::json!([]));
 }
 
+/// A build killed while it waits (`pg_terminate_backend` of shipgate's session, as an operator
+/// or a failover does) leaves an INVALID index; `/migrations/status` and readiness report it as a
+/// warning; after `repair`, the next release rebuilds it.
+#[test]
+fn a_killed_concurrent_build_is_reported_and_rebuilt_by_the_next_release() {
+    let (db, p) = users_with_emails("(1, 'a@x'), (2, 'b@x')");
+    p.run(&db, &["release"]).code(0);
+    concurrent_build(
+        &p,
+        "2_email_idx.up.sql",
+        "UNIQUE INDEX CONCURRENTLY users_email_idx ON users",
+    );
+    // A writer's open transaction: the build registers its index, then waits for it.
+    let mut writer = db.session();
+    writer.exec("BEGIN; INSERT INTO users VALUES (3, 'c@x')");
+    let started = Instant::now();
+    let child = spawn(&mut p.command(Some(&db), &["release"]));
+    let building = "SELECT CAST(pid AS TEXT) FROM pg_stat_activity \
+                    WHERE query LIKE '%CREATE UNIQUE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock' \
+                    AND application_name LIKE 'shipgate%'";
+    let pid = wait_for(
+        "the build to wait for the writer",
+        Duration::from_secs(15),
+        || db.query(building).first().and_then(|r| r[0].clone()),
+    );
+    db.exec(&format!("SELECT pg_terminate_backend({pid})"));
+    let run = finish_within(child, started, Duration::from_secs(30));
+    run.code(1);
+    writer.exec("ROLLBACK");
+    assert_eq!(index_valid(&db, "public", "users_email_idx"), Some(false));
+
+    let service = Service::start(p.platform_command(&db, &["serve"]));
+    let status = service.poll(
+        "/migrations/status to list the INVALID index",
+        "/migrations/status",
+        Duration::from_secs(15),
+        |r| {
+            r.status == 200
+                && r.json()["invalid_indexes"] == serde_json::json!(["public.users_email_idx"])
+        },
+    );
+    assert!(status.json()["dirty"]
+        .as_array()
+        .is_some_and(|d| d.len() == 1));
+    let ready = service.get("/health/ready").json();
+    assert!(
+        ready["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.starts_with("INVALID index public.users_email_idx")),
+        "{ready}"
+    );
+    service.terminate();
+    service.wait(Duration::from_secs(15));
+
+    let repair = "repair --mark-rolled-back 2 --reason build-killed";
+    p.run(&db, &repair.split(' ').collect::<Vec<_>>()).code(0);
+    p.run(&db, &["release"]).code(0);
+    assert_rebuilt(&db, 2);
+    assert_eq!(db.versions(), [1, 2]);
+}
+
+/// A concurrent build that hits `lock_timeout` (waiting for a writer) leaves its own INVALID
+/// index; the statement's retry drops it and builds again instead of failing on "already
+/// exists".
+#[test]
+fn a_concurrent_build_retried_after_a_lock_timeout_drops_its_own_invalid_index() {
+    let db = Db::new(Engine::Postgres);
+    db.exec(
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text); \
+         INSERT INTO users VALUES (1, 'a@x')",
+    );
+    let p = Project::new();
+    concurrent_build(
+        &p,
+        "1_email_idx.up.sql",
+        "UNIQUE INDEX CONCURRENTLY users_email_idx ON users",
+    );
+    let mut writer = db.session();
+    writer.exec("BEGIN; INSERT INTO users VALUES (2, 'b@x')");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2_500));
+        writer.exec("COMMIT");
+    });
+    let cmd = p.command(
+        Some(&db),
+        &["release", "--lock-timeout", "1s", "--lock-retries", "5"],
+    );
+    let run = Run::wait_within(cmd, Duration::from_secs(30));
+    release.join().expect("the writer");
+    run.code(0).stderr_has(&[
+        "statement hit the lock timeout; retrying it",
+        "INVALID index public.users_email_idx",
+    ]);
+    assert_rebuilt(&db, 1);
+}
+
 /// `IF NOT EXISTS` would skip the build and keep the INVALID index for good: shipgate drops it
 /// first, so the statement builds a valid one.
 #[test]
@@ -105,17 +231,13 @@ fn if_not_exists_does_not_keep_an_invalid_index() {
     leave_invalid(&db, "users", "users_email_idx");
     db.exec("DELETE FROM users WHERE id = 2");
     let p = Project::new();
-    p.write(
+    concurrent_build(
+        &p,
         "1_email_idx.up.sql",
-        "-- shipgate:no-transaction\n\
-         CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);\n",
+        "UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users",
     );
     p.run(&db, &["release"]).code(0);
-    assert_eq!(index_valid(&db, "public", "users_email_idx"), Some(true));
-    assert!(db
-        .audit()
-        .iter()
-        .any(|a| a.action == "drop-invalid-index" && a.version == Some(1)));
+    assert_rebuilt(&db, 1);
     // A duplicate now fails: the index is real.
     let mut s = db.session();
     assert!(s.try_query("INSERT INTO users VALUES (3, 'a@x')").is_err());
@@ -138,10 +260,10 @@ fn the_invalid_index_is_found_in_the_statements_schema_and_a_valid_one_is_untouc
     db.exec("DELETE FROM app.users WHERE id = 2");
     let public_before = oid(&db, "public", "users_email_idx");
     let p = Project::new();
-    p.write(
+    concurrent_build(
+        &p,
         "1_app_email_idx.up.sql",
-        "-- shipgate:no-transaction\n\
-         CREATE UNIQUE INDEX CONCURRENTLY users_email_idx ON app.users (email);\n",
+        "UNIQUE INDEX CONCURRENTLY users_email_idx ON app.users",
     );
     p.run(&db, &["release"])
         .code(0)
@@ -151,10 +273,10 @@ fn the_invalid_index_is_found_in_the_statements_schema_and_a_valid_one_is_untouc
     assert_eq!(index_valid(&db, "public", "users_email_idx"), Some(true));
 
     // A valid index of the statement's name is not touched: the statement fails as it would.
-    p.write(
+    concurrent_build(
+        &p,
         "2_again.up.sql",
-        "-- shipgate:no-transaction\n\
-         CREATE INDEX CONCURRENTLY users_email_idx ON users (email);\n",
+        "INDEX CONCURRENTLY users_email_idx ON users",
     );
     p.run(&db, &["release"])
         .code(1)

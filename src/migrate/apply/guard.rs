@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{retrying, wait_or_interrupt, Attempt, What};
+use super::wait_or_interrupt;
 use crate::config::{DeployInfo, EngineSettings};
 use crate::engine::Engine;
 use crate::migrate::backend::{Audit, Backend, DbError, HeldLock, Timeouts};
@@ -201,29 +201,28 @@ fn log(h: &HeldLock, waited: Duration, message: &str) {
     );
 }
 
-/// Part 2: before statement `index` of migration `version`, when it is a
-/// `CREATE INDEX CONCURRENTLY` and an INVALID index of its name sits in its schema (left by a
-/// failed or killed build), drops that index concurrently (retried after a lock timeout like
-/// the statement), logs it and writes an audit row. A valid index is left alone: the statement
-/// then fails, or `IF NOT EXISTS` skips, as it would. `Ok(Err(_))` with the database's error.
-pub(super) async fn recover_invalid_index(
+/// The `CREATE INDEX CONCURRENTLY` statement `sql` is, on PostgreSQL.
+pub(super) fn concurrent_build(backend: &Backend, sql: &str) -> Option<pglock::ConcurrentIndex> {
+    (backend.engine() == Engine::Postgres)
+        .then(|| pglock::concurrent_index(sql))
+        .flatten()
+}
+
+/// Part 2: before statement `index` of migration `version`, a `CREATE INDEX CONCURRENTLY`
+/// (`build`): when an INVALID index of its name sits in its schema (left by a failed or killed
+/// build, or by this statement's own attempt that hit the lock timeout), drops that index
+/// concurrently, logs it and writes an audit row. A valid index is left alone: the statement
+/// then fails, or `IF NOT EXISTS` skips, as it would. Runs inside the statement's retried
+/// attempt, so a lock timeout here is retried like the statement.
+pub(super) async fn drop_invalid_in_the_way(
     backend: &mut Backend,
+    build: &pglock::ConcurrentIndex,
     (version, index): (&Version, usize),
-    sql: &str,
     t: Timeouts,
-    (lock_retries, deploy): (u32, &DeployInfo),
-    interrupt: &mut Interrupt,
-) -> Result<Result<(), DbError>, Error> {
-    if backend.engine() != Engine::Postgres {
-        return Ok(Ok(()));
-    }
-    let Some(build) = pglock::concurrent_index(sql) else {
-        return Ok(Ok(()));
-    };
-    let (schema, name) = match backend.invalid_index(&build).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return Ok(Ok(())),
-        Err(e) => return Ok(Err(e)),
+    deploy: &DeployInfo,
+) -> Result<(), DbError> {
+    let Some((schema, name)) = backend.invalid_index(build).await? else {
+        return Ok(());
     };
     let qualified = format!("{schema}.{name}");
     tracing::warn!(
@@ -233,17 +232,7 @@ pub(super) async fn recover_invalid_index(
         if_not_exists = build.if_not_exists,
         "INVALID index {qualified} (left by a failed or interrupted CREATE INDEX CONCURRENTLY) is in the way of the statement: dropping it concurrently, then building it again"
     );
-    let dropped = retrying(
-        backend,
-        lock_retries,
-        interrupt,
-        Attempt::Statement(What::Migration(version), index),
-        async |b: &mut Backend| b.drop_index_concurrently(&schema, &name, t).await,
-    )
-    .await?;
-    if let Err(e) = dropped {
-        return Ok(Err(e));
-    }
+    backend.drop_index_concurrently(&schema, &name, t).await?;
     let audit = Audit {
         action: "drop-invalid-index",
         version: Some(version.clone()),
@@ -255,5 +244,5 @@ pub(super) async fn recover_invalid_index(
     if let Err(e) = backend.record_audit(&audit).await {
         tracing::warn!(index = %qualified, error = %e, "the INVALID index was dropped but its audit row could not be written");
     }
-    Ok(Ok(()))
+    Ok(())
 }
