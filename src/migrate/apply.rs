@@ -897,6 +897,7 @@ impl Step<'_> {
             blocking_state = holder.and_then(|h| h.state.as_deref()),
             blocking_state_ms = holder.and_then(|h| h.state_ms),
             blocking_xact_ms = holder.and_then(|h| h.xact_ms),
+            holder_source = beat.wait.as_ref().and_then(|w| w.via),
             "still applying {} ({}){suffix}",
             self.what(),
             super::human(beat.elapsed)

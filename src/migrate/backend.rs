@@ -1031,7 +1031,28 @@ impl Backend {
             }
             Dialect::Mysql => {
                 let rows = self.rows(&mysql::wait_sql(session)).await?;
-                Ok(first(&rows).and_then(mysql::wait_from))
+                let Some(wait) = first(&rows).and_then(mysql::wait_from) else {
+                    return Ok(None);
+                };
+                // The best source this server has: an instrumentation that is off or absent
+                // fails its statement, and the next source is asked.
+                for (via, sql) in mysql::holder_sqls(session) {
+                    match self.rows(&sql).await {
+                        Ok(rows) => {
+                            if let Some(row) = rows.first() {
+                                return Ok(Some(mysql::with_holder(wait, via, row)));
+                            }
+                            if via == super::heartbeat::OPEN_TRANSACTIONS {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind == ErrorKind::Connection => return Err(e),
+                        Err(e) => {
+                            tracing::debug!(source = via, error = %e, "heartbeat: this source of lock holders is not available")
+                        }
+                    }
+                }
+                Ok(Some(wait))
             }
             Dialect::Sqlite => Ok(None),
         }

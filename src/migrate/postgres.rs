@@ -346,6 +346,7 @@ pub fn wait_from(row: &[Option<String>]) -> super::heartbeat::Wait {
                 xact_ms: ms(5),
             }),
         state: None,
+        via: None,
     }
 }
 

@@ -150,21 +150,38 @@ fn with_the_default_lock_timeout_the_first_beat_comes_while_the_statement_still_
     );
 }
 
-/// MariaDB names no holder without instrumentation; the heartbeat says what the server says
-/// the statement does.
+/// MariaDB without metadata lock instrumentation (its default): the heartbeat says what the
+/// server says the statement does and names the likely holder, the oldest open transaction of
+/// another session on the database, read from `information_schema.INNODB_TRX`.
 #[test]
-fn a_heartbeat_on_mariadb_says_the_statement_waits_for_a_metadata_lock() {
+fn a_heartbeat_on_mariadb_names_the_open_transaction_in_the_way_of_a_metadata_lock() {
     let (db, p) = email_pending(Engine::Mariadb);
     let mut session = db.session();
+    let id: i64 = session.query("SELECT CAST(CONNECTION_ID() AS CHAR)")[0][0]
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .expect("a connection id");
     session.exec("BEGIN");
     session.exec("SELECT count(*) FROM users");
     let run = up_behind(&mut session, &db, &p, "json", Duration::from_millis(7_000));
     run.code(0);
     let beat = first_beat(&run);
-    assert_eq!(
-        beat["waiting_for"], "a lock (Waiting for table metadata lock)",
+    let waiting_for = beat["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        waiting_for.starts_with(&format!(
+            "a lock (Waiting for table metadata lock); the oldest open transaction on this database: pid {id} (from 127.0.0.1:"
+        )),
         "{run:?}"
     );
+    assert_eq!(beat["blocking_pid"], id, "{run:?}");
+    assert_eq!(beat["blocking_state"], "idle in transaction", "{run:?}");
+    assert_eq!(
+        beat["holder_source"], "information_schema.INNODB_TRX",
+        "{run:?}"
+    );
+    assert!(beat["blocking_xact_ms"]
+        .as_u64()
+        .is_some_and(|ms| ms >= 5_000));
     assert!(beat["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 5_000));
 }
 

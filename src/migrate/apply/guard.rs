@@ -51,6 +51,7 @@ pub(super) fn describe(h: &HeldLock) -> String {
         lock: Some(h.table.display()),
         holder: Some(h.holder.clone()),
         state: None,
+        via: None,
     };
     let xact = h
         .holder
