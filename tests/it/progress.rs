@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{email_pending, spawn, Db, Engine, Project, Run, Session};
+use std::process::{Command, Stdio};
+
+use crate::support::mariadbserver::MariaServer;
+use crate::support::{email_pending, spawn, wait_for, Db, Engine, Project, Run, Session};
 
 on_every_engine!(each_migration_has_a_start_and_an_end_line_counting_n_of_m);
 
@@ -183,6 +186,65 @@ fn a_heartbeat_on_mariadb_names_the_open_transaction_in_the_way_of_a_metadata_lo
         .as_u64()
         .is_some_and(|ms| ms >= 5_000));
     assert!(beat["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 5_000));
+}
+
+/// With metadata lock instrumentation (a private MariaDB with `performance_schema` on), the
+/// heartbeat names the session holding the very lock and the table, from
+/// `performance_schema.metadata_locks`.
+#[test]
+fn a_heartbeat_on_instrumented_mariadb_names_the_metadata_lock_holder() {
+    let server = MariaServer::start_with(&[
+        "--performance-schema=ON",
+        "--performance-schema-instrument=wait/lock/metadata/sql/mdl=ON",
+    ]);
+    server.sql("", "CREATE DATABASE app");
+    let p = Project::with_users();
+    let up = |p: &Project| {
+        let mut cmd = p.command(None, &["up"]);
+        cmd.env("DATABASE_URL", server.url("app"))
+            .env("SHIPGATE_LOG_FORMAT", "json")
+            .env("SHIPGATE_LOCK_TIMEOUT", "60s");
+        cmd
+    };
+    Run::wait(up(&p)).code(0);
+    p.write(
+        "2_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    // A client that reads users in a transaction and then sleeps 7 s holding its metadata lock.
+    let mut holder = Command::new("mariadb");
+    holder
+        .args(["--no-defaults", "-h", "127.0.0.1", "-uroot", "-N", "-B"])
+        .arg(format!("-P{}", server.port))
+        .args([
+            "-e",
+            "BEGIN; SELECT count(*) FROM users; SELECT SLEEP(7);",
+            "app",
+        ])
+        .stdout(Stdio::null());
+    let mut holder = holder.spawn().expect("the mariadb client");
+    let find = "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(7)%'";
+    let id = wait_for("the holder to sleep", Duration::from_secs(10), || {
+        Some(server.sql("", find)).filter(|id| !id.is_empty())
+    });
+    let run = Run::wait(up(&p));
+    let _ = holder.wait();
+    run.code(0);
+    let beat = first_beat(&run);
+    assert_eq!(
+        beat["holder_source"], "performance_schema.metadata_locks",
+        "{run:?}"
+    );
+    assert_eq!(beat["lock"], "app.users", "{run:?}");
+    assert_eq!(beat["blocking_pid"].to_string(), id, "{run:?}");
+    assert!(
+        beat["waiting_for"]
+            .as_str()
+            .is_some_and(|w| w.starts_with(&format!(
+                "a lock on app.users held by pid {id} (from "
+            ))),
+        "{run:?}"
+    );
 }
 
 /// SQLite has no server session to ask: the heartbeat carries the elapsed time only.
