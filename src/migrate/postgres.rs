@@ -378,6 +378,29 @@ pub fn invalid_index_sql(table: &str, name: &str) -> String {
     )
 }
 
+/// Whether any session other than this one holds a granted lock on one of `tables`
+/// (`to_regclass` texts; an index counts as its table): the fast path of the blocker check,
+/// as cheap as `SELECT 1` (no join, no `pg_stat_activity`). One row when one does.
+pub fn any_holder_sql(tables: &[String]) -> String {
+    let d = Dialect::Postgres;
+    let rels: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let t = d.quote(t);
+            format!(
+                "CAST(pg_catalog.to_regclass({t}) AS oid), \
+                 (SELECT x.indrelid FROM pg_catalog.pg_index x \
+                  WHERE x.indexrelid = pg_catalog.to_regclass({t}))"
+            )
+        })
+        .collect();
+    format!(
+        "SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'relation' AND l.granted \
+         AND l.pid <> pg_backend_pid() AND l.relation IN ({}) LIMIT 1",
+        rels.join(", ")
+    )
+}
+
 /// The sessions other than this one holding a granted lock on any of `tables` (`to_regclass`
 /// texts; an index counts as its table, a name that resolves to nothing is skipped): one row
 /// per session and table, `table, pid, mode, application, client, state, state ms, xact ms`.
