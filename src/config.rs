@@ -1191,7 +1191,7 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
             Some(ValueSource::CommandLine) => Origin::Flag(flag.to_owned()),
             Some(ValueSource::EnvVariable) => Origin::Env(env.to_owned()),
             _ => match (&file, &file_text) {
-                (Some(path), Some(text)) => Origin::File(path.clone(), line_of(text, key)),
+                (Some(path), Some(text)) => Origin::File(path.clone(), line_of(text, &[key])),
                 _ => Origin::Default,
             },
         }
@@ -1749,20 +1749,20 @@ fn is_identifier(s: &str) -> bool {
         && s.len() <= 40
 }
 
-/// The first line of `text` that assigns `key` at the top level.
-fn line_of(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let l = l.trim_start();
-            let table = l
-                .strip_prefix('[')
-                .and_then(|l| l.strip_prefix(key))
-                .is_some_and(|rest| rest.trim_start().starts_with(']'));
-            table
-                || l.strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map(|i| i + 1)
+/// The line (from 1) on which `path` — a key, after the tables that lead to it — is written
+/// in `text`, from the TOML parser's own spans: a commented-out key, a longer key with the same
+/// start, one in another table, a quoted (`"lock_wait" = …`) or dotted one are told apart as
+/// the parser tells them. `None` when `text` does not parse or holds no such key.
+fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let (last, tables) = path.split_last()?;
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    for name in tables {
+        table = table.get(name)?.as_table_like()?;
+    }
+    let (key, _) = table.get_key_value(last)?;
+    let start = key.span()?.start;
+    Some(text.get(..start)?.matches('\n').count() + 1)
 }
 
 /// The config file's problems, named by file, key and line, never by value: a file holds the
@@ -1779,18 +1779,22 @@ fn file_error(err: figment::Error, path: Option<&Path>, text: Option<&str>) -> C
     let mut messages = Vec::new();
     for e in err {
         let key = e.path.last().cloned();
+        let path: Vec<&str> = e.path.iter().map(String::as_str).collect();
         let message = match &e.kind {
             figment::error::Kind::UnknownField(field, _) => {
+                // figment's path may or may not end with the unknown field itself.
+                let mut path = path.clone();
+                if path.last() != Some(&field.as_str()) {
+                    path.push(field);
+                }
                 let line = text
-                    .and_then(|t| line_of(t, field))
+                    .and_then(|t| line_of(t, &path))
                     .map(|l| format!(" (line {l})"))
                     .unwrap_or_default();
                 format!("unknown key `{field}`{line}; see config/shipgate.toml for every key")
             }
             kind => {
-                let line = key
-                    .as_deref()
-                    .and_then(|k| text.and_then(|t| line_of(t, k)));
+                let line = text.and_then(|t| line_of(t, &path));
                 let kind = kind_text(kind);
                 match (key, line) {
                     (Some(k), Some(l)) => format!("key `{k}` (line {l}): {kind}"),
@@ -2504,9 +2508,14 @@ mod tests {
 
     #[test]
     fn finds_the_line_of_a_key() {
-        let text = "# lock_wait = \"1s\"\n\nlock_wait = \"x\"\nlock_waiting = 1\n";
-        assert_eq!(line_of(text, "lock_wait"), Some(3));
-        assert_eq!(line_of(text, "schema"), None);
+        let text = "# lock_wait = \"1s\"\n\nlock_waiting = 1\nlock_wait = \"x\"\n\"schema\" = 2\ntls.mode = 3\n[extra]\nlock_wait = 4\n";
+        assert_eq!(line_of(text, &["lock_wait"]), Some(4));
+        assert_eq!(line_of(text, &["schema"]), Some(5));
+        assert_eq!(line_of(text, &["tls", "mode"]), Some(6));
+        assert_eq!(line_of(text, &["extra", "lock_wait"]), Some(8));
+        assert_eq!(line_of(text, &["extra", "schema"]), None);
+        assert_eq!(line_of(text, &["table"]), None);
+        assert_eq!(line_of("lock_wait = ", &["lock_wait"]), None);
     }
 
     #[test]

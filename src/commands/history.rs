@@ -31,20 +31,38 @@ pub async fn history(
     }
     if rows.is_empty() {
         out("no migrations applied");
+        return Ok(Exit::Success);
     }
-    for r in &rows {
-        out(format!(
-            "{:<16} {:<8} {:<25} {:>7} ms  {}  deploy {}  by {}  {}",
-            r.version,
-            r.state.as_str(),
-            r.applied_at.as_deref().unwrap_or("-"),
-            r.execution_ms,
-            &r.checksum[..r.checksum.len().min(12)],
-            r.deploy_id.as_deref().unwrap_or("-"),
-            r.applied_by.as_deref().unwrap_or("-"),
-            r.name
-        ));
-    }
+    let text = |v: Option<&str>| v.unwrap_or("-").to_owned();
+    out(super::table(
+        &[
+            "version",
+            "name",
+            "state",
+            "applied at",
+            "took",
+            "checksum",
+            "deploy",
+            "by",
+        ],
+        &["name", "deploy", "by"],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.version.to_string(),
+                    r.name.clone(),
+                    r.state.as_str().to_owned(),
+                    text(r.applied_at.as_deref()),
+                    migrate::human(std::time::Duration::from_millis(
+                        r.execution_ms.max(0) as u64
+                    )),
+                    r.checksum[..r.checksum.len().min(12)].to_owned(),
+                    text(r.deploy_id.as_deref()),
+                    text(r.applied_by.as_deref()),
+                ]
+            })
+            .collect(),
+    ));
     Ok(Exit::Success)
 }
 
@@ -104,27 +122,48 @@ async fn alembic_history(
         out("no revisions applied");
     }
     let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
-    let mut outside = false;
-    for a in &applied {
-        let run = a["run_id"]
-            .as_i64()
-            .map_or_else(|| "-".to_owned(), |id| id.to_string());
-        outside |= a["run_id"].is_null();
-        out(format!(
-            "{:<14} {:<25} run {:<5} deploy {}  by {}  {}  {}",
-            text(&a["revision"]),
-            text(&a["applied_at"]),
-            run,
-            text(&a["deploy_id"]),
-            text(&a["applied_by"]),
-            text(&a["file"]),
-            text(&a["message"]),
-        ));
-    }
-    for r in &state.unknown {
-        out(format!(
-            "{r:<14} unknown (in {}, not in this build)",
-            config.runner.alembic_version_table.1
+    let outside = applied.iter().any(|a| a["run_id"].is_null());
+    let version_table = &config.runner.alembic_version_table.1;
+    let rows = applied
+        .iter()
+        .map(|a| {
+            vec![
+                text(&a["revision"]),
+                text(&a["message"]),
+                text(&a["applied_at"]),
+                a["run_id"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                text(&a["deploy_id"]),
+                text(&a["applied_by"]),
+                text(&a["file"]),
+            ]
+        })
+        .chain(state.unknown.iter().map(|r| {
+            vec![
+                r.clone(),
+                format!("unknown (in {version_table}, not in this build)"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]
+        }))
+        .collect::<Vec<_>>();
+    if !rows.is_empty() {
+        out(super::table(
+            &[
+                "revision",
+                "message",
+                "applied at",
+                "run",
+                "deploy",
+                "by",
+                "file",
+            ],
+            &["message", "deploy", "by", "file"],
+            rows,
         ));
     }
     if outside {

@@ -112,3 +112,40 @@ async fn locked_change(
     out(change.summary);
     Ok(Exit::Success)
 }
+
+/// `rows` under `header` as a table for stdout: on a terminal, ruled and fitted to its width
+/// (long cells wrap); otherwise plain columns aligned with spaces, no rules and no wrapping,
+/// one line per row, so a pipe to `grep` or `awk` keeps working (`--json` is the stable form).
+///
+/// On a terminal only the columns named in `wrap` may wrap; the others keep their content's
+/// width (a version, a time or a checksum cut in two is harder to read than a long line).
+fn table(header: &[&str], wrap: &[&str], rows: Vec<Vec<String>>) -> String {
+    use comfy_table::{presets, ColumnConstraint, ContentArrangement, Table};
+    use std::io::IsTerminal;
+    let mut t = Table::new();
+    let terminal = std::io::stdout().is_terminal();
+    if terminal {
+        t.load_preset(presets::UTF8_HORIZONTAL_ONLY);
+        if let Some((_, width)) = console::Term::stdout().size_checked() {
+            t.set_width(width);
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+        }
+    } else {
+        t.load_preset(presets::NOTHING);
+    }
+    t.set_header(header.iter().copied());
+    for row in rows {
+        t.add_row(row);
+    }
+    for (column, name) in t.column_iter_mut().zip(header) {
+        if !terminal {
+            column.set_padding((0, 2));
+        } else if !wrap.contains(name) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    t.lines()
+        .map(|l| l.trim_end().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -338,19 +338,23 @@ async fn command_status(
         }
         if runs.is_empty() {
             out("runs          none recorded");
-        }
-        for r in &runs {
-            out(format!(
-                "  run {:<7} {} {:<14} {:<25} deploy {}{}",
-                r.id,
-                r.command,
-                r.outcome.as_deref().unwrap_or("running"),
-                r.started_at.as_deref().unwrap_or("-"),
-                r.deploy_id.as_deref().unwrap_or("-"),
-                r.error
-                    .as_deref()
-                    .map(|e| format!("  error: {e}"))
-                    .unwrap_or_default()
+        } else {
+            out("runs");
+            out(super::table(
+                &["run", "command", "outcome", "started", "deploy", "error"],
+                &["deploy", "error"],
+                runs.iter()
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            r.command.clone(),
+                            r.outcome.as_deref().unwrap_or("running").to_owned(),
+                            r.started_at.as_deref().unwrap_or("-").to_owned(),
+                            r.deploy_id.as_deref().unwrap_or("-").to_owned(),
+                            r.error.as_deref().unwrap_or("").to_owned(),
+                        ]
+                    })
+                    .collect(),
             ));
         }
         for p in &problems {

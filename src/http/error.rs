@@ -29,21 +29,26 @@ pub async fn method_not_allowed() -> impl IntoResponse {
     )
 }
 
-/// The body limit refused a request (see `refuse_large_body`).
-#[derive(Debug, thiserror::Error)]
-#[error("request body too large")]
-pub struct BodyTooLarge;
+/// tower-http's body limit answers 413 in plain text: the same refusal in JSON. Every other
+/// response passes through (its body boxed into axum's).
+pub fn body_limit_as_json<B>(response: Response<B>) -> Response
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    }
+    response.map(axum::body::Body::new)
+}
 
-/// The middleware's refusals as JSON answers: the body limit's 413 and the timeout's 408.
-/// Never an error (tower's `map_result` wants the stack's error type back).
-pub fn refusals_as_json(
+/// The timeout's 408 as a JSON answer. Never an error (tower's `map_result` wants the stack's
+/// error type back).
+pub fn timeout_as_json(
     result: Result<Response, tower::BoxError>,
 ) -> Result<Response, tower::BoxError> {
     Ok(match result {
         Ok(response) => response,
-        Err(e) if e.is::<BodyTooLarge>() => {
-            json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response()
-        }
         Err(e) if e.is::<tower::timeout::error::Elapsed>() => {
             json_error(StatusCode::REQUEST_TIMEOUT, "request timed out").into_response()
         }

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tower::timeout::TimeoutLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::Secret;
@@ -119,9 +120,14 @@ fn typed(
 /// in-flight requests finish for at most `drain`.
 ///
 /// Middleware around the whole router, outermost first: panic catching (500), request tracing,
-/// the body limit (413 for a declared length over [`BODY_LIMIT`]) and the request timeout (408),
-/// every refusal in JSON. The header limit is hyper's: a request head over [`HEADER_LIMIT`]
-/// bytes, or with more than 100 headers, gets 431 before any of this runs.
+/// the body limit (tower-http's: 413 for a declared length over [`BODY_LIMIT`], and a streamed
+/// body stops at it) and the request timeout (408), every refusal in JSON. The header limit is
+/// hyper's: a request head over [`HEADER_LIMIT`] bytes, or with more than 100 headers, gets 431
+/// before any of this runs.
+///
+/// The timeout is tower's, not tower-http's: tower's polls the handler first, so an immediate
+/// answer (every endpoint here) never arms a timer; tower-http's polls its timer first and
+/// registers one with the runtime on every request.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -137,26 +143,12 @@ pub async fn serve(
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
-        .map_result(error::refusals_as_json)
-        .filter(refuse_large_body)
-        // tower's timeout polls the handler first: an immediate answer arms no timer.
+        .map_result(error::timeout_as_json)
+        .map_response(error::body_limit_as_json)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::new(request_timeout))
         .service(app);
     serve_service(listener, service, shutdown, drain).await
-}
-
-/// A declared body over [`BODY_LIMIT`] is refused before routing. The one handler that reads a
-/// body (the status page's sign-in) stops at [`BODY_LIMIT`] too; the others never buffer one.
-fn refuse_large_body<B>(request: Request<B>) -> Result<Request<B>, tower::BoxError> {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(error::BodyTooLarge.into());
-    }
-    Ok(request)
 }
 
 /// The accept loop, for any service that answers hyper's requests.

@@ -153,7 +153,12 @@ fn release(live: &Live) -> Markup {
                                     "statement " (s.number) ", line " (s.line)
                                     pre #current-statement { (s.sql) }
                                 }
-                                None => span .muted { "the file runs as one transaction" },
+                                None => {
+                                    span .muted { "the whole file, as one transaction (the server does not say which of its statements runs)" }
+                                    @if let Some(sql) = &c.file_sql {
+                                        pre #current-statement { (sql) }
+                                    }
+                                },
                             }
                         }
                     }
@@ -505,6 +510,42 @@ mod tests {
         assert!(html.contains("versions/be20_plans.py"), "{html}");
         assert!(html.contains("Overlapping rows"), "{html}");
         assert!(!html.contains("<b>"), "{html}");
+    }
+
+    #[test]
+    fn a_transactional_file_in_progress_shows_its_sql_escaped() {
+        let current = crate::migrate::apply::InProgress {
+            version: "7".parse().expect("a version"),
+            name: "backfill".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            statements_done: None,
+            statements_total: None,
+            statement: None,
+            file_sql: Some("UPDATE users SET n = 1 WHERE id <b> 5;".into()),
+            waiting_for: None,
+        };
+        let live = Live {
+            in_progress: Some(ProgressState {
+                run_id: Some(3),
+                current: Some(current),
+                applied: 0,
+            }),
+            release_error: None,
+            not_ready: Vec::new(),
+            now: "2026-01-01T00:00:01Z".into(),
+        };
+        let html = release(&live).into_string();
+        assert!(
+            html.contains("the whole file, as one transaction"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<pre id=\"current-statement\">UPDATE users SET n = 1 WHERE id &lt;b&gt; 5;</pre>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("statements committed"), "{html}");
     }
 
     #[test]

@@ -253,6 +253,10 @@ pub struct InProgress {
     /// JSON of `/migrations/status`, whose fields stay those of SPEC §6).
     #[serde(skip)]
     pub statement: Option<CurrentStatement>,
+    /// The whole file, for a file that runs as one transaction (one message: the server does
+    /// not say which of its statements runs), cut like a statement (the status page only).
+    #[serde(skip)]
+    pub file_sql: Option<String>,
     /// What its statement waits for, as the last heartbeat found it (`a lock on users held by
     /// pid 4242 (app, idle in transaction for 3m12s)`).
     pub waiting_for: Option<String>,
@@ -274,11 +278,19 @@ impl CurrentStatement {
     pub const MAX_CHARS: usize = 2000;
 
     fn new(number: usize, line: usize, sql: &str) -> CurrentStatement {
-        let sql = match sql.char_indices().nth(Self::MAX_CHARS) {
+        CurrentStatement {
+            number,
+            line,
+            sql: Self::cut(sql),
+        }
+    }
+
+    /// `sql` cut at [`CurrentStatement::MAX_CHARS`] characters, marked with `…` when cut.
+    fn cut(sql: &str) -> String {
+        match sql.char_indices().nth(Self::MAX_CHARS) {
             Some((cut, _)) => format!("{}…", &sql[..cut]),
             None => sql.to_owned(),
-        };
-        CurrentStatement { number, line, sql }
+        }
     }
 }
 
@@ -766,6 +778,7 @@ async fn apply_pending(
             .get(&entry.version)
             .expect("the plan only lists versions from the set");
         let step = Step {
+            verb: Verb::Apply,
             n: i + 1,
             of,
             version: Some(&m.version),
@@ -783,13 +796,16 @@ async fn apply_pending(
                 statements_done: tracked.then_some(0),
                 statements_total: tracked.then_some(total),
                 statement: None,
+                file_sql: (!tracked).then(|| CurrentStatement::cut(m.up.sql.trim())),
                 waiting_for: None,
             });
         });
         step.starting();
         let work = apply_one(backend, m, settings, deploy, interrupt, &options.progress);
-        let result =
-            heartbeat::watched(work, &probe, |beat| step.beat(beat, &options.progress)).await;
+        let result = heartbeat::watched(work, &probe, |beat| {
+            step.beat(beat, Some(&options.progress))
+        })
+        .await;
         options.progress.update(|p| p.current = None);
         let (retries, duration_ms) = step.ended(measured(result, started))?;
         applied.push(Applied {
@@ -807,6 +823,7 @@ async fn apply_pending(
             .repeatable(&entry.name)
             .expect("the plan only lists repeatables from the set");
         let step = Step {
+            verb: Verb::Apply,
             n: plan.pending.len() + i + 1,
             of,
             version: None,
@@ -816,8 +833,10 @@ async fn apply_pending(
         let started = Instant::now();
         step.starting();
         let work = apply_repeatable(backend, r, settings, deploy, interrupt);
-        let result =
-            heartbeat::watched(work, &probe, |beat| step.beat(beat, &options.progress)).await;
+        let result = heartbeat::watched(work, &probe, |beat| {
+            step.beat(beat, Some(&options.progress))
+        })
+        .await;
         let (retries, duration_ms) = step.ended(measured(result, started))?;
         done.repeatables.push(AppliedRepeatable {
             name: r.name.clone(),
@@ -835,12 +854,39 @@ async fn apply_pending(
 /// migrations first, then repeatables). The lines go to the `shipgate::progress` targets, which
 /// the terminal display shows in place of the start and heartbeat lines.
 struct Step<'a> {
+    /// Applying or reverting.
+    verb: Verb,
     n: usize,
     of: usize,
     /// `None` for a repeatable migration.
     version: Option<&'a Version>,
     name: &'a str,
     file: &'a Path,
+}
+
+/// What a run does to each migration, in its progress lines.
+#[derive(Clone, Copy)]
+enum Verb {
+    Apply,
+    Revert,
+}
+
+impl Verb {
+    /// `applying`, `reverting`.
+    fn doing(self) -> &'static str {
+        match self {
+            Verb::Apply => "applying",
+            Verb::Revert => "reverting",
+        }
+    }
+
+    /// `applied`, `reverted`.
+    fn done(self) -> &'static str {
+        match self {
+            Verb::Apply => "applied",
+            Verb::Revert => "reverted",
+        }
+    }
 }
 
 impl Step<'_> {
@@ -864,19 +910,22 @@ impl Step<'_> {
             migration_version = self.version_field(),
             name = self.name,
             file = %self.file.display(),
-            "applying {}",
+            "{} {}",
+            self.verb.doing(),
             self.what()
         );
     }
 
     /// A heartbeat: logged, and published for `/migrations/status`.
-    fn beat(&self, beat: &heartbeat::Beat, progress: &Progress) {
+    fn beat(&self, beat: &heartbeat::Beat, progress: Option<&Progress>) {
         let waiting_for = beat.wait.as_ref().map(ToString::to_string);
-        progress.update(|p| {
-            if let Some(c) = p.current.as_mut() {
-                c.waiting_for.clone_from(&waiting_for);
-            }
-        });
+        if let Some(progress) = progress {
+            progress.update(|p| {
+                if let Some(c) = p.current.as_mut() {
+                    c.waiting_for.clone_from(&waiting_for);
+                }
+            });
+        }
         let holder = beat.wait.as_ref().and_then(|w| w.holder.as_ref());
         let suffix = waiting_for
             .as_deref()
@@ -898,7 +947,8 @@ impl Step<'_> {
             blocking_state_ms = holder.and_then(|h| h.state_ms),
             blocking_xact_ms = holder.and_then(|h| h.xact_ms),
             holder_source = beat.wait.as_ref().and_then(|w| w.via),
-            "still applying {} ({}){suffix}",
+            "still {} {} ({}){suffix}",
+            self.verb.doing(),
             self.what(),
             super::human(beat.elapsed)
         );
@@ -915,7 +965,8 @@ impl Step<'_> {
                 name = self.name,
                 duration_ms,
                 retries,
-                "applied {} in {}",
+                "{} {} in {}",
+                self.verb.done(),
                 self.what(),
                 super::human(Duration::from_millis(*duration_ms))
             ),
@@ -992,15 +1043,15 @@ async fn apply_one(
     let t = timeouts(&m.up, settings);
     let file = m.up.path.display().to_string();
     let untracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
-    // Look before locking, before anything of the file runs: the whole file's tables when it
-    // runs in one transaction (it keeps every lock it takes), the first statement's otherwise.
-    let statements = backend.statements(&m.up);
-    let first = if untracked { 1 } else { statements.len() };
-    let locks = guard::strong_locks(backend, settings, statements.iter().take(first));
-    if let Err(blocked) = guard::clear(backend, &locks, settings, interrupt, Stage::Waiting).await?
-    {
-        return Err(blocked.error(&m.version, &file, None));
-    }
+    guard::before_file(
+        backend,
+        (&m.version, &file),
+        &m.up,
+        untracked,
+        settings,
+        interrupt,
+    )
+    .await?;
     if untracked {
         return apply_untracked(backend, m, &record, t, settings, interrupt, progress).await;
     }
@@ -1206,17 +1257,15 @@ async fn apply_untracked(
                 c.statement = Some(CurrentStatement::new(i + 1, statement.line, &statement.sql));
             }
         });
-        // The first statement's tables were looked at before the file started.
-        if i > 0 {
-            let locks = guard::strong_locks(backend, settings, [statement]);
-            if let Err(blocked) =
-                guard::clear(backend, &locks, settings, interrupt, Stage::Running).await?
-            {
-                let error = blocked.error(&m.version, &file, Some((i, total)));
-                record_stop(backend, &m.version, &error.to_string()).await;
-                return Err(error);
-            }
-        }
+        guard::before_statement(
+            backend,
+            (&m.version, &file),
+            statement,
+            (i, total),
+            settings,
+            interrupt,
+        )
+        .await?;
         let build = guard::concurrent_build(backend, &statement.sql);
         match exec_step(
             backend,
@@ -1605,7 +1654,8 @@ async fn down_locked(
     result.map(|()| reverted)
 }
 
-/// Reverts `targets` in order, pushing each one done onto `reverted`.
+/// Reverts `targets` in order, pushing each one done onto `reverted`; each with its progress
+/// lines (`reverting 1/3 …`, heartbeats, `reverted 1/3 … in 4.2s`), as `up` has.
 async fn revert_each(
     backend: &mut Backend,
     targets: &[&Migration],
@@ -1615,115 +1665,162 @@ async fn revert_each(
     interrupt: &mut Interrupt,
     reverted: &mut Vec<Reverted>,
 ) -> Result<(), Error> {
-    for m in targets.iter().copied() {
+    let probe = Probe::of(backend, settings, deploy);
+    for (i, m) in targets.iter().copied().enumerate() {
         let script = m
             .down
             .as_ref()
             .expect("select_down keeps only migrations with a down file");
-        let file = script.path.display().to_string();
-        let t = timeouts(script, settings);
-        let audit = Audit {
-            action: "down",
-            version: Some(m.version.clone()),
-            reason,
-            before: Some(format!("applied {}", m.checksum)),
-            after: Some("reverted".into()),
-            deploy,
+        let step = Step {
+            verb: Verb::Revert,
+            n: i + 1,
+            of: targets.len(),
+            version: Some(&m.version),
+            name: &m.name,
+            file: &script.path,
         };
         let started = Instant::now();
-        if script.directives.no_transaction || !backend.atomic(script) {
-            backend
-                .verify_lock()
-                .await
-                .map_err(|error| Error::LockLost {
-                    version: m.version.clone(),
-                    error,
-                })?;
-            retrying(
-                backend,
-                settings.lock_retries,
-                interrupt,
-                Attempt::Bookkeeping(&m.version),
-                async |b: &mut Backend| b.start_untracked_revert(&m.version).await,
-            )
-            .await?
-            .map_err(Error::db(format!(
-                "recording migration {} as being reverted",
-                m.version
-            )))?;
-            backend
-                .set_session_timeouts(t)
-                .await
-                .map_err(Error::db("setting the revert's timeouts"))?;
-            let statements = backend.statements(script).to_vec();
-            let total = statements.len();
-            for (i, statement) in statements.iter().enumerate() {
-                let build = guard::concurrent_build(backend, &statement.sql);
-                let step = exec_step(
-                    backend,
-                    (&m.version, i),
-                    &statement.sql,
-                    t,
-                    settings.lock_retries,
-                    interrupt,
-                    build.as_ref().map(|b| (b, deploy)),
-                );
-                if let Err(error) = step.await? {
-                    let message = format!(
-                        "revert stopped at statement {} (line {}) of {file}: {error}; {i} statement(s) before it had committed",
-                        i + 1,
-                        statement.line
-                    );
-                    record_stop(backend, &m.version, &message).await;
-                    return Err(Error::RevertFailed {
-                        version: m.version.clone(),
-                        file,
-                        error,
-                        statements: Some((i, total)),
-                    });
-                }
-            }
-            backend
-                .reset_session_timeouts()
-                .await
-                .map_err(Error::db("restoring the session's timeouts"))?;
-            backend
-                .forget(&m.version, &audit)
-                .await
-                .map_err(Error::db(format!(
-                    "removing migration {} from history",
-                    m.version
-                )))?;
-        } else {
-            let result = tokio::select! {
-                r = backend.revert_in_transaction(script, &m.version, &audit, t) => r,
-                signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
-            };
-            match result {
-                Ok(()) => {}
-                Err(e) if e.kind == ErrorKind::LockLost => {
-                    return Err(Error::LockLost {
-                        version: m.version.clone(),
-                        error: e,
-                    })
-                }
-                Err(error) => {
-                    return Err(Error::RevertFailed {
-                        version: m.version.clone(),
-                        file,
-                        error,
-                        statements: None,
-                    })
-                }
-            }
-        }
-        let duration_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(migration_version = m.version.field(), name = %m.name, duration_ms, "reverted migration");
+        step.starting();
+        let work = revert_one(backend, m, script, reason, settings, deploy, interrupt);
+        let result = heartbeat::watched(work, &probe, |beat| step.beat(beat, None))
+            .await
+            .map(|()| (0, started.elapsed().as_millis() as u64));
+        let (_, duration_ms) = step.ended(result)?;
         reverted.push(Reverted {
             version: m.version.clone(),
             name: m.name.clone(),
             duration_ms,
         });
+    }
+    Ok(())
+}
+
+/// Reverts one migration with its down `script`: in one transaction with its history row, or
+/// statement by statement with the row marked first.
+async fn revert_one(
+    backend: &mut Backend,
+    m: &Migration,
+    script: &Script,
+    reason: Option<&str>,
+    settings: &EngineSettings,
+    deploy: &DeployInfo,
+    interrupt: &mut Interrupt,
+) -> Result<(), Error> {
+    let file = script.path.display().to_string();
+    let t = timeouts(script, settings);
+    let audit = Audit {
+        action: "down",
+        version: Some(m.version.clone()),
+        reason,
+        before: Some(format!("applied {}", m.checksum)),
+        after: Some("reverted".into()),
+        deploy,
+    };
+    let untracked = script.directives.no_transaction || !backend.atomic(script);
+    guard::before_file(
+        backend,
+        (&m.version, &file),
+        script,
+        untracked,
+        settings,
+        interrupt,
+    )
+    .await?;
+    if untracked {
+        backend
+            .verify_lock()
+            .await
+            .map_err(|error| Error::LockLost {
+                version: m.version.clone(),
+                error,
+            })?;
+        retrying(
+            backend,
+            settings.lock_retries,
+            interrupt,
+            Attempt::Bookkeeping(&m.version),
+            async |b: &mut Backend| b.start_untracked_revert(&m.version).await,
+        )
+        .await?
+        .map_err(Error::db(format!(
+            "recording migration {} as being reverted",
+            m.version
+        )))?;
+        backend
+            .set_session_timeouts(t)
+            .await
+            .map_err(Error::db("setting the revert's timeouts"))?;
+        let statements = backend.statements(script).to_vec();
+        let total = statements.len();
+        for (i, statement) in statements.iter().enumerate() {
+            let at = (i, total);
+            guard::before_statement(
+                backend,
+                (&m.version, &file),
+                statement,
+                at,
+                settings,
+                interrupt,
+            )
+            .await?;
+            let build = guard::concurrent_build(backend, &statement.sql);
+            let step = exec_step(
+                backend,
+                (&m.version, i),
+                &statement.sql,
+                t,
+                settings.lock_retries,
+                interrupt,
+                build.as_ref().map(|b| (b, deploy)),
+            );
+            if let Err(error) = step.await? {
+                let message = format!(
+                    "revert stopped at statement {} (line {}) of {file}: {error}; {i} statement(s) before it had committed",
+                    i + 1,
+                    statement.line
+                );
+                record_stop(backend, &m.version, &message).await;
+                return Err(Error::RevertFailed {
+                    version: m.version.clone(),
+                    file,
+                    error,
+                    statements: Some((i, total)),
+                });
+            }
+        }
+        backend
+            .reset_session_timeouts()
+            .await
+            .map_err(Error::db("restoring the session's timeouts"))?;
+        backend
+            .forget(&m.version, &audit)
+            .await
+            .map_err(Error::db(format!(
+                "removing migration {} from history",
+                m.version
+            )))?;
+    } else {
+        let result = tokio::select! {
+            r = backend.revert_in_transaction(script, &m.version, &audit, t) => r,
+            signal = interrupt.wait() => return Err(Error::Interrupted(signal, Stage::Running)),
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::LockLost => {
+                return Err(Error::LockLost {
+                    version: m.version.clone(),
+                    error: e,
+                })
+            }
+            Err(error) => {
+                return Err(Error::RevertFailed {
+                    version: m.version.clone(),
+                    file,
+                    error,
+                    statements: None,
+                })
+            }
+        }
     }
     Ok(())
 }

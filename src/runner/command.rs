@@ -282,13 +282,16 @@ pub(super) async fn supervise(
     };
     let pid = child.id().unwrap_or_default();
     let group = i32::try_from(pid).ok().and_then(Pid::from_raw);
+    // The start of the run's progress: on a terminal the display (with its elapsed time and
+    // the heartbeats from `watch`) in place of this line, elsewhere this line.
     tracing::info!(
+        target: "shipgate::progress::start",
         run_id,
         pid,
         command = %full,
         timeout_ms = settings.timeout.as_millis() as u64,
         application_name = %app_name,
-        "runner command started under the migration lock"
+        "running {shown} under the migration lock (pid {pid})"
     );
     let output = [
         child
@@ -301,7 +304,19 @@ pub(super) async fn supervise(
             .map(|o| tokio::spawn(stream(o, "stderr", runner, config.database.clone()))),
     ];
 
-    let ended = watch(&mut child, Some(&mut *backend), settings.timeout, interrupt).await;
+    let beats = Beats {
+        shown: &shown,
+        app: &app_name,
+        postgres,
+        started,
+    };
+    let ended = watch(
+        &mut child,
+        Some((&mut *backend, &beats)),
+        settings.timeout,
+        interrupt,
+    )
+    .await;
     let status = match &ended {
         Ended::Exited(status) => Some(*status),
         Ended::Signal(signal) => {
@@ -346,7 +361,7 @@ pub(super) async fn supervise(
         }
     }
     let exited = describe(status);
-    tracing::info!(pid, duration_ms = duration.as_millis() as u64, exit = %exited, "runner command ended");
+    tracing::info!(target: "shipgate::progress::end", pid, duration_ms = duration.as_millis() as u64, exit = %exited, "runner command ended");
 
     let fence = if postgres {
         fence(backend, &app_name, settings.fence_wait).await
@@ -556,11 +571,83 @@ async fn read_all(mut reader: impl AsyncRead + Unpin) -> (Vec<u8>, bool) {
     }
 }
 
+/// What a supervised child's heartbeat says: which command, since when, and (PostgreSQL)
+/// which of its sessions to look at.
+struct Beats<'a> {
+    /// The command as messages name it.
+    shown: &'a str,
+    /// The `application_name` of its sessions.
+    app: &'a str,
+    postgres: bool,
+    started: Instant,
+}
+
+impl Beats<'_> {
+    /// One heartbeat (target `shipgate::progress::beat`, which the terminal display shows in
+    /// place): the elapsed time and, on PostgreSQL, what a session of the child waits for,
+    /// read on the run's own connection, which is idle while the child runs.
+    async fn beat(&self, backend: &mut Backend) {
+        let waiting = if self.postgres {
+            match child_wait(backend, self.app).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::debug!(error = %e, "heartbeat: could not read what the runner command's sessions wait for");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let waiting_for = waiting.as_ref().map(|(_, w)| w.to_string());
+        let holder = waiting.as_ref().and_then(|(_, w)| w.holder.as_ref());
+        let suffix = waiting
+            .as_ref()
+            .map(|(pid, w)| format!(": its session pid {pid} is waiting for {w}"))
+            .unwrap_or_default();
+        let elapsed = self.started.elapsed();
+        tracing::info!(
+            target: "shipgate::progress::beat",
+            elapsed_ms = elapsed.as_millis() as u64,
+            waiting_for,
+            waiting_pid = waiting.as_ref().map(|(pid, _)| *pid),
+            blocking_pid = holder.map(|h| h.pid),
+            blocking_application = holder.and_then(|h| h.application.as_deref()),
+            blocking_state = holder.and_then(|h| h.state.as_deref()),
+            "still running {} ({}){suffix}",
+            self.shown,
+            migrate::human(elapsed)
+        );
+    }
+}
+
+/// The first of the child's sessions (`application_name` = `app`) that waits for a lock, and
+/// what it waits for (`Backend::wait_of`, as a migration's heartbeat reads it).
+async fn child_wait(
+    backend: &mut Backend,
+    app: &str,
+) -> Result<Option<(i64, migrate::heartbeat::Wait)>, DbError> {
+    // `app` is `shipgate-<digits>`: nothing in it needs quoting.
+    let sql = format!(
+        "SELECT CAST(pid AS TEXT) FROM pg_catalog.pg_stat_activity \
+         WHERE application_name = '{app}' AND datname = current_database() \
+         AND wait_event_type = 'Lock' ORDER BY pid LIMIT 1"
+    );
+    let rows = backend.rows(&sql).await?;
+    let Some(pid) = rows
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|p| p.parse::<i64>().ok())
+    else {
+        return Ok(None);
+    };
+    Ok(backend.wait_of(pid).await?.map(|w| (pid, w)))
+}
+
 /// Waits for the child, a signal, the timeout or (with a backend) a lost lock, checking the
-/// lock every few seconds.
+/// lock and beating (see [`Beats`]) every few seconds.
 async fn watch(
     child: &mut Child,
-    mut backend: Option<&mut Backend>,
+    mut backend: Option<(&mut Backend, &Beats<'_>)>,
     timeout: Duration,
     interrupt: &mut Interrupt,
 ) -> Ended {
@@ -577,10 +664,11 @@ async fn watch(
             () = tokio::time::sleep_until(next_check), if backend.is_some() => {
                 // Not raced with the child: a statement cut off mid-flight would leave the
                 // connection's protocol state unknown. It is bounded by io_timeout.
-                if let Some(backend) = backend.as_deref_mut() {
+                if let Some((backend, beats)) = backend.as_mut() {
                     if let Err(e) = backend.verify_lock().await {
                         return Ended::LockLost(e);
                     }
+                    beats.beat(backend).await;
                 }
                 next_check = tokio::time::Instant::now() + LOCK_CHECK_EVERY;
             }

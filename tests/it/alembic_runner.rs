@@ -704,11 +704,20 @@ fn history_names_the_release_that_applied_each_revision() {
     }
     let text = Run::wait(shipgate(&p, &db, &["history"], None));
     text.code(0).stdout_has(&[
-        &format!("run {run_id:<5} deploy deploy-42"),
+        "revision  message",
         "0006 ",
         "index orders.created_at concurrently",
         "applied outside a shipgate release",
     ]);
+    // One plain line per revision (stdout is a pipe): the run and deploy beside it.
+    let run_column = format!("  {run_id}  ");
+    assert!(
+        text.stdout
+            .lines()
+            .any(|l| l.contains(&run_column) && l.contains("deploy-42")),
+        "{}",
+        text.stdout
+    );
 
     db.exec("UPDATE alembic_version SET version_num = 'f00d'");
     let json = Run::wait(shipgate(&p, &db, &["history", "--json"], None))
@@ -717,7 +726,7 @@ fn history_names_the_release_that_applied_each_revision() {
     assert_eq!(json["unknown"], serde_json::json!(["f00d"]), "{json}");
     Run::wait(shipgate(&p, &db, &["history"], None))
         .code(0)
-        .stdout_has(&["f00d           unknown (in alembic_version, not in this build)"]);
+        .stdout_has(&["f00d ", "unknown (in alembic_version, not in this build)"]);
 }
 
 /// On SQLite and MariaDB (no Alembic run there: the version table made by hand) `status`

@@ -94,7 +94,7 @@ fn a_command_that_succeeds_is_recorded_and_runs_on_every_release(engine: Engine)
     let command = create_table_command(&db);
     let run = Run::wait(release(&p, &db, &command, &[]));
     run.code(0)
-        .stderr_has(&["runner command started", "release succeeded"]);
+        .stderr_has(&["under the migration lock (pid ", "release succeeded"]);
     assert!(db.table_exists("made"), "{run:?}");
     assert_eq!(runs(&db), [(Some("succeeded".into()), None)], "{run:?}");
 
@@ -596,5 +596,56 @@ fn status_reports_another_tool_s_history_table_and_the_last_runs() {
             .as_str()
             .is_some_and(|p| p.contains("prisma migrate resolve")),
         "{json}"
+    );
+}
+
+/// While the command runs, a heartbeat every 5 s gives the elapsed time and, on PostgreSQL,
+/// what a session of the command waits for, found by its application name: here a lock on
+/// `held` that a session of the test holds for 8 s.
+#[test]
+fn a_heartbeat_names_what_the_commands_session_waits_for() {
+    let db = Db::new(Engine::Postgres);
+    db.exec("CREATE TABLE held (id int)");
+    let p = Project::new();
+    let mut session = db.session();
+    session.exec("SET application_name = 'held-by-test'");
+    let pid = session.query("SELECT CAST(pg_backend_pid() AS TEXT)")[0][0]
+        .clone()
+        .expect("a pid");
+    session.exec("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE");
+    let command =
+        r#"sh -c 'psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qc "SELECT count(*) FROM held"'"#;
+    // The command's own lock_timeout (PGOPTIONS) outlasts the hold.
+    let mut cmd = release(&p, &db, command, &["--lock-timeout", "30s"]);
+    cmd.env("SHIPGATE_LOG_FORMAT", "json");
+    let started = Instant::now();
+    let child = spawn(&mut cmd);
+    std::thread::sleep(Duration::from_secs(8));
+    session.exec("COMMIT");
+    let run = finish_within(child, started, BOUND);
+    run.code(0);
+    let beats: Vec<serde_json::Value> = run
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("still running"))
+        })
+        .collect();
+    let beat = beats
+        .first()
+        .unwrap_or_else(|| panic!("no heartbeat: {run:?}"));
+    assert_eq!(beat["blocking_pid"].to_string(), pid, "{beat}");
+    assert_eq!(beat["blocking_application"], "held-by-test", "{beat}");
+    let message = beat["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("is waiting for a lock on held held by pid"),
+        "{message}"
+    );
+    assert!(
+        beat["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 4000),
+        "{beat}"
     );
 }

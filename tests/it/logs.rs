@@ -163,8 +163,14 @@ fn on_a_terminal(p: &Project, db: &Db, args: &str, env: &[(&str, &str)]) -> Stri
         env!("CARGO_BIN_EXE_shipgate"),
         out.display()
     );
+    in_a_terminal(p, db, &line, env)
+}
+
+/// Runs the shell command `line` in a pseudo-terminal (util-linux `script`) with the
+/// project's environment; returns what reached the terminal.
+fn in_a_terminal(p: &Project, db: &Db, line: &str, env: &[(&str, &str)]) -> String {
     let mut cmd = std::process::Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"])
+    cmd.args(["-qec", line, "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("TERM", "xterm")
@@ -317,4 +323,61 @@ fn coloured(text: &str) -> bool {
             .unwrap_or(rest.len());
         rest[end..].starts_with('m')
     })
+}
+
+/// `history` on a terminal is a ruled table fitted to the terminal's width (a long name wraps
+/// inside its column, a version or a time never does); in a pipe it is plain aligned columns, one line per migration.
+#[test]
+fn history_is_a_table_fitted_to_the_terminal_and_plain_columns_in_a_pipe() {
+    let db = Db::new(Engine::Postgres);
+    let p = Project::with_users();
+    let long = "backfill_the_customer_billing_addresses_from_the_legacy_table";
+    p.write(&format!("2_{long}.up.sql"), "SELECT 1;\n");
+    p.run(&db, &["up"]).code(0);
+
+    let line = format!(
+        "stty cols 100 rows 30; {} history -q --color never",
+        env!("CARGO_BIN_EXE_shipgate")
+    );
+    let shown = screen(&in_a_terminal(&p, &db, &line, &[]));
+    let table: Vec<&String> = shown.iter().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        table
+            .iter()
+            .any(|l| l.contains("version") && l.contains("name")),
+        "no header: {shown:#?}"
+    );
+    assert!(
+        table.iter().any(|l| l.contains('─')),
+        "no rules: {shown:#?}"
+    );
+    for l in &table {
+        assert!(
+            l.chars().count() <= 100,
+            "wider than the terminal: {l:?} in {shown:#?}"
+        );
+    }
+    assert!(
+        !shown.iter().any(|l| l.contains(long)) && shown.iter().any(|l| l.contains(" backfill_")),
+        "the long name did not wrap inside its column: {shown:#?}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.contains(" 2026-") && l.contains("Z ")),
+        "a time was cut: {shown:#?}"
+    );
+
+    // A pipe: no rules, one line per migration with its whole name.
+    let piped = p.run(&db, &["history"]);
+    piped.code(0);
+    assert!(!piped.stdout.contains('─'), "{piped:?}");
+    let lines: Vec<&str> = piped.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{piped:?}");
+    assert!(lines[0].starts_with("version  name"), "{piped:?}");
+    assert!(lines[1].starts_with("1        users"), "{piped:?}");
+    assert!(
+        lines[2].contains(long) && lines[2].contains("applied"),
+        "{piped:?}"
+    );
 }

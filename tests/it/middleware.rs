@@ -12,7 +12,8 @@ use axum::Router;
 
 use crate::support::{connect, http_get, read_response};
 
-/// Serves a router with `/slow` (sleeps 30 s), `/panic` and `/ok` through `http::serve` with a
+/// Serves a router with `/slow` (sleeps 30 s), `/panic`, `/ok` and `/echo` (reads the body,
+/// answers its length) through `http::serve` with a
 /// 300 ms request timeout, on a runtime of its own; returns the port.
 fn serve_test_router() -> u16 {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -45,7 +46,11 @@ fn serve_test_router() -> u16 {
                         "unreachable"
                     }),
                 )
-                .route("/ok", get(|| async { "ok" }));
+                .route("/ok", get(|| async { "ok" }))
+                .route(
+                    "/echo",
+                    axum::routing::post(|body: String| async move { body.len().to_string() }),
+                );
             shipgate::http::serve(
                 listener,
                 app,
@@ -120,4 +125,38 @@ fn a_declared_body_over_the_limit_gets_a_json_413_before_routing() {
     .expect("write the request");
     let response = read_response(&mut stream).expect("read the answer");
     assert_eq!(response.status, 405, "{response:?}");
+}
+
+/// A body sent in chunks declares no length: the limit stops it while it is read, and the
+/// refusal is the same JSON 413; a small chunked body is read whole.
+#[test]
+fn a_chunked_body_over_the_limit_gets_a_json_413_while_it_is_read() {
+    let port = serve_test_router();
+    let chunked = |size: usize| {
+        let mut stream = connect(port).expect("connect");
+        write!(
+            stream,
+            "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .expect("write the head");
+        let chunk = "y".repeat(1024);
+        for _ in 0..size / 1024 {
+            // The server may answer and close before the last chunk: later writes may fail.
+            if write!(stream, "400\r\n{chunk}\r\n").is_err() {
+                break;
+            }
+        }
+        let _ = write!(stream, "0\r\n\r\n");
+        read_response(&mut stream).expect("read the answer")
+    };
+    let response = chunked(shipgate::http::BODY_LIMIT + 4096);
+    assert_eq!(response.status, 413, "{response:?}");
+    assert_eq!(
+        response.json()["error"],
+        "request body too large",
+        "{response:?}"
+    );
+    let response = chunked(2048);
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, "2048", "{response:?}");
 }

@@ -362,6 +362,28 @@ fn a_blocker_that_stays_fails_the_release_within_the_lock_wait_naming_it() {
     .stderr_has(&["lock timeout"]);
 }
 
+/// `down` looks before locking too: a revert that needs the lock an idle reader is in the way
+/// of waits for it and, when it stays, fails naming it with the migration still applied.
+#[test]
+fn a_revert_waits_for_the_blocker_too() {
+    let (db, p) = email_pending(Engine::Postgres);
+    p.write("2_email.down.sql", "ALTER TABLE users DROP COLUMN email;\n");
+    p.run(&db, &["up"]).code(0);
+    let (_session, pid) = db.idle_reader_of_users();
+    let cmd = p.command(
+        Some(&db),
+        &["down", "--steps", "1", "--yes", "--lock-wait", "2s"],
+    );
+    Run::wait_within(cmd, Duration::from_secs(20))
+        .code(4)
+        .stderr_has(&[
+            "2_email.down.sql",
+            &format!("held by pid {pid} (held-by-test"),
+            "nothing of it ran",
+        ]);
+    assert_eq!(db.versions(), [1, 2]);
+}
+
 /// A young, busy holder (within `blocker_grace`) is left to lock_timeout: no wait, no line.
 #[test]
 fn a_holder_within_the_grace_is_left_to_the_lock_timeout() {

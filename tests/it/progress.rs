@@ -49,6 +49,31 @@ fn each_migration_has_a_start_and_an_end_line_counting_n_of_m(engine: Engine) {
     // stdout (a pipe here) keeps its lines for scripts, durations in the one human format.
     run.stdout_has(&["applied 2 orders (", "applied 2 migration(s) in "]);
     assert!(!run.stdout.contains(" ms)"), "{run:?}");
+
+    // `down` has the same lines, newest first: `reverting 1/2 2 orders` … `reverted 2/2 1 users`.
+    p.write("2_orders.down.sql", "DROP TABLE orders;\n");
+    p.write("1_users.down.sql", "DROP TABLE users;\n");
+    let mut cmd = p.command(Some(&db), &["down", "--to", "0", "--yes"]);
+    cmd.env("SHIPGATE_LOG_FORMAT", "json");
+    let run = Run::wait(cmd);
+    run.code(0);
+    let lines = run.log_lines();
+    let of = |target: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["target"] == target)
+            .map(|l| l["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        of("shipgate::progress::start"),
+        ["reverting 1/2 2 orders", "reverting 2/2 1 users"],
+        "{run:?}"
+    );
+    let ends = of("shipgate::progress::end");
+    assert_eq!(ends.len(), 2, "{run:?}");
+    assert!(ends[0].starts_with("reverted 1/2 2 orders in "), "{run:?}");
+    assert!(ends[1].starts_with("reverted 2/2 1 users in "), "{run:?}");
 }
 
 /// The first heartbeat line of a run with JSON logs.

@@ -164,6 +164,9 @@ fn a_statement_by_statement_revert_retries_the_statement_that_hit_the_lock_timeo
             "1s",
             "--lock-retries",
             "3",
+            // The retry itself: the blocker check would wait for the idle holder first.
+            "--blocker-check",
+            "false",
         ],
     );
     let run = Run::wait_within(cmd, Duration::from_secs(30));

@@ -209,7 +209,7 @@ fn the_status_page_renders_in_a_browser_when_normal_pending_in_progress_and_dirt
     // Pending: a new file in the build.
     p.write(
         "3_teams.up.sql",
-        "-- shipgate:no-transaction\nCREATE TABLE teams (id bigint PRIMARY KEY);\nSELECT pg_sleep(15);\n",
+        "-- shipgate:no-transaction\nCREATE TABLE teams (id bigint PRIMARY KEY);\nSELECT pg_sleep(30);\n",
     );
     let service = open_service(&p, &db, &["serve"]);
     wait_read(&service);
@@ -225,7 +225,8 @@ fn the_status_page_renders_in_a_browser_when_normal_pending_in_progress_and_dirt
     screenshot(&service, profile.path(), shots.path(), "pending");
     drop(service);
 
-    // In progress: `release --serve` sits in the second statement of migration 3.
+    // In progress: `release --serve` sits in the second statement of migration 3 (30 s: time
+    // for a browser to start on a loaded machine while it still runs).
     let mut cmd = p.platform_command(&db, &["release", "--serve"]);
     cmd.env_remove("SHIPGATE_STATUS_TOKEN")
         .env("RAILWAY_DEPLOYMENT_ID", "dep-slow");
@@ -246,7 +247,7 @@ fn the_status_page_renders_in_a_browser_when_normal_pending_in_progress_and_dirt
     assert_eq!(text_of(&page, "current-migration"), "3 teams", "{page}");
     assert_eq!(
         text_of(&page, "current-statement"),
-        "SELECT pg_sleep(15)",
+        "SELECT pg_sleep(30)",
         "{page}"
     );
     let database = text_of(&page, "dirty-list");
@@ -263,7 +264,7 @@ fn the_status_page_renders_in_a_browser_when_normal_pending_in_progress_and_dirt
     let lock = text_of(&page, "lock-holder");
     assert!(lock.contains("shipgate"), "{lock}");
     screenshot(&service, profile.path(), shots.path(), "in-progress");
-    service.wait(Duration::from_secs(40)).code(0);
+    service.wait(Duration::from_secs(60)).code(0);
 
     // Dirty: a no-transaction file failed part-way; its error carries markup.
     p.write("4_audit.up.sql", BROKEN);

@@ -14,6 +14,7 @@ use crate::config::{DeployInfo, EngineSettings};
 use crate::engine::Engine;
 use crate::migrate::backend::{Audit, Backend, DbError, HeldLock, Timeouts};
 use crate::migrate::heartbeat::{self, Wait};
+use crate::migrate::source::Script;
 use crate::migrate::split::Statement;
 use crate::migrate::{human, Error, Interrupt, Stage, Version};
 use crate::pglock::{self, TableLock};
@@ -165,6 +166,53 @@ pub(super) async fn clear(
             Ok(()) => {}
             Err(Error::Interrupted(signal, _)) => return Err(Error::Interrupted(signal, stage)),
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Look before locking, before anything of `script` (migration `version`'s `file`, up or
+/// down) runs: the tables of all its statements when it runs in one transaction (which keeps
+/// every lock it takes), of its first statement when it runs statement by statement
+/// (`untracked`; the later ones are looked at by [`before_statement`]). Nothing has run when
+/// this fails.
+pub(super) async fn before_file(
+    backend: &mut Backend,
+    (version, file): (&Version, &str),
+    script: &Script,
+    untracked: bool,
+    settings: &EngineSettings,
+    interrupt: &mut Interrupt,
+) -> Result<(), Error> {
+    let all = backend.statements(script);
+    let first = if untracked { 1 } else { all.len() };
+    let locks = strong_locks(backend, settings, all.iter().take(first));
+    match clear(backend, &locks, settings, interrupt, Stage::Waiting).await? {
+        Ok(()) => Ok(()),
+        Err(blocked) => Err(blocked.error(version, file, None)),
+    }
+}
+
+/// Look before locking before statement `i` of `total` of a file run statement by statement
+/// (the first was looked at by [`before_file`]). When the wait runs out, the migration's row
+/// records the stop (`failed`: the statements before it committed) and the error is returned.
+pub(super) async fn before_statement(
+    backend: &mut Backend,
+    (version, file): (&Version, &str),
+    statement: &Statement,
+    (i, total): (usize, usize),
+    settings: &EngineSettings,
+    interrupt: &mut Interrupt,
+) -> Result<(), Error> {
+    if i == 0 {
+        return Ok(());
+    }
+    let locks = strong_locks(backend, settings, [statement]);
+    match clear(backend, &locks, settings, interrupt, Stage::Running).await? {
+        Ok(()) => Ok(()),
+        Err(blocked) => {
+            let error = blocked.error(version, file, Some((i, total)));
+            super::record_stop(backend, version, &error.to_string()).await;
+            Err(error)
         }
     }
 }
