@@ -177,6 +177,30 @@ pub struct Global {
     )]
     pub io_timeout: Option<String>,
 
+    /// Before a statement that takes a strong lock on an existing table (PostgreSQL), look for
+    /// sessions holding a conflicting lock on it and wait (up to lock_wait) for those past
+    /// blocker_grace or idle in transaction to go, naming them [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_BLOCKER_CHECK",
+        value_name = "BOOL",
+        help_heading = "Global options: waits and timeouts"
+    )]
+    pub blocker_check: Option<String>,
+
+    /// How long a session may hold a conflicting lock (its transaction's age) before the
+    /// blocker check waits for it; an idle-in-transaction session is waited for at once
+    /// [default: 5s]
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPGATE_BLOCKER_GRACE",
+        value_name = "DURATION",
+        help_heading = "Global options: waits and timeouts"
+    )]
+    pub blocker_grace: Option<String>,
+
     /// Prefix of shipgate's tables: <prefix>_migrations, _runs, _audit [default: shipgate]
     #[arg(
         long,

@@ -305,6 +305,12 @@ pub struct EngineSettings {
     pub schema: Option<String>,
     /// SQL run on every connection right after it opens.
     pub session_init: Option<String>,
+    /// Look for sessions holding a conflicting lock before a statement that takes a strong
+    /// lock on an existing table (PostgreSQL), and wait for them (`blocker_check`).
+    pub blocker_check: bool,
+    /// A conflicting holder whose transaction is younger than this (and not idle in
+    /// transaction) is left to `lock_timeout` (`blocker_grace`).
+    pub blocker_grace: Duration,
     /// The command only reads (status, history, check, dry runs): a SQLite database file that
     /// does not exist is read as an empty database instead of being created.
     pub read_only: bool,
@@ -876,6 +882,10 @@ struct Layer {
     #[serde(skip_serializing_if = "Option::is_none")]
     io_timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    blocker_check: Option<LooseBool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocker_grace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     table_prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     schema: Option<String>,
@@ -1064,6 +1074,8 @@ const KEYS: &[(&str, &str, &str)] = &[
         "SHIPGATE_STATEMENT_TIMEOUT",
     ),
     ("io_timeout", "--io-timeout", "SHIPGATE_IO_TIMEOUT"),
+    ("blocker_check", "--blocker-check", "SHIPGATE_BLOCKER_CHECK"),
+    ("blocker_grace", "--blocker-grace", "SHIPGATE_BLOCKER_GRACE"),
     ("table_prefix", "--table-prefix", "SHIPGATE_TABLE_PREFIX"),
     ("schema", "--schema", "SHIPGATE_SCHEMA"),
     ("strict", "--strict", "SHIPGATE_STRICT"),
@@ -1214,6 +1226,8 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         lock_retries: given(&global.lock_retries).map(LooseU32::Text),
         statement_timeout: given(&global.statement_timeout),
         io_timeout: given(&global.io_timeout),
+        blocker_check: given(&global.blocker_check).map(LooseBool::Text),
+        blocker_grace: given(&global.blocker_grace),
         table_prefix: given(&global.table_prefix),
         schema: given(&global.schema),
         strict: given(&global.strict).map(LooseBool::Text),
@@ -1418,6 +1432,14 @@ pub fn load(global: &Global, matches: &ArgMatches) -> Result<Config, ConfigError
         table_prefix,
         schema,
         session_init: layer.session_init.clone().filter(|s| !s.trim().is_empty()),
+        // On unless turned off.
+        blocker_check: layer.blocker_check.is_none()
+            || boolean("blocker_check", &layer.blocker_check)?,
+        blocker_grace: duration(
+            "blocker_grace",
+            layer.blocker_grace.as_ref(),
+            Duration::from_secs(5),
+        )?,
         read_only: false,
         transaction_mode,
     };

@@ -82,7 +82,7 @@ pub fn exit_for(e: &migrate::Error) -> Exit {
         E::Refused(_) => Exit::Invalid,
         E::Config { .. } => Exit::Usage,
         E::Unreachable { .. } => Exit::Unreachable,
-        E::LockTimeout { .. } => Exit::LockTimeout,
+        E::LockTimeout { .. } | E::BlockedBy { .. } => Exit::LockTimeout,
         E::Failed { .. }
         | E::RepeatableFailed { .. }
         | E::RevertFailed { .. }

@@ -36,6 +36,7 @@ pub mod http;
 pub mod lint;
 pub mod migrate;
 pub mod notify;
+pub mod pglock;
 pub mod retry;
 pub mod runner;
 pub mod status;

@@ -56,6 +56,9 @@ pub struct Snapshot {
     pub lock_holder: Option<LockHolder>,
     /// The newest `shipgate_runs` row, from any process.
     pub last_run: Option<RunRow>,
+    /// PostgreSQL's INVALID indexes (`schema.name`): a failed or killed
+    /// `CREATE INDEX CONCURRENTLY` left them; readiness warns about them without failing.
+    pub invalid_indexes: Vec<String>,
     /// When this snapshot was taken (RFC 3339).
     pub refreshed_at: Option<String>,
     /// The last drift check (runner `sql`; every [`DRIFT_EVERY`]), `None` before the first or
@@ -105,6 +108,7 @@ impl Snapshot {
             build,
             lock_holder: None,
             last_run: None,
+            invalid_indexes: Vec::new(),
             refreshed_at: None,
             drift: None,
             recent_runs: Vec::new(),
@@ -400,6 +404,7 @@ async fn refresh_loop(
                 snap.error = None;
                 snap.lock_holder = rows.lock_holder;
                 snap.last_run = rows.last_run;
+                snap.invalid_indexes = rows.invalid_indexes;
                 snap.recent_runs = rows.recent_runs;
             }
             Err(e) => {

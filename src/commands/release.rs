@@ -373,6 +373,8 @@ fn next_step(e: &runner::Error) -> &'static str {
         E::Config { .. } => "fix DATABASE_URL or the connection settings; nothing was applied",
         E::Unreachable { .. } => "check DATABASE_URL and that the database accepts connections from this service, then deploy again",
         E::LockTimeout { .. } => "another release holds the migration lock (holder above): let it finish or stop it, then deploy again",
+        E::BlockedBy { statements: None, .. } => "end the session named above (or let it finish), then deploy again; nothing of that migration ran",
+        E::BlockedBy { .. } => "end the session named above, then `shipgate repair` the dirty migration and deploy again",
         e if e.connection_lost() => "check the database and the network between it and this service, then deploy again; the next release sees what committed",
         E::Failed { statements: None, .. } => "fix the failing migration and deploy again; its transaction was rolled back",
         E::Failed { .. } => "inspect the database, then `shipgate repair` the dirty migration and deploy again",

@@ -29,10 +29,15 @@ pub async fn status(
         let (version, holder) = server_and_holder(&mut backend).await?;
         let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
         let drift = drift_report(&mut backend, plan.current.as_ref(), config).await;
-        Ok::<_, migrate::Error>((version, plan, holder, drift))
+        let invalid = backend
+            .invalid_indexes()
+            .await
+            .map_err(migrate::Error::db("reading INVALID indexes"))?;
+        Ok::<_, migrate::Error>((version, plan, holder, drift, invalid))
     }
     .await;
-    let (server_version, plan, lock_holder, drift) = finish(backend, result).await?;
+    let (server_version, plan, lock_holder, drift, invalid_indexes) =
+        finish(backend, result).await?;
     // A `running` row while the lock is held is a live run's migration in progress, not a
     // crash: it blocks nothing (the next run waits for the lock, then sees the outcome).
     let in_progress: Vec<_> = plan
@@ -68,6 +73,7 @@ pub async fn status(
             "in_progress": in_progress,
             "problems": blockers.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "drift": drift,
+            "invalid_indexes": invalid_indexes,
         }));
     } else {
         out(format!(
@@ -137,6 +143,11 @@ pub async fn status(
             for d in &drift.differences {
                 out(format!("  drift       {d}"));
             }
+        }
+        for i in &invalid_indexes {
+            out(format!(
+                "warning: INVALID index {i} (a failed or interrupted CREATE INDEX CONCURRENTLY; the next release of its file drops and rebuilds it)"
+            ));
         }
     }
     if args.exit_code {

@@ -48,6 +48,17 @@ pub async fn ready(State(state): State<Shared>) -> impl IntoResponse {
         )
     };
     body[key] = current;
+    // An INVALID index slows nothing down and the next release of its file rebuilds it: a
+    // warning for whoever looks, not a reason to take the instance out of rotation.
+    if !snapshot.invalid_indexes.is_empty() {
+        body["warnings"] = json!(snapshot
+            .invalid_indexes
+            .iter()
+            .map(|i| format!(
+                "INVALID index {i} (a failed or interrupted CREATE INDEX CONCURRENTLY)"
+            ))
+            .collect::<Vec<_>>());
+    }
     (status, [(header::CONTENT_TYPE, HEALTH_JSON)], Json(body))
 }
 

@@ -22,6 +22,8 @@ use super::{adopt, lock, Error, Interrupt, Stage};
 use crate::config::{DatabaseUrl, DeployInfo, EngineSettings, TransactionMode};
 use crate::retry::Backoff;
 
+mod guard;
+
 const CONNECT_BACKOFF_START: Duration = Duration::from_millis(250);
 const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_ATTEMPT_MAX: Duration = Duration::from_secs(10);
@@ -962,6 +964,22 @@ async fn apply_all(
 ) -> Result<(), Error> {
     // The plan made under the lock may differ from the one checked before it.
     refuse_outside_transaction(backend, set, plan)?;
+    // Look before locking for every file before the one transaction begins: inside it, a wait
+    // for a session in the way would hold every lock the earlier migrations took.
+    for entry in &plan.pending {
+        if let Some(m) = set.get(&entry.version) {
+            let file = m.up.path.display().to_string();
+            guard::before_file(
+                backend,
+                (&m.version, &file),
+                &m.up,
+                false,
+                settings,
+                interrupt,
+            )
+            .await?;
+        }
+    }
     let of = plan.pending.len() + plan.pending_repeatables.len();
     let mut attempt = 0;
     let mut delays = LOCK_RETRY_BACKOFF.delays();
@@ -1287,6 +1305,7 @@ impl Step<'_> {
             blocking_state = holder.and_then(|h| h.state.as_deref()),
             blocking_state_ms = holder.and_then(|h| h.state_ms),
             blocking_xact_ms = holder.and_then(|h| h.xact_ms),
+            holder_source = beat.wait.as_ref().and_then(|w| w.via),
             "still {} {} ({}){suffix}",
             self.verb.doing(),
             self.what(),
@@ -1385,17 +1404,18 @@ async fn apply_one(
     };
     let t = timeouts(&m.up, settings);
     let file = m.up.path.display().to_string();
-    if m.up.directives.no_transaction || !backend.atomic(&m.up) {
-        return apply_untracked(
-            backend,
-            m,
-            &record,
-            t,
-            settings.lock_retries,
-            interrupt,
-            progress,
-        )
-        .await;
+    let untracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
+    guard::before_file(
+        backend,
+        (&m.version, &file),
+        &m.up,
+        untracked,
+        settings,
+        interrupt,
+    )
+    .await?;
+    if untracked {
+        return apply_untracked(backend, m, &record, t, settings, interrupt, progress).await;
     }
     let result = retrying(
         backend,
@@ -1561,10 +1581,11 @@ async fn apply_untracked(
     m: &Migration,
     record: &Record<'_>,
     t: Timeouts,
-    lock_retries: u32,
+    settings: &EngineSettings,
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<u32, Error> {
+    let lock_retries = settings.lock_retries;
     let file = m.up.path.display().to_string();
     backend
         .verify_lock()
@@ -1598,6 +1619,16 @@ async fn apply_untracked(
                 c.statement = Some(CurrentStatement::new(i + 1, statement.line, &statement.sql));
             }
         });
+        guard::before_statement(
+            backend,
+            (&m.version, &file),
+            statement,
+            (i, total),
+            settings,
+            interrupt,
+        )
+        .await?;
+        let build = guard::concurrent_build(backend, &statement.sql);
         match exec_step(
             backend,
             (&m.version, i),
@@ -1605,6 +1636,7 @@ async fn apply_untracked(
             t,
             lock_retries,
             interrupt,
+            build.as_ref().map(|b| (b, record.deploy)),
         )
         .await?
         {
@@ -1655,6 +1687,7 @@ async fn apply_untracked(
 /// timeout (see [`retrying`]), and records in history that it committed.
 /// `Ok(Ok(retries))` when it committed, `Ok(Err(_))` with the database's error when it failed,
 /// `Err` when a signal interrupted it or the progress could not be recorded.
+#[allow(clippy::too_many_arguments)]
 async fn exec_step(
     backend: &mut Backend,
     (version, index): (&Version, usize),
@@ -1662,13 +1695,20 @@ async fn exec_step(
     t: Timeouts,
     lock_retries: u32,
     interrupt: &mut Interrupt,
+    build: Option<(&crate::pglock::ConcurrentIndex, &DeployInfo)>,
 ) -> Result<Result<u32, DbError>, Error> {
     let done = retrying(
         backend,
         lock_retries,
         interrupt,
         Attempt::Statement(What::Migration(version), index),
-        async |b: &mut Backend| b.exec_statement(sql, t).await,
+        async |b: &mut Backend| {
+            // In every attempt: one that hit the lock timeout leaves its own INVALID index.
+            if let Some((build, deploy)) = build {
+                guard::drop_invalid_in_the_way(b, build, (version, index), t, deploy).await?;
+            }
+            b.exec_statement(sql, t).await
+        },
     )
     .await?;
     if done.is_ok() {
@@ -2042,7 +2082,17 @@ async fn revert_one(
         after: Some("reverted".into()),
         deploy,
     };
-    if script.directives.no_transaction || !backend.atomic(script) {
+    let untracked = script.directives.no_transaction || !backend.atomic(script);
+    guard::before_file(
+        backend,
+        (&m.version, &file),
+        script,
+        untracked,
+        settings,
+        interrupt,
+    )
+    .await?;
+    if untracked {
         backend
             .verify_lock()
             .await
@@ -2069,6 +2119,17 @@ async fn revert_one(
         let statements = backend.statements(script).to_vec();
         let total = statements.len();
         for (i, statement) in statements.iter().enumerate() {
+            let at = (i, total);
+            guard::before_statement(
+                backend,
+                (&m.version, &file),
+                statement,
+                at,
+                settings,
+                interrupt,
+            )
+            .await?;
+            let build = guard::concurrent_build(backend, &statement.sql);
             let step = exec_step(
                 backend,
                 (&m.version, i),
@@ -2076,6 +2137,7 @@ async fn revert_one(
                 t,
                 settings.lock_retries,
                 interrupt,
+                build.as_ref().map(|b| (b, deploy)),
             );
             if let Err(error) = step.await? {
                 let message = format!(

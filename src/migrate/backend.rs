@@ -333,6 +333,17 @@ pub struct RepeatableRecord<'a> {
     pub deploy: &'a DeployInfo,
 }
 
+/// A lock another session holds on a table a statement is about to lock.
+#[derive(Debug, Clone)]
+pub struct HeldLock {
+    /// The table, as the statement names it, and the mode the statement takes.
+    pub table: crate::pglock::TableLock,
+    /// The mode the other session holds.
+    pub held: crate::pglock::Mode,
+    /// Who holds it.
+    pub holder: super::heartbeat::Holder,
+}
+
 /// One audit row: baseline, repair, accept-checksum, down.
 #[derive(Debug, Clone)]
 pub struct Audit<'a> {
@@ -391,6 +402,9 @@ pub struct StatusRows {
     pub lock_holder: Option<LockHolder>,
     /// Alembic's version table's rows, sorted, when they were asked for.
     pub alembic: Option<Vec<String>>,
+    /// PostgreSQL's INVALID indexes (`schema.name`), left by failed or killed
+    /// `CREATE INDEX CONCURRENTLY` builds.
+    pub invalid_indexes: Vec<String>,
 }
 
 /// How a run ended, as stored in `shipgate_runs.outcome`.
@@ -1036,10 +1050,124 @@ impl Backend {
             }
             Dialect::Mysql => {
                 let rows = self.rows(&mysql::wait_sql(session)).await?;
-                Ok(first(&rows).and_then(mysql::wait_from))
+                let Some(wait) = first(&rows).and_then(mysql::wait_from) else {
+                    return Ok(None);
+                };
+                // The best source this server has: an instrumentation that is off or absent
+                // fails its statement, and the next source is asked.
+                for (via, sql) in mysql::holder_sqls(session) {
+                    match self.rows(&sql).await {
+                        Ok(rows) => {
+                            if let Some(row) = rows.first() {
+                                return Ok(Some(mysql::with_holder(wait, via, row)));
+                            }
+                            if via == super::heartbeat::OPEN_TRANSACTIONS {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind == ErrorKind::Connection => return Err(e),
+                        Err(e) => {
+                            tracing::debug!(source = via, error = %e, "heartbeat: this source of lock holders is not available")
+                        }
+                    }
+                }
+                Ok(Some(wait))
             }
             Dialect::Sqlite => Ok(None),
         }
+    }
+
+    /// The INVALID indexes of the database (`pg_index.indisvalid = false`), as `schema.name`:
+    /// what a failed or killed `CREATE INDEX CONCURRENTLY` leaves behind. Empty on the other
+    /// engines, which have no such state.
+    pub async fn invalid_indexes(&mut self) -> Result<Vec<String>, DbError> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows(postgres::INVALID_INDEXES_SQL).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+
+    /// The INVALID index (schema, name) that `index`'s statement would find in its way: of its
+    /// name, in the schema its table resolves to, and not being built by another session.
+    pub async fn invalid_index(
+        &mut self,
+        index: &crate::pglock::ConcurrentIndex,
+    ) -> Result<Option<(String, String)>, DbError> {
+        let table = crate::pglock::TableLock {
+            schema: index.schema.clone(),
+            name: index.table.clone(),
+            mode: crate::pglock::Mode::ShareUpdateExclusive,
+        };
+        let sql = postgres::invalid_index_sql(&table.regclass_text(), &index.name);
+        let rows = self.rows(&sql).await?;
+        Ok(rows.into_iter().next().and_then(|r| {
+            let mut r = r.into_iter();
+            Some((r.next().flatten()?, r.next().flatten()?))
+        }))
+    }
+
+    /// `DROP INDEX CONCURRENTLY schema.name`, under the migration's bounds (outside a
+    /// transaction, as the statement requires).
+    pub async fn drop_index_concurrently(
+        &mut self,
+        schema: &str,
+        name: &str,
+        timeouts: Timeouts,
+    ) -> Result<(), DbError> {
+        let sql = format!(
+            "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
+            crate::pglock::ident(schema),
+            crate::pglock::ident(name)
+        );
+        self.exec_statement(&sql, timeouts).await
+    }
+
+    /// The other sessions holding a granted lock on any of `tables` (an index counts as its
+    /// table; a table that does not exist has none), a cheap statement and, when it finds
+    /// any, a second that names them: each with the table as
+    /// `tables` names it, the mode held and who holds it. PostgreSQL only.
+    pub async fn lock_holders(
+        &mut self,
+        tables: &[crate::pglock::TableLock],
+    ) -> Result<Vec<HeldLock>, DbError> {
+        if self.dialect != Dialect::Postgres || tables.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = tables.iter().map(|t| t.regclass_text()).collect();
+        // Nobody else on these tables (the usual case): one cheap statement and done.
+        if self
+            .rows(&postgres::any_holder_sql(&names))
+            .await?
+            .is_empty()
+        {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows(&postgres::holders_sql(&names)).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let get = |i: usize| row.get(i).cloned().flatten();
+                let ms = |i: usize| get(i).and_then(|v| v.parse::<u64>().ok());
+                let name = get(0)?;
+                let table = tables.iter().find(|t| t.regclass_text() == name)?.clone();
+                Some(HeldLock {
+                    table,
+                    held: crate::pglock::Mode::from_pg_locks(&get(2)?)?,
+                    holder: super::heartbeat::Holder {
+                        pid: get(1)?.parse().ok()?,
+                        application: get(3),
+                        client: get(4),
+                        state: get(5),
+                        state_ms: ms(6),
+                        xact_ms: ms(7),
+                    },
+                })
+            })
+            .collect())
     }
 
     /// Tries once to take the migration lock. On PostgreSQL a connection that turns out to be
@@ -1944,7 +2072,15 @@ impl Backend {
             d.str("app_version"),
             self.tables.repeatables
         );
-        let sql = format!("{history} UNION ALL {run}{holder}{repeatables}{extra}");
+        // INVALID indexes ride in the same statement: no extra round trip for the refresher.
+        let invalid = match d {
+            Dialect::Postgres => format!(
+                " UNION ALL SELECT 'i', invalid.*, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM ({}) invalid",
+                postgres::INVALID_INDEXES_SQL
+            ),
+            _ => String::new(),
+        };
+        let sql = format!("{history} UNION ALL {run}{holder}{repeatables}{invalid}{extra}");
         let mut whole = true;
         let rows = match self.rows(&sql).await {
             Ok(rows) => rows,
@@ -1990,6 +2126,7 @@ impl Backend {
                 Some("s") => out.last_success = Some(run_row(&r[1..])),
                 Some("d") => out.last_down = Some(run_row(&r[1..])),
                 Some("a") => out.alembic.get_or_insert_with(Vec::new).extend(get(1)),
+                Some("i") => out.invalid_indexes.extend(get(1)),
                 Some("l") => {
                     out.lock_holder = Some(LockHolder {
                         pid: get(1).and_then(|p| p.parse().ok()),

@@ -32,10 +32,22 @@ pub struct Wait {
     pub lock: Option<String>,
     /// The session holding it, when the server names one.
     pub holder: Option<Holder>,
-    /// What the server says the statement is doing, when it names no holder (MySQL's
-    /// processlist state, e.g. `Waiting for table metadata lock`).
+    /// What the server says the statement is doing (MySQL's processlist state, e.g.
+    /// `Waiting for table metadata lock`).
     pub state: Option<String>,
+    /// Where the holder was read (MySQL: [`METADATA_LOCKS`], or [`OPEN_TRANSACTIONS`] when no
+    /// metadata lock instrumentation is available: then `holder` is the oldest open transaction
+    /// on the database, the likely holder, not a certain one). `None` on PostgreSQL, whose
+    /// `pg_blocking_pids` is certain.
+    pub via: Option<&'static str>,
 }
+
+/// MySQL's metadata lock instrumentation (`performance_schema.metadata_locks`): the session
+/// holding the lock the statement waits for.
+pub const METADATA_LOCKS: &str = "performance_schema.metadata_locks";
+/// Without it (MariaDB's default): `information_schema.INNODB_TRX` and the processlist, the
+/// oldest open transaction of another session on the same database.
+pub const OPEN_TRANSACTIONS: &str = "information_schema.INNODB_TRX";
 
 /// The session a statement waits for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -55,14 +67,27 @@ pub struct Holder {
 }
 
 impl std::fmt::Display for Wait {
-    /// `a lock on users held by pid 4242 (app, idle in transaction for 3m12s)`.
+    /// `a lock on users held by pid 4242 (app, idle in transaction for 3m12s)`; with only a
+    /// likely holder (MySQL without instrumentation): `a lock (Waiting for table metadata
+    /// lock); the oldest open transaction on this database: pid 12 (…)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.lock {
             Some(lock) => write!(f, "a lock on {lock}")?,
             None => write!(f, "a lock")?,
         }
         if let Some(h) = &self.holder {
-            write!(f, " held by pid {}", h.pid)?;
+            if self.via == Some(OPEN_TRANSACTIONS) {
+                if let Some(state) = &self.state {
+                    write!(f, " ({state})")?;
+                }
+                write!(
+                    f,
+                    "; the oldest open transaction on this database: pid {}",
+                    h.pid
+                )?;
+            } else {
+                write!(f, " held by pid {}", h.pid)?;
+            }
             let mut about = Vec::new();
             if let Some(app) = h.application.as_deref().filter(|a| !a.is_empty()) {
                 about.push(app.to_owned());
@@ -216,6 +241,7 @@ mod tests {
                     lock: Some("users".into()),
                     holder: Some(holder.clone()),
                     state: None,
+                    via: None,
                 },
                 "a lock on users held by pid 4242 (app, idle in transaction for 3m12s)",
             ),
@@ -225,9 +251,10 @@ mod tests {
                     holder: Some(Holder {
                         client: Some("10.0.0.7".into()),
                         application: Some(String::new()),
-                        ..holder
+                        ..holder.clone()
                     }),
                     state: None,
+                    via: None,
                 },
                 "a lock on transactionid held by pid 4242 (from 10.0.0.7, idle in transaction for 3m12s)",
             ),
@@ -236,8 +263,23 @@ mod tests {
                     lock: None,
                     holder: None,
                     state: Some("Waiting for table metadata lock".into()),
+                    via: None,
                 },
                 "a lock (Waiting for table metadata lock)",
+            ),
+            (
+                Wait {
+                    lock: None,
+                    holder: Some(Holder {
+                        pid: 12,
+                        application: None,
+                        client: Some("10.0.0.7:5120".into()),
+                        ..holder.clone()
+                    }),
+                    state: Some("Waiting for table metadata lock".into()),
+                    via: Some(OPEN_TRANSACTIONS),
+                },
+                "a lock (Waiting for table metadata lock); the oldest open transaction on this database: pid 12 (from 10.0.0.7:5120, idle in transaction for 3m12s)",
             ),
         ];
         for (wait, text) in cases {

@@ -190,6 +190,21 @@ pub enum Error {
         /// What the check found.
         error: DbError,
     },
+    /// A session held a lock a migration statement needed, past `blocker_grace` or idle in
+    /// transaction, and was still there when the lock wait ran out (the blocker check).
+    #[error("migration {version} ({file}) not run{}: waited {} (lock_wait) for {blocker} to go; {}", .statements.map(|(d, t)| format!(" past statement {d} of {t}")).unwrap_or_default(), human(*.waited), .statements.map(|(d, _)| format!("{d} statement(s) had committed; the migration is recorded as failed (dirty) until you finish it by hand and run `shipgate repair`")).unwrap_or_else(|| "nothing of it ran; end that session (or turn the check off with blocker_check = false) and deploy again".into()))]
+    BlockedBy {
+        /// The migration that waited.
+        version: Version,
+        /// Its file.
+        file: String,
+        /// Who held what, in words.
+        blocker: String,
+        /// How long shipgate waited.
+        waited: Duration,
+        /// Statement by statement: statements committed before the wait, and the total.
+        statements: Option<(usize, usize)>,
+    },
     /// A database call outside a migration failed.
     #[error("{context}: {error}")]
     Database {

@@ -300,9 +300,8 @@ pub async fn kill(url: &DatabaseUrl, _settings: &EngineSettings, id: i64, bound:
     }
 }
 
-/// What connection `id` is doing and for how long, from the processlist (the one source every
-/// MySQL and MariaDB has; which session holds a metadata lock needs instrumentation that is
-/// often off).
+/// What connection `id` is doing, from the processlist (the one source every MySQL and
+/// MariaDB has).
 pub fn wait_sql(id: i64) -> String {
     format!("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = {id}")
 }
@@ -316,6 +315,7 @@ pub fn wait_from(state: String) -> Option<super::heartbeat::Wait> {
             lock: None,
             holder: None,
             state: Some(state),
+            via: None,
         })
 }
 
@@ -378,3 +378,74 @@ ELSE CONCAT('CREATE ', CASE WHEN NON_UNIQUE = 0 THEN 'UNIQUE ' ELSE '' END, 'IND
 
 /// The type of the drift snapshot table's `version` column: the history table's.
 pub const SNAPSHOT_VERSION_TYPE: &str = VERSION_TYPE;
+
+/// The holder's columns of [`holder_sqls`]: connection id, host, state (`idle in transaction`
+/// for a sleeping connection with an open transaction, else its processlist state or command),
+/// milliseconds in it, milliseconds its transaction has been open (`trx` is its `INNODB_TRX`
+/// row, if any).
+fn holder_columns(h: &str, trx: &str) -> String {
+    format!(
+        "CAST({h}.ID AS CHAR), {h}.HOST, \
+         CASE WHEN {h}.COMMAND = 'Sleep' AND {trx}.trx_started IS NOT NULL THEN 'idle in transaction' \
+              ELSE COALESCE(NULLIF({h}.STATE, ''), {h}.COMMAND) END, \
+         CAST({h}.TIME * 1000 AS CHAR), \
+         CAST(TIMESTAMPDIFF(MICROSECOND, {trx}.trx_started, NOW(6)) DIV 1000 AS CHAR)"
+    )
+}
+
+/// Who holds what connection `id` waits for, best source first, each with its name: the
+/// metadata lock instrumentation (MySQL 8; MariaDB with `performance_schema` on) names the
+/// session holding the very lock, granted, on the object `id` waits for; without it, the oldest
+/// open InnoDB transaction of another connection on the same database is the likely holder
+/// (a transaction that read or wrote a table keeps its metadata lock until it ends). Each
+/// returns at most one row: holder columns ([`holder_columns`]) then the object (or NULL).
+pub fn holder_sqls(id: i64) -> [(&'static str, String); 2] {
+    use super::heartbeat::{METADATA_LOCKS, OPEN_TRANSACTIONS};
+    let instrumented = format!(
+        "SELECT {}, CONCAT(g.OBJECT_SCHEMA, '.', g.OBJECT_NAME) \
+         FROM performance_schema.metadata_locks w \
+         JOIN performance_schema.threads wt ON wt.THREAD_ID = w.OWNER_THREAD_ID \
+         JOIN performance_schema.metadata_locks g ON g.OBJECT_TYPE = w.OBJECT_TYPE \
+          AND g.OBJECT_SCHEMA = w.OBJECT_SCHEMA AND g.OBJECT_NAME = w.OBJECT_NAME \
+          AND g.LOCK_STATUS = 'GRANTED' AND g.OWNER_THREAD_ID <> w.OWNER_THREAD_ID \
+         JOIN performance_schema.threads gt ON gt.THREAD_ID = g.OWNER_THREAD_ID \
+         JOIN information_schema.PROCESSLIST h ON h.ID = gt.PROCESSLIST_ID \
+         LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = h.ID \
+         WHERE wt.PROCESSLIST_ID = {id} AND w.LOCK_STATUS = 'PENDING' \
+         ORDER BY t.trx_started IS NULL, t.trx_started LIMIT 1",
+        holder_columns("h", "t")
+    );
+    let open = format!(
+        "SELECT {}, NULL \
+         FROM information_schema.INNODB_TRX t \
+         JOIN information_schema.PROCESSLIST h ON h.ID = t.trx_mysql_thread_id \
+         JOIN information_schema.PROCESSLIST w ON w.ID = {id} \
+         WHERE h.ID <> w.ID AND h.DB = w.DB \
+         ORDER BY t.trx_started LIMIT 1",
+        holder_columns("h", "t")
+    );
+    [(METADATA_LOCKS, instrumented), (OPEN_TRANSACTIONS, open)]
+}
+
+/// `wait` with the holder a [`holder_sqls`] row names, read from `via`.
+pub fn with_holder(
+    mut wait: super::heartbeat::Wait,
+    via: &'static str,
+    row: &[Option<String>],
+) -> super::heartbeat::Wait {
+    let get = |i: usize| row.get(i).cloned().flatten();
+    let ms = |i: usize| get(i).and_then(|v| v.parse::<u64>().ok());
+    if let Some(pid) = get(0).and_then(|p| p.parse().ok()) {
+        wait.holder = Some(super::heartbeat::Holder {
+            pid,
+            application: None,
+            client: get(1),
+            state: get(2),
+            state_ms: ms(3),
+            xact_ms: ms(4),
+        });
+        wait.lock = get(5);
+        wait.via = Some(via);
+    }
+    wait
+}

@@ -346,6 +346,7 @@ pub fn wait_from(row: &[Option<String>]) -> super::heartbeat::Wait {
                 xact_ms: ms(5),
             }),
         state: None,
+        via: None,
     }
 }
 
@@ -433,3 +434,83 @@ LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass
 LEFT JOIN pg_catalog.pg_class o ON o.oid = d.refobjid
 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend i
   WHERE i.classid = 'pg_catalog.pg_class'::regclass AND i.objid = c.oid AND i.deptype = 'i')";
+
+/// The INVALID indexes of the database (`pg_index.indisvalid = false`), as `schema.name`:
+/// what a failed or killed `CREATE INDEX CONCURRENTLY` leaves behind.
+pub const INVALID_INDEXES_SQL: &str =
+    "SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_index i \
+     JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE NOT i.indisvalid ORDER BY 1";
+
+/// The INVALID index named `name` in the schema of `table` (a `to_regclass` text: the schema
+/// the statement names, or the `search_path`'s first that has the table, as the server
+/// resolves it), unless a build of it is in progress in another session: one row of its
+/// schema and name, or none.
+pub fn invalid_index_sql(table: &str, name: &str) -> String {
+    let d = Dialect::Postgres;
+    format!(
+        "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT i.indisvalid AND c.relname = {} \
+         AND c.relnamespace = (SELECT t.relnamespace FROM pg_catalog.pg_class t \
+                               WHERE t.oid = pg_catalog.to_regclass({})) \
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index p \
+                         WHERE p.index_relid = c.oid)",
+        d.quote(name),
+        d.quote(table)
+    )
+}
+
+/// Whether any session other than this one holds a granted lock on one of `tables`
+/// (`to_regclass` texts; an index counts as its table): the fast path of the blocker check,
+/// as cheap as `SELECT 1` (no join, no `pg_stat_activity`). One row when one does.
+pub fn any_holder_sql(tables: &[String]) -> String {
+    let d = Dialect::Postgres;
+    let rels: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            let t = d.quote(t);
+            format!(
+                "CAST(pg_catalog.to_regclass({t}) AS oid), \
+                 (SELECT x.indrelid FROM pg_catalog.pg_index x \
+                  WHERE x.indexrelid = pg_catalog.to_regclass({t}))"
+            )
+        })
+        .collect();
+    format!(
+        "SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'relation' AND l.granted \
+         AND l.pid <> pg_backend_pid() AND l.relation IN ({}) LIMIT 1",
+        rels.join(", ")
+    )
+}
+
+/// The sessions other than this one holding a granted lock on any of `tables` (`to_regclass`
+/// texts; an index counts as its table, a name that resolves to nothing is skipped): one row
+/// per session and table, `table, pid, mode, application, client, state, state ms, xact ms`.
+/// One statement, whatever the number of tables.
+pub fn holders_sql(tables: &[String]) -> String {
+    let d = Dialect::Postgres;
+    let ms = |since: &str| {
+        format!(
+            "CAST(CAST(EXTRACT(EPOCH FROM clock_timestamp() - {since}) * 1000 AS BIGINT) AS TEXT)"
+        )
+    };
+    let names: Vec<String> = tables.iter().map(|t| d.quote(t)).collect();
+    format!(
+        "SELECT r.name, CAST(l.pid AS TEXT), l.mode, a.application_name, host(a.client_addr), \
+         a.state, {}, {} \
+         FROM (SELECT t.name, COALESCE(x.indrelid, pg_catalog.to_regclass(t.name)) AS rel \
+               FROM unnest(ARRAY[{}]::text[]) AS t(name) \
+               LEFT JOIN pg_catalog.pg_index x ON x.indexrelid = pg_catalog.to_regclass(t.name)) r \
+         JOIN pg_catalog.pg_locks l ON l.locktype = 'relation' AND l.granted AND l.relation = r.rel \
+          AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) \
+         JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.pid <> pg_backend_pid() \
+         ORDER BY a.xact_start NULLS LAST, l.pid",
+        ms("a.state_change"),
+        ms("a.xact_start"),
+        names.join(", ")
+    )
+}

@@ -249,7 +249,7 @@ pub(super) async fn supervise(
     let postgres = backend.engine() == Engine::Postgres;
     let app_name = format!("shipgate-{run_id}");
     let invalid_before = if postgres {
-        invalid_indexes(backend).await.unwrap_or_default()
+        backend.invalid_indexes().await.unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -418,7 +418,7 @@ pub(super) async fn supervise(
         text.push_str(&p);
     }
     if postgres {
-        match invalid_indexes(backend).await {
+        match backend.invalid_indexes().await {
             Ok(now) => {
                 let left: Vec<String> = now
                     .into_iter()
@@ -925,22 +925,6 @@ async fn fence(backend: &mut Backend, app: &str, wait: Duration) -> Result<Vec<S
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// The INVALID indexes of the database (`pg_index.indisvalid = false`), as `schema.name`.
-async fn invalid_indexes(backend: &mut Backend) -> Result<Vec<String>, DbError> {
-    let rows = backend
-        .rows(
-            "SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_index i \
-             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-             WHERE NOT i.indisvalid ORDER BY 1",
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect())
 }
 
 /// Whether `program` names a file this process may execute: a path as given, or a name found

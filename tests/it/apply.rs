@@ -163,6 +163,7 @@ fn status_json_reports_every_field(engine: Engine) {
             "engine",
             "head_version",
             "in_progress",
+            "invalid_indexes",
             "layout",
             "lock_holder",
             "migrations_dir",

@@ -36,6 +36,7 @@ mod lock;
 mod logs;
 mod metrics;
 mod middleware;
+mod pgguard;
 mod platform;
 mod pooler;
 mod progress;

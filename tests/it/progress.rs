@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{spawn, Db, Engine, Project, Run, Session};
+use std::process::{Command, Stdio};
+
+use crate::support::mariadbserver::MariaServer;
+use crate::support::{email_pending, spawn, wait_for, Db, Engine, Project, Run, Session};
 
 on_every_engine!(each_migration_has_a_start_and_an_end_line_counting_n_of_m);
 
@@ -86,6 +89,9 @@ fn first_beat(run: &Run) -> serde_json::Value {
 fn up_behind(session: &mut Session, db: &Db, p: &Project, format: &str, hold: Duration) -> Run {
     let mut cmd = p.command(Some(db), &["up"]);
     cmd.env("SHIPGATE_LOG_FORMAT", format);
+    // The statement must queue in the server for the heartbeat to see it wait: without this the
+    // blocker check waits for the idle session before the statement (tests/it/pgguard.rs).
+    cmd.env("SHIPGATE_BLOCKER_CHECK", "false");
     // Long enough to wait out the hold in one attempt, unless the hold is shorter than the
     // default (5 s).
     if hold >= Duration::from_secs(5) {
@@ -101,13 +107,7 @@ fn up_behind(session: &mut Session, db: &Db, p: &Project, format: &str, hold: Du
 /// Holds a lock on `users` from a session named `held-by-test` for `hold`, while `shipgate up`
 /// applies a migration that needs it. Returns the run and the session's backend pid.
 fn up_behind_a_lock(db: &Db, p: &Project, format: &str, hold: Duration) -> (Run, i64) {
-    let mut session = db.session();
-    session.exec("SET application_name = 'held-by-test'");
-    let pid: i64 = session.query("SELECT CAST(pg_backend_pid() AS TEXT)")[0][0]
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .expect("a pid");
-    session.exec("BEGIN; SELECT count(*) FROM users");
+    let (mut session, pid) = db.idle_reader_of_users();
     (up_behind(&mut session, db, p, format, hold), pid)
 }
 
@@ -116,13 +116,7 @@ fn up_behind_a_lock(db: &Db, p: &Project, format: &str, hold: Duration) -> (Run,
 /// JSON, in words in text. The migration itself is not disturbed.
 #[test]
 fn a_heartbeat_names_the_session_holding_the_lock_the_migration_waits_for() {
-    let db = Db::new(Engine::Postgres);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+    let (db, p) = email_pending(Engine::Postgres);
     let (run, pid) = up_behind_a_lock(&db, &p, "json", Duration::from_millis(7_500));
     run.code(0);
     let beats: Vec<serde_json::Value> = run
@@ -171,13 +165,7 @@ fn a_heartbeat_names_the_session_holding_the_lock_the_migration_waits_for() {
 /// still waits, and names the holder.
 #[test]
 fn with_the_default_lock_timeout_the_first_beat_comes_while_the_statement_still_waits() {
-    let db = Db::new(Engine::Postgres);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+    let (db, p) = email_pending(Engine::Postgres);
     let (run, pid) = up_behind_a_lock(&db, &p, "json", Duration::from_millis(4_000));
     run.code(0);
     let beat = first_beat(&run);
@@ -190,40 +178,104 @@ fn with_the_default_lock_timeout_the_first_beat_comes_while_the_statement_still_
     );
 }
 
-/// MariaDB names no holder without instrumentation; the heartbeat says what the server says
-/// the statement does.
+/// MariaDB without metadata lock instrumentation (its default): the heartbeat says what the
+/// server says the statement does and names the likely holder, the oldest open transaction of
+/// another session on the database, read from `information_schema.INNODB_TRX`.
 #[test]
-fn a_heartbeat_on_mariadb_says_the_statement_waits_for_a_metadata_lock() {
-    let db = Db::new(Engine::Mariadb);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+fn a_heartbeat_on_mariadb_names_the_open_transaction_in_the_way_of_a_metadata_lock() {
+    let (db, p) = email_pending(Engine::Mariadb);
     let mut session = db.session();
+    let id: i64 = session.query("SELECT CAST(CONNECTION_ID() AS CHAR)")[0][0]
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .expect("a connection id");
     session.exec("BEGIN");
     session.exec("SELECT count(*) FROM users");
     let run = up_behind(&mut session, &db, &p, "json", Duration::from_millis(7_000));
     run.code(0);
     let beat = first_beat(&run);
-    assert_eq!(
-        beat["waiting_for"], "a lock (Waiting for table metadata lock)",
+    let waiting_for = beat["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        waiting_for.starts_with(&format!(
+            "a lock (Waiting for table metadata lock); the oldest open transaction on this database: pid {id} (from 127.0.0.1:"
+        )),
         "{run:?}"
     );
+    assert_eq!(beat["blocking_pid"], id, "{run:?}");
+    assert_eq!(beat["blocking_state"], "idle in transaction", "{run:?}");
+    assert_eq!(
+        beat["holder_source"], "information_schema.INNODB_TRX",
+        "{run:?}"
+    );
+    assert!(beat["blocking_xact_ms"]
+        .as_u64()
+        .is_some_and(|ms| ms >= 5_000));
     assert!(beat["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 5_000));
+}
+
+/// With metadata lock instrumentation (a private MariaDB with `performance_schema` on), the
+/// heartbeat names the session holding the very lock and the table, from
+/// `performance_schema.metadata_locks`.
+#[test]
+fn a_heartbeat_on_instrumented_mariadb_names_the_metadata_lock_holder() {
+    let server = MariaServer::start_with(&[
+        "--performance-schema=ON",
+        "--performance-schema-instrument=wait/lock/metadata/sql/mdl=ON",
+    ]);
+    server.sql("", "CREATE DATABASE app");
+    let p = Project::with_users();
+    let up = |p: &Project| {
+        let mut cmd = p.command(None, &["up"]);
+        cmd.env("DATABASE_URL", server.url("app"))
+            .env("SHIPGATE_LOG_FORMAT", "json")
+            .env("SHIPGATE_LOCK_TIMEOUT", "60s");
+        cmd
+    };
+    Run::wait(up(&p)).code(0);
+    p.write(
+        "2_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    // A client that reads users in a transaction and then sleeps 7 s holding its metadata lock.
+    let mut holder = Command::new("mariadb");
+    holder
+        .args(["--no-defaults", "-h", "127.0.0.1", "-uroot", "-N", "-B"])
+        .arg(format!("-P{}", server.port))
+        .args([
+            "-e",
+            "BEGIN; SELECT count(*) FROM users; SELECT SLEEP(7);",
+            "app",
+        ])
+        .stdout(Stdio::null());
+    let mut holder = holder.spawn().expect("the mariadb client");
+    let find = "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(7)%'";
+    let id = wait_for("the holder to sleep", Duration::from_secs(10), || {
+        Some(server.sql("", find)).filter(|id| !id.is_empty())
+    });
+    let run = Run::wait(up(&p));
+    let _ = holder.wait();
+    run.code(0);
+    let beat = first_beat(&run);
+    assert_eq!(
+        beat["holder_source"], "performance_schema.metadata_locks",
+        "{run:?}"
+    );
+    assert_eq!(beat["lock"], "app.users", "{run:?}");
+    assert_eq!(beat["blocking_pid"].to_string(), id, "{run:?}");
+    assert!(
+        beat["waiting_for"]
+            .as_str()
+            .is_some_and(|w| w.starts_with(&format!(
+                "a lock on app.users held by pid {id} (from "
+            ))),
+        "{run:?}"
+    );
 }
 
 /// SQLite has no server session to ask: the heartbeat carries the elapsed time only.
 #[test]
 fn a_heartbeat_on_sqlite_carries_the_elapsed_time_only() {
-    let db = Db::new(Engine::Sqlite);
-    let p = Project::with_users();
-    p.run(&db, &["up"]).code(0);
-    p.write(
-        "2_email.up.sql",
-        "ALTER TABLE users ADD COLUMN email text;\n",
-    );
+    let (db, p) = email_pending(Engine::Sqlite);
     let mut session = db.session();
     session.exec("BEGIN IMMEDIATE");
     let run = up_behind(&mut session, &db, &p, "json", Duration::from_millis(6_500));
@@ -234,7 +286,8 @@ fn a_heartbeat_on_sqlite_carries_the_elapsed_time_only() {
     assert!(
         beat["message"]
             .as_str()
-            .is_some_and(|m| m.starts_with("still applying 1/1 2 email (5.") && m.ends_with("s)")),
+            // `(5s)` when the beat lands on the whole second, `(5.0s)` a millisecond later.
+            .is_some_and(|m| m.starts_with("still applying 1/1 2 email (5") && m.ends_with("s)")),
         "{run:?}"
     );
 }

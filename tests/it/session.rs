@@ -63,9 +63,19 @@ fn a_table_lock_held_elsewhere_fails_the_migration_after_the_lock_timeout(engine
     for sql in hold_table_t(engine) {
         holder.exec(sql);
     }
+    // The lock timeout itself: the blocker check would wait for the idle holder before the
+    // statement instead (tests/it/pgguard.rs).
     let cmd = p.command(
         Some(&db),
-        &["up", "--lock-timeout", "1s", "--lock-retries", "1"],
+        &[
+            "up",
+            "--lock-timeout",
+            "1s",
+            "--lock-retries",
+            "1",
+            "--blocker-check",
+            "false",
+        ],
     );
     let run = Run::wait_within(cmd, Duration::from_secs(30));
     drop(holder);
@@ -154,6 +164,9 @@ fn a_statement_by_statement_revert_retries_the_statement_that_hit_the_lock_timeo
             "1s",
             "--lock-retries",
             "3",
+            // The retry itself: the blocker check would wait for the idle holder first.
+            "--blocker-check",
+            "false",
         ],
     );
     let run = Run::wait_within(cmd, Duration::from_secs(30));

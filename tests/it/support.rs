@@ -328,6 +328,19 @@ impl Db {
         self.query(sql);
     }
 
+    /// A PostgreSQL session named `held-by-test`, idle in transaction after reading `users`
+    /// (it holds ACCESS SHARE on it until it ends), and its backend pid.
+    pub fn idle_reader_of_users(&self) -> (Session, i64) {
+        let mut session = self.session();
+        session.exec("SET application_name = 'held-by-test'");
+        let pid: i64 = session.query("SELECT CAST(pg_backend_pid() AS TEXT)")[0][0]
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .expect("a pid");
+        session.exec("BEGIN; SELECT count(*) FROM users");
+        (session, pid)
+    }
+
     /// Runs a query (one or more statements) on a fresh connection and returns every column as
     /// optional text. No casts are needed: the simple-query (PostgreSQL) and text (MySQL)
     /// protocols send text, and SQLite converts on request.
@@ -533,6 +546,11 @@ impl Session {
 
     /// Runs a query (one or more statements) and returns every column as optional text.
     pub fn query(&mut self, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.try_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Session::query`] for a statement expected to fail: the server's error as text.
+    pub fn try_query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
         fn texts<R: Row>(row: &R) -> Vec<Option<String>>
         where
             for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
@@ -566,8 +584,8 @@ impl Session {
             .runtime
             .block_on(async { tokio::time::timeout(Duration::from_secs(60), work).await })
         {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => panic!("{sql}: {e}"),
+            Ok(Ok(rows)) => Ok(rows),
+            Ok(Err(e)) => Err(e.to_string()),
             Err(_) => panic!("{sql}: no answer within 60s"),
         }
     }
@@ -726,6 +744,19 @@ impl Project {
     pub fn run_offline(&self, args: &[&str]) -> Run {
         Run::wait(self.command(None, args))
     }
+}
+
+/// A fresh database of `engine` with `users` applied and `2_email` (an `ALTER TABLE users`)
+/// pending: a migration that needs a strong lock on a table the app reads.
+pub fn email_pending(engine: Engine) -> (Db, Project) {
+    let db = Db::new(engine);
+    let p = Project::with_users();
+    p.run(&db, &["up"]).code(0);
+    p.write(
+        "2_email.up.sql",
+        "ALTER TABLE users ADD COLUMN email text;\n",
+    );
+    (db, p)
 }
 
 /// A finished `shipgate` process.

@@ -19,11 +19,18 @@ pub struct MariaServer {
     pub port: u16,
     dir: TempDir,
     server: Option<Child>,
+    /// More server options, given at every start.
+    options: Vec<String>,
 }
 
 impl MariaServer {
     /// Creates a data directory and starts the server.
     pub fn start() -> MariaServer {
+        MariaServer::start_with(&[])
+    }
+
+    /// [`MariaServer::start`] with more server options (`--performance-schema=ON`).
+    pub fn start_with(options: &[&str]) -> MariaServer {
         let (dir, port) = scratch::dir_and_port("shipgate-mariadb-");
         let mut install = Command::new("mariadb-install-db");
         install
@@ -39,6 +46,7 @@ impl MariaServer {
             port,
             dir,
             server: None,
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
         };
         server.up();
         server
@@ -56,6 +64,7 @@ impl MariaServer {
             .arg(format!("--pid-file={}", path("mysqld.pid").display()))
             .arg(format!("--log-error={}", path("error.log").display()))
             .args(["--skip-log-bin", "--innodb-buffer-pool-size=16M"])
+            .args(&self.options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
