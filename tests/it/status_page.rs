@@ -237,9 +237,12 @@ fn the_status_page_renders_in_a_browser_when_normal_pending_in_progress_and_dirt
         BOUND,
         |r| {
             let s = r.json();
+            // The refresher's read must show the lock and the `running` row too (it runs once a
+            // second, apart from this process's own progress).
             s["in_progress"]["current"]["version"] == 3
                 && s["in_progress"]["current"]["statements_done"] == 1
                 && !s["lock_holder"].is_null()
+                && s["dirty"].as_array().is_some_and(|d| !d.is_empty())
         },
     );
     let page = dom(&service, profile.path());
