@@ -129,8 +129,15 @@ fn end_state(db: &Db) -> EndState {
             (int(0), int(1))
         })
         .collect();
+    // `shipgate_schema` (the drift snapshot) is created by the first store, after the last
+    // migration; a kill between the two leaves a database whose next release has nothing to do
+    // and stores none (documented: every check then says "no snapshot for version V"). Its
+    // presence says nothing about the migrations, which is what this compares.
     EndState {
-        catalog: catalog(db),
+        catalog: catalog(db)
+            .into_iter()
+            .filter(|line| !line.contains("shipgate_schema"))
+            .collect(),
         seeds,
     }
 }
