@@ -820,10 +820,23 @@ async fn apply_pending(
     }
     let of = plan.pending.len() + plan.pending_repeatables.len();
     let applied = &mut done.applied;
-    for (i, entry) in plan.pending.iter().enumerate() {
-        let m = set
-            .get(&entry.version)
-            .expect("the plan only lists versions from the set");
+    let pending: Vec<&Migration> = plan
+        .pending
+        .iter()
+        .map(|entry| {
+            set.get(&entry.version)
+                .expect("the plan only lists versions from the set")
+        })
+        .collect();
+    let mut ahead = guard::Ahead::start(
+        backend,
+        settings,
+        pending
+            .iter()
+            .filter(|m| !untracked(backend, &m.up))
+            .map(|m| &m.up),
+    );
+    for (i, &m) in pending.iter().enumerate() {
         let step = Step {
             verb: Verb::Apply,
             n: i + 1,
@@ -833,7 +846,7 @@ async fn apply_pending(
             file: &m.up.path,
         };
         let started = Instant::now();
-        let tracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
+        let tracked = untracked(backend, &m.up);
         let total = backend.statements(&m.up).len();
         options.progress.update(|p| {
             p.current = Some(InProgress {
@@ -848,7 +861,15 @@ async fn apply_pending(
             });
         });
         step.starting();
-        let work = apply_one(backend, m, settings, deploy, interrupt, &options.progress);
+        let work = apply_one(
+            backend,
+            m,
+            settings,
+            deploy,
+            interrupt,
+            &options.progress,
+            &mut ahead,
+        );
         let result = heartbeat::watched(work, &probe, |beat| {
             step.beat(beat, Some(&options.progress))
         })
@@ -1387,6 +1408,12 @@ fn timeouts(script: &Script, settings: &EngineSettings) -> Timeouts {
     }
 }
 
+/// Whether `script` runs statement by statement, each committed on its own (a no-transaction
+/// file, or one the engine cannot run in a transaction).
+fn untracked(backend: &Backend, script: &Script) -> bool {
+    script.directives.no_transaction || !backend.atomic(script)
+}
+
 /// Applies one migration; returns the number of lock-timeout retries it took.
 async fn apply_one(
     backend: &mut Backend,
@@ -1395,6 +1422,7 @@ async fn apply_one(
     deploy: &DeployInfo,
     interrupt: &mut Interrupt,
     progress: &Progress,
+    ahead: &mut guard::Ahead,
 ) -> Result<u32, Error> {
     let record = Record {
         version: &m.version,
@@ -1404,28 +1432,34 @@ async fn apply_one(
     };
     let t = timeouts(&m.up, settings);
     let file = m.up.path.display().to_string();
-    let untracked = m.up.directives.no_transaction || !backend.atomic(&m.up);
-    guard::before_file(
-        backend,
-        (&m.version, &file),
-        &m.up,
-        untracked,
-        settings,
-        interrupt,
-    )
-    .await?;
-    if untracked {
+    if untracked(backend, &m.up) {
         return apply_untracked(backend, m, &record, t, settings, interrupt, progress).await;
     }
-    let result = retrying(
-        backend,
-        settings.lock_retries,
-        interrupt,
-        Attempt::Whole(What::Migration(&m.version)),
-        async |b: &mut Backend| b.apply_in_transaction(&m.up, &record, t).await,
-    )
-    .await?;
-    match result {
+    // Look before locking, in the migration's own message: a proper look (and a wait) only
+    // when another session turns out to hold a lock on one of its tables.
+    let locks = ahead.next(backend, settings, &m.up).await;
+    backend.look_in_transaction(&locks);
+    let result = loop {
+        let result = retrying(
+            backend,
+            settings.lock_retries,
+            interrupt,
+            Attempt::Whole(What::Migration(&m.version)),
+            async |b: &mut Backend| b.apply_in_transaction(&m.up, &record, t).await,
+        )
+        .await;
+        // The look goes with the first attempt only (a retry was looked at already).
+        backend.look_in_transaction(&[]);
+        if !matches!(&result, Ok(Err(e)) if e.is_look()) {
+            break result;
+        }
+        if let Err(blocked) =
+            guard::clear(backend, &locks, settings, interrupt, Stage::Waiting).await?
+        {
+            return Err(blocked.error(&m.version, &file, None));
+        }
+    };
+    match result? {
         Ok(((), retries)) => Ok(retries),
         Err(error) if error.kind == ErrorKind::LockLost => Err(Error::LockLost {
             version: m.version.clone(),
@@ -1587,6 +1621,15 @@ async fn apply_untracked(
 ) -> Result<u32, Error> {
     let lock_retries = settings.lock_retries;
     let file = m.up.path.display().to_string();
+    guard::before_file(
+        backend,
+        (&m.version, &file),
+        &m.up,
+        true,
+        settings,
+        interrupt,
+    )
+    .await?;
     backend
         .verify_lock()
         .await
@@ -2082,7 +2125,7 @@ async fn revert_one(
         after: Some("reverted".into()),
         deploy,
     };
-    let untracked = script.directives.no_transaction || !backend.atomic(script);
+    let untracked = untracked(backend, script);
     guard::before_file(
         backend,
         (&m.version, &file),

@@ -103,6 +103,12 @@ impl DbError {
         self.position
             .map(|p| Location::within(text, start, p.get() as usize))
     }
+
+    /// Whether this is the error of the look put in a migration's transaction by
+    /// [`Backend::look_in_transaction`]: another session holds a lock on a table it locks.
+    pub fn is_look(&self) -> bool {
+        self.code.as_deref() == Some("22P02") && self.message.contains(postgres::LOOK_MARK)
+    }
 }
 
 impl DbError {
@@ -643,6 +649,9 @@ pub struct Backend {
     /// After a transaction committed under `fast_commits`: the statement that rewrites the row
     /// it wrote, in place, for [`Backend::flush_commits`].
     unflushed: Option<String>,
+    /// The look before locking of the next migration transaction (PostgreSQL), sent in its
+    /// message: see [`Backend::look_in_transaction`].
+    look: Option<String>,
 }
 
 impl fmt::Debug for Backend {
@@ -702,6 +711,7 @@ impl Backend {
             mysql_mode: None,
             fast_commits: false,
             unflushed: None,
+            look: None,
         };
         if let Some(sql) = settings.session_init.as_deref() {
             backend.exec(sql).await.map_err(|e| DbError {
@@ -1451,7 +1461,9 @@ impl Backend {
     ) -> Result<(), DbError> {
         let bound = self.script_bound(timeouts, script.statements.len());
         if self.dialect == Dialect::Postgres {
-            let (batch, offset) = self.transaction_batch(&script.sql, timeouts, tail);
+            let look = self.look.take();
+            let (batch, offset) =
+                self.transaction_batch(&script.sql, timeouts, look.as_deref(), tail);
             let result = self.exec_within(&batch, bound).await;
             if result.is_err() {
                 self.rollback().await;
@@ -1636,10 +1648,16 @@ impl Backend {
         )
     }
 
-    /// `BEGIN; [timeouts;] [lock check;] <sql> ; <tail>; COMMIT` — one message, one round trip
-    /// (PostgreSQL).
+    /// `BEGIN; [timeouts;] [lock check;] [look;] <sql> ; <tail>; COMMIT` — one message, one
+    /// round trip (PostgreSQL).
     /// The batch, and how many characters precede the file's SQL in it.
-    fn transaction_batch(&self, sql: &str, timeouts: Timeouts, tail: &str) -> (String, usize) {
+    fn transaction_batch(
+        &self,
+        sql: &str,
+        timeouts: Timeouts,
+        look: Option<&str>,
+        tail: &str,
+    ) -> (String, usize) {
         let mut batch = String::with_capacity(sql.len() + tail.len() + 512);
         batch.push_str(self.dialect.begin());
         batch.push_str(";\n");
@@ -1651,6 +1669,10 @@ impl Backend {
         }
         if let (Some(key), Dialect::Postgres) = (&self.pg_lock, self.dialect) {
             batch.push_str(&key.check_sql());
+            batch.push_str(";\n");
+        }
+        if let Some(look) = look {
+            batch.push_str(look);
             batch.push_str(";\n");
         }
         let offset = batch.chars().count();
@@ -1675,6 +1697,21 @@ impl Backend {
     /// makes every one before it durable. No effect on the other engines.
     pub fn fast_commits(&mut self, on: bool) {
         self.fast_commits = on && self.dialect == Dialect::Postgres;
+    }
+
+    /// Puts the look before locking for `tables` into the next migration transaction's own
+    /// message (PostgreSQL; nothing elsewhere or without tables), after `BEGIN` and before the
+    /// file's first statement: when another session holds a granted lock on one of them, the
+    /// transaction fails there, before it has asked for any lock, with an error that
+    /// [`DbError::is_look`] recognises; the caller then rolls back (done), looks properly
+    /// (who, how long: `lock_holders`) and runs the migration again without it. The usual case,
+    /// nobody on those tables, costs no round trip and no transaction of its own. Applies to the
+    /// next transaction only.
+    pub fn look_in_transaction(&mut self, tables: &[crate::pglock::TableLock]) {
+        self.look = (self.dialect == Dialect::Postgres && !tables.is_empty()).then(|| {
+            let names: Vec<String> = tables.iter().map(|t| t.regclass_text()).collect();
+            postgres::look_sql(&names)
+        });
     }
 
     /// Waits until every transaction committed under [`Backend::fast_commits`] is as durable as

@@ -486,6 +486,20 @@ pub fn any_holder_sql(tables: &[String]) -> String {
     )
 }
 
+/// The start of the message of the error [`look_sql`] raises.
+pub const LOOK_MARK: &str =
+    "shipgate: another session holds a lock on a table this migration locks";
+
+/// [`any_holder_sql`] as a statement inside a migration's transaction that fails, with a
+/// message starting [`LOOK_MARK`], when another session holds a lock on one of `tables`. The
+/// message concatenates the current pid, so the cast is not folded (and raised) at plan time.
+pub fn look_sql(tables: &[String]) -> String {
+    format!(
+        "SELECT CASE WHEN EXISTS ({}) THEN CAST('{LOOK_MARK}; backend pid ' || pg_catalog.pg_backend_pid() AS int) END",
+        any_holder_sql(tables)
+    )
+}
+
 /// The sessions other than this one holding a granted lock on any of `tables` (`to_regclass`
 /// texts; an index counts as its table, a name that resolves to nothing is skipped): one row
 /// per session and table, `table, pid, mode, application, client, state, state ms, xact ms`.
