@@ -16,7 +16,7 @@ use crate::lint::{self, Catalog, Finding, LintOptions, Only, TableStats, Thresho
 use crate::migrate::apply;
 use crate::migrate::backend::{Backend, CatalogObject, DbError};
 use crate::migrate::plan::Plan;
-use crate::migrate::schema::{self, Verdict as Drift};
+use crate::migrate::schema::{self, Key, Keyed, Verdict as Drift};
 use crate::migrate::source::MigrationSet;
 use crate::migrate::Error;
 
@@ -52,20 +52,33 @@ impl apply::Gate for DriftGate {
     }
 }
 
-/// Compares the live schema with the snapshot of `plan.current`: `warn` logs each difference,
-/// `error` refuses with [`Error::Drift`] naming each. No snapshot is a warning, never a
-/// refusal: a database migrated before snapshots existed must still deploy (its first
-/// release that applies something stores one).
-#[tracing::instrument(skip_all)]
+/// [`drift_at`] for shipgate's own history: the snapshot of `plan.current`.
 pub async fn drift(
     backend: &mut Backend,
     plan: &Plan,
     settings: &DriftSettings,
 ) -> Result<(), Error> {
+    let key = plan.current.clone().map(Key::Version);
+    drift_at(backend, Keyed::Sql, key.as_ref(), settings).await
+}
+
+/// Compares the live schema with the snapshot of `key` (where the database stands, read where
+/// `keyed` says: shipgate's history, or a runner's own record): `warn` logs each difference,
+/// `error` refuses with [`Error::Drift`] naming each. No snapshot is a warning, never a
+/// refusal: a database migrated before snapshots existed must still deploy (its first
+/// release that applies something stores one). Every runner's release calls it before its
+/// lock.
+#[tracing::instrument(skip_all)]
+pub async fn drift_at(
+    backend: &mut Backend,
+    keyed: Keyed<'_>,
+    key: Option<&Key>,
+    settings: &DriftSettings,
+) -> Result<(), Error> {
     if settings.mode == DriftMode::Off {
         return Ok(());
     }
-    let report = schema::compare(backend, plan.current.as_ref(), &settings.ignore)
+    let report = schema::compare(backend, keyed, key, &settings.ignore)
         .await
         .map_err(Error::db("reading the schema for the drift check"))?;
     match report.state {

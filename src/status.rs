@@ -18,6 +18,7 @@ use crate::config::{Config, Engine};
 use crate::migrate::apply;
 use crate::migrate::backend::{Backend, LockHolder, RunRow, StatusRows};
 use crate::migrate::plan::{self, Dirty, Entry, HistoryRow, Modified, PendingRepeatable};
+use crate::migrate::schema::{self, Key};
 use crate::migrate::source::{MigrationSet, Version};
 use crate::migrate::Interrupt;
 use crate::runner::alembic::relative;
@@ -61,8 +62,8 @@ pub struct Snapshot {
     pub invalid_indexes: Vec<String>,
     /// When this snapshot was taken (RFC 3339).
     pub refreshed_at: Option<String>,
-    /// The last drift check (runner `sql`; every [`DRIFT_EVERY`]), `None` before the first or
-    /// when it could not be read.
+    /// The last drift check (every runner, each against its own snapshot; every
+    /// [`DRIFT_EVERY`]), `None` before the first or when it could not be read.
     pub drift: Option<crate::migrate::schema::Report>,
     /// The newest `shipgate_runs` rows, newest first (the status page; not in the JSON, whose
     /// fields stay those of SPEC §6).
@@ -414,9 +415,18 @@ async fn refresh_loop(
                 }
             }
         }
-        if let (true, BuildState::Sql(state)) = (snap.database_ok, &snap.build) {
-            let current = state.current_version.clone();
-            check_drift(&config, &mut backend, current, &mut drift).await;
+        if snap.database_ok {
+            let at = match (&snap.build, &build) {
+                (BuildState::Sql(state), _) => {
+                    Head::Known(state.current_version.clone().map(Key::Version))
+                }
+                (BuildState::Alembic(state), Build::Alembic(Ok(_))) => {
+                    Head::Known(Key::revisions(&state.current_revisions))
+                }
+                // No project read, or a command: the key is read when the check is due.
+                _ => Head::Unread(snap.last_run.as_ref().map(|r| (r.id, r.outcome.clone()))),
+            };
+            check_drift(&config, &mut backend, at, &mut drift).await;
             snap.drift = drift.as_ref().and_then(|d| d.report.clone());
         }
         snap.server_version = server_version.clone();
@@ -443,31 +453,48 @@ async fn refresh_loop(
 /// The refresher's last drift check.
 struct Drift {
     at: Instant,
-    version: Option<Version>,
+    head: Head,
     report: Option<crate::migrate::schema::Report>,
 }
 
+/// Where the database stands for the refresher's drift check, as far as this refresh's one
+/// statement tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Head {
+    /// Read by it: history's applied version, or Alembic's rows.
+    Known(Option<Key>),
+    /// Not read by it (a command runner's last successful run, or Alembic's rows when the
+    /// project could not be read): the check reads the key itself, and is due at once when
+    /// the newest run (id, outcome) changes.
+    Unread(Option<(i64, Option<String>)>),
+}
+
 /// Compares the live schema with its snapshot when [`DRIFT_EVERY`] has passed since the last
-/// check or the applied version moved. A failure is logged and kept (no retry before the next
-/// period); a check that outlasts its bound drops the connection, which may be mid-statement.
+/// check or where the database stands moved. A failure is logged and kept (no retry before the
+/// next period); a check that outlasts its bound drops the connection, which may be
+/// mid-statement.
 async fn check_drift(
     config: &Config,
     backend: &mut Option<Backend>,
-    version: Option<Version>,
+    head: Head,
     last: &mut Option<Drift>,
 ) {
     const BOUND: Duration = Duration::from_secs(10);
     let due = last
         .as_ref()
-        .is_none_or(|d| d.at.elapsed() >= DRIFT_EVERY || d.version != version);
+        .is_none_or(|d| d.at.elapsed() >= DRIFT_EVERY || d.head != head);
     let Some(b) = backend.as_mut().filter(|_| due) else {
         return;
     };
-    let compared = tokio::time::timeout(
-        BOUND,
-        crate::migrate::schema::compare(b, version.as_ref(), &config.drift.ignore),
-    )
-    .await;
+    let keyed = crate::runner::keyed(config);
+    let check = async {
+        let key = match &head {
+            Head::Known(key) => key.clone(),
+            Head::Unread(_) => schema::head(b, keyed).await?,
+        };
+        schema::compare(b, keyed, key.as_ref(), &config.drift.ignore).await
+    };
+    let compared = tokio::time::timeout(BOUND, check).await;
     let report = match compared {
         Ok(Ok(report)) => Some(report),
         Ok(Err(e)) => {
@@ -487,7 +514,7 @@ async fn check_drift(
     };
     *last = Some(Drift {
         at: Instant::now(),
-        version,
+        head,
         report,
     });
 }

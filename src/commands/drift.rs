@@ -1,5 +1,6 @@
-//! `shipgate drift`: the live schema against the snapshot stored after the last release, each
-//! difference in words and DDL; `--accept` stores the live schema as the new snapshot.
+//! `shipgate drift`: the live schema against the snapshot stored after the last release (of
+//! whichever runner: its key is read where `runner::keyed` says), each difference in words and
+//! DDL; `--accept` stores the live schema as the new snapshot.
 
 use crate::cli;
 use crate::config::Config;
@@ -22,6 +23,7 @@ pub async fn drift(
     if args.accept {
         let result = schema::accept(
             &mut backend,
+            crate::runner::keyed(config),
             &config.drift.ignore,
             args.reason.as_deref(),
             &config.engine,
@@ -38,17 +40,18 @@ pub async fn drift(
                 out(format!("  accepted: {d}"));
             }
             out(format!(
-                "stored the live schema ({} objects) as the snapshot of version {}",
-                accepted.objects, accepted.version
+                "stored the live schema ({} objects) as the snapshot of {}",
+                accepted.objects, accepted.key
             ));
         }
         return Ok(Exit::Success);
     }
     let result = async {
-        let version = schema::applied_head(&mut backend)
+        let keyed = crate::runner::keyed(config);
+        let key = schema::head(&mut backend, keyed)
             .await
-            .map_err(migrate::Error::db("reading migration history"))?;
-        schema::compare(&mut backend, version.as_ref(), &config.drift.ignore)
+            .map_err(migrate::Error::db("reading where the database stands"))?;
+        schema::compare(&mut backend, keyed, key.as_ref(), &config.drift.ignore)
             .await
             .map_err(migrate::Error::db("reading the schema for the drift check"))
     }

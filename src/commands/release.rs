@@ -120,10 +120,30 @@ async fn alembic_dry_run(
     let mut backend = runner::command::connect(config, &mut interrupt)
         .await
         .map_err(Failure::from)?;
-    let rows = read_rows(&mut backend, config).await;
-    backend.close().await;
-    let rows = rows.map_err(Failure::from)?;
+    let rows = match read_rows(&mut backend, config).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            backend.close().await;
+            return Err(e.into());
+        }
+    };
     let state = prepared.project.state(&rows);
+    // What the release's drift check would say when Alembic would run: `error` refuses.
+    let refusal = if state.unknown.is_empty() && !state.pending.is_empty() {
+        let key = crate::migrate::schema::Key::revisions(&rows);
+        let keyed = runner::keyed(config);
+        match crate::gate::drift_at(&mut backend, keyed, key.as_ref(), &config.drift).await {
+            Ok(()) => None,
+            Err(e @ migrate::Error::Drift(_)) => Some(e),
+            Err(e) => {
+                backend.close().await;
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
+    backend.close().await;
     let at = revisions_text(&rows);
     if !state.unknown.is_empty() {
         super::out(format!(
@@ -146,6 +166,10 @@ async fn alembic_dry_run(
                 relative(&s.file, &prepared.dir)
             ));
         }
+    }
+    if let Some(e) = &refusal {
+        super::out(format!("release gate: {e}"));
+        return Ok(Exit::Invalid);
     }
     Ok(Exit::Success)
 }

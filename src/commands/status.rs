@@ -7,6 +7,7 @@ use crate::config::{self, Config};
 use crate::exit::{Exit, Failure};
 use crate::migrate::apply;
 use crate::migrate::backend::Backend;
+use crate::migrate::schema::{Key, Keyed, Report};
 use crate::migrate::{self, Interrupt};
 
 use super::{connect, finish, json_out, load_set, out, version_text};
@@ -28,7 +29,8 @@ pub async fn status(
     let result = async {
         let (version, holder) = server_and_holder(&mut backend).await?;
         let (_, plan) = apply::plan(&mut backend, &set, &config.policy).await?;
-        let drift = drift_report(&mut backend, plan.current.as_ref(), config).await;
+        let key = plan.current.clone().map(Key::Version);
+        let drift = drift_report(&mut backend, Keyed::Sql, key.as_ref(), config).await;
         let invalid = backend
             .invalid_indexes()
             .await
@@ -138,12 +140,7 @@ pub async fn status(
         for b in &blockers {
             out(format!("problem: {b}"));
         }
-        if let Some(drift) = &drift {
-            out(format!("drift         {}", drift.summary()));
-            for d in &drift.differences {
-                out(format!("  drift       {d}"));
-            }
-        }
+        print_drift(drift.as_ref());
         for i in &invalid_indexes {
             out(format!(
                 "warning: INVALID index {i} (a failed or interrupted CREATE INDEX CONCURRENTLY; the next release of its file drops and rebuilds it)"
@@ -189,10 +186,18 @@ async fn alembic_status(
     let result = async {
         let (version, holder) = server_and_holder(&mut backend).await?;
         let rows = read_rows(&mut backend, config).await;
-        Ok::<_, migrate::Error>((version, rows, holder))
+        let drift = match &rows {
+            Ok(rows) => {
+                let key = Key::revisions(rows);
+                let keyed = crate::runner::keyed(config);
+                drift_report(&mut backend, keyed, key.as_ref(), config).await
+            }
+            Err(_) => None,
+        };
+        Ok::<_, migrate::Error>((version, rows, holder, drift))
     }
     .await;
-    let (server_version, rows, lock_holder) = finish(backend, result).await?;
+    let (server_version, rows, lock_holder, drift) = finish(backend, result).await?;
     let rows = rows.map_err(Failure::from)?;
     let state = project.state(&rows);
     let mut problems = Vec::new();
@@ -229,6 +234,7 @@ async fn alembic_status(
             "overlapping": state.overlapping,
             "lock_holder": lock_holder,
             "problems": problems,
+            "drift": drift,
         }));
     } else {
         out(format!(
@@ -258,6 +264,7 @@ async fn alembic_status(
         for p in &problems {
             out(format!("problem: {p}"));
         }
+        print_drift(drift.as_ref());
     }
     if args.exit_code {
         if !problems.is_empty() {
@@ -297,10 +304,14 @@ async fn command_status(
             .recent_runs(RECENT_RUNS)
             .await
             .map_err(migrate::Error::db("reading shipgate's runs"))?;
-        Ok::<_, migrate::Error>((version, holder, report, runs))
+        let key = crate::migrate::schema::head(&mut backend, Keyed::Command)
+            .await
+            .map_err(migrate::Error::db("reading shipgate's runs"))?;
+        let drift = drift_report(&mut backend, Keyed::Command, key.as_ref(), config).await;
+        Ok::<_, migrate::Error>((version, holder, report, runs, drift))
     }
     .await;
-    let (server_version, lock_holder, report, runs) = finish(backend, result).await?;
+    let (server_version, lock_holder, report, runs, drift) = finish(backend, result).await?;
     let problems: Vec<String> = report
         .iter()
         .flat_map(|r| r.problems.iter().map(|p| format!("{}: {p}", r.tool)))
@@ -321,6 +332,7 @@ async fn command_status(
             "runs": runs,
             "lock_holder": lock_holder,
             "problems": problems,
+            "drift": drift,
         }));
     } else {
         out(format!(
@@ -369,6 +381,7 @@ async fn command_status(
         for p in &problems {
             out(format!("problem: {p}"));
         }
+        print_drift(drift.as_ref());
     }
     if args.exit_code && !problems.is_empty() {
         return Ok(Exit::Invalid);
@@ -376,14 +389,26 @@ async fn command_status(
     Ok(Exit::Success)
 }
 
-/// The drift check for `status` (text and the `--json` `drift` field). A failed read is logged
-/// and leaves the field null: status reports what it can.
+/// The `drift` lines of `status`.
+fn print_drift(drift: Option<&Report>) {
+    if let Some(drift) = drift {
+        out(format!("drift         {}", drift.summary()));
+        for d in &drift.differences {
+            out(format!("  drift       {d}"));
+        }
+    }
+}
+
+/// The drift check for `status` (text and the `--json` `drift` field): the live schema against
+/// the snapshot of `key`, where the runner's record (`keyed`) says the database stands. A
+/// failed read is logged and leaves the field null: status reports what it can.
 async fn drift_report(
     backend: &mut Backend,
-    current: Option<&crate::version::Version>,
+    keyed: Keyed<'_>,
+    key: Option<&Key>,
     config: &Config,
-) -> Option<crate::migrate::schema::Report> {
-    match crate::migrate::schema::compare(backend, current, &config.drift.ignore).await {
+) -> Option<Report> {
+    match crate::migrate::schema::compare(backend, keyed, key, &config.drift.ignore).await {
         Ok(report) => Some(report),
         Err(e) => {
             tracing::warn!(error = %e, "could not compare the live schema with its snapshot");

@@ -2298,6 +2298,21 @@ impl Backend {
         self.exec(&sql).await
     }
 
+    /// The id of the newest `shipgate_runs` row that succeeded (any command), if the table
+    /// exists and has one: what a `command` runner's drift snapshot is keyed by.
+    pub async fn last_succeeded_run(&mut self) -> Result<Option<i64>, DbError> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE outcome = 'succeeded' ORDER BY id DESC LIMIT 1",
+            self.dialect.text("id"),
+            self.tables.runs
+        );
+        match self.rows(&sql).await {
+            Ok(rows) => Ok(first(&rows).and_then(|id| id.parse().ok())),
+            Err(e) if self.is_missing_table(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The newest `shipgate_runs` row, if the table exists and has one.
     pub async fn last_run(&mut self) -> Result<Option<RunRow>, DbError> {
         Ok(self.recent_runs(1).await?.into_iter().next())
@@ -2455,8 +2470,11 @@ impl Backend {
 
     /// The schema shipgate compares for drift, normalised (`drift::normalise`): one catalog
     /// statement (SQL in the engine's module), shipgate's own and other tools' history tables
-    /// left out.
-    pub async fn schema_snapshot(&mut self) -> Result<super::drift::Snapshot, DbError> {
+    /// left out, and `also` (a runner's version table under a name of its own).
+    pub async fn schema_snapshot(
+        &mut self,
+        also: Option<&str>,
+    ) -> Result<super::drift::Snapshot, DbError> {
         let sql = match self.dialect {
             Dialect::Postgres => postgres::SCHEMA_SNAPSHOT_SQL.to_owned(),
             Dialect::Sqlite => sqlite::SCHEMA_SNAPSHOT_SQL.to_owned(),
@@ -2465,7 +2483,8 @@ impl Backend {
         let started = std::time::Instant::now();
         let rows = self.rows(&sql).await?;
         let read = started.elapsed();
-        let exclude = super::drift::Exclude::for_prefix(&self.settings.table_prefix);
+        let mut exclude = super::drift::Exclude::for_prefix(&self.settings.table_prefix);
+        exclude.tables.extend(also.map(str::to_owned));
         let snapshot = super::drift::normalise(&rows, &exclude);
         tracing::debug!(
             rows = rows.len(),
@@ -2482,12 +2501,13 @@ impl Backend {
             .qualified(&format!("{}_schema", self.settings.table_prefix))
     }
 
-    /// Stores `snapshot` as the schema of `version` (replacing an earlier one of that version),
-    /// taken by run `run_id`, and keeps only the newest [`super::drift::KEEP`]. Creates the
-    /// table first if needed; the write is one transaction. Call under the lock.
+    /// Stores `snapshot` as the schema of `version` (a `schema::Key` as stored: replacing an
+    /// earlier one of that key), taken by run `run_id`, and keeps only the newest
+    /// [`super::drift::KEEP`]. Creates the table first if needed; the write is one
+    /// transaction. Call under the lock.
     pub async fn store_snapshot(
         &mut self,
-        version: &Version,
+        version: &str,
         run_id: Option<i64>,
         snapshot: &super::drift::Snapshot,
     ) -> Result<(), DbError> {
@@ -2513,7 +2533,7 @@ impl Backend {
         };
         // DDL commits implicitly on MySQL: the table is made before the transaction opens.
         self.exec(&create).await?;
-        let v = d.version(version);
+        let v = d.quote(version);
         let run = run_id.map_or_else(|| "NULL".to_owned(), |id| id.to_string());
         // The derived table lets MySQL read the table it deletes from (error 1093 otherwise);
         // its LIMIT keeps it from being merged away.
@@ -2534,10 +2554,11 @@ impl Backend {
         self.exec_or_rollback(&sql).await
     }
 
-    /// The snapshot stored for `version`, if any (none when the table does not exist yet).
+    /// The snapshot stored for `version` (a `schema::Key` as stored), if any (none when the
+    /// table does not exist yet).
     pub async fn read_snapshot(
         &mut self,
-        version: &Version,
+        version: &str,
     ) -> Result<Option<super::drift::Stored>, DbError> {
         let d = self.dialect;
         let sql = format!(
@@ -2548,7 +2569,7 @@ impl Backend {
             d.str("hash"),
             d.str("snapshot"),
             self.schema_table(),
-            d.version(version),
+            d.quote(version),
         );
         let rows = match self.rows(&sql).await {
             Ok(rows) => rows,

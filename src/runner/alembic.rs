@@ -5,10 +5,12 @@
 //! → read `alembic_version` (one statement; a missing table is empty) → compare with the graph:
 //! nothing pending is the every-deploy no-op — no lock, no Python, one `nothing_to_do` run row;
 //! rows this build does not know mean the database is ahead (a warning, or a refusal under
-//! `--strict`) → lock → read the rows again (a concurrent release may have applied them) → open
+//! `--strict`) → the drift check (the live schema against the snapshot of the revisions the
+//! rows name) → lock → read the rows again (a concurrent release may have applied them) → open
 //! the run row → run the command as the `command` runner supervises it (process group, fence,
 //! timeout, forwarded signals) → read the rows once more and record which pending revisions
-//! are now applied → close the row → unlock.
+//! are now applied → on exit 0, store the schema snapshot keyed by the rows now → close the
+//! row → unlock.
 //!
 //! It never parses Python beyond what `crate::alembic` reads and never decides an exit code.
 
@@ -24,6 +26,7 @@ use crate::alembic::{Project, Sources, State, Step};
 use crate::config::Config;
 use crate::migrate::apply::{self, Progress};
 use crate::migrate::backend::{AuditRow, Backend};
+use crate::migrate::schema::{self, Key};
 use crate::migrate::{self, lock, Interrupt};
 
 /// An Alembic project ready to release: its graph, where `alembic` runs, and the command.
@@ -220,6 +223,9 @@ async fn run(
         record_nothing_to_do(backend, config, interrupt).await?;
         return Ok(done);
     }
+    // Alembic would run: the live schema against the snapshot of the revisions it starts from.
+    let keyed = super::keyed(config);
+    command::check_drift(backend, keyed, Key::revisions(&rows).as_ref(), config).await?;
     command::lock(backend, config, interrupt).await?;
     // Another release may have applied it all while this one waited.
     let (rows, state) = match read_rows(backend, config).await {
@@ -283,6 +289,9 @@ async fn run(
     };
     for s in &applied {
         tracing::info!(run_id, revision = %s.revision, file = %relative(&s.file, &prepared.dir), "applied revision {}: {}", s.revision, s.message);
+    }
+    if let (Ok(_), Some(key)) = (&result, Key::revisions(&current)) {
+        schema::record_as(backend, keyed, &key, Some(run_id)).await;
     }
     if !applied.is_empty() {
         // alembic_version keeps no dates: this row is how `history` tells when a revision
@@ -465,6 +474,9 @@ async fn downgrade_on(
         .collect();
     for s in &reverted {
         tracing::info!(run_id, revision = %s.revision, "reverted revision {}: {}", s.revision, s.message);
+    }
+    if let (Ok(_), Some(key)) = (&result, Key::revisions(&after)) {
+        schema::record_as(backend, super::keyed(config), &key, Some(run_id)).await;
     }
     if !reverted.is_empty() {
         let audit = migrate::backend::Audit {

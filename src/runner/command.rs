@@ -1,11 +1,12 @@
 //! The `command` runner: a command line run under the migration lock as a supervised child.
 //!
 //! Owns the child from spawn to reaping and its database sessions from spawn to the fence:
-//! wait for the database → lock (`migrate::lock`, holder reports included) → open the run row →
+//! wait for the database → the drift check (against the snapshot of the newest run that
+//! succeeded) → lock (`migrate::lock`, holder reports included) → open the run row →
 //! spawn the command in its own process group → stream its output into the log line by line →
 //! wait for it (bounded by `runner_timeout`; SIGTERM/SIGINT to shipgate forwarded to its group;
-//! the lock checked every few seconds) → end whatever is left of its group → **fence** → close
-//! the run row → unlock. The fence: on PostgreSQL the child's sessions carry
+//! the lock checked every few seconds) → end whatever is left of its group → **fence** → store
+//! the schema snapshot (exit 0 only, keyed by this run) → close the run row → unlock. The fence: on PostgreSQL the child's sessions carry
 //! `application_name = shipgate-<run id>` (`PGAPPNAME`), and the lock is released only once
 //! none is left in `pg_stat_activity` — after `runner_fence_wait` the stragglers are ended with
 //! `pg_terminate_backend`, so a transaction of a killed child can never commit after the lock
@@ -25,9 +26,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
 use super::Error;
-use crate::config::{Config, DatabaseUrl, Engine};
+use crate::config::{Config, DatabaseUrl, DriftMode, Engine};
 use crate::migrate::apply::{self, Progress};
 use crate::migrate::backend::{Backend, DbError, RunOutcome};
+use crate::migrate::schema::{self, Key, Keyed};
 use crate::migrate::{self, lock, Interrupt, Signal};
 
 /// How often the lock is checked while the command runs (a lost session would let another
@@ -133,7 +135,8 @@ pub(super) async fn end_session<T>(backend: Backend, result: &Result<T, Error>) 
     }
 }
 
-/// Under the lock: open the run row, supervise the command, record its outcome, unlock.
+/// The drift check, then under the lock: open the run row, supervise the command, store the
+/// schema snapshot when it succeeded (keyed by this run), record its outcome, unlock.
 async fn locked(
     backend: &mut Backend,
     spawn: &Spawn<'_>,
@@ -141,12 +144,48 @@ async fn locked(
     interrupt: &mut Interrupt,
     progress: &Progress,
 ) -> Result<Done, Error> {
+    if config.drift.mode != DriftMode::Off {
+        let key = schema::head(backend, Keyed::Command)
+            .await
+            .map_err(migrate::Error::db("reading shipgate's runs"))?;
+        check_drift(backend, Keyed::Command, key.as_ref(), config).await?;
+    }
     lock(backend, config, interrupt).await?;
     let run_id = open_run(backend, "release", config, interrupt, progress).await?;
     let result = supervise(backend, spawn, run_id, config, interrupt).await;
+    if result.is_ok() {
+        schema::record_as(backend, Keyed::Command, &Key::Run(run_id), Some(run_id)).await;
+    }
     close_run(backend, run_id, result.as_ref().err(), 0, progress).await;
     lock::release(backend).await;
     result
+}
+
+/// A runner's drift check before its lock (`gate::drift_at`, the `sql` runner's, with the same
+/// `drift` settings): the live schema against the snapshot of `key`. A refusal (or a failed
+/// read) is recorded as a failed run, as the `sql` runner records its gate's.
+pub(super) async fn check_drift(
+    backend: &mut Backend,
+    keyed: Keyed<'_>,
+    key: Option<&Key>,
+    config: &Config,
+) -> Result<(), Error> {
+    let Err(e) = crate::gate::drift_at(backend, keyed, key, &config.drift).await else {
+        return Ok(());
+    };
+    let message = e.to_string();
+    if let Err(error) = backend
+        .record_closed_run(
+            "release",
+            &config.deploy,
+            RunOutcome::Failed,
+            Some(&message),
+        )
+        .await
+    {
+        tracing::warn!(error = %error, "could not record the refused run");
+    }
+    Err(e.into())
 }
 
 /// Takes the migration lock within `lock_wait` (holder reports included).

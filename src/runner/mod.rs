@@ -27,6 +27,7 @@ use serde_json::json;
 use crate::config::{Config, RunnerKind};
 use crate::migrate::apply::{Progress, UpReport};
 use crate::migrate::plan::Policy;
+use crate::migrate::schema::Keyed;
 use crate::migrate::{self, Interrupt, Signal};
 use crate::version::Version;
 
@@ -77,6 +78,23 @@ pub fn choose<'c>(config: &'c Config, to: Option<&Version>) -> Result<Runner<'c>
         )));
     }
     Ok(runner)
+}
+
+/// Where the configured runner's record says the database stands, which its drift snapshot is
+/// keyed by: shipgate's history (`sql`), Alembic's version table (`alembic`), shipgate's runs
+/// (`command`, which keeps no record shipgate can read).
+pub fn keyed(config: &Config) -> Keyed<'_> {
+    match config.runner.kind {
+        RunnerKind::Sql => Keyed::Sql,
+        RunnerKind::Alembic => {
+            let (schema, table) = &config.runner.alembic_version_table;
+            Keyed::Alembic {
+                schema: schema.as_deref(),
+                table,
+            }
+        }
+        RunnerKind::Command => Keyed::Command,
+    }
 }
 
 /// Applies what is pending with `runner`, under the lock, recording the run.

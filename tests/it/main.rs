@@ -25,6 +25,7 @@ mod corpus;
 mod deploy_files;
 mod deploy_tools;
 mod drift;
+mod drift_runners;
 mod edits;
 mod failures;
 mod fault;
